@@ -1,0 +1,151 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace backstop::config {
+
+// USD per million tokens, held as integer micro-dollars per million tokens
+// (0.14 USD -> 140000), so that cost arithmetic stays exact.
+struct Price {
+  std::int64_t input = 0;
+  std::int64_t output = 0;
+  std::optional<std::int64_t> cached_input;  // absent: cache reads cost `input`
+};
+
+// The simulated provider's behaviour: latency ~ lognormal with this median and p99,
+// and a rate (0..1) of each fault. Seeded, so a run is reproducible.
+struct Simulation {
+  double latency_p50_ms = 50;
+  double latency_p99_ms = 200;
+  std::uint64_t seed = 1;
+  double no_tool_call = 0;
+  double unknown_tool = 0;
+  double invalid_json = 0;
+  double schema = 0;  // arguments that violate the tool's schema
+  double empty = 0;
+  double truncated = 0;
+  double rate_limited = 0;  // 429
+  double server_error = 0;  // 500
+  double timeout = 0;       // no answer within timeout_ms
+};
+
+enum class ProviderKind { kOpenAI, kAnthropic, kSimulated };
+
+struct Provider {
+  std::string name;
+  ProviderKind kind = ProviderKind::kOpenAI;
+  std::string base_url;     // as the vendor SDK takes it (openai: ".../v1"; anthropic: the host)
+  std::string model;        // the upstream's model name
+  std::string api_key_env;  // the variable holding the key; empty: no key sent
+  std::string ca_file;      // extra CA bundle for TLS; empty: the system store
+  std::int64_t timeout_ms = 30'000;
+  std::int64_t connect_timeout_ms = 5'000;
+  std::int64_t max_tokens = 4096;  // Anthropic requires max_tokens: used when the client sent none
+  std::string anthropic_version = "2023-06-01";
+  Price price;
+  Simulation simulation;  // kSimulated only
+  int line = 0;           // where it was defined, for messages
+};
+
+enum class ToolCallCheck { kOff, kRequired, kOptional };
+enum class ArgumentsCheck { kNone, kJson, kSchema };
+enum class ContentCheck { kOff, kNonEmpty, kJson, kSchema };
+
+// A workload's `validate:` block. `enabled` is false when the block is absent:
+// then no check runs at all (not even truncation).
+struct Validate {
+  bool enabled = false;
+  ToolCallCheck tool_call = ToolCallCheck::kOff;
+  bool tool_names_declared = false;     // tool_names: declared
+  std::vector<std::string> tool_names;  // tool_names: [a, b]
+  ArgumentsCheck arguments = ArgumentsCheck::kNone;
+  ContentCheck content = ContentCheck::kOff;
+  bool allow_truncated = false;  // finish_reason length passes
+};
+
+struct Retries {
+  int max = 0;                      // same-target retries after the first try
+  std::int64_t base_backoff_ms = 100;  // first backoff; doubles each retry, full jitter
+  std::int64_t max_backoff_ms = 2'000;
+  std::int64_t retry_after_cap_ms = 5'000;  // Retry-After honoured up to this
+};
+
+struct Bands {
+  double move_above = 0.30;
+  double underused_below = 0.05;
+  double healthy_low = 0.10;   // 10-25 %: the pattern pays for itself
+  double healthy_high = 0.25;
+  std::int64_t window_s = 600;  // the recent window the ratio gauge covers
+};
+
+struct Workload {
+  std::string name;
+  std::vector<std::string> route;  // provider names, tried in order
+  Validate validate;
+  Retries retries;
+  Bands bands;
+  int line = 0;
+};
+
+struct Server {
+  std::string listen = "127.0.0.1:8080";
+  int threads = 0;  // 0: one per core
+  std::int64_t max_body_bytes = 16 * 1024 * 1024;
+  std::int64_t max_header_bytes = 16 * 1024;
+  std::int64_t read_timeout_ms = 30'000;
+  std::int64_t idle_timeout_ms = 75'000;
+  std::int64_t max_connections = 10'000;
+  std::int64_t drain_timeout_ms = 30'000;
+};
+
+struct Ledger {
+  std::string path;  // SQLite file; empty: spend kept in memory only
+};
+
+struct Log {
+  std::string access_log = "-";  // "-": stdout; "": off; else a file path (appended)
+};
+
+// A validated, immutable configuration. Built once, shared as shared_ptr<const Config>.
+struct Config {
+  std::string file;  // where it came from, for messages
+  Server server;
+  Ledger ledger;
+  Log log;
+  std::vector<Provider> providers;  // in file order
+  std::vector<Workload> workloads;  // in file order
+
+  [[nodiscard]] const Provider* find_provider(std::string_view name) const;
+  [[nodiscard]] const Workload* find_workload(std::string_view name) const;
+};
+
+// One problem in a config file: "file:line: path: message".
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  std::string path;  // "workloads.agentic.route[1]"
+  std::string message;
+
+  [[nodiscard]] std::string to_string() const;
+};
+
+// Parses and validates YAML text; `file` is used in messages only. Collects every error
+// it can find rather than stopping at the first. Unknown keys are errors.
+struct LoadResult {
+  std::shared_ptr<const Config> config;  // null when errors is not empty
+  std::vector<ConfigError> errors;
+};
+[[nodiscard]] LoadResult parse(std::string_view yaml, std::string_view file);
+
+// Reads and parses a file. A missing or unreadable file is one error at line 0.
+[[nodiscard]] LoadResult load_file(const std::string& path);
+
+// The config `backstop demo` runs on: simulated primary and fallback, three workloads.
+[[nodiscard]] std::string_view demo_yaml();
+
+}  // namespace backstop::config

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "http/message.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace backstop::http {
+
+// Writes the answer to one request: either one whole Response, or a stream
+// (status and headers first, then body pieces as they come, chunked).
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  // Sends a whole response. Call once, and not after begin_stream.
+  virtual boost::asio::awaitable<void> send(Response response) = 0;
+  // Starts a chunked response. False when the client is gone.
+  virtual boost::asio::awaitable<bool> begin_stream(int status, std::string content_type,
+                                                    std::vector<Header> headers) = 0;
+  // Writes one piece and flushes it. False when the client is gone.
+  virtual boost::asio::awaitable<bool> write(std::string_view data) = 0;
+  // Ends the chunked response.
+  virtual boost::asio::awaitable<void> end_stream() = 0;
+};
+
+// The application behind a server. One instance per worker thread, called only on
+// that worker's thread, so it may keep per-thread state without locks.
+class Service {
+ public:
+  virtual ~Service() = default;
+  virtual boost::asio::awaitable<void> handle(Request request, Responder& responder) = 0;
+};
+
+struct ServerLimits {
+  std::size_t max_body_bytes = 16 * 1024 * 1024;  // larger: 413
+  std::size_t max_header_bytes = 16 * 1024;       // larger: 431
+  std::chrono::milliseconds read_timeout{30'000};  // to read one whole request: 408, close
+  std::chrono::milliseconds idle_timeout{75'000};  // keep-alive wait for the next request
+  std::chrono::milliseconds write_timeout{60'000};  // per write
+  std::size_t max_connections = 10'000;            // per server; more are closed at accept
+};
+
+// An HTTP/1.1 server: `threads` workers, each with its own event loop and its own
+// SO_REUSEPORT acceptor on the same port, each calling its own Service.
+class Server {
+ public:
+  // Called once per worker, on start, with that worker's event loop and index.
+  using ServiceFactory =
+      std::function<std::unique_ptr<Service>(boost::asio::io_context& loop, int worker)>;
+
+  Server(ServerLimits limits, int threads, ServiceFactory factory);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds host:port (port 0: the OS picks). kConnect error when it cannot bind.
+  [[nodiscard]] core::Result<void> listen(const std::string& host, std::uint16_t port);
+  // The bound port (after listen).
+  [[nodiscard]] std::uint16_t port() const;
+  // Starts the workers on their own threads and returns.
+  void start();
+  // Stops accepting, lets in-flight requests finish for up to `drain`, then closes every
+  // connection and joins the workers. Safe to call from any thread, once.
+  void stop(std::chrono::milliseconds drain);
+  // Blocks until stop() has completed.
+  void wait();
+  // Connections open now, across workers.
+  [[nodiscard]] std::size_t open_connections() const;
+  // Requests being handled now, across workers.
+  [[nodiscard]] std::size_t in_flight() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace backstop::http

@@ -1,0 +1,159 @@
+#include "json/json.h"
+
+#include <boost/json/parser.hpp>
+#include <boost/json/stream_parser.hpp>
+
+namespace backstop::json {
+namespace {
+
+using core::ErrorCode;
+using core::fail;
+
+std::unexpected<core::Error> wrong_type(std::string_view where, std::string_view key,
+                                        std::string_view expected,
+                                        const boost::json::value& got) {
+  return fail(ErrorCode::kInvalidArgument, "`" + join_path(where, key) + "` must be " +
+                                               std::string(expected) + ", got " +
+                                               std::string(kind_name(got)));
+}
+
+}  // namespace
+
+core::Result<boost::json::value> parse(std::string_view text) {
+  boost::json::stream_parser p;
+  boost::system::error_code ec;
+  std::size_t consumed = p.write_some(text.data(), text.size(), ec);
+  if (!ec && consumed < text.size()) {
+    // Trailing bytes after a complete value: only whitespace is allowed.
+    for (std::size_t i = consumed; i < text.size(); ++i) {
+      char c = text[i];
+      if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+        return fail(ErrorCode::kInvalidArgument,
+                    "not valid JSON at byte " + std::to_string(i) + ": extra data after the value");
+      }
+    }
+  }
+  if (!ec) p.finish(ec);
+  if (ec) {
+    return fail(ErrorCode::kInvalidArgument,
+                "not valid JSON at byte " + std::to_string(consumed) + ": " + ec.message());
+  }
+  return p.release();
+}
+
+core::Result<boost::json::object> parse_object(std::string_view text) {
+  auto v = parse(text);
+  if (!v) return std::unexpected(std::move(v.error()));
+  if (!v->is_object()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "body must be a JSON object, got " + std::string(kind_name(*v)));
+  }
+  return std::move(v->as_object());
+}
+
+core::Result<std::optional<std::string_view>> optional_string(const boost::json::object& obj,
+                                                              std::string_view key,
+                                                              std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) return std::optional<std::string_view>{};
+  if (!it->value().is_string()) return wrong_type(where, key, "a string", it->value());
+  const auto& s = it->value().get_string();
+  return std::optional<std::string_view>(std::string_view(s.data(), s.size()));
+}
+
+core::Result<std::string_view> required_string(const boost::json::object& obj,
+                                               std::string_view key, std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) {
+    return fail(ErrorCode::kInvalidArgument, "`" + join_path(where, key) + "` is required");
+  }
+  if (!it->value().is_string()) return wrong_type(where, key, "a string", it->value());
+  const auto& s = it->value().get_string();
+  return std::string_view(s.data(), s.size());
+}
+
+core::Result<std::optional<double>> optional_number(const boost::json::object& obj,
+                                                    std::string_view key,
+                                                    std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) return std::optional<double>{};
+  const auto& v = it->value();
+  if (v.is_double()) return std::optional<double>(v.get_double());
+  if (v.is_int64()) return std::optional<double>(static_cast<double>(v.get_int64()));
+  if (v.is_uint64()) return std::optional<double>(static_cast<double>(v.get_uint64()));
+  return wrong_type(where, key, "a number", v);
+}
+
+core::Result<std::optional<std::int64_t>> optional_int(const boost::json::object& obj,
+                                                       std::string_view key,
+                                                       std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) return std::optional<std::int64_t>{};
+  const auto& v = it->value();
+  if (v.is_int64()) return std::optional<std::int64_t>(v.get_int64());
+  if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+    return std::optional<std::int64_t>(static_cast<std::int64_t>(v.get_uint64()));
+  }
+  if (v.is_double() && v.get_double() == static_cast<double>(static_cast<std::int64_t>(v.get_double()))) {
+    return std::optional<std::int64_t>(static_cast<std::int64_t>(v.get_double()));
+  }
+  return wrong_type(where, key, "an integer", v);
+}
+
+core::Result<std::optional<bool>> optional_bool(const boost::json::object& obj,
+                                                std::string_view key, std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) return std::optional<bool>{};
+  if (!it->value().is_bool()) return wrong_type(where, key, "a boolean", it->value());
+  return std::optional<bool>(it->value().get_bool());
+}
+
+core::Result<const boost::json::object*> optional_object(const boost::json::object& obj,
+                                                         std::string_view key,
+                                                         std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) return nullptr;
+  if (!it->value().is_object()) return wrong_type(where, key, "an object", it->value());
+  return &it->value().get_object();
+}
+
+core::Result<const boost::json::array*> optional_array(const boost::json::object& obj,
+                                                       std::string_view key,
+                                                       std::string_view where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->value().is_null()) return nullptr;
+  if (!it->value().is_array()) return wrong_type(where, key, "an array", it->value());
+  return &it->value().get_array();
+}
+
+std::string join_path(std::string_view where, std::string_view key) {
+  if (where.empty()) return std::string(key);
+  std::string out(where);
+  out.push_back('.');
+  out.append(key);
+  return out;
+}
+
+std::string index_path(std::string_view where, std::size_t i) {
+  std::string out(where);
+  out.push_back('[');
+  out.append(std::to_string(i));
+  out.push_back(']');
+  return out;
+}
+
+std::string_view kind_name(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::null: return "null";
+    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64:
+    case boost::json::kind::double_: return "a number";
+    case boost::json::kind::string: return "a string";
+    case boost::json::kind::array: return "an array";
+    case boost::json::kind::object: return "an object";
+  }
+  return "unknown";
+}
+
+}  // namespace backstop::json

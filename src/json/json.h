@@ -1,0 +1,50 @@
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.h"
+
+namespace backstop::json {
+
+// Parses text as one JSON value. On failure the error (kInvalidArgument) says what is
+// wrong and at which byte offset: "not valid JSON at byte 17: syntax error".
+[[nodiscard]] core::Result<boost::json::value> parse(std::string_view text);
+
+// Parses text that must be a JSON object.
+[[nodiscard]] core::Result<boost::json::object> parse_object(std::string_view text);
+
+// Strict field readers. `where` names the enclosing path for the message
+// ("messages[2]"); a missing optional field is std::nullopt, a field of the wrong
+// type is a kInvalidArgument error naming the path and the expected type.
+[[nodiscard]] core::Result<std::optional<std::string_view>> optional_string(
+    const boost::json::object& obj, std::string_view key, std::string_view where);
+[[nodiscard]] core::Result<std::string_view> required_string(const boost::json::object& obj,
+                                                             std::string_view key,
+                                                             std::string_view where);
+[[nodiscard]] core::Result<std::optional<double>> optional_number(const boost::json::object& obj,
+                                                                  std::string_view key,
+                                                                  std::string_view where);
+[[nodiscard]] core::Result<std::optional<std::int64_t>> optional_int(
+    const boost::json::object& obj, std::string_view key, std::string_view where);
+[[nodiscard]] core::Result<std::optional<bool>> optional_bool(const boost::json::object& obj,
+                                                              std::string_view key,
+                                                              std::string_view where);
+[[nodiscard]] core::Result<const boost::json::object*> optional_object(
+    const boost::json::object& obj, std::string_view key, std::string_view where);
+[[nodiscard]] core::Result<const boost::json::array*> optional_array(
+    const boost::json::object& obj, std::string_view key, std::string_view where);
+
+// "where.key", or "key" when where is empty.
+[[nodiscard]] std::string join_path(std::string_view where, std::string_view key);
+// "where[i]".
+[[nodiscard]] std::string index_path(std::string_view where, std::size_t i);
+
+// The JSON type name of a value, for messages: "string", "object", "null" ...
+[[nodiscard]] std::string_view kind_name(const boost::json::value& v);
+
+}  // namespace backstop::json

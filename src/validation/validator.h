@@ -1,0 +1,93 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/chat.h"
+
+namespace backstop::validation {
+
+// DESIGN's closed list of reasons, used in verdicts, metric labels, headers, errors.
+enum class Reason {
+  kNoToolCall,
+  kToolMismatch,
+  kInvalidJson,
+  kSchema,
+  kEmpty,
+  kTruncated,
+  kRetry,
+  kRateLimited,
+  kUpstreamError,
+  kTimeout,
+  kConnect,
+  kBadResponse,
+};
+
+// "no_tool_call", "tool_mismatch", ...
+[[nodiscard]] std::string_view to_string(Reason reason);
+[[nodiscard]] std::optional<Reason> parse_reason(std::string_view name);
+
+// The outcome of checking one answer.
+struct Verdict {
+  bool pass = true;
+  Reason reason = Reason::kEmpty;  // meaningful only when !pass
+  std::string detail;              // short, no prompt or completion text beyond names/paths
+
+  [[nodiscard]] static Verdict ok() { return {}; }
+  [[nodiscard]] static Verdict fail(Reason reason, std::string detail) {
+    return {false, reason, std::move(detail)};
+  }
+};
+
+// What a workload checks; mirrors config's `validate:` block.
+struct Spec {
+  enum class ToolCall { kOff, kRequired, kOptional };
+  enum class Arguments { kNone, kJson, kSchema };
+  enum class Content { kOff, kNonEmpty, kJson, kSchema };
+  ToolCall tool_call = ToolCall::kOff;
+  bool tool_names_declared = false;
+  std::vector<std::string> tool_names;  // an explicit allow-list, when not empty
+  Arguments arguments = Arguments::kNone;
+  Content content = Content::kOff;
+  bool allow_truncated = false;
+};
+
+// Compiled JSON Schemas, keyed by the schema's serialized text: each distinct schema is
+// compiled once. One per worker thread; not thread-safe.
+class SchemaCache {
+ public:
+  SchemaCache();
+  ~SchemaCache();
+  SchemaCache(const SchemaCache&) = delete;
+  SchemaCache& operator=(const SchemaCache&) = delete;
+
+  // Validates `instance` against `schema` (draft 7). Empty string: valid. Otherwise the
+  // first error as "/path must be ..." (JSON pointer of the failing value, then why).
+  // A schema that cannot be compiled yields "schema of <what> is invalid: ...".
+  [[nodiscard]] std::string check(const boost::json::value& schema,
+                                  const boost::json::value& instance);
+  // Distinct schemas compiled so far.
+  [[nodiscard]] std::size_t size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks an answer against the request. Immutable; shared by every worker.
+class Validator {
+ public:
+  virtual ~Validator() = default;
+  [[nodiscard]] virtual Verdict check(const chat::ChatRequest& request,
+                                      const chat::ChatResponse& response,
+                                      SchemaCache& schemas) const = 0;
+};
+
+// The built-in checks of a spec, run in a fixed order: truncated, tool call presence,
+// tool names, arguments (json, then schema), content. The first failure decides.
+[[nodiscard]] std::unique_ptr<Validator> make_validator(Spec spec);
+
+}  // namespace backstop::validation
