@@ -39,6 +39,11 @@ class Service {
  public:
   virtual ~Service() = default;
   virtual boost::asio::awaitable<void> handle(Request request, Responder& responder) = 0;
+  // The response for a request the server refused before handle() (413 body too large,
+  // 431 headers too large, 408 too slow, 400 malformed HTTP). `target` is the request
+  // target when it was read, else empty. The default is a small JSON error body.
+  [[nodiscard]] virtual Response protocol_error(int status, std::string_view message,
+                                                std::string_view target);
 };
 
 struct ServerLimits {
