@@ -41,6 +41,8 @@ struct DaySpend {
   std::int64_t cached_input_tokens = 0;
   std::int64_t output_tokens = 0;
   std::int64_t cost_micro_usd = 0;
+
+  friend bool operator==(const DaySpend&, const DaySpend&) = default;
 };
 
 // Where spend goes. record() is called on the request path from any worker and must not

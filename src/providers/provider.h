@@ -22,7 +22,7 @@ struct CallContext {
   boost::asio::io_context& loop;  // the worker's event loop (timers)
   http::Client& http;             // the worker's pooled client
   const core::Clock& clock;
-  std::string_view request_id;    // forwarded as x-request-id
+  std::string_view request_id;  // forwarded as x-request-id
 };
 
 // One upstream model. Immutable after construction and shared by all workers.

@@ -47,11 +47,15 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   [[nodiscard]] bool enabled() const { return fd_ >= 0; }
+  // Why the file could not be opened ("" when it was, or when disabled on purpose).
+  [[nodiscard]] const std::string& open_error() const { return open_error_; }
+  // Appends the entry's line; a failed write is dropped (the log never fails a request).
   void write(const AccessLogEntry& entry);
 
  private:
   int fd_ = -1;
   bool owned_ = false;
+  std::string open_error_;
 };
 
 }  // namespace backstop::telemetry

@@ -25,14 +25,17 @@ struct FamilyDef {
 using FamilyId = int;
 
 // One worker's metrics. Only its own worker thread writes to it; it takes no lock except
-// the first time it sees a label set. Label values are given in the family's label order.
+// the first time it sees a label set. Label values are given in the family's label order;
+// a call with the wrong number of values, or on a family of another type, does nothing.
 class Shard {
  public:
   virtual ~Shard() = default;
+  // Counters: adds value >= 0, kept exact to 1e-6 (micro-dollars); others are ignored.
   virtual void add(FamilyId family, std::initializer_list<std::string_view> labels,
-                   double value = 1) = 0;  // counters
+                   double value = 1) = 0;
+  // Histograms: counts value in the first bucket whose bound is >= value (NaN ignored).
   virtual void observe(FamilyId family, std::initializer_list<std::string_view> labels,
-                       double value) = 0;  // histograms
+                       double value) = 0;
 };
 
 // Samples of a gauge computed when scraped: (label values, value) pairs.
@@ -42,6 +45,7 @@ using GaugeSource = std::function<std::vector<std::pair<std::vector<std::string>
 // rendered.
 class Registry {
  public:
+  // `shards` shards (at least one), one per worker thread.
   explicit Registry(int shards);
   ~Registry();
   Registry(const Registry&) = delete;
@@ -52,14 +56,14 @@ class Registry {
   // A gauge whose samples come from `source` at scrape time.
   void gauge_source(FamilyId family, GaugeSource source);
 
+  // Worker `worker`'s shard (taken modulo shard_count()); the reference stays valid.
   [[nodiscard]] Shard& shard(int worker);
   [[nodiscard]] int shard_count() const;
 
   // All families in Prometheus text exposition format 0.0.4, shards summed. Any thread.
   [[nodiscard]] std::string render() const;
   // The summed value of one counter sample (tests, demo summary); 0 when absent.
-  [[nodiscard]] double counter_value(FamilyId family,
-                                     const std::vector<std::string>& labels) const;
+  [[nodiscard]] double counter_value(FamilyId family, const std::vector<std::string>& labels) const;
   // The summed count and sum of one histogram sample.
   [[nodiscard]] std::pair<std::uint64_t, double> histogram_count_sum(
       FamilyId family, const std::vector<std::string>& labels) const;

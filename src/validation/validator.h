@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/json/value.hpp>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,11 +57,25 @@ struct Spec {
   bool allow_truncated = false;
 };
 
+// The outcome of validating one JSON value against one schema.
+struct SchemaOutcome {
+  enum class Kind { kValid, kMismatch, kInvalidSchema };
+  Kind kind = Kind::kValid;
+  // kMismatch: "/unit must be one of [c, f]"; kInvalidSchema: why it does not compile.
+  std::string message;
+};
+
 // Compiled JSON Schemas, keyed by the schema's serialized text: each distinct schema is
 // compiled once. One per worker thread; not thread-safe.
 class SchemaCache {
  public:
+  // Distinct schemas kept before the cache starts evicting.
+  static constexpr std::size_t kDefaultCapacity = 1024;
+
   SchemaCache();
+  // Keeps at most `capacity` (>= 1) schemas; past that an arbitrary one is evicted, so
+  // clients sending ever-new schemas cannot grow the cache without bound.
+  explicit SchemaCache(std::size_t capacity);
   ~SchemaCache();
   SchemaCache(const SchemaCache&) = delete;
   SchemaCache& operator=(const SchemaCache&) = delete;
@@ -67,9 +83,15 @@ class SchemaCache {
   // Validates `instance` against `schema` (draft 7). Empty string: valid. Otherwise the
   // first error as "/path must be ..." (JSON pointer of the failing value, then why).
   // A schema that cannot be compiled yields "schema of <what> is invalid: ...".
+  // An empty `what` gives "schema is invalid: ...".
   [[nodiscard]] std::string check(const boost::json::value& schema,
-                                  const boost::json::value& instance);
-  // Distinct schemas compiled so far.
+                                  const boost::json::value& instance, std::string_view what = {});
+  // Validates `instance` against `schema` (draft 7), telling a mismatch from a schema that
+  // does not compile. Never throws; an invalid schema is remembered and not re-parsed.
+  [[nodiscard]] SchemaOutcome validate(const boost::json::value& schema,
+                                       const boost::json::value& instance);
+  // Distinct schemas compiled so far (those that failed to compile included: they are
+  // cached too).
   [[nodiscard]] std::size_t size() const;
 
  private:

@@ -1,0 +1,52 @@
+// backstop: a validating fallback router for LLM APIs.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace backstop;  // a binary's entry point, not a header
+  CLI::App app{"backstop: a validating fallback router for LLM APIs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "backstop 0.1.0");
+
+  std::string config_file;
+  std::string listen;
+  int threads = -1;
+  auto* serve = app.add_subcommand("serve", "run the gateway");
+  serve->add_option("--config", config_file, "config file (YAML)")->required();
+  serve->add_option("--listen", listen, "HOST:PORT, overrides the config's listen");
+  serve->add_option("--threads", threads, "worker threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
+
+  std::string check_file;
+  auto* check = app.add_subcommand("check-config", "validate a config file");
+  check->add_option("file", check_file, "config file (YAML)")->required();
+
+  cli::DemoOptions demo_options;
+  auto* demo = app.add_subcommand("demo", "run the embedded demo: gateway, traffic, summary");
+  demo->add_option("--requests", demo_options.requests, "requests to send")
+      ->check(CLI::Range(1, 100000));
+  demo->add_option("--concurrency", demo_options.concurrency, "requests in flight")
+      ->check(CLI::Range(1, 1024));
+
+  std::string mock_listen = "127.0.0.1:9000";
+  int mock_threads = 1;
+  auto* mock = app.add_subcommand("mock", "run a mock upstream speaking OpenAI and Anthropic");
+  mock->add_option("--listen", mock_listen, "HOST:PORT (port 0: the OS picks; printed)");
+  mock->add_option("--threads", mock_threads, "worker threads")->check(CLI::Range(1, 256));
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*serve) return cli::serve(config_file, listen, threads);
+    if (*check) return cli::check_config(check_file);
+    if (*demo) return cli::demo(demo_options);
+    if (*mock) return cli::mock(mock_listen, mock_threads);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "backstop: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

@@ -1,0 +1,350 @@
+#include "dialects/anthropic/anthropic.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
+
+#include "json/json.h"
+
+namespace backstop::dialects::anthropic {
+namespace {
+
+namespace bj = boost::json;
+using chat::FinishReason;
+using chat::Role;
+using chat::ToolChoice;
+using core::ErrorCode;
+
+bj::object parsed(std::string_view text) { return json::parse_object(text).value(); }
+
+struct BadRequest {
+  std::string body;
+  std::string message;
+};
+
+void PrintTo(const BadRequest& bad, std::ostream* out) { *out << bad.body; }
+
+class DecodeRequestErrorTest : public testing::TestWithParam<BadRequest> {};
+
+TEST_P(DecodeRequestErrorTest, NamesThePathOfWhatIsWrong) {
+  auto result = decode_request(GetParam().body);
+  ASSERT_FALSE(result) << GetParam().body;
+  EXPECT_EQ(result.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(result.error().message, GetParam().message);
+}
+
+// A valid prefix: model, max_tokens and one user message; cases append fields after it.
+#define BASE R"("model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}])"
+#define USER(content) \
+  R"({"model":"m","max_tokens":10,"messages":[{"role":"user","content":)" content "}]}"
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, DecodeRequestErrorTest,
+    testing::Values(
+        BadRequest{"3", "body must be a JSON object, got a number"},
+        BadRequest{R"({"max_tokens":1,"messages":[]})", "`model` is required"},
+        BadRequest{R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+                   "`max_tokens` is required"},
+        BadRequest{R"({"model":"m","max_tokens":0,"messages":[]})",
+                   "`max_tokens` must be at least 1, got 0"},
+        BadRequest{R"({"model":"m","max_tokens":1.5,"messages":[]})",
+                   "`max_tokens` must be an integer, got a number"},
+        BadRequest{R"({"model":"m","max_tokens":1})", "`messages` is required"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":{}})",
+                   "`messages` must be an array, got an object"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[]})", "`messages` must not be empty"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]})",
+                   "`messages[0].role` must be one of user, assistant; got \"system\""},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"user"}]})",
+                   "`messages[0].content` is required"},
+        BadRequest{USER("7"), "`messages[0].content` must be a string or an array, got a number"},
+        BadRequest{USER(R"([{"type":"document","source":{}}])"),
+                   "`messages[0].content[0].type` \"document\" is not supported in a user message "
+                   "(text, image, tool_result)"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":
+                   [{"type":"tool_result","tool_use_id":"t"}]}]})",
+                   "`messages[0].content[0].type` \"tool_result\" is not supported in an "
+                   "assistant message (text, tool_use, thinking)"},
+        BadRequest{USER(R"([{"type":"text"}])"), "`messages[0].content[0].text` is required"},
+        BadRequest{USER(R"([{"type":"image","source":{"type":"file","file_id":"f"}}])"),
+                   "`messages[0].content[0].source.type` must be one of base64, url; got \"file\""},
+        BadRequest{USER(R"([{"type":"image","source":{"type":"base64","data":"AA"}}])"),
+                   "`messages[0].content[0].source.media_type` is required"},
+        BadRequest{USER(R"([{"type":"image"}])"), "`messages[0].content[0].source` is required"},
+        BadRequest{USER(R"([{"type":"tool_result","content":"x"}])"),
+                   "`messages[0].content[0].tool_use_id` is required"},
+        BadRequest{
+            USER(R"([{"type":"tool_result","tool_use_id":"t","content":[{"type":"tool_use"}]}])"),
+            "`messages[0].content[0].content[0].type` must be one of text, image; got "
+            "\"tool_use\""},
+        BadRequest{USER(R"([{"type":"tool_result","tool_use_id":"t","is_error":"yes"}])"),
+                   "`messages[0].content[0].is_error` must be a boolean, got a string"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":
+                   [{"type":"tool_use","id":"t","input":{}}]}]})",
+                   "`messages[0].content[0].name` is required"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":
+                   [{"type":"tool_use","id":"t","name":"f","input":"{}"}]}]})",
+                   "`messages[0].content[0].input` must be an object, got a string"},
+        BadRequest{"{" BASE R"(,"system":5})",
+                   "`system` must be a string or an array of text blocks, got a number"},
+        BadRequest{"{" BASE R"(,"system":[{"type":"image"}]})",
+                   "`system[0].type` must be \"text\", got \"image\""},
+        BadRequest{"{" BASE R"(,"tools":[{"description":"d","input_schema":{}}]})",
+                   "`tools[0].name` is required"},
+        BadRequest{"{" BASE R"(,"tools":[{"name":"f"}]})", "`tools[0].input_schema` is required"},
+        BadRequest{"{" BASE R"(,"tools":[{"type":"web_search_20250305","name":"web_search"}]})",
+                   "`tools[0].type` \"web_search_20250305\" is not supported; only custom tools "
+                   "(name, description, input_schema) can be routed"},
+        BadRequest{"{" BASE R"(,"tool_choice":"auto"})",
+                   "`tool_choice` must be an object, got a string"},
+        BadRequest{"{" BASE R"(,"tool_choice":{"type":"sometimes"}})",
+                   "`tool_choice.type` must be one of auto, any, tool, none; got \"sometimes\""},
+        BadRequest{"{" BASE R"(,"tool_choice":{"type":"tool"}})", "`tool_choice.name` is required"},
+        BadRequest{"{" BASE R"(,"tools":[{"name":"f","input_schema":{}}],
+                   "tool_choice":{"type":"tool","name":"g"}})",
+                   "`tool_choice.name` is \"g\", which is not one of `tools`"},
+        BadRequest{"{" BASE R"(,"stop_sequences":"END"})",
+                   "`stop_sequences` must be an array, got a string"},
+        BadRequest{"{" BASE R"(,"stop_sequences":[1]})",
+                   "`stop_sequences[0]` must be a string, got a number"},
+        BadRequest{"{" BASE R"(,"temperature":"warm"})",
+                   "`temperature` must be a number, got a string"},
+        BadRequest{"{" BASE R"(,"stream":1})", "`stream` must be a boolean, got a number"},
+        BadRequest{"{" BASE R"(,"metadata":"u"})", "`metadata` must be an object, got a string"}));
+
+#undef USER
+#undef BASE
+
+TEST(DecodeRequestTest, ReadsEveryModelledField) {
+  auto result = decode_request(R"({
+    "model": "agentic", "max_tokens": 100, "temperature": 0.2, "top_p": 0.9, "top_k": 5,
+    "stop_sequences": ["END"], "stream": true, "metadata": {"user_id": "u-1"},
+    "system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}],
+    "tools": [{"name": "f", "description": "d", "input_schema": {"type": "object"}}],
+    "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+    "messages": [
+      {"role": "user", "content": [
+        {"type": "text", "text": "look"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}},
+        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]},
+      {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hmm", "signature": "s"},
+        {"type": "text", "text": "calling"},
+        {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]},
+      {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": "one"},
+        {"type": "tool_result", "tool_use_id": "t2", "is_error": true,
+         "content": [{"type": "text", "text": "two"}]},
+        {"type": "text", "text": "next"}]}
+    ]})");
+  ASSERT_TRUE(result) << result.error().message;
+  const auto& r = *result;
+  EXPECT_EQ(r.model, "agentic");
+  EXPECT_EQ(r.max_tokens, 100);
+  EXPECT_EQ(r.temperature, 0.2);
+  EXPECT_EQ(r.top_p, 0.9);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"END"});
+  EXPECT_TRUE(r.stream);
+  EXPECT_EQ(r.metadata.at("user_id"), "u-1");
+  ASSERT_EQ(r.tools.size(), 1u);
+  EXPECT_EQ(r.tools[0].parameters, bj::value(parsed(R"({"type":"object"})")));
+  EXPECT_EQ(r.tool_choice.kind, ToolChoice::Kind::kRequired);
+  EXPECT_EQ(r.parallel_tool_calls, false);
+
+  ASSERT_EQ(r.messages.size(), 6u);
+  EXPECT_EQ(r.messages[0].role, Role::kSystem);
+  ASSERT_EQ(r.messages[0].content.size(), 2u);
+  EXPECT_EQ(r.messages[0].content[1].text, "B");
+  ASSERT_EQ(r.messages[1].content.size(), 3u);
+  EXPECT_EQ(r.messages[1].content[1].image_url, "data:image/png;base64,AA==");
+  EXPECT_EQ(r.messages[1].content[2].image_url, "https://x/y.png");
+  EXPECT_EQ(r.messages[2].role, Role::kAssistant);
+  EXPECT_EQ(r.messages[2].reasoning, "hmm");
+  EXPECT_EQ(r.messages[2].text(), "calling");
+  ASSERT_EQ(r.messages[2].tool_calls.size(), 1u);
+  EXPECT_EQ(r.messages[2].tool_calls[0].arguments, R"({"a":1})");
+  EXPECT_EQ(r.messages[3].role, Role::kTool);
+  EXPECT_EQ(r.messages[3].tool_call_id, "t1");
+  EXPECT_EQ(r.messages[3].text(), "one");
+  EXPECT_FALSE(r.messages[3].tool_error);
+  EXPECT_EQ(r.messages[4].tool_call_id, "t2");
+  EXPECT_TRUE(r.messages[4].tool_error);
+  EXPECT_EQ(r.messages[4].text(), "two");
+  EXPECT_EQ(r.messages[5].role, Role::kUser);
+  EXPECT_EQ(r.messages[5].text(), "next");
+  EXPECT_EQ(r.origin, chat::Dialect::kAnthropic);
+  EXPECT_EQ(r.original.at("top_k"), 5);
+}
+
+TEST(DecodeRequestTest, ToolChoiceKinds) {
+  for (auto [type, kind] :
+       {std::pair{"auto", ToolChoice::Kind::kAuto}, std::pair{"any", ToolChoice::Kind::kRequired},
+        std::pair{"none", ToolChoice::Kind::kNone}}) {
+    auto result = decode_request(std::string(R"({"model":"m","max_tokens":1,"messages":[{"role":)"
+                                             R"("user","content":"a"}],"tool_choice":{"type":")") +
+                                 type + "\"}}");
+    ASSERT_TRUE(result) << type;
+    EXPECT_EQ(result->tool_choice.kind, kind) << type;
+    EXPECT_FALSE(result->parallel_tool_calls) << type;
+  }
+}
+
+TEST(EncodeRequestTest, AnthropicPassthroughKeepsEverything) {
+  auto request = decode_request(R"({"model":"agentic","max_tokens":9,"top_k":3,
+    "thinking":{"type":"enabled","budget_tokens":1024},
+    "messages":[{"role":"user","content":[{"type":"text","text":"hi",
+    "cache_control":{"type":"ephemeral"}}]}]})");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(parsed(encode_request(*request, "claude-sonnet-4-5", 4096)),
+            parsed(R"({"model":"claude-sonnet-4-5","max_tokens":9,"top_k":3,
+    "thinking":{"type":"enabled","budget_tokens":1024},
+    "messages":[{"role":"user","content":[{"type":"text","text":"hi",
+    "cache_control":{"type":"ephemeral"}}]}]})"));
+}
+
+TEST(EncodeRequestTest, ToolErrorsAreMarked) {
+  chat::ChatRequest request;
+  chat::Message assistant;
+  assistant.role = Role::kAssistant;
+  assistant.tool_calls.push_back({"t1", "f", "[1,2]"});
+  chat::Message tool;
+  tool.role = Role::kTool;
+  tool.tool_call_id = "t1";
+  tool.tool_error = true;
+  tool.content.push_back({chat::ContentPart::Kind::kText, "failed", {}});
+  request.messages = {assistant, tool};
+  auto body = parsed(encode_request(request, "claude", 50));
+  EXPECT_EQ(body, parsed(R"({"model":"claude","max_tokens":50,"messages":[
+    {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{}}]},
+    {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"failed",
+     "is_error":true}]}]})"));
+}
+
+TEST(DecodeResponseTest, ReadsAMessage) {
+  auto result = decode_response(R"({"id":"msg_1","type":"message","role":"assistant",
+    "model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"t","signature":"s"},
+    {"type":"text","text":"a"},{"type":"text","text":"b"},
+    {"type":"tool_use","id":"tu1","name":"f","input":{"x":1}}],"stop_reason":"tool_use",
+    "usage":{"input_tokens":10,"cache_creation_input_tokens":20,"cache_read_input_tokens":300,
+    "output_tokens":4}})");
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(result->id, "msg_1");
+  EXPECT_EQ(result->model, "claude-sonnet-4-5");
+  EXPECT_EQ(result->content, "ab");
+  EXPECT_EQ(result->reasoning, "t");
+  ASSERT_EQ(result->tool_calls.size(), 1u);
+  EXPECT_EQ(result->tool_calls[0].id, "tu1");
+  EXPECT_EQ(result->tool_calls[0].arguments, R"({"x":1})");
+  EXPECT_EQ(result->finish_reason, FinishReason::kToolCalls);
+  EXPECT_EQ(result->usage.input_tokens, 30);
+  EXPECT_EQ(result->usage.cached_input_tokens, 300);
+  EXPECT_EQ(result->usage.cache_creation_input_tokens, 20);
+  EXPECT_EQ(result->usage.output_tokens, 4);
+}
+
+TEST(DecodeResponseTest, ToolUseOnlyHasNoContent) {
+  auto result = decode_response(R"({"type":"message","content":[{"type":"tool_use","id":"t",
+    "name":"f","input":{}}],"stop_reason":"tool_use"})");
+  ASSERT_TRUE(result);
+  EXPECT_FALSE(result->content);
+}
+
+TEST(DecodeResponseTest, StopReasons) {
+  for (auto [wire, reason] : {std::pair{R"("end_turn")", FinishReason::kStop},
+                              std::pair{R"("stop_sequence")", FinishReason::kStop},
+                              std::pair{R"("pause_turn")", FinishReason::kStop},
+                              std::pair{R"("max_tokens")", FinishReason::kLength},
+                              std::pair{R"("tool_use")", FinishReason::kToolCalls},
+                              std::pair{R"("refusal")", FinishReason::kContentFilter},
+                              std::pair{"null", FinishReason::kUnknown}}) {
+    auto result = decode_response(std::string(R"({"type":"message","content":[],"stop_reason":)") +
+                                  wire + "}");
+    ASSERT_TRUE(result) << wire;
+    EXPECT_EQ(result->finish_reason, reason) << wire;
+  }
+}
+
+TEST(DecodeResponseTest, AnythingElseIsABadResponse) {
+  for (std::string_view body :
+       {"not json", R"({"type":"error","error":{"type":"api_error","message":"x"}})",
+        R"({"type":"message"})", R"({"type":"message","content":"hi"})",
+        R"({"type":"message","content":[{"text":"no type"}]})",
+        R"({"type":"message","content":[{"type":"tool_use","id":"t","input":{}}]})"}) {
+    auto result = decode_response(body);
+    ASSERT_FALSE(result) << body;
+    EXPECT_EQ(result.error().code, ErrorCode::kBadResponse) << body;
+    EXPECT_TRUE(result.error().message.starts_with("not a message: ")) << result.error().message;
+  }
+}
+
+TEST(EncodeResponseTest, WritesAMessageWithUsageSplitBack) {
+  chat::ChatResponse response;
+  response.id = "chatcmpl-7";
+  response.content = "hi";
+  response.reasoning = "r";
+  response.tool_calls.push_back({"c1", "f", R"({"k":"v"})"});
+  response.finish_reason = FinishReason::kToolCalls;
+  response.usage = {.input_tokens = 30,
+                    .cached_input_tokens = 300,
+                    .cache_creation_input_tokens = 20,
+                    .output_tokens = 4};
+  EXPECT_EQ(parsed(encode_response(response, "served")), parsed(R"({"id":"chatcmpl-7",
+    "type":"message","role":"assistant","model":"served","content":[
+    {"type":"thinking","thinking":"r","signature":""},{"type":"text","text":"hi"},
+    {"type":"tool_use","id":"c1","name":"f","input":{"k":"v"}}],"stop_reason":"tool_use",
+    "stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":4,
+    "cache_read_input_tokens":300,"cache_creation_input_tokens":20}})"));
+}
+
+TEST(EncodeResponseTest, StopReasonsAndGeneratedId) {
+  for (auto [reason, wire] :
+       {std::pair{FinishReason::kStop, "end_turn"}, std::pair{FinishReason::kUnknown, "end_turn"},
+        std::pair{FinishReason::kLength, "max_tokens"},
+        std::pair{FinishReason::kContentFilter, "refusal"}}) {
+    chat::ChatResponse response;
+    response.finish_reason = reason;
+    auto body = parsed(encode_response(response, "m"));
+    EXPECT_EQ(body.at("stop_reason"), wire);
+    EXPECT_TRUE(body.at("id").as_string().starts_with("msg_"));
+    EXPECT_TRUE(body.at("content").as_array().empty());
+  }
+}
+
+TEST(EncodeErrorTest, TypeFollowsTheStatus) {
+  for (auto [code, type] :
+       {std::pair{ErrorCode::kInvalidArgument, "invalid_request_error"},
+        std::pair{ErrorCode::kMethodNotAllowed, "invalid_request_error"},
+        std::pair{ErrorCode::kRequestTimeout, "invalid_request_error"},
+        std::pair{ErrorCode::kHeaderTooLarge, "invalid_request_error"},
+        std::pair{ErrorCode::kUnauthorized, "authentication_error"},
+        std::pair{ErrorCode::kNotFound, "not_found_error"},
+        std::pair{ErrorCode::kPayloadTooLarge, "request_too_large"},
+        std::pair{ErrorCode::kRateLimited, "rate_limit_error"},
+        std::pair{ErrorCode::kAllTargetsFailed, "api_error"},
+        std::pair{ErrorCode::kTimeout, "api_error"}, std::pair{ErrorCode::kInternal, "api_error"},
+        std::pair{ErrorCode::kUnavailable, "overloaded_error"}}) {
+    auto body = parsed(encode_error(core::Error{code, "boom"}));
+    EXPECT_EQ(body, parsed(std::string(R"({"type":"error","error":{"type":")") + type +
+                           R"(","message":"boom"}})"))
+        << core::to_string(code);
+  }
+}
+
+TEST(EncodeErrorTest, ExtraFieldsAreAdded) {
+  bj::object extra{{"attempts", bj::array{bj::object{{"provider", "v4"}}}}, {"request_id", "r"}};
+  auto body = parsed(encode_error(core::Error{ErrorCode::kAllTargetsFailed, "all failed"}, extra));
+  EXPECT_EQ(body.at("error").at("attempts").at(0).at("provider"), "v4");
+  EXPECT_EQ(body.at("error").at("request_id"), "r");
+  EXPECT_EQ(body.at("error").at("type"), "api_error");
+}
+
+TEST(UpstreamErrorMessageTest, ReadsAnthropicShapeOrKeepsTheBody) {
+  EXPECT_EQ(upstream_error_message(
+                R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"),
+            "Overloaded");
+  EXPECT_EQ(upstream_error_message("Bad Gateway\n"), "Bad Gateway");
+  EXPECT_EQ(upstream_error_message(std::string(400, 'y')).size(), 300u);
+}
+
+}  // namespace
+}  // namespace backstop::dialects::anthropic

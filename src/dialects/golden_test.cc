@@ -1,0 +1,172 @@
+// Runs every translation case in tests/golden/ (see tests/golden/README.md for the layout).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <boost/json/serialize.hpp>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dialects/anthropic/anthropic.h"
+#include "dialects/openai/openai.h"
+#include "json/json.h"
+
+namespace backstop::dialects {
+namespace {
+
+namespace bj = boost::json;
+namespace fs = std::filesystem;
+
+const fs::path kGoldenDir = fs::path(BACKSTOP_SOURCE_DIR) / "tests" / "golden";
+
+// A string value that matches anything in "expected" (generated ids, timestamps).
+constexpr std::string_view kAny = "<any>";
+
+struct GoldenCase {
+  std::string kind;  // "request" | "response"
+  std::string from;  // dialect of the input
+  std::string to;    // dialect of the output
+  fs::path file;
+  std::string name;  // "request/openai-to-anthropic/plain"
+};
+
+std::vector<GoldenCase> find_cases() {
+  std::vector<GoldenCase> cases;
+  for (std::string kind : {"request", "response"}) {
+    fs::path root = kGoldenDir / kind;
+    if (!fs::is_directory(root)) continue;
+    for (const auto& dir : fs::directory_iterator(root)) {
+      std::string pair = dir.path().filename().string();
+      auto sep = pair.find("-to-");
+      if (!dir.is_directory() || sep == std::string::npos) continue;
+      for (const auto& file : fs::directory_iterator(dir.path())) {
+        if (file.path().extension() != ".json") continue;
+        cases.push_back({kind, pair.substr(0, sep), pair.substr(sep + 4), file.path(),
+                         kind + "/" + pair + "/" + file.path().stem().string()});
+      }
+    }
+  }
+  std::sort(cases.begin(), cases.end(),
+            [](const GoldenCase& a, const GoldenCase& b) { return a.name < b.name; });
+  return cases;
+}
+
+// Differences between expected and actual, one line each with its JSON path.
+void compare(const bj::value& expected, const bj::value& actual, const std::string& path,
+             std::vector<std::string>& diffs) {
+  if (expected.is_string() && expected.get_string() == kAny) return;
+  if (expected.is_object() && actual.is_object()) {
+    const auto& e = expected.get_object();
+    const auto& a = actual.get_object();
+    for (const auto& field : e) {
+      std::string key_path = path + "." + std::string(field.key());
+      auto it = a.find(field.key());
+      if (it == a.end()) {
+        diffs.push_back(key_path + ": missing");
+      } else {
+        compare(field.value(), it->value(), key_path, diffs);
+      }
+    }
+    for (const auto& field : a) {
+      if (!e.contains(field.key()))
+        diffs.push_back(path + "." + std::string(field.key()) + ": unexpected");
+    }
+    return;
+  }
+  if (expected.is_array() && actual.is_array()) {
+    const auto& e = expected.get_array();
+    const auto& a = actual.get_array();
+    if (e.size() != a.size()) {
+      diffs.push_back(path + ": " + std::to_string(a.size()) + " elements, expected " +
+                      std::to_string(e.size()));
+      return;
+    }
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      compare(e[i], a[i], path + "[" + std::to_string(i) + "]", diffs);
+    }
+    return;
+  }
+  // Numbers compare by value, so 1 and 1.0 are the same number.
+  bool numbers = expected.is_number() && actual.is_number();
+  if (numbers ? expected.to_number<double>() != actual.to_number<double>() : expected != actual) {
+    diffs.push_back(path + ": " + bj::serialize(actual) + ", expected " + bj::serialize(expected));
+  }
+}
+
+core::Result<std::string> translate_request(const GoldenCase& c, const bj::object& spec) {
+  std::string input = bj::serialize(spec.at("input"));
+  auto decoded =
+      c.from == "openai" ? openai::decode_request(input) : anthropic::decode_request(input);
+  if (!decoded) return std::unexpected(decoded.error());
+  std::string model = "upstream-model";
+  if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
+  std::int64_t default_max_tokens = 4096;
+  if (auto it = spec.find("default_max_tokens"); it != spec.end()) {
+    default_max_tokens = it->value().to_number<std::int64_t>();
+  }
+  return c.to == "openai" ? openai::encode_request(*decoded, model)
+                          : anthropic::encode_request(*decoded, model, default_max_tokens);
+}
+
+core::Result<std::string> translate_response(const GoldenCase& c, const bj::object& spec) {
+  std::string input = bj::serialize(spec.at("input"));
+  auto decoded =
+      c.from == "openai" ? openai::decode_response(input) : anthropic::decode_response(input);
+  if (!decoded) return std::unexpected(decoded.error());
+  std::string model;
+  if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
+  return c.to == "openai" ? openai::encode_response(*decoded, model)
+                          : anthropic::encode_response(*decoded, model);
+}
+
+class GoldenTest : public testing::TestWithParam<GoldenCase> {};
+
+TEST_P(GoldenTest, TranslatesAsExpected) {
+  const GoldenCase& c = GetParam();
+  std::ifstream in(c.file);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto spec = json::parse_object(text.str());
+  ASSERT_TRUE(spec) << c.name << ": " << spec.error().message;
+  ASSERT_TRUE(spec->contains("input") && spec->contains("expected"))
+      << c.name << ": a case needs \"input\" and \"expected\"";
+
+  auto out = c.kind == "request" ? translate_request(c, *spec) : translate_response(c, *spec);
+  ASSERT_TRUE(out) << c.name << ": " << out.error().message;
+  auto actual = json::parse(*out);
+  ASSERT_TRUE(actual) << c.name << ": output is not JSON: " << *out;
+
+  std::vector<std::string> diffs;
+  compare(spec->at("expected"), *actual, "$", diffs);
+  std::string report;
+  for (const auto& diff : diffs) report += "  " + diff + "\n";
+  EXPECT_TRUE(diffs.empty()) << c.name << "\n"
+                             << report << "expected: " << bj::serialize(spec->at("expected"))
+                             << "\nactual:   " << *out;
+}
+
+std::string case_name(const testing::TestParamInfo<GoldenCase>& info) {
+  std::string name = info.param.name;
+  std::replace_if(
+      name.begin(), name.end(),
+      [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GoldenTest, testing::ValuesIn(find_cases()), case_name);
+
+TEST(GoldenCasesTest, EveryDirectionHasCases) {
+  auto cases = find_cases();
+  for (std::string_view dir : {"request/openai-to-anthropic", "request/openai-to-openai",
+                               "request/anthropic-to-openai", "response/anthropic-to-openai",
+                               "response/openai-to-anthropic", "response/openai-to-openai"}) {
+    bool found = std::any_of(cases.begin(), cases.end(),
+                             [dir](const GoldenCase& c) { return c.name.starts_with(dir); });
+    EXPECT_TRUE(found) << "no golden case in tests/golden/" << dir;
+  }
+}
+
+}  // namespace
+}  // namespace backstop::dialects

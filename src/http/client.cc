@@ -1,0 +1,538 @@
+#include "http/client.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <cerrno>
+#include <charconv>
+#include <optional>
+
+namespace backstop::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kAwait = net::as_tuple(net::use_awaitable);
+constexpr std::uint64_t kMaxResponseBody = 64ull * 1024 * 1024;
+constexpr std::uint32_t kMaxResponseHeader = 64 * 1024;
+constexpr std::size_t kReadBufferLimit = kMaxResponseHeader + 16 * 1024;
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
+}
+
+// Parses a response straight into status, headers and a body string that the reader
+// drains (streaming) or takes whole.
+class ResponseParser final : public bhttp::basic_parser<false> {
+ public:
+  ResponseParser() { headers.reserve(16); }
+
+  int status = 0;
+  std::vector<Header> headers;
+  std::string body;
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
+                       error_code& ec) override {
+    ec = bhttp::error::bad_version;  // unreachable for a response parser
+  }
+  void on_response_impl(int code, beast::string_view, int, error_code&) override { status = code; }
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                     error_code&) override {
+    headers.push_back(Header{std::string(name.data(), name.size()), std::string(value)});
+  }
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) body.reserve(static_cast<std::size_t>(std::min(*length, kMaxResponseBody)));
+  }
+  std::size_t on_body_impl(beast::string_view piece, error_code&) override {
+    body.append(piece.data(), piece.size());
+    return piece.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view piece, error_code&) override {
+    body.append(piece.data(), piece.size());
+    return piece.size();
+  }
+  void on_finish_impl(error_code&) override {}
+};
+
+// One upstream connection: plain or TLS, with its read buffer and a reused request head.
+struct Connection {
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer{kReadBufferLimit};
+  std::string head;
+  Clock::time_point idle_since;
+
+  beast::tcp_stream& tcp() { return secure ? secure->next_layer() : *plain; }
+};
+
+// Idle connections of one origin; most recently used at the back.
+struct Pool {
+  bool tls = false;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string ca_file;
+  std::vector<std::unique_ptr<Connection>> idle;
+
+  [[nodiscard]] bool serves(const Origin& origin) const {
+    return tls == origin.tls && port == origin.port && host == origin.host &&
+           ca_file == origin.ca_file;
+  }
+};
+
+std::string where(const Origin& origin) { return origin.host + ":" + std::to_string(origin.port); }
+
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  net::ip::make_address(host, ec);
+  return !ec;
+}
+
+bool has_line_break(std::string_view text) {
+  return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// The headers the client frames itself; a caller's copies are dropped.
+bool is_framing_header(std::string_view name) {
+  return equals_ignoring_case(name, "host") || equals_ignoring_case(name, "content-length") ||
+         equals_ignoring_case(name, "transfer-encoding") ||
+         equals_ignoring_case(name, "connection");
+}
+
+core::Result<void> check_request(const ClientRequest& request) {
+  if (request.method.empty() || request.method.find_first_of(" \r\n") != std::string::npos) {
+    return core::fail(core::ErrorCode::kInvalidArgument, "invalid HTTP method");
+  }
+  if (request.target.find_first_of(std::string_view(" \r\n\0", 4)) != std::string::npos) {
+    return core::fail(core::ErrorCode::kInvalidArgument, "invalid request target");
+  }
+  for (const Header& header : request.headers) {
+    if (header.name.empty() || header.name.find_first_of(" :\t") != std::string::npos ||
+        has_line_break(header.name) || has_line_break(header.value)) {
+      return core::fail(core::ErrorCode::kInvalidArgument,
+                        "invalid request header \"" + header.name + "\"");
+    }
+  }
+  return {};
+}
+
+void write_head(std::string& head, const Origin& origin, const ClientRequest& request) {
+  head.clear();
+  head += request.method;
+  head += ' ';
+  head += request.target.empty() ? std::string_view("/") : std::string_view(request.target);
+  head += " HTTP/1.1\r\nHost: ";
+  const bool ipv6 = origin.host.find(':') != std::string::npos;
+  if (ipv6) head += '[';
+  head += origin.host;
+  if (ipv6) head += ']';
+  if (origin.port != (origin.tls ? 443 : 80)) {
+    head += ':';
+    head += std::to_string(origin.port);
+  }
+  head += "\r\n";
+  for (const Header& header : request.headers) {
+    if (is_framing_header(header.name)) continue;
+    head += header.name;
+    head += ": ";
+    head += header.value;
+    head += "\r\n";
+  }
+  if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+      request.method == "PATCH") {
+    std::array<char, 24> digits;
+    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), request.body.size());
+    head += "Content-Length: ";
+    head.append(digits.data(), end);
+    head += "\r\n";
+  }
+  head += "\r\n";
+}
+
+// The helpers below are awaited at once by their caller, so their reference parameters
+// outlive them.
+template <typename Stream>
+net::awaitable<error_code> write_and_read_header(Stream& stream, Connection& c,
+                                                 std::string_view body, ResponseParser& parser) {
+  const std::array<net::const_buffer, 2> buffers{net::buffer(c.head), net::buffer(body)};
+  auto [wec, wn] = co_await net::async_write(stream, buffers, kAwait);
+  if (wec) co_return wec;
+  auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, parser, kAwait);
+  co_return ec;
+}
+
+template <typename Stream>
+net::awaitable<error_code> read_rest(Stream& stream, Connection& c, ResponseParser& parser) {
+  auto [ec, n] = co_await bhttp::async_read(stream, c.buffer, parser, kAwait);
+  co_return ec;
+}
+
+template <typename Stream>
+net::awaitable<error_code> read_some(Stream& stream, Connection& c, ResponseParser& parser) {
+  auto [ec, n] = co_await bhttp::async_read_some(stream, c.buffer, parser, kAwait);
+  co_return ec;
+}
+
+// Whether an idle pooled connection still looks usable: not closed by the peer, and (for
+// plain HTTP) with no unexpected bytes waiting. TLS may legitimately have a session ticket.
+bool still_open(Connection& c) {
+  char byte;
+  const ssize_t n =
+      ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;
+  if (n > 0) return c.secure.has_value();
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+bool is_parse_error(error_code ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_version).category() &&
+         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
+}
+
+// The error for a failed exchange after the connection was made.
+core::Error exchange_error(error_code ec, const Origin& origin, std::chrono::milliseconds timeout,
+                           Clock::time_point deadline, bool got_response_bytes) {
+  if (ec == beast::error::timeout || Clock::now() >= deadline) {
+    return core::Error{core::ErrorCode::kTimeout,
+                       where(origin) + " did not answer within " +
+                           std::to_string(timeout.count()) + " ms"};
+  }
+  if (ec == bhttp::error::body_limit) {
+    return core::Error{core::ErrorCode::kBadResponse,
+                       where(origin) + " sent a response body larger than 64 MiB"};
+  }
+  if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+    return core::Error{core::ErrorCode::kBadResponse,
+                       where(origin) + " sent response headers larger than 64 KiB"};
+  }
+  if (is_parse_error(ec)) {
+    return core::Error{core::ErrorCode::kBadResponse,
+                       where(origin) + " sent an invalid HTTP response: " + ec.message()};
+  }
+  return core::Error{core::ErrorCode::kUpstream,
+                     where(origin) +
+                         (got_response_bytes ? " closed the connection mid-response: "
+                                             : " closed the connection before answering: ") +
+                         ec.message()};
+}
+
+// The client's state and logic; Client::Impl is this, under a name the streams can reach.
+struct Pools {
+  Pools(net::io_context& loop, ClientOptions options) : loop(loop), options(options) {}
+
+  // The TLS context for a CA bundle (empty: the system store), created on first use.
+  core::Result<ssl::context*> tls_context(const std::string& ca_file);
+  // A pooled connection to the origin that still looks open, or null.
+  std::unique_ptr<Connection> take_idle(const Origin& origin);
+  // Puts a connection whose last response ended cleanly back in its origin's pool.
+  void give_back(const Origin& origin, std::unique_ptr<Connection> connection);
+  // Resolves, connects and (for https) handshakes before `deadline`.
+  net::awaitable<core::Result<std::unique_ptr<Connection>>> connect(Origin origin,
+                                                                    Clock::time_point deadline,
+                                                                    std::chrono::milliseconds timeout);
+  // Writes the request and reads the response header into `parser`, replaying once on a
+  // fresh connection when a pooled one turns out to be stale.
+  net::awaitable<core::Result<std::unique_ptr<Connection>>> start(
+      const Origin& origin, const ClientRequest& request, std::optional<ResponseParser>& parser,
+      Clock::time_point deadline);
+
+  net::io_context& loop;
+  ClientOptions options;
+  std::vector<Pool> pools;
+  std::vector<std::pair<std::string, std::unique_ptr<ssl::context>>> tls_contexts;
+};
+
+core::Result<ssl::context*> Pools::tls_context(const std::string& ca_file) {
+  for (auto& [file, context] : tls_contexts) {
+    if (file == ca_file) return context.get();
+  }
+  try {
+    auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+    context->set_verify_mode(ssl::verify_peer);
+    error_code ec;
+    if (ca_file.empty()) {
+      context->set_default_verify_paths(ec);
+    } else {
+      context->load_verify_file(ca_file, ec);
+    }
+    if (ec) {
+      return core::fail(core::ErrorCode::kConnect,
+                        "cannot load the CA certificates " +
+                            (ca_file.empty() ? std::string("of the system store") : ca_file) +
+                            ": " + ec.message());
+    }
+    tls_contexts.emplace_back(ca_file, std::move(context));
+    return tls_contexts.back().second.get();
+  } catch (const std::exception& e) {
+    return core::fail(core::ErrorCode::kConnect, std::string("cannot set up TLS: ") + e.what());
+  }
+}
+
+std::unique_ptr<Connection> Pools::take_idle(const Origin& origin) {
+  for (Pool& pool : pools) {
+    if (!pool.serves(origin)) continue;
+    const auto now = Clock::now();
+    while (!pool.idle.empty()) {
+      std::unique_ptr<Connection> c = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      if (now - c->idle_since >= options.pool_idle_timeout) {
+        pool.idle.clear();  // the rest are older still
+        break;
+      }
+      if (still_open(*c)) return c;
+    }
+    return nullptr;
+  }
+  return nullptr;
+}
+
+void Pools::give_back(const Origin& origin, std::unique_ptr<Connection> connection) {
+  // Bytes beyond the response mean the framing went wrong: never reuse that.
+  if (connection->buffer.size() != 0 || options.max_idle_per_origin == 0) return;
+  Pool* pool = nullptr;
+  for (Pool& candidate : pools) {
+    if (candidate.serves(origin)) pool = &candidate;
+  }
+  if (pool == nullptr) {
+    pool = &pools.emplace_back(
+        Pool{origin.tls, origin.host, origin.port, origin.ca_file, {}});
+  }
+  const auto now = Clock::now();
+  auto first_fresh = std::find_if(pool->idle.begin(), pool->idle.end(), [&](const auto& c) {
+    return now - c->idle_since < options.pool_idle_timeout;
+  });
+  pool->idle.erase(pool->idle.begin(), first_fresh);
+  if (pool->idle.size() >= options.max_idle_per_origin) pool->idle.erase(pool->idle.begin());
+  connection->idle_since = now;
+  pool->idle.push_back(std::move(connection));
+}
+
+net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
+    Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout) {
+  auto c = std::make_unique<Connection>();
+  ssl::context* context = nullptr;
+  if (origin.tls) {
+    auto found = tls_context(origin.ca_file);
+    if (!found) co_return std::unexpected(found.error());
+    context = *found;
+    c->secure.emplace(loop.get_executor(), *context);
+  } else {
+    c->plain.emplace(loop.get_executor());
+  }
+  beast::tcp_stream& stream = c->tcp();
+  const auto timed_out = [&] {
+    return core::fail(core::ErrorCode::kTimeout, "connecting to " + where(origin) +
+                                                     " timed out after " +
+                                                     std::to_string(timeout.count()) + " ms");
+  };
+
+  error_code ec;
+  const net::ip::address address = net::ip::make_address(origin.host, ec);
+  stream.expires_at(deadline);
+  if (!ec) {
+    auto [cec] = co_await stream.async_connect(tcp::endpoint(address, origin.port), kAwait);
+    ec = cec;
+  } else {
+    // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
+    tcp::resolver resolver(loop);
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(origin.host, std::to_string(origin.port), kAwait);
+    if (rec) {
+      co_return core::fail(core::ErrorCode::kConnect,
+                           "cannot resolve " + origin.host + ": " + rec.message());
+    }
+    if (Clock::now() >= deadline) co_return timed_out();
+    auto [cec, endpoint] = co_await stream.async_connect(endpoints, kAwait);
+    ec = cec;
+  }
+  if (ec == beast::error::timeout) co_return timed_out();
+  if (ec) {
+    co_return core::fail(core::ErrorCode::kConnect,
+                         "cannot connect to " + where(origin) + ": " + ec.message());
+  }
+  stream.socket().set_option(tcp::no_delay(true), ec);
+
+  if (c->secure) {
+    SSL* ssl_handle = c->secure->native_handle();
+    // SNI carries host names only, never IP literals (RFC 6066).
+    if (!is_ip_literal(origin.host)) SSL_set_tlsext_host_name(ssl_handle, origin.host.c_str());
+    c->secure->set_verify_callback(ssl::host_name_verification(origin.host));
+    auto [hec] = co_await c->secure->async_handshake(ssl::stream_base::client, kAwait);
+    if (hec == beast::error::timeout) co_return timed_out();
+    if (hec) {
+      const long verify = SSL_get_verify_result(ssl_handle);
+      const bool untrusted =
+          verify != X509_V_OK || (hec.category() == net::error::get_ssl_category() &&
+                                  ERR_GET_REASON(hec.value()) == SSL_R_CERTIFICATE_VERIFY_FAILED);
+      if (untrusted) {
+        co_return core::fail(
+            core::ErrorCode::kConnect,
+            "the TLS certificate of " + where(origin) + " was not trusted (" +
+                (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
+                                     : "it does not match the host name") +
+                ")");
+      }
+      co_return core::fail(core::ErrorCode::kConnect,
+                           "TLS handshake with " + where(origin) + " failed: " + hec.message());
+    }
+  }
+  co_return c;
+}
+
+net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::start(
+    const Origin& origin, const ClientRequest& request, std::optional<ResponseParser>& parser,
+    Clock::time_point deadline) {
+  // Replay at most once, and only on a fresh connection.
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Connection> c = attempt == 0 ? take_idle(origin) : nullptr;
+    const bool reused = c != nullptr;
+    if (!c) {
+      const auto connect_deadline = std::min(deadline, Clock::now() + request.connect_timeout);
+      auto connected = co_await connect(origin, connect_deadline, request.connect_timeout);
+      if (!connected) co_return std::unexpected(std::move(connected.error()));
+      c = std::move(*connected);
+    }
+    write_head(c->head, origin, request);
+    parser.emplace();
+    parser->body_limit(kMaxResponseBody);
+    parser->header_limit(kMaxResponseHeader);
+    if (request.method == "HEAD") parser->skip(true);
+    c->tcp().expires_at(deadline);
+    const error_code ec =
+        c->secure ? co_await write_and_read_header(*c->secure, *c, request.body, *parser)
+                  : co_await write_and_read_header(*c->plain, *c, request.body, *parser);
+    if (!ec) co_return c;
+    // A pooled connection the upstream closed while it sat idle: nothing of the response
+    // arrived, so the request was not processed and can go out again.
+    if (reused && !parser->got_some() && ec != beast::error::timeout && Clock::now() < deadline) {
+      continue;
+    }
+    co_return std::unexpected(exchange_error(ec, origin, request.timeout, deadline, parser->got_some()));
+  }
+}
+
+// A streamed body on a connection of the client's pool. Each next() has request.timeout to
+// produce its piece: a long stream lives as long as the upstream keeps sending.
+class PooledBodyStream final : public BodyStream {
+ public:
+  PooledBodyStream(Pools& client, const Origin& origin, const ClientRequest& request)
+      : client_(client), origin_(origin), timeout_(request.timeout) {}
+
+  net::awaitable<core::Result<std::string>> next() override {
+    if (connection_ == nullptr) {
+      if (ended_) co_return std::string();
+      co_return core::fail(core::ErrorCode::kUpstream, "the response stream already failed");
+    }
+    for (;;) {
+      if (!parser_->body.empty()) co_return std::exchange(parser_->body, std::string());
+      if (parser_->is_done()) {
+        ended_ = true;
+        if (parser_->keep_alive()) client_.give_back(origin_, std::move(connection_));
+        connection_.reset();
+        co_return std::string();
+      }
+      const auto deadline = Clock::now() + timeout_;
+      connection_->tcp().expires_at(deadline);
+      Connection& c = *connection_;
+      const error_code ec = c.secure ? co_await read_some(*c.secure, c, *parser_)
+                                     : co_await read_some(*c.plain, c, *parser_);
+      if (ec) {
+        connection_.reset();  // half-read: never pooled
+        co_return std::unexpected(exchange_error(ec, origin_, timeout_, deadline, true));
+      }
+    }
+  }
+
+  std::optional<ResponseParser> parser_;
+  std::unique_ptr<Connection> connection_;
+
+ private:
+  Pools& client_;
+  Origin origin_;
+  std::chrono::milliseconds timeout_;
+  bool ended_ = false;
+};
+
+}  // namespace
+
+struct Client::Impl : Pools {
+  using Pools::Pools;
+};
+
+Client::Client(net::io_context& loop, ClientOptions options)
+    : impl_(std::make_unique<Impl>(loop, options)) {}
+
+Client::~Client() = default;
+
+net::awaitable<core::Result<ClientResponse>> Client::send(const Origin& origin,
+                                                          ClientRequest request) {
+  if (auto valid = check_request(request); !valid) co_return std::unexpected(valid.error());
+  const auto deadline = Clock::now() + request.timeout;
+  std::optional<ResponseParser> parser;
+  auto started = co_await impl_->start(origin, request, parser, deadline);
+  if (!started) co_return std::unexpected(std::move(started.error()));
+  std::unique_ptr<Connection> c = std::move(*started);
+  if (!parser->is_done()) {
+    const error_code ec = c->secure ? co_await read_rest(*c->secure, *c, *parser)
+                                    : co_await read_rest(*c->plain, *c, *parser);
+    if (ec) co_return std::unexpected(exchange_error(ec, origin, request.timeout, deadline, true));
+  }
+  if (parser->keep_alive()) impl_->give_back(origin, std::move(c));
+  ClientResponse response;
+  response.status = parser->status;
+  response.headers = std::move(parser->headers);
+  response.body = std::move(parser->body);
+  co_return response;
+}
+
+net::awaitable<core::Result<StreamedResponse>> Client::open(const Origin& origin,
+                                                            ClientRequest request) {
+  if (auto valid = check_request(request); !valid) co_return std::unexpected(valid.error());
+  const auto deadline = Clock::now() + request.timeout;
+  auto stream = std::make_unique<PooledBodyStream>(*impl_, origin, request);
+  auto started = co_await impl_->start(origin, request, stream->parser_, deadline);
+  if (!started) co_return std::unexpected(std::move(started.error()));
+  stream->connection_ = std::move(*started);
+  StreamedResponse response;
+  response.status = stream->parser_->status;
+  response.headers = std::move(stream->parser_->headers);
+  response.body = std::move(stream);
+  co_return response;
+}
+
+std::size_t Client::idle_connections() const {
+  std::size_t count = 0;
+  for (const Pool& pool : impl_->pools) count += pool.idle.size();
+  return count;
+}
+
+}  // namespace backstop::http

@@ -1,0 +1,807 @@
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "http/client.h"
+#include "http/message.h"
+#include "http/server.h"
+
+namespace backstop::http {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto kAwait = net::as_tuple(net::use_awaitable);
+
+// ---------------------------------------------------------------- helpers
+
+// Runs `task` on `loop` until it finishes and returns its value.
+template <typename T>
+T run(net::io_context& loop, net::awaitable<T> task) {
+  std::optional<T> result;
+  std::exception_ptr failure;
+  net::co_spawn(loop, std::move(task), [&](std::exception_ptr e, T value) {
+    failure = e;
+    if (!e) result.emplace(std::move(value));
+    loop.stop();
+  });
+  loop.restart();
+  loop.run();
+  if (failure) std::rethrow_exception(failure);
+  return std::move(*result);
+}
+
+// A latch a handler waits on (on its worker) and the test opens (from any thread).
+class Gate {
+ public:
+  net::awaitable<void> wait(net::io_context& loop) {
+    net::steady_timer timer(loop, std::chrono::hours(1));
+    {
+      std::lock_guard lock(mutex_);
+      if (!open_) {
+        timer_ = &timer;
+        loop_ = &loop;
+      }
+      entered_.set_value();
+      if (open_) co_return;
+    }
+    co_await timer.async_wait(kAwait);
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    if (timer_ != nullptr) net::post(*loop_, [timer = timer_] { timer->cancel(); });
+  }
+  void wait_entered() { entered_future_.wait(); }
+
+ private:
+  std::mutex mutex_;
+  bool open_ = false;
+  net::steady_timer* timer_ = nullptr;
+  net::io_context* loop_ = nullptr;
+  std::promise<void> entered_;
+  std::future<void> entered_future_ = entered_.get_future();
+};
+
+struct ServiceState {
+  std::atomic<int> requests{0};
+  std::atomic<int> last_protocol_status{0};
+  Gate gate;
+};
+
+// Echoes "METHOD path body"; /wait waits on the gate; /stream streams two pieces with the
+// gate between them.
+class EchoService final : public Service {
+ public:
+  EchoService(net::io_context& loop, ServiceState& state) : loop_(loop), state_(state) {}
+
+  net::awaitable<void> handle(Request request, Responder& responder) override {
+    ++state_.requests;
+    if (request.path() == "/stream") {
+      if (!co_await responder.begin_stream(200, "text/event-stream", {{"x-kind", "stream"}})) {
+        co_return;
+      }
+      co_await responder.write("data: one\n\n");
+      co_await state_.gate.wait(loop_);
+      co_await responder.write("data: two\n\n");
+      co_await responder.end_stream();
+      co_return;
+    }
+    if (request.path() == "/wait") co_await state_.gate.wait(loop_);
+    Response response;
+    response.content_type = "text/plain";
+    response.headers.push_back({"x-test-echo", std::string(request.header("X-Test"))});
+    response.body = request.method + " " + std::string(request.path()) + " " + request.body;
+    co_await responder.send(std::move(response));
+  }
+
+  Response protocol_error(int status, std::string_view message,
+                          std::string_view target) override {
+    state_.last_protocol_status = status;
+    return Service::protocol_error(status, message, target);
+  }
+
+ private:
+  net::io_context& loop_;
+  ServiceState& state_;
+};
+
+struct TestServer {
+  explicit TestServer(ServerLimits limits = {}, int threads = 1)
+      : server(limits, threads, [this](net::io_context& loop, int) {
+          return std::make_unique<EchoService>(loop, state);
+        }) {
+    auto listened = server.listen("127.0.0.1", 0);
+    EXPECT_TRUE(listened.has_value());
+    server.start();
+  }
+  ~TestServer() { server.stop(0ms); }
+
+  [[nodiscard]] Origin origin() const { return Origin{false, "127.0.0.1", server.port(), "", ""}; }
+
+  ServiceState state;
+  Server server;
+};
+
+// A blocking loopback socket with a receive timeout, so that a broken test fails instead
+// of hanging.
+class RawConnection {
+ public:
+  explicit RawConnection(std::uint16_t port) : socket_(loop_) {
+    boost::system::error_code ec;
+    socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    connected_ = !ec;
+    timeval timeout{5, 0};
+    setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  [[nodiscard]] bool connected() const { return connected_; }
+  void send(std::string_view bytes) {
+    boost::system::error_code ec;
+    net::write(socket_, net::buffer(bytes), ec);
+  }
+  // Everything until the server closes; `closed` says whether it did (vs. the 5 s guard).
+  std::string read_to_close(bool* closed = nullptr) {
+    std::string all;
+    std::array<char, 4096> chunk;
+    for (;;) {
+      const ssize_t n = ::recv(socket_.native_handle(), chunk.data(), chunk.size(), 0);
+      if (n <= 0) {
+        if (closed != nullptr) *closed = n == 0 || errno == ECONNRESET;
+        return all;
+      }
+      all.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  net::io_context loop_;
+  tcp::socket socket_;
+  bool connected_ = false;
+};
+
+std::string exchange_raw(std::uint16_t port, std::string_view bytes, bool* closed = nullptr) {
+  RawConnection connection(port);
+  connection.send(bytes);
+  return connection.read_to_close(closed);
+}
+
+ClientRequest get(std::string target) {
+  ClientRequest request;
+  request.method = "GET";
+  request.target = std::move(target);
+  return request;
+}
+
+// ---------------------------------------------------------------- messages and origins
+
+TEST(MessageTest, FindsHeadersIgnoringCaseAndStripsQuery) {
+  Request request;
+  request.target = "/v1/chat/completions?x=1";
+  request.headers = {{"Content-Type", "application/json"}, {"X-A", "1"}};
+  EXPECT_EQ(request.header("content-type"), "application/json");
+  EXPECT_EQ(request.header("x-a"), "1");
+  EXPECT_EQ(request.header("missing"), "");
+  EXPECT_EQ(request.path(), "/v1/chat/completions");
+  request.target = "/plain";
+  EXPECT_EQ(request.path(), "/plain");
+}
+
+TEST(OriginTest, ParsesSchemesPortsAndPaths) {
+  auto plain = parse_origin("http://127.0.0.1:8000/v1/");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_FALSE(plain->tls);
+  EXPECT_EQ(plain->host, "127.0.0.1");
+  EXPECT_EQ(plain->port, 8000);
+  EXPECT_EQ(plain->base_path, "/v1");
+
+  auto secure = parse_origin("https://api.anthropic.com");
+  ASSERT_TRUE(secure.has_value());
+  EXPECT_TRUE(secure->tls);
+  EXPECT_EQ(secure->port, 443);
+  EXPECT_EQ(secure->base_path, "");
+
+  auto bare = parse_origin("http://localhost/");
+  ASSERT_TRUE(bare.has_value());
+  EXPECT_EQ(bare->port, 80);
+  EXPECT_EQ(bare->base_path, "");
+
+  auto ipv6 = parse_origin("http://[::1]:9000/x");
+  ASSERT_TRUE(ipv6.has_value());
+  EXPECT_EQ(ipv6->host, "::1");
+  EXPECT_EQ(ipv6->port, 9000);
+}
+
+TEST(OriginTest, RejectsAnythingElse) {
+  for (std::string_view url : {"ftp://host", "host:80", "http://", "http://:80", "http://h:0",
+                               "http://h:70000", "http://h:x", "http://u@h", "http://h/?q=1"}) {
+    auto origin = parse_origin(url);
+    ASSERT_FALSE(origin.has_value()) << url;
+    EXPECT_EQ(origin.error().code, core::ErrorCode::kInvalidArgument) << url;
+    EXPECT_NE(origin.error().message.find("invalid base URL"), std::string::npos);
+  }
+}
+
+// ---------------------------------------------------------------- server and client
+
+TEST(HttpTest, EchoesMethodPathBodyAndHeaders) {
+  TestServer server;
+  net::io_context loop;
+  Client client(loop);
+  ClientRequest request;
+  request.target = "/echo?q=1";
+  request.body = "hello";
+  request.headers.push_back({"X-Test", "abc"});
+  auto response = run(loop, client.send(server.origin(), request));
+  ASSERT_TRUE(response.has_value()) << response.error().message;
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "POST /echo hello");
+  EXPECT_EQ(response->header("content-type"), "text/plain");
+  EXPECT_EQ(response->header("x-test-echo"), "abc");
+}
+
+TEST(HttpTest, KeepAliveReusesOnePooledConnection) {
+  TestServer server;
+  net::io_context loop;
+  Client client(loop);
+  auto first = run(loop, client.send(server.origin(), get("/a")));
+  auto second = run(loop, client.send(server.origin(), get("/b")));
+  ASSERT_TRUE(first.has_value() && second.has_value());
+  EXPECT_EQ(first->body, "GET /a ");
+  EXPECT_EQ(second->body, "GET /b ");
+  EXPECT_EQ(client.idle_connections(), 1u);
+  EXPECT_EQ(server.server.open_connections(), 1u);
+  EXPECT_EQ(server.state.requests.load(), 2);
+}
+
+TEST(HttpTest, HonoursConnectionCloseAndHttp10) {
+  TestServer server;
+  bool closed = false;
+  std::string reply =
+      exchange_raw(server.server.port(), "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                   &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_NE(reply.find("\r\n\r\nGET /x "), std::string::npos);
+
+  reply = exchange_raw(server.server.port(), "GET /y HTTP/1.0\r\n\r\n", &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST(HttpTest, ContentLengthOverTheLimitIsRefusedBeforeTheBody) {
+  ServerLimits limits;
+  limits.max_body_bytes = 1000;
+  TestServer server(limits);
+  bool closed = false;
+  const std::string reply = exchange_raw(
+      server.server.port(), "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 413 Payload Too Large\r\n")) << reply;
+  EXPECT_NE(reply.find(R"({"error":{"message":"the request body is larger than 1000 bytes",)"
+                       R"("type":"invalid_request_error","code":"request_too_large"}})"),
+            std::string::npos)
+      << reply;
+  EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.last_protocol_status.load(), 413);
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, ChunkedBodyOverTheLimitIsRefused) {
+  ServerLimits limits;
+  limits.max_body_bytes = 1000;
+  TestServer server(limits);
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(),
+                   "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5dc\r\n" +
+                       std::string(1500, 'x') + "\r\n0\r\n\r\n",
+                   &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 413 ")) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, ClientSeesThe413EvenWhileSendingTheBody) {
+  ServerLimits limits;
+  limits.max_body_bytes = 1000;
+  TestServer server(limits);
+  net::io_context loop;
+  Client client(loop);
+  ClientRequest request;
+  request.target = "/x";
+  request.body = std::string(200'000, 'x');
+  auto response = run(loop, client.send(server.origin(), request));
+  ASSERT_TRUE(response.has_value()) << response.error().message;
+  EXPECT_EQ(response->status, 413);
+  EXPECT_EQ(client.idle_connections(), 0u);  // Connection: close
+}
+
+TEST(HttpTest, HeadersOverTheLimitGet431) {
+  ServerLimits limits;
+  limits.max_header_bytes = 1024;
+  TestServer server(limits);
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(),
+                   "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(2000, 'h') + "\r\n\r\n",
+                   &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 431 ")) << reply;
+  EXPECT_NE(reply.find(R"("code":"headers_too_large")"), std::string::npos);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.last_protocol_status.load(), 431);
+}
+
+TEST(HttpTest, MalformedRequestGets400) {
+  TestServer server;
+  bool closed = false;
+  const std::string reply = exchange_raw(server.server.port(), "NOT HTTP AT ALL\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 400 Bad Request\r\n")) << reply;
+  EXPECT_NE(reply.find(R"("message":"malformed HTTP request")"), std::string::npos);
+  EXPECT_TRUE(closed);
+}
+
+TEST(HttpTest, SlowClientIsCutOffWithin408) {
+  ServerLimits limits;
+  limits.read_timeout = 100ms;
+  TestServer server(limits);
+  RawConnection connection(server.server.port());
+  const auto started = std::chrono::steady_clock::now();
+  connection.send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+  bool closed = false;
+  const std::string reply = connection.read_to_close(&closed);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 408 Request Timeout\r\n")) << reply;
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, IdleKeepAliveConnectionIsClosed) {
+  ServerLimits limits;
+  limits.idle_timeout = 100ms;
+  TestServer server(limits);
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(), "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(reply.find("Connection: close"), std::string::npos);
+}
+
+TEST(HttpTest, ConnectionsBeyondTheLimitGet503) {
+  ServerLimits limits;
+  limits.max_connections = 1;
+  TestServer server(limits);
+  RawConnection holder(server.server.port());
+  ASSERT_TRUE(holder.connected());
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n")) << reply;
+  EXPECT_NE(reply.find(R"("code":"overloaded")"), std::string::npos);
+  EXPECT_TRUE(closed);
+}
+
+TEST(HttpTest, GracefulStopFinishesInFlightRequestAndRefusesNewConnections) {
+  TestServer server;
+  std::optional<core::Result<ClientResponse>> result;
+  std::thread requester([&] {
+    net::io_context loop;
+    Client client(loop);
+    result = run(loop, client.send(server.origin(), get("/wait")));
+  });
+  server.state.gate.wait_entered();
+  EXPECT_EQ(server.server.in_flight(), 1u);
+  std::thread stopper([&] { server.server.stop(10s); });
+
+  // Once the acceptor is closed, new connections are refused.
+  bool refused = false;
+  for (int attempt = 0; attempt < 1000 && !refused; ++attempt) {
+    RawConnection probe(server.server.port());
+    if (!probe.connected()) {
+      refused = true;
+    } else {
+      probe.read_to_close();  // accepted just before the close: closed as idle
+    }
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(server.server.in_flight(), 1u);
+
+  server.state.gate.open();
+  requester.join();
+  stopper.join();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_TRUE(result->has_value()) << (*result).error().message;
+  EXPECT_EQ((*result)->status, 200);
+  EXPECT_EQ((*result)->header("connection"), "close");
+  EXPECT_EQ(server.server.in_flight(), 0u);
+  EXPECT_EQ(server.server.open_connections(), 0u);
+}
+
+TEST(HttpTest, StopClosesIdleConnectionsAtOnce) {
+  TestServer server;
+  RawConnection idle(server.server.port());
+  ASSERT_TRUE(idle.connected());
+  idle.send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+  const auto started = std::chrono::steady_clock::now();
+  std::thread stopper([&] { server.server.stop(10s); });
+  bool closed = false;
+  const std::string reply = idle.read_to_close(&closed);
+  stopper.join();
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+}
+
+TEST(HttpTest, StreamsChunkedPiecesFlushedOneByOne) {
+  TestServer server;
+  net::io_context loop;
+  Client client(loop);
+  struct Outcome {
+    int status = 0;
+    std::string content_type, first, second, end;
+  };
+  auto read_stream = [](Client* client, Origin origin, Gate* gate) -> net::awaitable<Outcome> {
+    Outcome outcome;
+    auto response = co_await client->open(origin, get("/stream"));
+    if (!response) co_return outcome;
+    outcome.status = response->status;
+    outcome.content_type = std::string(response->header("content-type"));
+    auto first = co_await response->body->next();
+    outcome.first = first.value_or("error");
+    gate->open();  // the second piece is written only now: the first was flushed alone
+    auto second = co_await response->body->next();
+    outcome.second = second.value_or("error");
+    auto end = co_await response->body->next();
+    outcome.end = end.value_or("error");
+    co_return outcome;
+  };
+  Outcome outcome = run(loop, read_stream(&client, server.origin(), &server.state.gate));
+  EXPECT_EQ(outcome.status, 200);
+  EXPECT_EQ(outcome.content_type, "text/event-stream");
+  EXPECT_EQ(outcome.first, "data: one\n\n");
+  EXPECT_EQ(outcome.second, "data: two\n\n");
+  EXPECT_EQ(outcome.end, "");
+  EXPECT_EQ(client.idle_connections(), 1u);
+}
+
+TEST(HttpTest, StreamWireFormatIsChunked) {
+  TestServer server;
+  server.state.gate.open();
+  const std::string reply = exchange_raw(
+      server.server.port(), "GET /stream HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n")) << reply;
+  EXPECT_NE(reply.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_NE(reply.find("x-kind: stream\r\n"), std::string::npos);
+  EXPECT_TRUE(reply.ends_with("\r\n\r\nb\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n"))
+      << reply;
+}
+
+TEST(HttpTest, StreamDroppedEarlyIsNotPooled) {
+  TestServer server;
+  net::io_context loop;
+  Client client(loop);
+  auto read_one = [](Client* client, Origin origin) -> net::awaitable<std::string> {
+    auto response = co_await client->open(origin, get("/stream"));
+    if (!response) co_return "error";
+    auto first = co_await response->body->next();
+    co_return first.value_or("error");
+  };
+  EXPECT_EQ(run(loop, read_one(&client, server.origin())), "data: one\n\n");
+  EXPECT_EQ(client.idle_connections(), 0u);
+  server.state.gate.open();
+}
+
+// ---------------------------------------------------------------- client failures
+
+TEST(ClientTest, RefusedConnectionIsConnectError) {
+  net::io_context loop;
+  std::uint16_t port = 0;
+  {
+    tcp::acceptor acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    port = acceptor.local_endpoint().port();
+  }
+  Client client(loop);
+  auto response = run(loop, client.send(Origin{false, "127.0.0.1", port, "", ""}, get("/")));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kConnect);
+  EXPECT_NE(response.error().message.find("cannot connect to 127.0.0.1:"), std::string::npos);
+}
+
+TEST(ClientTest, ResolvesLocalhost) {
+  TestServer server;
+  net::io_context loop;
+  Client client(loop);
+  auto response =
+      run(loop, client.send(Origin{false, "localhost", server.server.port(), "", ""}, get("/l")));
+  ASSERT_TRUE(response.has_value()) << response.error().message;
+  EXPECT_EQ(response->body, "GET /l ");
+}
+
+TEST(ClientTest, RejectsHeaderInjection) {
+  net::io_context loop;
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.headers.push_back({"X-A", "1\r\nX-Injected: 2"});
+  auto response = run(loop, client.send(Origin{false, "127.0.0.1", 1, "", ""}, request));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kInvalidArgument);
+}
+
+// Accepts connections and reads from them without ever answering.
+net::awaitable<void> silent_server(tcp::acceptor* acceptor) {
+  std::vector<tcp::socket> held;
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+    if (ec) co_return;
+    held.push_back(std::move(socket));
+  }
+}
+
+TEST(ClientTest, UpstreamThatNeverAnswersTimesOut) {
+  net::io_context loop;
+  tcp::acceptor acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  net::co_spawn(loop, silent_server(&acceptor), net::detached);
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.timeout = 100ms;
+  auto response = run(
+      loop, client.send(Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""},
+                        request));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kTimeout);
+  EXPECT_NE(response.error().message.find("did not answer within 100 ms"), std::string::npos);
+}
+
+// How a scripted upstream treats each connection after its first response.
+enum class AfterFirst {
+  kCloseAtOnce,          // closes the idle connection right after responding
+  kCloseOnNextRequest,   // reads the next request, then closes without a byte
+  kPartialOnNextRequest  // reads the next request, sends half a status line, closes
+};
+
+struct Script {
+  AfterFirst after_first;
+  int connections = 0;
+};
+
+net::awaitable<void> scripted_connection(tcp::socket socket, Script* script) {
+  std::string buffer;
+  auto [ec, n] = co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n",
+                                                kAwait);
+  if (ec) co_return;
+  buffer.erase(0, n);
+  std::string_view ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  co_await net::async_write(socket, net::buffer(ok), kAwait);
+  if (script->after_first == AfterFirst::kCloseAtOnce) co_return;
+  auto [ec2, n2] = co_await net::async_read_until(socket, net::dynamic_buffer(buffer),
+                                                  "\r\n\r\n", kAwait);
+  if (ec2) co_return;
+  if (script->after_first == AfterFirst::kPartialOnNextRequest) {
+    co_await net::async_write(socket, net::buffer(std::string_view("HTTP/1.1 20")), kAwait);
+  }
+}
+
+net::awaitable<void> scripted_server(tcp::acceptor* acceptor, Script* script) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+    if (ec) co_return;
+    ++script->connections;
+    net::co_spawn(acceptor->get_executor(), scripted_connection(std::move(socket), script),
+                  net::detached);
+  }
+}
+
+struct ScriptedUpstream {
+  explicit ScriptedUpstream(net::io_context& loop, AfterFirst after_first)
+      : acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        script{after_first} {
+    net::co_spawn(loop, scripted_server(&acceptor, &script), net::detached);
+  }
+  [[nodiscard]] Origin origin() const {
+    return Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""};
+  }
+  tcp::acceptor acceptor;
+  Script script;
+};
+
+TEST(ClientTest, IdleConnectionClosedByUpstreamIsNotReused) {
+  net::io_context loop;
+  ScriptedUpstream upstream(loop, AfterFirst::kCloseAtOnce);
+  Client client(loop);
+  auto first = run(loop, client.send(upstream.origin(), get("/1")));
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  auto second = run(loop, client.send(upstream.origin(), get("/2")));
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->body, "ok");
+  EXPECT_EQ(upstream.script.connections, 2);
+}
+
+TEST(ClientTest, StalePooledConnectionIsReplayedOnAFreshOne) {
+  net::io_context loop;
+  ScriptedUpstream upstream(loop, AfterFirst::kCloseOnNextRequest);
+  Client client(loop);
+  auto first = run(loop, client.send(upstream.origin(), get("/1")));
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(client.idle_connections(), 1u);
+  auto second = run(loop, client.send(upstream.origin(), get("/2")));
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->body, "ok");
+  EXPECT_EQ(upstream.script.connections, 2);
+}
+
+TEST(ClientTest, NoReplayAfterAResponseByte) {
+  net::io_context loop;
+  ScriptedUpstream upstream(loop, AfterFirst::kPartialOnNextRequest);
+  Client client(loop);
+  auto first = run(loop, client.send(upstream.origin(), get("/1")));
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  auto second = run(loop, client.send(upstream.origin(), get("/2")));
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, core::ErrorCode::kUpstream);
+  EXPECT_NE(second.error().message.find("mid-response"), std::string::npos);
+  EXPECT_EQ(upstream.script.connections, 1);
+}
+
+// ---------------------------------------------------------------- TLS
+
+struct TestCertificate {
+  std::string certificate_pem;
+  std::string key_pem;
+};
+
+std::string bio_text(BIO* bio) {
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
+// A self-signed certificate for localhost and 127.0.0.1.
+TestCertificate make_certificate() {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x509 = X509_new();
+  X509_set_version(x509, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x509), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x509), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x509), 24 * 3600);
+  X509_set_pubkey(x509, key);
+  X509_NAME* name = X509_get_subject_name(x509);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(x509, name);
+  X509V3_CTX context;
+  X509V3_set_ctx_nodb(&context);
+  X509V3_set_ctx(&context, x509, x509, nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
+                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &context, nid, value);
+    X509_add_ext(x509, extension, -1);
+    X509_EXTENSION_free(extension);
+  }
+  X509_sign(x509, key, EVP_sha256());
+
+  TestCertificate out;
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, x509);
+  out.certificate_pem = bio_text(bio);
+  BIO_free(bio);
+  bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  out.key_pem = bio_text(bio);
+  BIO_free(bio);
+  X509_free(x509);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+net::awaitable<void> tls_connection(tcp::socket socket, ssl::context* context) {
+  ssl::stream<tcp::socket> stream(std::move(socket), *context);
+  auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, kAwait);
+  if (hec) co_return;
+  std::string buffer;
+  for (;;) {
+    auto [ec, n] = co_await net::async_read_until(stream, net::dynamic_buffer(buffer),
+                                                  "\r\n\r\n", kAwait);
+    if (ec) co_return;
+    buffer.erase(0, n);
+    std::string_view ok = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure";
+    auto [wec, wn] = co_await net::async_write(stream, net::buffer(ok), kAwait);
+    if (wec) co_return;
+  }
+}
+
+net::awaitable<void> tls_server(tcp::acceptor* acceptor, ssl::context* context) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+    if (ec) co_return;
+    net::co_spawn(acceptor->get_executor(), tls_connection(std::move(socket), context),
+                  net::detached);
+  }
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    certificate_ = make_certificate();
+    ca_file_ = ::testing::TempDir() + "backstop_http_test_ca_" + std::to_string(::getpid()) + ".pem";
+    std::ofstream(ca_file_) << certificate_.certificate_pem;
+    context_.use_certificate_chain(net::buffer(certificate_.certificate_pem));
+    context_.use_private_key(net::buffer(certificate_.key_pem), ssl::context::pem);
+    net::co_spawn(loop_, tls_server(&acceptor_, &context_), net::detached);
+  }
+  void TearDown() override { std::remove(ca_file_.c_str()); }
+
+  Origin origin(std::string host, std::string ca_file) const {
+    return Origin{true, std::move(host), acceptor_.local_endpoint().port(), "", std::move(ca_file)};
+  }
+
+  TestCertificate certificate_;
+  std::string ca_file_;
+  net::io_context loop_;
+  ssl::context context_{ssl::context::tls_server};
+  tcp::acceptor acceptor_{loop_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
+};
+
+TEST_F(TlsTest, TrustsTheGivenCaFileAndPoolsTheConnection) {
+  Client client(loop_);
+  auto first = run(loop_, client.send(origin("localhost", ca_file_), get("/")));
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->body, "secure");
+  auto second = run(loop_, client.send(origin("localhost", ca_file_), get("/")));
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(client.idle_connections(), 1u);
+}
+
+TEST_F(TlsTest, VerifiesAnIpAddressAgainstTheCertificate) {
+  Client client(loop_);
+  auto response = run(loop_, client.send(origin("127.0.0.1", ca_file_), get("/")));
+  ASSERT_TRUE(response.has_value()) << response.error().message;
+  EXPECT_EQ(response->body, "secure");
+}
+
+TEST_F(TlsTest, UntrustedCertificateIsConnectError) {
+  Client client(loop_);
+  auto response = run(loop_, client.send(origin("localhost", ""), get("/")));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kConnect);
+  EXPECT_NE(response.error().message.find("was not trusted"), std::string::npos)
+      << response.error().message;
+}
+
+TEST_F(TlsTest, MissingCaFileIsConnectError) {
+  Client client(loop_);
+  auto response = run(loop_, client.send(origin("localhost", "/nonexistent/ca.pem"), get("/")));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kConnect);
+  EXPECT_NE(response.error().message.find("cannot load the CA certificates"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace backstop::http

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "chat/chat.h"
+#include "core/error.h"
+#include "http/client.h"
+#include "http/message.h"
+#include "providers/provider.h"
+
+namespace backstop::providers {
+
+struct HttpProviderOptions {
+  std::string name;
+  chat::Dialect dialect = chat::Dialect::kOpenAI;
+  std::string base_url;  // OpenAI: ".../v1" (before /chat/completions); Anthropic: the host
+  std::string model;
+  std::string api_key;  // the key itself; empty: no auth header
+  std::string ca_file;  // extra CA bundle for TLS; empty: the system store
+  std::int64_t timeout_ms = 30'000;
+  std::int64_t connect_timeout_ms = 5'000;
+  std::int64_t default_max_tokens = 4096;  // Anthropic requires max_tokens
+  std::string anthropic_version = "2023-06-01";
+};
+
+// A model behind an HTTP API in one dialect (OpenAI Chat Completions or Anthropic
+// Messages): encodes the request in that dialect, sends it with the key, and maps the
+// answer to a ChatResponse or an Error (see Provider). Immutable; shared by all workers.
+class HttpProvider final : public Provider {
+ public:
+  // kInvalidArgument when base_url is not "http(s)://host[:port][/path]".
+  [[nodiscard]] static core::Result<std::unique_ptr<HttpProvider>> create(
+      HttpProviderOptions options);
+
+  [[nodiscard]] const std::string& name() const override { return options_.name; }
+  [[nodiscard]] const std::string& model() const override { return options_.model; }
+  boost::asio::awaitable<core::Result<chat::ChatResponse>> complete(
+      const chat::ChatRequest& request, CallContext& context) override;
+
+  // The path requests go to: base path + "/chat/completions" or + "/v1/messages".
+  [[nodiscard]] const std::string& target() const { return target_; }
+
+ private:
+  HttpProvider(HttpProviderOptions options, http::Origin origin);
+
+  // The error for a non-2xx answer.
+  [[nodiscard]] core::Error status_error(const http::ClientResponse& response) const;
+  // `message` with every occurrence of the key replaced.
+  [[nodiscard]] std::string redact(std::string message) const;
+
+  HttpProviderOptions options_;
+  http::Origin origin_;
+  std::string target_;
+  std::vector<http::Header> headers_;  // sent on every request
+};
+
+// Milliseconds to wait from a 429's `retry-after-ms` or `Retry-After` (delta seconds);
+// -1 when neither is present or parses (an HTTP date, say).
+[[nodiscard]] int retry_after_ms(const http::ClientResponse& response);
+
+}  // namespace backstop::providers

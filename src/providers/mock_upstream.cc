@@ -1,0 +1,255 @@
+#include "providers/mock_upstream.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "chat/chat.h"
+#include "dialects/anthropic/anthropic.h"
+#include "dialects/openai/openai.h"
+#include "providers/synth.h"
+
+namespace backstop::providers {
+namespace {
+
+namespace net = boost::asio;
+namespace openai = dialects::openai;
+namespace anthropic = dialects::anthropic;
+
+// What a request asked the mock to do.
+struct Behaviour {
+  enum class Kind { kAnswer, kRateLimited, kServerError, kBadResponse, kTimeout, kSlow };
+  Kind kind = Kind::kAnswer;
+  Fault fault = Fault::kNone;  // kAnswer: the defect in the answer
+};
+
+std::optional<Behaviour> parse_behaviour(std::string_view name) {
+  using Kind = Behaviour::Kind;
+  if (const auto fault = parse_fault(name)) return Behaviour{Kind::kAnswer, *fault};
+  if (name == "rate_limited") return Behaviour{Kind::kRateLimited};
+  if (name == "server_error") return Behaviour{Kind::kServerError};
+  if (name == "bad_response") return Behaviour{Kind::kBadResponse};
+  if (name == "timeout") return Behaviour{Kind::kTimeout};
+  if (name == "slow") return Behaviour{Kind::kSlow};
+  return std::nullopt;
+}
+
+// One `[mock:NAME*N@MODEL]` marker (the suffixes are optional and in either order).
+struct Marker {
+  std::string_view name;
+  int times = 0;  // 0: every request
+  std::string_view model;
+};
+
+std::optional<std::int64_t> parse_count(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::vector<Marker> find_markers(std::string_view text) {
+  constexpr std::string_view kOpen = "[mock:";
+  std::vector<Marker> markers;
+  for (std::size_t at = text.find(kOpen); at != std::string_view::npos;
+       at = text.find(kOpen, at + 1)) {
+    const std::size_t close = text.find(']', at);
+    if (close == std::string_view::npos) break;
+    std::string_view body = text.substr(at + kOpen.size(), close - at - kOpen.size());
+    Marker marker;
+    std::size_t cut = body.find_first_of("*@");
+    marker.name = body.substr(0, cut);
+    while (cut != std::string_view::npos) {
+      const char sign = body[cut];
+      const std::size_t next = body.find_first_of("*@", cut + 1);
+      const std::string_view value = body.substr(cut + 1, next - cut - 1);
+      if (sign == '@') marker.model = value;
+      if (sign == '*') marker.times = static_cast<int>(parse_count(value).value_or(0));
+      cut = next;
+    }
+    markers.push_back(marker);
+  }
+  return markers;
+}
+
+std::optional<std::int64_t> delay_marker(std::string_view text) {
+  constexpr std::string_view kOpen = "[mock-delay:";
+  const std::size_t at = text.find(kOpen);
+  if (at == std::string_view::npos) return std::nullopt;
+  const std::size_t close = text.find(']', at);
+  if (close == std::string_view::npos) return std::nullopt;
+  return parse_count(text.substr(at + kOpen.size(), close - at - kOpen.size()));
+}
+
+std::string last_user_text(const chat::ChatRequest& request) {
+  for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
+    if (it->role == chat::Role::kUser) return it->text();
+  }
+  return {};
+}
+
+// Built outside the coroutines: g++ 12 miscompiles aggregate temporaries in co_await
+// expressions (a double free).
+http::Response whole(int status, std::string content_type, std::string body) {
+  http::Response response;
+  response.status = status;
+  response.content_type = std::move(content_type);
+  response.body = std::move(body);
+  return response;
+}
+
+http::Response error_response(chat::Dialect dialect, int status, core::ErrorCode code,
+                              std::string message) {
+  const core::Error error{code, std::move(message)};
+  http::Response response;
+  response.status = status;
+  response.body = dialect == chat::Dialect::kOpenAI ? openai::encode_error(error)
+                                                    : anthropic::encode_error(error);
+  return response;
+}
+
+std::string hex(std::uint64_t value) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kDigits[value & 0xf];
+  return out;
+}
+
+}  // namespace
+
+MockUpstream::MockUpstream(net::io_context& loop, MockOptions options)
+    : loop_(loop), options_(options) {}
+
+int MockUpstream::count(const std::string& key) {
+  auto [it, inserted] = seen_.try_emplace(key, 0);
+  const int n = ++it->second;
+  if (inserted) {
+    seen_order_.push_back(key);
+    if (seen_order_.size() > options_.max_tracked_ids) {
+      seen_.erase(seen_order_.front());
+      seen_order_.pop_front();
+    }
+  }
+  return n;
+}
+
+net::awaitable<void> MockUpstream::wait(std::chrono::milliseconds delay) {
+  if (delay.count() <= 0) co_return;
+  net::steady_timer timer(loop_, delay);
+  co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder& responder) {
+  const std::string_view path = request.path();
+  if (request.method == "GET" && path == "/healthz") {
+    co_await responder.send(whole(200, "application/json", R"({"status":"ok"})"));
+    co_return;
+  }
+  const bool known = path == "/v1/chat/completions" || path == "/v1/messages";
+  const chat::Dialect dialect =
+      path == "/v1/messages" ? chat::Dialect::kAnthropic : chat::Dialect::kOpenAI;
+  if (!known || request.method != "POST") {
+    co_await responder.send(
+        error_response(dialect, 404, core::ErrorCode::kNotFound,
+                       "no route for " + request.method + " " + std::string(path)));
+    co_return;
+  }
+  auto decoded = dialect == chat::Dialect::kOpenAI ? openai::decode_request(request.body)
+                                                   : anthropic::decode_request(request.body);
+  if (!decoded) {
+    co_await responder.send(
+        error_response(dialect, 400, decoded.error().code, decoded.error().message));
+    co_return;
+  }
+  const chat::ChatRequest& chat_request = *decoded;
+  const std::string text = last_user_text(chat_request);
+
+  Behaviour behaviour;
+  if (const std::string_view name = request.header("x-mock-fault"); !name.empty()) {
+    const auto parsed = parse_behaviour(name);
+    if (!parsed) {
+      co_await responder.send(error_response(dialect, 400, core::ErrorCode::kInvalidArgument,
+                                             "unknown x-mock-fault " + std::string(name)));
+      co_return;
+    }
+    behaviour = *parsed;
+  } else {
+    std::optional<int> ordinal;  // of this request among those with its id and model
+    for (const Marker& marker : find_markers(text)) {
+      if (!marker.model.empty() && marker.model != chat_request.model) continue;
+      const auto parsed = parse_behaviour(marker.name);
+      if (!parsed) continue;
+      if (marker.times > 0) {
+        const std::string_view id = request.header("x-request-id");
+        // Without an id every request is a first one.
+        if (!ordinal) ordinal = id.empty() ? 1 : count(std::string(id) + '\n' + chat_request.model);
+        if (*ordinal > marker.times) continue;
+      }
+      behaviour = *parsed;
+      break;
+    }
+  }
+
+  std::optional<std::int64_t> delay_ms = parse_count(request.header("x-mock-delay-ms"));
+  if (!delay_ms) delay_ms = delay_marker(text);
+  if (delay_ms) {
+    co_await wait(std::chrono::milliseconds(*delay_ms));
+  } else if (behaviour.kind == Behaviour::Kind::kSlow) {
+    co_await wait(options_.slow_delay);
+  }
+
+  using Kind = Behaviour::Kind;
+  switch (behaviour.kind) {
+    case Kind::kRateLimited: {
+      http::Response response =
+          error_response(dialect, 429, core::ErrorCode::kRateLimited, "mock: rate limit reached");
+      response.headers.push_back({"retry-after", "0"});
+      co_await responder.send(std::move(response));
+      co_return;
+    }
+    case Kind::kServerError:
+      co_await responder.send(
+          error_response(dialect, 500, core::ErrorCode::kInternal, "mock: server error"));
+      co_return;
+    case Kind::kBadResponse:
+      co_await responder.send(whole(200, "text/html", "<html>mock: this is not JSON</html>"));
+      co_return;
+    case Kind::kTimeout:
+      co_await wait(options_.timeout_wait);
+      co_await responder.send(
+          error_response(dialect, 504, core::ErrorCode::kTimeout, "mock: gave up"));
+      co_return;
+    case Kind::kAnswer:
+    case Kind::kSlow:
+      break;
+  }
+
+  const std::uint64_t random = mix64(options_.seed + ++served_);
+  chat::ChatResponse response =
+      synthesize(chat_request, behaviour.fault, chat_request.model, random);
+  response.created = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  http::Response out;
+  if (dialect == chat::Dialect::kOpenAI) {
+    out.body = openai::encode_response(response, chat_request.model);
+  } else {
+    // Anthropic's own id shapes, so SDKs see what they expect.
+    response.id = "msg_" + hex(random);
+    for (auto& call : response.tool_calls) {
+      if (call.id.starts_with("call_")) call.id.replace(0, 5, "toolu_");
+    }
+    out.body = anthropic::encode_response(response, chat_request.model);
+  }
+  co_await responder.send(std::move(out));
+}
+
+}  // namespace backstop::providers

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+
+#include "http/server.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace backstop::providers {
+
+struct MockOptions {
+  std::chrono::milliseconds timeout_wait{60'000};  // how long a `timeout` request hangs
+  std::chrono::milliseconds slow_delay{1'000};     // `slow` without a delay given
+  std::size_t max_tracked_ids = 4096;              // request ids remembered for NAME*N
+  std::uint64_t seed = 0;                          // varies ids; e.g. the worker index
+};
+
+// The upstream behind `backstop mock`: POST /v1/chat/completions (OpenAI) and
+// POST /v1/messages (Anthropic) answer with synthesized answers; GET /healthz is 200;
+// anything else 404. A request picks a fault with the header `x-mock-fault: NAME`, or with
+// markers in its last user message: `[mock:NAME]`, `[mock:NAME@MODEL]` (only when the
+// request's model is MODEL), `[mock:NAME*N]` (only the first N requests with this
+// x-request-id and model); the first marker that applies wins. NAME is a synth fault
+// (no_tool_call, unknown_tool, invalid_json, schema, empty, truncated) or rate_limited
+// (429, Retry-After: 0), server_error (500), bad_response (200, not JSON), timeout (hang,
+// then 504), slow (wait `x-mock-delay-ms` or `[mock-delay:MS]`, then answer). The delay
+// header or marker alone delays any request. Undecodable requests get 400. Errors come in
+// the endpoint's dialect. One per worker thread.
+class MockUpstream final : public http::Service {
+ public:
+  explicit MockUpstream(boost::asio::io_context& loop, MockOptions options = {});
+
+  boost::asio::awaitable<void> handle(http::Request request, http::Responder& responder) override;
+
+ private:
+  // How many requests with this key (x-request-id and model) came so far, this one included.
+  int count(const std::string& key);
+  boost::asio::awaitable<void> wait(std::chrono::milliseconds delay);
+
+  boost::asio::io_context& loop_;
+  MockOptions options_;
+  std::uint64_t served_ = 0;
+  std::unordered_map<std::string, int> seen_;
+  std::deque<std::string> seen_order_;  // oldest first, to forget beyond max_tracked_ids
+};
+
+}  // namespace backstop::providers

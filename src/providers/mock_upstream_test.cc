@@ -1,0 +1,212 @@
+#include "providers/mock_upstream.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http/client.h"
+#include "providers/test_upstream.h"
+
+namespace backstop::providers {
+namespace {
+
+namespace net = boost::asio;
+namespace bj = boost::json;
+using Reply = core::Result<http::ClientResponse>;
+
+constexpr std::string_view kTools = R"([{"type":"function","function":{"name":"lookup",
+    "parameters":{"type":"object","properties":{"q":{"type":"string"}},"required":["q"]}}}])";
+
+class MockUpstreamTest : public ::testing::Test {
+ protected:
+  MockUpstreamTest()
+      : upstream_([](net::io_context& loop, int) {
+          MockOptions options;
+          options.timeout_wait = std::chrono::milliseconds(50);
+          options.max_tracked_ids = 2;
+          return std::make_unique<MockUpstream>(loop, options);
+        }) {}
+
+  static net::awaitable<void> send_once(http::Client& client, http::Origin origin,
+                                        http::ClientRequest request, std::optional<Reply>& out) {
+    out = co_await client.send(origin, std::move(request));
+  }
+
+  Reply send(std::string method, std::string target, std::string body,
+             std::vector<http::Header> headers = {}) {
+    net::io_context loop;
+    http::Client client(loop);
+    http::ClientRequest request;
+    request.method = std::move(method);
+    request.target = std::move(target);
+    request.body = std::move(body);
+    request.headers = std::move(headers);
+    request.headers.push_back({"content-type", "application/json"});
+    request.timeout = std::chrono::milliseconds(5'000);
+    const auto origin = http::parse_origin(upstream_.url());
+    EXPECT_TRUE(origin.has_value());
+    std::optional<Reply> out;
+    net::co_spawn(loop, send_once(client, *origin, std::move(request), out), net::detached);
+    loop.run();
+    return out ? std::move(*out) : core::fail(core::ErrorCode::kInternal, "no reply");
+  }
+
+  // POST /v1/chat/completions with one user message and one tool.
+  Reply chat(std::string_view model, std::string_view text,
+             std::vector<http::Header> headers = {}) {
+    bj::object body{{"model", model},
+                    {"messages", bj::array{bj::object{{"role", "user"}, {"content", text}}}},
+                    {"tools", bj::parse(kTools)}};
+    return send("POST", "/v1/chat/completions", bj::serialize(body), std::move(headers));
+  }
+
+  Reply messages(std::string_view model, std::string_view text) {
+    bj::object body{{"model", model},
+                    {"max_tokens", 100},
+                    {"messages", bj::array{bj::object{{"role", "user"}, {"content", text}}}}};
+    return send("POST", "/v1/messages", bj::serialize(body));
+  }
+
+  TestUpstream upstream_;
+};
+
+int status(const Reply& reply) { return reply ? reply->status : -1; }
+
+bj::object body_of(const Reply& reply) {
+  EXPECT_TRUE(reply.has_value());
+  return bj::parse(reply->body).as_object();
+}
+
+TEST_F(MockUpstreamTest, HealthzAndUnknownRoutes) {
+  EXPECT_EQ(status(send("GET", "/healthz", "")), 200);
+  EXPECT_EQ(status(send("GET", "/nope", "")), 404);
+  EXPECT_EQ(status(send("GET", "/v1/chat/completions", "")), 404);
+}
+
+TEST_F(MockUpstreamTest, AnswersOpenAIWithAToolCall) {
+  const Reply reply = chat("m1", "find it");
+  ASSERT_EQ(status(reply), 200);
+  const bj::object body = body_of(reply);
+  EXPECT_EQ(body.at("model").as_string(), "m1");
+  const auto& message = body.at("choices").as_array()[0].as_object().at("message").as_object();
+  const auto& call = message.at("tool_calls").as_array()[0].as_object();
+  EXPECT_EQ(call.at("function").as_object().at("name").as_string(), "lookup");
+  const auto args = bj::parse(call.at("function").as_object().at("arguments").as_string());
+  EXPECT_TRUE(args.as_object().contains("q"));
+}
+
+TEST_F(MockUpstreamTest, AnswersAnthropicWithAMessage) {
+  const Reply reply = messages("claude-x", "hello");
+  ASSERT_EQ(status(reply), 200);
+  const bj::object body = body_of(reply);
+  EXPECT_EQ(body.at("type").as_string(), "message");
+  EXPECT_TRUE(body.at("id").as_string().starts_with("msg_"));
+  EXPECT_EQ(body.at("model").as_string(), "claude-x");
+}
+
+TEST_F(MockUpstreamTest, UndecodableRequestIs400InTheDialect) {
+  const Reply openai = send("POST", "/v1/chat/completions", R"({"model":1})");
+  ASSERT_EQ(status(openai), 400);
+  EXPECT_TRUE(body_of(openai).at("error").is_object());
+  const Reply anthropic = send("POST", "/v1/messages", "not json");
+  ASSERT_EQ(status(anthropic), 400);
+  EXPECT_EQ(body_of(anthropic).at("type").as_string(), "error");
+}
+
+TEST_F(MockUpstreamTest, FaultHeaderChoosesTheFault) {
+  const Reply empty = chat("m", "q", {{"x-mock-fault", "empty"}});
+  ASSERT_EQ(status(empty), 200);
+  const auto& message =
+      body_of(empty).at("choices").as_array()[0].as_object().at("message").as_object();
+  EXPECT_EQ(message.at("content").as_string(), "");
+  EXPECT_FALSE(message.contains("tool_calls") && !message.at("tool_calls").as_array().empty());
+
+  EXPECT_EQ(status(chat("m", "q", {{"x-mock-fault", "no_such_fault"}})), 400);
+}
+
+TEST_F(MockUpstreamTest, RateLimitedSendsRetryAfterZero) {
+  const Reply reply = chat("m", "q [mock:rate_limited]");
+  ASSERT_EQ(status(reply), 429);
+  EXPECT_EQ(reply->header("retry-after"), "0");
+  EXPECT_TRUE(body_of(reply).at("error").is_object());
+  const Reply anthropic = messages("m", "q [mock:rate_limited]");
+  ASSERT_EQ(status(anthropic), 429);
+  EXPECT_EQ(body_of(anthropic).at("type").as_string(), "error");
+}
+
+TEST_F(MockUpstreamTest, ServerErrorBadResponseAndTimeout) {
+  EXPECT_EQ(status(chat("m", "[mock:server_error]")), 500);
+  const Reply bad = chat("m", "[mock:bad_response]");
+  ASSERT_EQ(status(bad), 200);
+  boost::system::error_code ec;
+  bj::parse(bad->body, ec);
+  EXPECT_TRUE(ec.failed());
+  EXPECT_EQ(status(chat("m", "[mock:timeout]")), 504);  // after the 50 ms of this fixture
+}
+
+TEST_F(MockUpstreamTest, InvalidJsonArgumentsCrossTheWire) {
+  const Reply reply = chat("m", "[mock:invalid_json]");
+  ASSERT_EQ(status(reply), 200);
+  const auto& call = body_of(reply)
+                         .at("choices")
+                         .as_array()[0]
+                         .as_object()
+                         .at("message")
+                         .as_object()
+                         .at("tool_calls")
+                         .as_array()[0]
+                         .as_object();
+  boost::system::error_code ec;
+  bj::parse(call.at("function").as_object().at("arguments").as_string(), ec);
+  EXPECT_TRUE(ec.failed());
+}
+
+TEST_F(MockUpstreamTest, TargetedMarkersApplyOnlyToTheirModel) {
+  const std::string text = "q [mock:empty@other] [mock:server_error@primary]";
+  EXPECT_EQ(status(chat("primary", text)), 500);
+  EXPECT_EQ(status(chat("fallback", text)), 200);
+}
+
+TEST_F(MockUpstreamTest, CountedMarkersApplyToTheFirstNRequestsOfAnId) {
+  const std::string text = "q [mock:server_error*2]";
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "abc"}})), 500);
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "abc"}})), 500);
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "abc"}})), 200);
+  EXPECT_EQ(status(chat("other-model", text, {{"x-request-id", "abc"}})), 500);
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "xyz"}})), 500);
+  // Without an id every request is a first one.
+  EXPECT_EQ(status(chat("m", text)), 500);
+  EXPECT_EQ(status(chat("m", text)), 500);
+  EXPECT_EQ(status(chat("m", text)), 500);
+}
+
+TEST_F(MockUpstreamTest, RemembersABoundedNumberOfIds) {
+  const std::string text = "q [mock:server_error*1]";
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "a"}})), 500);
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "a"}})), 200);
+  // This fixture remembers 2 ids: b and c push a out, so a counts from 1 again.
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "b"}})), 500);
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "c"}})), 500);
+  EXPECT_EQ(status(chat("m", text, {{"x-request-id", "a"}})), 500);
+}
+
+TEST_F(MockUpstreamTest, SlowWaitsTheGivenDelay) {
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(status(chat("m", "q [mock:slow] [mock-delay:30]")), 200);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
+  start = std::chrono::steady_clock::now();
+  EXPECT_EQ(status(chat("m", "q", {{"x-mock-delay-ms", "30"}})), 200);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
+}
+
+}  // namespace
+}  // namespace backstop::providers

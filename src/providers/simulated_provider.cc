@@ -1,0 +1,111 @@
+#include "providers/simulated_provider.h"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <cmath>
+#include <numbers>
+#include <utility>
+
+namespace backstop::providers {
+namespace {
+
+namespace net = boost::asio;
+
+// z of the 99th percentile of the standard normal.
+constexpr double kZ99 = 2.326;
+
+// A uniform double in (0, 1) from 53 random bits; never 0, so its log is finite.
+double uniform(std::uint64_t bits) { return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53; }
+
+net::awaitable<void> wait_ms(net::io_context& loop, double ms) {
+  if (ms <= 0) co_return;
+  net::steady_timer timer(loop, std::chrono::microseconds(std::llround(ms * 1000)));
+  // A cancelled wait (shutdown) simply ends the wait.
+  co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+}  // namespace
+
+SimulatedProvider::SimulatedProvider(SimulatedOptions options) : options_(std::move(options)) {
+  if (options_.latency_p50_ms > 0 && options_.latency_p99_ms > options_.latency_p50_ms) {
+    sigma_ = std::log(options_.latency_p99_ms / options_.latency_p50_ms) / kZ99;
+  }
+}
+
+SimulatedDraw SimulatedProvider::draw(std::uint64_t call) const {
+  const std::uint64_t base = mix64(options_.seed ^ mix64(call));
+  SimulatedDraw out;
+  out.random = mix64(base + 3);
+
+  const double u = uniform(mix64(base));
+  const FaultRates& r = options_.rates;
+  using Outcome = SimulatedDraw::Outcome;
+  struct Slice {
+    double rate;
+    Outcome outcome;
+    Fault fault;
+  };
+  // Cumulative slices of [0, 1) in a fixed order, so a seed always maps to the same outcomes.
+  const Slice slices[] = {
+      {r.no_tool_call, Outcome::kAnswer, Fault::kNoToolCall},
+      {r.unknown_tool, Outcome::kAnswer, Fault::kUnknownTool},
+      {r.invalid_json, Outcome::kAnswer, Fault::kInvalidJson},
+      {r.schema, Outcome::kAnswer, Fault::kSchema},
+      {r.empty, Outcome::kAnswer, Fault::kEmpty},
+      {r.truncated, Outcome::kAnswer, Fault::kTruncated},
+      {r.rate_limited, Outcome::kRateLimited, Fault::kNone},
+      {r.server_error, Outcome::kServerError, Fault::kNone},
+      {r.timeout, Outcome::kTimeout, Fault::kNone},
+  };
+  double threshold = 0;
+  for (const Slice& slice : slices) {
+    threshold += slice.rate;
+    if (u < threshold) {
+      out.outcome = slice.outcome;
+      out.fault = slice.fault;
+      break;
+    }
+  }
+
+  if (options_.latency_p50_ms > 0) {
+    // Box-Muller: a standard normal z, then the lognormal p50 * e^(sigma z).
+    const double u1 = uniform(mix64(base + 1));
+    const double u2 = uniform(mix64(base + 2));
+    const double z = std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
+    // Capped, so that one extreme draw does not stall a demo.
+    const double cap = 10 * std::max(options_.latency_p50_ms, options_.latency_p99_ms);
+    out.latency_ms = std::min(cap, options_.latency_p50_ms * std::exp(sigma_ * z));
+  }
+  return out;
+}
+
+net::awaitable<core::Result<chat::ChatResponse>> SimulatedProvider::complete(
+    const chat::ChatRequest& request, CallContext& context) {
+  const SimulatedDraw d = draw(calls_.fetch_add(1, std::memory_order_relaxed));
+  if (d.outcome == SimulatedDraw::Outcome::kTimeout) {
+    co_await wait_ms(context.loop, static_cast<double>(options_.timeout_ms));
+    co_return core::fail(core::ErrorCode::kTimeout,
+                         "no answer within " + std::to_string(options_.timeout_ms) + " ms");
+  }
+  co_await wait_ms(context.loop, d.latency_ms);
+  switch (d.outcome) {
+    case SimulatedDraw::Outcome::kRateLimited:
+      co_return std::unexpected(
+          core::Error{core::ErrorCode::kRateLimited, "HTTP 429: simulated rate limit", 429});
+    case SimulatedDraw::Outcome::kServerError:
+      co_return std::unexpected(
+          core::Error{core::ErrorCode::kUpstream, "HTTP 500: simulated server error", 500});
+    case SimulatedDraw::Outcome::kAnswer:
+    case SimulatedDraw::Outcome::kTimeout:
+      break;
+  }
+  chat::ChatResponse response = synthesize(request, d.fault, options_.model, d.random);
+  response.created = context.clock.unix_ms() / 1000;
+  co_return response;
+}
+
+}  // namespace backstop::providers

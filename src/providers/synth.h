@@ -1,0 +1,50 @@
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "chat/chat.h"
+
+namespace backstop::providers {
+
+// A defect deliberately put into a synthesized answer, named like validation's reasons.
+enum class Fault {
+  kNone,
+  kNoToolCall,   // a text answer where a tool call was asked for
+  kUnknownTool,  // the call names "unknown_tool"
+  kInvalidJson,  // arguments (or JSON content) cut in the middle
+  kSchema,       // valid JSON that violates the schema
+  kEmpty,        // content "" and no tool calls
+  kTruncated,    // finish_reason length, the answer cut
+};
+
+// "none", "no_tool_call", "unknown_tool", "invalid_json", "schema", "empty", "truncated".
+[[nodiscard]] std::string_view to_string(Fault fault);
+// The fault of that name; nullopt for any other name.
+[[nodiscard]] std::optional<Fault> parse_fault(std::string_view name);
+
+// SplitMix64's finalizer: a well-spread 64-bit hash of x (ids, deterministic draws).
+[[nodiscard]] std::uint64_t mix64(std::uint64_t x);
+
+// A JSON value that satisfies `schema` (types, required, enum, const, bounds, minItems,
+// formats date/date-time/email/uri/uuid, anyOf/oneOf/allOf, local $ref). Patterns are not
+// honoured. Null for a schema it cannot follow (a cycle of $refs, say).
+[[nodiscard]] boost::json::value instance_of(const boost::json::value& schema);
+
+// A JSON value that is well-formed but violates `schema`: a required property dropped, or
+// a property or the whole value of the wrong type. The valid instance when `schema`
+// constrains nothing.
+[[nodiscard]] boost::json::value violation_of(const boost::json::value& schema);
+
+// A model's answer to `request`, with `fault` in it. A correct answer is one tool call
+// (to the tool_choice tool, or the first tool; arguments from its parameters schema) when
+// the request offers tools and tool_choice is not none; else JSON content for a
+// response_format; else a short text. Faults that do not apply to the answer's kind (say,
+// unknown_tool for a text answer) leave it correct. `random` picks ids and wording: the
+// same inputs give the same answer. `created` is left 0 for the caller to set.
+[[nodiscard]] chat::ChatResponse synthesize(const chat::ChatRequest& request, Fault fault,
+                                            std::string_view model, std::uint64_t random);
+
+}  // namespace backstop::providers

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "http/server.h"
+
+namespace backstop::providers {
+
+// For tests: an http::Server on 127.0.0.1:0 with one worker, stopped on destruction.
+class TestUpstream {
+ public:
+  explicit TestUpstream(http::Server::ServiceFactory factory)
+      : server_(http::ServerLimits{}, 1, std::move(factory)) {
+    const auto bound = server_.listen("127.0.0.1", 0);
+    EXPECT_TRUE(bound.has_value()) << bound.error().message;
+    server_.start();
+  }
+  ~TestUpstream() {
+    server_.stop(std::chrono::milliseconds(0));
+    server_.wait();
+  }
+  TestUpstream(const TestUpstream&) = delete;
+  TestUpstream& operator=(const TestUpstream&) = delete;
+
+  // "http://127.0.0.1:PORT" + path.
+  [[nodiscard]] std::string url(std::string_view path = "") const {
+    return "http://127.0.0.1:" + std::to_string(server_.port()) + std::string(path);
+  }
+  [[nodiscard]] std::uint16_t port() const { return server_.port(); }
+
+ private:
+  http::Server server_;
+};
+
+}  // namespace backstop::providers

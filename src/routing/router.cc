@@ -1,0 +1,305 @@
+#include "routing/router.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+
+namespace backstop::routing {
+namespace {
+
+namespace net = boost::asio;
+using validation::Reason;
+
+constexpr double kMicrosPerUsd = 1'000'000.0;
+
+ledger::Price to_ledger_price(const config::Price& price) {
+  return {price.input, price.output, price.cached_input.value_or(-1)};
+}
+
+std::int64_t backoff_ms(const config::Retries& retries, int retry, const core::Error& error,
+                        std::mt19937_64& rng) {
+  if (error.retry_after_ms >= 0) return std::min<std::int64_t>(error.retry_after_ms, retries.retry_after_cap_ms);
+  std::int64_t ceiling = retries.base_backoff_ms;
+  for (int i = 0; i < retry && ceiling < retries.max_backoff_ms; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, retries.max_backoff_ms);
+  if (ceiling <= 0) return 0;
+  // Full jitter (AWS architecture blog): spreads retries of many clients apart.
+  return std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng);
+}
+
+}  // namespace
+
+std::string_view to_string(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kPrimary: return "primary";
+    case Outcome::kFallback: return "fallback";
+    case Outcome::kFailed: return "failed";
+    case Outcome::kRejected: return "rejected";
+  }
+  return "failed";
+}
+
+std::string_view to_string(Band band) {
+  switch (band) {
+    case Band::kUnderused: return "under-used";
+    case Band::kHealthy: return "healthy";
+    case Band::kWatch: return "watch";
+    case Band::kMove: return "move";
+  }
+  return "watch";
+}
+
+Band band_of(double ratio, const config::Bands& bands) {
+  if (ratio > bands.move_above) return Band::kMove;
+  if (ratio < bands.underused_below) return Band::kUnderused;
+  if (ratio >= bands.healthy_low && ratio <= bands.healthy_high) return Band::kHealthy;
+  return Band::kWatch;
+}
+
+FallbackWindow::FallbackWindow(std::int64_t window_s)
+    : bucket_ms_(std::max<std::int64_t>(1, window_s * 1000 / kBuckets)) {}
+
+void FallbackWindow::record(std::int64_t unix_ms, bool fell_back) {
+  std::int64_t epoch = unix_ms / bucket_ms_;
+  Bucket& b = buckets_[epoch % kBuckets];
+  std::int64_t seen = b.epoch.load(std::memory_order_acquire);
+  if (seen != epoch && b.epoch.compare_exchange_strong(seen, epoch)) {
+    // First writer of a new period resets the bucket; a concurrent increment may be lost,
+    // which the ratio tolerates.
+    b.requests.store(0, std::memory_order_relaxed);
+    b.fallbacks.store(0, std::memory_order_relaxed);
+  }
+  b.requests.fetch_add(1, std::memory_order_relaxed);
+  if (fell_back) b.fallbacks.fetch_add(1, std::memory_order_relaxed);
+}
+
+double FallbackWindow::ratio(std::int64_t unix_ms) const {
+  std::int64_t now_epoch = unix_ms / bucket_ms_;
+  std::int64_t requests = 0;
+  std::int64_t fallbacks = 0;
+  for (const Bucket& b : buckets_) {
+    std::int64_t epoch = b.epoch.load(std::memory_order_acquire);
+    if (epoch < 0 || now_epoch - epoch >= kBuckets) continue;
+    requests += b.requests.load(std::memory_order_relaxed);
+    fallbacks += b.fallbacks.load(std::memory_order_relaxed);
+  }
+  return requests == 0 ? 0.0 : static_cast<double>(fallbacks) / static_cast<double>(requests);
+}
+
+std::int64_t FallbackWindow::requests(std::int64_t unix_ms) const {
+  std::int64_t now_epoch = unix_ms / bucket_ms_;
+  std::int64_t requests = 0;
+  for (const Bucket& b : buckets_) {
+    std::int64_t epoch = b.epoch.load(std::memory_order_acquire);
+    if (epoch < 0 || now_epoch - epoch >= kBuckets) continue;
+    requests += b.requests.load(std::memory_order_relaxed);
+  }
+  return requests;
+}
+
+validation::Spec to_spec(const config::Validate& v) {
+  validation::Spec spec;
+  switch (v.tool_call) {
+    case config::ToolCallCheck::kOff: spec.tool_call = validation::Spec::ToolCall::kOff; break;
+    case config::ToolCallCheck::kRequired:
+      spec.tool_call = validation::Spec::ToolCall::kRequired;
+      break;
+    case config::ToolCallCheck::kOptional:
+      spec.tool_call = validation::Spec::ToolCall::kOptional;
+      break;
+  }
+  spec.tool_names_declared = v.tool_names_declared;
+  spec.tool_names = v.tool_names;
+  switch (v.arguments) {
+    case config::ArgumentsCheck::kNone: spec.arguments = validation::Spec::Arguments::kNone; break;
+    case config::ArgumentsCheck::kJson: spec.arguments = validation::Spec::Arguments::kJson; break;
+    case config::ArgumentsCheck::kSchema:
+      spec.arguments = validation::Spec::Arguments::kSchema;
+      break;
+  }
+  switch (v.content) {
+    case config::ContentCheck::kOff: spec.content = validation::Spec::Content::kOff; break;
+    case config::ContentCheck::kNonEmpty:
+      spec.content = validation::Spec::Content::kNonEmpty;
+      break;
+    case config::ContentCheck::kJson: spec.content = validation::Spec::Content::kJson; break;
+    case config::ContentCheck::kSchema: spec.content = validation::Spec::Content::kSchema; break;
+  }
+  spec.allow_truncated = v.allow_truncated;
+  return spec;
+}
+
+Reason reason_of(const core::Error& error) {
+  switch (error.code) {
+    case core::ErrorCode::kRateLimited: return Reason::kRateLimited;
+    case core::ErrorCode::kTimeout: return Reason::kTimeout;
+    case core::ErrorCode::kConnect: return Reason::kConnect;
+    case core::ErrorCode::kBadResponse: return Reason::kBadResponse;
+    default: return Reason::kUpstreamError;
+  }
+}
+
+bool is_retryable(const core::Error& error) {
+  switch (error.code) {
+    case core::ErrorCode::kRateLimited:
+    case core::ErrorCode::kTimeout:
+    case core::ErrorCode::kConnect: return true;
+    case core::ErrorCode::kUpstream: return error.upstream_status >= 500;
+    default: return false;
+  }
+}
+
+Router::Router(const config::Config& config,
+               const std::vector<std::unique_ptr<providers::Provider>>& providers,
+               telemetry::Registry& registry, ledger::SpendStore& spend,
+               const core::Clock& clock)
+    : metrics_(telemetry::Metrics::declare(registry)), spend_(spend), clock_(clock) {
+  for (const config::Workload& wc : config.workloads) {
+    auto w = std::make_unique<Workload>();
+    w->name = wc.name;
+    for (const std::string& name : wc.route) {
+      for (const auto& p : providers) {
+        if (p->name() != name) continue;
+        const config::Provider* pc = config.find_provider(name);
+        w->route.push_back({p.get(), pc ? to_ledger_price(pc->price) : ledger::Price{}});
+      }
+    }
+    if (wc.validate.enabled) w->validator = validation::make_validator(to_spec(wc.validate));
+    w->retries = wc.retries;
+    w->bands = wc.bands;
+    w->window = std::make_unique<FallbackWindow>(wc.bands.window_s);
+    workloads_.push_back(std::move(w));
+  }
+  registry.gauge_source(metrics_.fallback_ratio, [this] {
+    std::vector<std::pair<std::vector<std::string>, double>> samples;
+    std::int64_t now = clock_.unix_ms();
+    for (const auto& w : workloads_) samples.push_back({{w->name}, w->window->ratio(now)});
+    return samples;
+  });
+}
+
+const Workload* Router::find(std::string_view name) const {
+  for (const auto& w : workloads_) {
+    if (w->name == name) return w.get();
+  }
+  return nullptr;
+}
+
+void Router::count_rejected(telemetry::Shard& shard, std::string_view workload) const {
+  shard.add(metrics_.requests_total, {workload, to_string(Outcome::kRejected)});
+}
+
+net::awaitable<RouteResult> Router::route(const Workload& workload,
+                                          const chat::ChatRequest& request,
+                                          WorkerContext& worker,
+                                          std::string_view request_id) const {
+  RouteResult result;
+  telemetry::Shard& m = worker.metrics;
+  const auto started = clock_.now();
+  providers::CallContext call{worker.loop, worker.http, clock_, request_id};
+  bool served = false;
+
+  for (std::size_t t = 0; t < workload.route.size() && !served; ++t) {
+    const Target& target = workload.route[t];
+    providers::Provider& provider = *target.provider;
+    Reason final_reason = Reason::kUpstreamError;
+
+    for (int retry = 0;; ++retry) {
+      const auto t0 = clock_.now();
+      core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
+      const auto t1 = clock_.now();
+
+      Attempt attempt;
+      attempt.provider = provider.name();
+      attempt.model = provider.model();
+      attempt.latency_ms = core::elapsed_ms(t0, t1);
+      m.observe(metrics_.upstream_duration_seconds, {provider.name()},
+                attempt.latency_ms / 1000.0);
+
+      if (!answer) {
+        const core::Error& error = answer.error();
+        attempt.reason = reason_of(error);
+        attempt.status = error.upstream_status;
+        attempt.detail = error.message;
+        m.add(metrics_.attempts_total, {workload.name, provider.name(), "fail"});
+        result.attempts.push_back(std::move(attempt));
+        final_reason = reason_of(error);
+        if (is_retryable(error) && retry < workload.retries.max) {
+          std::int64_t delay = backoff_ms(workload.retries, retry, error, worker.rng);
+          if (delay > 0) {
+            net::steady_timer timer(worker.loop);
+            timer.expires_after(std::chrono::milliseconds(delay));
+            co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+          }
+          continue;
+        }
+        break;
+      }
+
+      // The answer arrived: its tokens were paid for whatever the checks say.
+      attempt.status = 200;
+      attempt.usage = answer->usage;
+      attempt.cost_micro_usd = ledger::cost_micro_usd(answer->usage, target.price);
+      const std::string& model = provider.model();
+      m.add(metrics_.spend_usd_total, {workload.name, provider.name(), model},
+            static_cast<double>(attempt.cost_micro_usd) / kMicrosPerUsd);
+      m.add(metrics_.tokens_total, {provider.name(), model, "input"},
+            static_cast<double>(answer->usage.input_tokens));
+      m.add(metrics_.tokens_total, {provider.name(), model, "cached_input"},
+            static_cast<double>(answer->usage.cached_input_tokens));
+      m.add(metrics_.tokens_total, {provider.name(), model, "output"},
+            static_cast<double>(answer->usage.output_tokens));
+      spend_.record({clock_.unix_ms(), workload.name, provider.name(), model, answer->usage,
+                     attempt.cost_micro_usd});
+      result.usage.input_tokens += answer->usage.input_tokens;
+      result.usage.cached_input_tokens += answer->usage.cached_input_tokens;
+      result.usage.cache_creation_input_tokens += answer->usage.cache_creation_input_tokens;
+      result.usage.output_tokens += answer->usage.output_tokens;
+      result.cost_micro_usd += attempt.cost_micro_usd;
+
+      validation::Verdict verdict = workload.validator
+                                        ? workload.validator->check(request, *answer, worker.schemas)
+                                        : validation::Verdict::ok();
+      if (verdict.pass) {
+        attempt.pass = true;
+        m.add(metrics_.attempts_total, {workload.name, provider.name(), "pass"});
+        result.attempts.push_back(std::move(attempt));
+        result.response = std::move(*answer);
+        result.served_by = &target;
+        result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
+        served = true;
+        break;
+      }
+      attempt.reason = verdict.reason;
+      attempt.detail = std::move(verdict.detail);
+      m.add(metrics_.attempts_total, {workload.name, provider.name(), "fail"});
+      m.add(metrics_.validation_failures_total,
+            {workload.name, provider.name(), validation::to_string(verdict.reason)});
+      result.attempts.push_back(std::move(attempt));
+      final_reason = verdict.reason;
+      break;  // a wrong answer is not retried on the same target
+    }
+
+    if (!served) {
+      if (!result.fallback_reason) result.fallback_reason = final_reason;
+      if (t + 1 < workload.route.size()) {
+        m.add(metrics_.fallbacks_total, {workload.name, provider.name(),
+                                         workload.route[t + 1].provider->name(),
+                                         validation::to_string(final_reason)});
+      }
+    }
+  }
+
+  if (!served) result.outcome = Outcome::kFailed;
+  result.duration_ms = core::elapsed_ms(started, clock_.now());
+  std::string_view outcome = to_string(result.outcome);
+  m.add(metrics_.requests_total, {workload.name, outcome});
+  m.observe(metrics_.request_duration_seconds, {workload.name, outcome},
+            result.duration_ms / 1000.0);
+  workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
+  co_return result;
+}
+
+}  // namespace backstop::routing

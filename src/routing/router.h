@@ -1,0 +1,152 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/chat.h"
+#include "config/config.h"
+#include "core/clock.h"
+#include "ledger/ledger.h"
+#include "providers/provider.h"
+#include "telemetry/registry.h"
+#include "validation/validator.h"
+
+namespace boost::asio {
+class io_context;
+}
+namespace backstop::http {
+class Client;
+}
+
+namespace backstop::routing {
+
+// How a routed request ended (the `outcome` label).
+enum class Outcome { kPrimary, kFallback, kFailed, kRejected };
+[[nodiscard]] std::string_view to_string(Outcome outcome);
+
+// The fallback-rate band of a workload.
+enum class Band { kUnderused, kHealthy, kWatch, kMove };
+[[nodiscard]] std::string_view to_string(Band band);  // under-used | healthy | watch | move
+[[nodiscard]] Band band_of(double fallback_ratio, const config::Bands& bands);
+
+// The fallback ratio over a recent window: 60 time buckets of window_s/60 seconds each,
+// written by every worker with relaxed atomics (no lock on the request path).
+class FallbackWindow {
+ public:
+  explicit FallbackWindow(std::int64_t window_s);
+  // Records one routed request at `unix_ms`; fell_back: the primary did not serve it.
+  void record(std::int64_t unix_ms, bool fell_back);
+  // Fallbacks / requests over the window ending at unix_ms; 0 when there were none.
+  [[nodiscard]] double ratio(std::int64_t unix_ms) const;
+  // Requests in the window.
+  [[nodiscard]] std::int64_t requests(std::int64_t unix_ms) const;
+
+ private:
+  static constexpr int kBuckets = 60;
+  struct Bucket {
+    std::atomic<std::int64_t> epoch{-1};
+    std::atomic<std::int64_t> requests{0};
+    std::atomic<std::int64_t> fallbacks{0};
+  };
+  std::int64_t bucket_ms_;
+  Bucket buckets_[kBuckets];
+};
+
+// One target of a route: a provider and what it costs.
+struct Target {
+  providers::Provider* provider = nullptr;
+  ledger::Price price;
+};
+
+// A workload: its route, checks (null: none), retry policy and bands.
+struct Workload {
+  std::string name;
+  std::vector<Target> route;
+  std::unique_ptr<validation::Validator> validator;
+  config::Retries retries;
+  config::Bands bands;
+  std::unique_ptr<FallbackWindow> window;
+};
+
+// One try of one target.
+struct Attempt {
+  std::string provider;
+  std::string model;
+  bool pass = false;
+  validation::Reason reason = validation::Reason::kUpstreamError;  // when !pass
+  int status = 0;      // upstream HTTP status; 0 when none (simulated, connect errors)
+  std::string detail;  // why it failed; no prompt or completion text
+  double latency_ms = 0;
+  chat::Usage usage;
+  std::int64_t cost_micro_usd = 0;
+};
+
+// What routing a request produced.
+struct RouteResult {
+  Outcome outcome = Outcome::kFailed;
+  std::optional<chat::ChatResponse> response;  // set unless kFailed
+  const Target* served_by = nullptr;
+  std::vector<Attempt> attempts;
+  std::optional<validation::Reason> fallback_reason;  // the primary's final failure
+  double duration_ms = 0;
+  chat::Usage usage;                 // summed over attempts
+  std::int64_t cost_micro_usd = 0;  // summed over attempts
+};
+
+// What routing may use of the worker it runs on.
+struct WorkerContext {
+  boost::asio::io_context& loop;
+  http::Client& http;
+  telemetry::Shard& metrics;
+  validation::SchemaCache& schemas;
+  std::mt19937_64& rng;  // backoff jitter
+};
+
+// The attempt loop. Immutable after construction, shared by all workers.
+class Router {
+ public:
+  // `providers` must outlive the router; every name in every route must be in it.
+  Router(const config::Config& config,
+         const std::vector<std::unique_ptr<providers::Provider>>& providers,
+         telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock);
+
+  [[nodiscard]] const Workload* find(std::string_view name) const;
+  [[nodiscard]] const std::vector<std::unique_ptr<Workload>>& workloads() const {
+    return workloads_;
+  }
+  [[nodiscard]] const telemetry::Metrics& metrics() const { return metrics_; }
+
+  // Tries the workload's route in order: same-target retries on 429, 5xx, connect errors
+  // and timeouts (exponential backoff with full jitter, Retry-After honoured up to a cap);
+  // any other failure, validation failures included, moves to the next target at once.
+  // Records every metric and the spend of every attempt.
+  boost::asio::awaitable<RouteResult> route(const Workload& workload,
+                                            const chat::ChatRequest& request,
+                                            WorkerContext& worker,
+                                            std::string_view request_id) const;
+
+  // Counts a request refused before routing (bad input, unknown workload).
+  void count_rejected(telemetry::Shard& shard, std::string_view workload) const;
+
+ private:
+  std::vector<std::unique_ptr<Workload>> workloads_;
+  telemetry::Metrics metrics_;
+  ledger::SpendStore& spend_;
+  const core::Clock& clock_;
+};
+
+// The validation spec of a workload's `validate:` block.
+[[nodiscard]] validation::Spec to_spec(const config::Validate& validate);
+// The reason for a provider error.
+[[nodiscard]] validation::Reason reason_of(const core::Error& error);
+// Whether a provider error is worth a same-target retry (429, 5xx, connect, timeout).
+[[nodiscard]] bool is_retryable(const core::Error& error);
+
+}  // namespace backstop::routing

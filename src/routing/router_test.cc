@@ -1,0 +1,218 @@
+#include "routing/router.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+#include <deque>
+
+#include "http/client.h"
+
+namespace backstop::routing {
+namespace {
+
+namespace net = boost::asio;
+using core::ErrorCode;
+using validation::Reason;
+
+// A provider that answers from a script, one entry per call.
+class ScriptedProvider final : public providers::Provider {
+ public:
+  ScriptedProvider(std::string name, std::string model)
+      : name_(std::move(name)), model_(std::move(model)) {}
+  const std::string& name() const override { return name_; }
+  const std::string& model() const override { return model_; }
+  net::awaitable<core::Result<chat::ChatResponse>> complete(const chat::ChatRequest&,
+                                                            providers::CallContext&) override {
+    ++calls;
+    if (script.empty()) co_return core::fail(ErrorCode::kInternal, "script ran out");
+    auto next = std::move(script.front());
+    script.pop_front();
+    co_return next;
+  }
+  std::deque<core::Result<chat::ChatResponse>> script;
+  int calls = 0;
+
+ private:
+  std::string name_;
+  std::string model_;
+};
+
+chat::ChatResponse tool_answer(std::string args) {
+  chat::ChatResponse r;
+  r.model = "m";
+  r.tool_calls.push_back({"call_1", "get_weather", std::move(args)});
+  r.finish_reason = chat::FinishReason::kToolCalls;
+  r.usage = {1000, 0, 0, 100};
+  return r;
+}
+
+core::Error upstream(ErrorCode code, int status, int retry_after_ms = -1) {
+  core::Error e{code, "HTTP " + std::to_string(status), status, retry_after_ms};
+  return e;
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() : registry_(1), spend_(ledger::make_memory_store()), http_(loop_) {
+    config::Provider primary;
+    primary.name = "primary";
+    primary.model = "v4";
+    primary.price.input = 140000;
+    primary.price.output = 280000;
+    config::Provider fallback;
+    fallback.name = "fallback";
+    fallback.model = "claude";
+    fallback.price.input = 3000000;
+    fallback.price.output = 15000000;
+    config_.providers = {primary, fallback};
+    config::Workload w;
+    w.name = "agentic";
+    w.route = {"primary", "fallback"};
+    w.validate.enabled = true;
+    w.validate.tool_call = config::ToolCallCheck::kRequired;
+    w.validate.tool_names_declared = true;
+    w.validate.arguments = config::ArgumentsCheck::kSchema;
+    w.retries.max = 1;
+    w.retries.base_backoff_ms = 0;
+    config_.workloads.push_back(w);
+    auto p = std::make_unique<ScriptedProvider>("primary", "v4");
+    auto f = std::make_unique<ScriptedProvider>("fallback", "claude");
+    primary_ = p.get();
+    fallback_ = f.get();
+    providers_.push_back(std::move(p));
+    providers_.push_back(std::move(f));
+    router_ = std::make_unique<Router>(config_, providers_, registry_, *spend_, clock_);
+
+    request_.model = "agentic";
+    chat::Tool tool;
+    tool.name = "get_weather";
+    tool.parameters = boost::json::parse(
+        R"({"type":"object","properties":{"unit":{"enum":["c","f"]}},"required":["unit"]})");
+    request_.tools.push_back(tool);
+  }
+
+  RouteResult run() {
+    WorkerContext worker{loop_, http_, registry_.shard(0), schemas_, rng_};
+    auto future = net::co_spawn(
+        loop_, router_->route(*router_->find("agentic"), request_, worker, "req-1"),
+        net::use_future);
+    loop_.run();
+    loop_.restart();
+    return future.get();
+  }
+
+  double counter(telemetry::FamilyId f, std::vector<std::string> labels) {
+    return registry_.counter_value(f, labels);
+  }
+
+  net::io_context loop_;
+  core::ManualClock clock_;
+  telemetry::Registry registry_;
+  std::unique_ptr<ledger::SpendStore> spend_;
+  http::Client http_;
+  validation::SchemaCache schemas_;
+  std::mt19937_64 rng_{1};
+  config::Config config_;
+  std::vector<std::unique_ptr<providers::Provider>> providers_;
+  ScriptedProvider* primary_;
+  ScriptedProvider* fallback_;
+  std::unique_ptr<Router> router_;
+  chat::ChatRequest request_;
+};
+
+TEST_F(RouterTest, PassingPrimaryIsServedByIt) {
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+  ASSERT_EQ(r.attempts.size(), 1u);
+  EXPECT_TRUE(r.attempts[0].pass);
+  EXPECT_EQ(r.served_by->provider->name(), "primary");
+  EXPECT_EQ(fallback_->calls, 0);
+  EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "primary"}), 1);
+  EXPECT_EQ(counter(router_->metrics().attempts_total, {"agentic", "primary", "pass"}), 1);
+  // 1000 input at 0.14 + 100 output at 0.28 USD/Mtok = 140 + 28 micro-dollars.
+  EXPECT_EQ(r.cost_micro_usd, 168);
+  EXPECT_DOUBLE_EQ(counter(router_->metrics().spend_usd_total, {"agentic", "primary", "v4"}),
+                   0.000168);
+}
+
+TEST_F(RouterTest, SchemaFailureFallsBackAtOnceWithoutRetry) {
+  primary_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  EXPECT_EQ(primary_->calls, 1);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kSchema);
+  EXPECT_EQ(r.fallback_reason, Reason::kSchema);
+  EXPECT_EQ(counter(router_->metrics().fallbacks_total,
+                    {"agentic", "primary", "fallback", "schema"}),
+            1);
+  EXPECT_EQ(counter(router_->metrics().validation_failures_total,
+                    {"agentic", "primary", "schema"}),
+            1);
+  // Both answers were paid for.
+  EXPECT_EQ(r.cost_micro_usd, 168 + 3000 + 1500);
+}
+
+TEST_F(RouterTest, RateLimitIsRetriedOnTheSameTargetThenFallsBack) {
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kRateLimited, 429, 0)));
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 500)));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  EXPECT_EQ(primary_->calls, 2);
+  ASSERT_EQ(r.attempts.size(), 3u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kRateLimited);
+  EXPECT_EQ(r.attempts[0].status, 429);
+  EXPECT_EQ(r.attempts[1].reason, Reason::kUpstreamError);
+  EXPECT_EQ(r.fallback_reason, Reason::kUpstreamError);
+  EXPECT_EQ(counter(router_->metrics().attempts_total, {"agentic", "primary", "fail"}), 2);
+}
+
+TEST_F(RouterTest, ClientErrorsAreNotRetried) {
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 400)));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = run();
+  EXPECT_EQ(primary_->calls, 1);
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+}
+
+TEST_F(RouterTest, EveryTargetFailingListsEveryAttempt) {
+  primary_->script.push_back(tool_answer("{\"unit\":"));
+  fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  ASSERT_EQ(r.attempts.size(), 3u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kInvalidJson);
+  EXPECT_EQ(r.attempts[2].reason, Reason::kTimeout);
+  EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "failed"}), 1);
+  EXPECT_FALSE(r.response.has_value());
+}
+
+TEST(BandTest, BandsFollowTheThresholds) {
+  config::Bands b;
+  EXPECT_EQ(band_of(0.02, b), Band::kUnderused);
+  EXPECT_EQ(band_of(0.07, b), Band::kWatch);
+  EXPECT_EQ(band_of(0.15, b), Band::kHealthy);
+  EXPECT_EQ(band_of(0.28, b), Band::kWatch);
+  EXPECT_EQ(band_of(0.31, b), Band::kMove);
+}
+
+TEST(FallbackWindowTest, OldBucketsLeaveTheWindow) {
+  FallbackWindow w(60);  // 60 buckets of 1 s
+  w.record(10'000, true);
+  w.record(10'500, false);
+  EXPECT_DOUBLE_EQ(w.ratio(10'900), 0.5);
+  EXPECT_EQ(w.requests(10'900), 2);
+  w.record(75'000, false);  // more than a window later
+  EXPECT_DOUBLE_EQ(w.ratio(75'000), 0.0);
+  EXPECT_EQ(w.requests(75'000), 1);
+}
+
+}  // namespace
+}  // namespace backstop::routing

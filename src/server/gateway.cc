@@ -1,0 +1,446 @@
+#include "server/gateway.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "core/ids.h"
+#include "dialects/anthropic/anthropic.h"
+#include "dialects/openai/openai.h"
+#include "http/client.h"
+#include "providers/http_provider.h"
+#include "providers/simulated_provider.h"
+#include "validation/validator.h"
+
+namespace backstop::server {
+namespace {
+
+namespace net = boost::asio;
+using core::ErrorCode;
+
+constexpr std::string_view kChatPath = "/v1/chat/completions";
+constexpr std::string_view kMessagesPath = "/v1/messages";
+
+http::Response json_response(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+std::string encode_error(chat::Dialect dialect, const core::Error& error,
+                         const boost::json::object& extra) {
+  return dialect == chat::Dialect::kOpenAI ? dialects::openai::encode_error(error, extra)
+                                           : dialects::anthropic::encode_error(error, extra);
+}
+
+chat::Dialect dialect_of_path(std::string_view path) {
+  return path == kMessagesPath ? chat::Dialect::kAnthropic : chat::Dialect::kOpenAI;
+}
+
+std::string workload_names(const routing::Router& router) {
+  std::string out;
+  for (const auto& w : router.workloads()) {
+    if (!out.empty()) out += ", ";
+    out += w->name;
+  }
+  return out;
+}
+
+boost::json::array attempts_json(const std::vector<routing::Attempt>& attempts) {
+  boost::json::array out;
+  for (const auto& a : attempts) {
+    boost::json::object o;
+    o["provider"] = a.provider;
+    o["model"] = a.model;
+    o["reason"] = a.pass ? "pass" : validation::to_string(a.reason);
+    o["status"] = a.status;
+    o["detail"] = a.detail;
+    o["latency_ms"] = static_cast<double>(static_cast<std::int64_t>(a.latency_ms * 1000)) / 1000;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+// One worker's view of the gateway: its own client pool, metric shard, schema cache and
+// id generator, so the request path takes no lock.
+class GatewayService final : public http::Service {
+ public:
+  GatewayService(Gateway& gateway, net::io_context& loop, int worker)
+      : gateway_(gateway),
+        loop_(loop),
+        http_(loop),
+        shard_(gateway.registry().shard(worker)),
+        rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(worker) << 32)),
+        ids_(rng_()) {}
+
+  net::awaitable<void> handle(http::Request request, http::Responder& responder) override {
+    const auto started = gateway_.clock().now();
+    telemetry::AccessLogEntry log;
+    log.unix_ms = gateway_.clock().unix_ms();
+    log.method = request.method;
+    log.path = std::string(request.path());
+    std::string_view client_id = request.header("x-request-id");
+    log.request_id = core::is_valid_request_id(client_id) ? std::string(client_id) : ids_.next();
+
+    http::Response response = co_await dispatch(request, log);
+    response.headers.push_back({"x-request-id", log.request_id});
+    log.status = response.status;
+    log.duration_ms = core::elapsed_ms(started, gateway_.clock().now());
+    // Only API calls are logged; probes and scrapes would drown them.
+    if (log.path == kChatPath || log.path == kMessagesPath) gateway_.access_log().write(log);
+    co_await responder.send(std::move(response));
+  }
+
+  http::Response protocol_error(int status, std::string_view message,
+                                std::string_view target) override {
+    ErrorCode code = status == 413   ? ErrorCode::kPayloadTooLarge
+                     : status == 431 ? ErrorCode::kHeaderTooLarge
+                     : status == 408 ? ErrorCode::kRequestTimeout
+                                     : ErrorCode::kInvalidArgument;
+    std::string_view path = target.substr(0, target.find('?'));
+    return json_response(status, encode_error(dialect_of_path(path),
+                                              core::Error{code, std::string(message)}, {}));
+  }
+
+ private:
+  net::awaitable<http::Response> dispatch(const http::Request& request,
+                                          telemetry::AccessLogEntry& log) {
+    std::string_view path = request.path();
+    const bool post = request.method == "POST";
+    const bool get = request.method == "GET" || request.method == "HEAD";
+    if (path == kChatPath || path == kMessagesPath) {
+      chat::Dialect dialect = dialect_of_path(path);
+      if (!post) co_return method_not_allowed(dialect, "POST", log);
+      co_return co_await chat(request, dialect, log);
+    }
+    if (path == "/v1/models") {
+      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      co_return models();
+    }
+    if (path == "/metrics") {
+      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      http::Response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = gateway_.registry().render();
+      co_return r;
+    }
+    if (path == "/healthz") {
+      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      co_return json_response(200, R"({"status":"ok"})");
+    }
+    if (path == "/readyz") {
+      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      if (gateway_.draining()) co_return json_response(503, R"({"status":"draining"})");
+      co_return json_response(200, R"({"status":"ready"})");
+    }
+    co_return error(chat::Dialect::kOpenAI,
+                    {ErrorCode::kNotFound, "no route for " + std::string(path) +
+                                               " (endpoints: POST /v1/chat/completions, POST "
+                                               "/v1/messages, GET /v1/models, GET /metrics, "
+                                               "GET /healthz, GET /readyz)"},
+                    log, {{"code", "not_found"}});
+  }
+
+  http::Response models() const {
+    boost::json::array data;
+    for (const auto& w : gateway_.router().workloads()) {
+      data.push_back({{"id", w->name}, {"object", "model"}, {"created", 0},
+                      {"owned_by", "backstop"}});
+    }
+    boost::json::object body{{"object", "list"}, {"data", std::move(data)}};
+    return json_response(200, boost::json::serialize(body));
+  }
+
+  http::Response method_not_allowed(chat::Dialect dialect, std::string_view allowed,
+                                    telemetry::AccessLogEntry& log) {
+    http::Response r = error(dialect,
+                             {ErrorCode::kMethodNotAllowed,
+                              "method not allowed; use " + std::string(allowed)},
+                             log, {});
+    r.headers.push_back({"allow", std::string(allowed)});
+    return r;
+  }
+
+  http::Response error(chat::Dialect dialect, core::Error e, telemetry::AccessLogEntry& log,
+                       boost::json::object extra) {
+    extra["request_id"] = log.request_id;
+    return json_response(core::http_status(e.code), encode_error(dialect, e, extra));
+  }
+
+  net::awaitable<http::Response> chat(const http::Request& request, chat::Dialect dialect,
+                                      telemetry::AccessLogEntry& log) {
+    const routing::Router& router = gateway_.router();
+    auto decoded = dialect == chat::Dialect::kOpenAI
+                       ? dialects::openai::decode_request(request.body)
+                       : dialects::anthropic::decode_request(request.body);
+    if (!decoded) {
+      log.outcome = "rejected";
+      router.count_rejected(shard_, "");
+      co_return error(dialect, decoded.error(), log, {});
+    }
+    chat::ChatRequest& chat_request = *decoded;
+    const routing::Workload* workload = router.find(chat_request.model);
+    if (workload == nullptr) {
+      log.outcome = "rejected";
+      router.count_rejected(shard_, "");
+      co_return error(dialect,
+                      {ErrorCode::kNotFound, "unknown model \"" + chat_request.model +
+                                                 "\": a model names a workload; workloads: " +
+                                                 workload_names(router)},
+                      log, {{"code", "model_not_found"}});
+    }
+    log.workload = workload->name;
+    log.stream = chat_request.stream;
+    if (chat_request.stream) {
+      log.outcome = "rejected";
+      router.count_rejected(shard_, workload->name);
+      co_return error(dialect,
+                      {ErrorCode::kInvalidArgument,
+                       "streaming (`stream: true`) is not supported yet; send `stream: false`"},
+                      log, {{"code", "stream_unsupported"}});
+    }
+
+    routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_};
+    routing::RouteResult result =
+        co_await router.route(*workload, chat_request, worker, log.request_id);
+
+    log.outcome = std::string(routing::to_string(result.outcome));
+    log.input_tokens = result.usage.input_tokens;
+    log.cached_input_tokens = result.usage.cached_input_tokens;
+    log.output_tokens = result.usage.output_tokens;
+    log.cost_micro_usd = result.cost_micro_usd;
+    for (const auto& a : result.attempts) {
+      log.attempts.push_back({a.provider, a.model,
+                              a.pass ? "pass" : std::string(validation::to_string(a.reason)),
+                              a.status, a.latency_ms});
+    }
+
+    std::vector<http::Header> headers;
+    headers.push_back({"x-backstop-workload", workload->name});
+    headers.push_back({"x-backstop-attempts", std::to_string(result.attempts.size())});
+    if (result.outcome == routing::Outcome::kFailed) {
+      http::Response r = error(dialect,
+                               {ErrorCode::kAllTargetsFailed,
+                                "every target of workload \"" + workload->name + "\" failed (" +
+                                    std::to_string(result.attempts.size()) + " attempts)"},
+                               log,
+                               {{"code", "all_targets_failed"},
+                                {"attempts", attempts_json(result.attempts)}});
+      r.headers = std::move(headers);
+      co_return r;
+    }
+    const providers::Provider& served = *result.served_by->provider;
+    log.served_by = served.name();
+    headers.push_back({"x-backstop-served-by", served.name()});
+    if (result.outcome == routing::Outcome::kFallback && result.fallback_reason) {
+      headers.push_back(
+          {"x-backstop-fallback-reason", std::string(validation::to_string(*result.fallback_reason))});
+    }
+    const std::string& model =
+        result.response->model.empty() ? served.model() : result.response->model;
+    http::Response r;
+    r.body = dialect == chat::Dialect::kOpenAI
+                 ? dialects::openai::encode_response(*result.response, model)
+                 : dialects::anthropic::encode_response(*result.response, model);
+    r.headers = std::move(headers);
+    co_return r;
+  }
+
+  Gateway& gateway_;
+  net::io_context& loop_;
+  http::Client http_;
+  telemetry::Shard& shard_;
+  validation::SchemaCache schemas_;
+  std::mt19937_64 rng_;
+  core::IdGenerator ids_;
+};
+
+// The upstream key from the provider's api_key_env; empty when none is configured.
+core::Result<std::string> read_key(const config::Provider& p, const EnvReader& env) {
+  if (p.api_key_env.empty()) return std::string();
+  const char* value = env(p.api_key_env.c_str());
+  if (value == nullptr || *value == '\0') {
+    return core::fail(ErrorCode::kInvalidArgument,
+                      "provider \"" + p.name + "\": environment variable " + p.api_key_env +
+                          " (api_key_env) is not set");
+  }
+  return std::string(value);
+}
+
+core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::Provider& p,
+                                                                  const EnvReader& env) {
+  if (p.kind == config::ProviderKind::kSimulated) {
+    providers::SimulatedOptions o;
+    o.name = p.name;
+    o.model = p.model;
+    o.latency_p50_ms = p.simulation.latency_p50_ms;
+    o.latency_p99_ms = p.simulation.latency_p99_ms;
+    o.seed = p.simulation.seed;
+    o.rates.no_tool_call = p.simulation.no_tool_call;
+    o.rates.unknown_tool = p.simulation.unknown_tool;
+    o.rates.invalid_json = p.simulation.invalid_json;
+    o.rates.schema = p.simulation.schema;
+    o.rates.empty = p.simulation.empty;
+    o.rates.truncated = p.simulation.truncated;
+    o.rates.rate_limited = p.simulation.rate_limited;
+    o.rates.server_error = p.simulation.server_error;
+    o.rates.timeout = p.simulation.timeout;
+    o.timeout_ms = p.timeout_ms;
+    return std::make_unique<providers::SimulatedProvider>(std::move(o));
+  }
+  auto key = read_key(p, env);
+  if (!key) return std::unexpected(key.error());
+  providers::HttpProviderOptions o;
+  o.name = p.name;
+  o.dialect = p.kind == config::ProviderKind::kAnthropic ? chat::Dialect::kAnthropic
+                                                          : chat::Dialect::kOpenAI;
+  o.base_url = p.base_url;
+  o.model = p.model;
+  o.api_key = std::move(*key);
+  o.ca_file = p.ca_file;
+  o.timeout_ms = p.timeout_ms;
+  o.connect_timeout_ms = p.connect_timeout_ms;
+  o.default_max_tokens = p.max_tokens;
+  o.anthropic_version = p.anthropic_version;
+  auto provider = providers::HttpProvider::create(std::move(o));
+  if (!provider) return std::unexpected(provider.error());
+  return std::unique_ptr<providers::Provider>(std::move(*provider));
+}
+
+}  // namespace
+
+core::Result<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen) {
+  std::string host;
+  std::string_view port_text;
+  if (!listen.empty() && listen.front() == '[') {
+    auto close = listen.find(']');
+    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return core::fail(ErrorCode::kInvalidArgument,
+                        "listen address \"" + std::string(listen) + "\" must be HOST:PORT");
+    }
+    host = std::string(listen.substr(1, close - 1));
+    port_text = listen.substr(close + 2);
+  } else {
+    auto colon = listen.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return core::fail(ErrorCode::kInvalidArgument,
+                        "listen address \"" + std::string(listen) + "\" must be HOST:PORT");
+    }
+    host = std::string(listen.substr(0, colon));
+    port_text = listen.substr(colon + 1);
+  }
+  if (port_text.empty() || port_text.size() > 5) {
+    return core::fail(ErrorCode::kInvalidArgument,
+                      "listen address \"" + std::string(listen) + "\": bad port");
+  }
+  unsigned port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9') {
+      return core::fail(ErrorCode::kInvalidArgument,
+                        "listen address \"" + std::string(listen) + "\": bad port");
+    }
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port > 65535) {
+    return core::fail(ErrorCode::kInvalidArgument,
+                      "listen address \"" + std::string(listen) + "\": port above 65535");
+  }
+  return std::pair{host, static_cast<std::uint16_t>(port)};
+}
+
+core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const config::Config> config,
+                                                       GatewayOptions options) {
+  std::unique_ptr<Gateway> g(new Gateway());
+  g->config_ = std::move(config);
+  const config::Config& c = *g->config_;
+  if (options.logger) {
+    g->logger_ = options.logger;
+  } else {
+    g->owned_logger_ = std::make_unique<core::StderrLogger>();
+    g->logger_ = g->owned_logger_.get();
+  }
+  if (options.clock) {
+    g->clock_ = options.clock;
+  } else {
+    g->owned_clock_ = std::make_unique<core::SystemClock>();
+    g->clock_ = g->owned_clock_.get();
+  }
+  EnvReader env = options.env ? options.env : EnvReader([](const char* n) { return std::getenv(n); });
+
+  auto listen = split_host_port(options.listen.empty() ? c.server.listen : options.listen);
+  if (!listen) return std::unexpected(listen.error());
+  g->host_ = listen->first;
+  g->port_ = listen->second;
+  int threads = options.threads >= 0 ? options.threads : c.server.threads;
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  g->threads_ = threads;
+
+  if (options.spend) {
+    g->spend_ = std::move(options.spend);
+  } else if (c.ledger.path.empty()) {
+    g->spend_ = ledger::make_memory_store();
+  } else {
+    auto store = ledger::make_sqlite_store(c.ledger.path);
+    if (!store) return std::unexpected(store.error());
+    g->spend_ = std::move(*store);
+  }
+  g->registry_ = std::make_unique<telemetry::Registry>(threads);
+  g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log);
+
+  for (const config::Provider& p : c.providers) {
+    auto provider = build_provider(p, env);
+    if (!provider) return std::unexpected(provider.error());
+    g->providers_.push_back(std::move(*provider));
+  }
+  g->router_ = std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_,
+                                                 *g->clock_);
+
+  http::ServerLimits limits;
+  limits.max_body_bytes = static_cast<std::size_t>(c.server.max_body_bytes);
+  limits.max_header_bytes = static_cast<std::size_t>(c.server.max_header_bytes);
+  limits.read_timeout = std::chrono::milliseconds(c.server.read_timeout_ms);
+  limits.idle_timeout = std::chrono::milliseconds(c.server.idle_timeout_ms);
+  limits.max_connections = static_cast<std::size_t>(c.server.max_connections);
+  Gateway* self = g.get();
+  g->server_ = std::make_unique<http::Server>(
+      limits, threads, [self](net::io_context& loop, int worker) -> std::unique_ptr<http::Service> {
+        return std::make_unique<GatewayService>(*self, loop, worker);
+      });
+  return g;
+}
+
+Gateway::~Gateway() {
+  stop();
+  wait();
+}
+
+core::Result<void> Gateway::start() {
+  auto bound = server_->listen(host_, port_);
+  if (!bound) return bound;
+  port_ = server_->port();
+  server_->start();
+  return {};
+}
+
+std::uint16_t Gateway::port() const { return port_; }
+
+void Gateway::stop() {
+  if (stopped_.exchange(true)) return;
+  draining_ = true;
+  if (server_) server_->stop(std::chrono::milliseconds(config_->server.drain_timeout_ms));
+  if (spend_) {
+    if (auto flushed = spend_->flush(); !flushed) {
+      logger_->log(core::LogLevel::kError, "ledger flush failed: " + flushed.error().message);
+    }
+  }
+}
+
+void Gateway::wait() {
+  if (server_) server_->wait();
+}
+
+}  // namespace backstop::server

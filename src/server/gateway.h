@@ -1,0 +1,90 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "ledger/ledger.h"
+#include "providers/provider.h"
+#include "routing/router.h"
+#include "telemetry/access_log.h"
+#include "telemetry/registry.h"
+
+namespace backstop::server {
+
+// Reads an environment variable; nullptr when unset. Injected so tests need no real env.
+using EnvReader = std::function<const char*(const char*)>;
+
+struct GatewayOptions {
+  std::string listen;  // overrides config's listen when not empty ("HOST:PORT")
+  int threads = -1;    // overrides config's threads when >= 0 (0: one per core)
+  core::Logger* logger = nullptr;        // nullptr: stderr
+  const core::Clock* clock = nullptr;    // nullptr: the system clock
+  std::unique_ptr<ledger::SpendStore> spend;  // nullptr: from config (SQLite or memory)
+  EnvReader env;                              // nullptr: ::getenv
+};
+
+// The composition root: providers, router, telemetry, ledger and the HTTP server built
+// from one immutable Config.
+class Gateway {
+ public:
+  // Builds everything; errors when a provider cannot be built (bad base_url) or the spend
+  // store cannot be opened.
+  [[nodiscard]] static core::Result<std::unique_ptr<Gateway>> create(
+      std::shared_ptr<const config::Config> config, GatewayOptions options);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Binds the listen address and starts the workers.
+  [[nodiscard]] core::Result<void> start();
+  [[nodiscard]] std::uint16_t port() const;
+  // Readiness off, stop accepting, drain in-flight requests (config drain_timeout_ms),
+  // flush the spend store.
+  void stop();
+  void wait();
+
+  [[nodiscard]] bool draining() const { return draining_.load(); }
+  [[nodiscard]] const config::Config& config() const { return *config_; }
+  [[nodiscard]] const routing::Router& router() const { return *router_; }
+  [[nodiscard]] telemetry::Registry& registry() { return *registry_; }
+  [[nodiscard]] ledger::SpendStore& spend() { return *spend_; }
+  [[nodiscard]] core::Logger& logger() { return *logger_; }
+  [[nodiscard]] telemetry::AccessLog& access_log() { return *access_log_; }
+  [[nodiscard]] const core::Clock& clock() const { return *clock_; }
+  [[nodiscard]] int threads() const { return threads_; }
+
+ private:
+  Gateway() = default;
+
+  std::shared_ptr<const config::Config> config_;
+  std::unique_ptr<core::Logger> owned_logger_;
+  core::Logger* logger_ = nullptr;
+  std::unique_ptr<core::Clock> owned_clock_;
+  const core::Clock* clock_ = nullptr;
+  std::unique_ptr<ledger::SpendStore> spend_;
+  std::unique_ptr<telemetry::Registry> registry_;
+  std::unique_ptr<telemetry::AccessLog> access_log_;
+  std::vector<std::unique_ptr<providers::Provider>> providers_;
+  std::unique_ptr<routing::Router> router_;
+  std::unique_ptr<http::Server> server_;
+  std::string host_;
+  std::uint16_t port_ = 0;
+  int threads_ = 1;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+// Splits "HOST:PORT" ("[::1]:8080" for IPv6). kInvalidArgument when malformed.
+[[nodiscard]] core::Result<std::pair<std::string, std::uint16_t>> split_host_port(
+    std::string_view listen);
+
+}  // namespace backstop::server

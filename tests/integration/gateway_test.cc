@@ -1,0 +1,364 @@
+// The whole gateway on port 0 against the mock upstream, over real sockets.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <string>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "providers/mock_upstream.h"
+#include "server/gateway.h"
+
+namespace backstop {
+namespace {
+
+namespace net = boost::asio;
+
+// The mock upstream in-process, on its own port.
+class Mock {
+ public:
+  Mock()
+      : server_(http::ServerLimits{}, 1,
+                [](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
+                  return std::make_unique<providers::MockUpstream>(loop);
+                }) {
+    EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
+    server_.start();
+  }
+  ~Mock() {
+    server_.stop(std::chrono::milliseconds(50));
+    server_.wait();
+  }
+  std::uint16_t port() const { return server_.port(); }
+
+ private:
+  http::Server server_;
+};
+
+// A port with nothing listening on it.
+std::uint16_t closed_port() {
+  net::io_context loop;
+  net::ip::tcp::acceptor a(loop, {net::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+constexpr const char* kConfig = R"(
+listen: 127.0.0.1:0
+threads: 1
+server: {drain_timeout_ms: 100}
+log: {access_log: ""}
+providers:
+  v4:
+    kind: openai
+    base_url: http://127.0.0.1:MOCK/v1
+    model: v4-flash
+    timeout_ms: 300
+    price: {input: 0.14, output: 0.28}
+  claude:
+    kind: anthropic
+    base_url: http://127.0.0.1:MOCK
+    model: claude-sonnet
+    price: {input: 3.0, output: 15.0}
+  gpt:
+    kind: openai
+    base_url: http://127.0.0.1:MOCK/v1
+    model: gpt-x
+    price: {input: 1.0, output: 2.0}
+  dead:
+    kind: openai
+    base_url: http://127.0.0.1:DEAD/v1
+    model: nothing
+    connect_timeout_ms: 500
+workloads:
+  agentic:
+    route: [v4, claude]
+    validate: {tool_call: required, tool_names: declared, arguments: schema}
+    retries: {max: 1, base_backoff_ms: 1}
+  classify:
+    route: [v4, gpt]
+    validate: {content: schema}
+  docs:
+    route: [v4, claude]
+    validate: {content: non_empty}
+  refused:
+    route: [dead, gpt]
+    validate: {content: non_empty}
+  plain:
+    route: [v4]
+)";
+
+constexpr const char* kTools = R"([{"type":"function","function":{"name":"get_weather",
+  "parameters":{"type":"object","properties":{"city":{"type":"string"},
+  "unit":{"type":"string","enum":["c","f"]}},"required":["city","unit"]}}}])";
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock_.port()));
+    yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
+    auto loaded = config::parse(yaml, "test.yaml");
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+    server::GatewayOptions options;
+    options.logger = &logger_;
+    auto g = server::Gateway::create(loaded.config, std::move(options));
+    ASSERT_TRUE(g.has_value()) << g.error().message;
+    gateway_ = std::move(*g);
+    ASSERT_TRUE(gateway_->start().has_value());
+    origin_ = {false, "127.0.0.1", gateway_->port(), "", ""};
+  }
+
+  http::ClientResponse call(std::string method, std::string target, std::string body,
+                            std::vector<http::Header> headers = {}) {
+    http::ClientRequest request;
+    request.method = std::move(method);
+    request.target = std::move(target);
+    request.body = std::move(body);
+    request.headers = std::move(headers);
+    request.headers.push_back({"content-type", "application/json"});
+    request.timeout = std::chrono::milliseconds(10'000);
+    auto future = net::co_spawn(loop_, client_.send(origin_, std::move(request)), net::use_future);
+    loop_.run();
+    loop_.restart();
+    auto response = future.get();
+    EXPECT_TRUE(response.has_value()) << response.error().message;
+    return response.value_or(http::ClientResponse{});
+  }
+
+  http::ClientResponse chat(const std::string& workload, const std::string& text,
+                            bool tools = false, const std::string& extra = "") {
+    std::string body = R"({"model":")" + workload + R"(","messages":[{"role":"user","content":)" +
+                       boost::json::serialize(boost::json::value(text)) + "}]";
+    if (tools) body += std::string(R"(,"tools":)") + kTools;
+    body += extra + "}";
+    return call("POST", "/v1/chat/completions", body);
+  }
+
+  double counter(telemetry::FamilyId family, std::vector<std::string> labels) {
+    return gateway_->registry().counter_value(family, labels);
+  }
+  const telemetry::Metrics& metrics() { return gateway_->router().metrics(); }
+
+  static boost::json::value json(const http::ClientResponse& r) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.body, ec);
+    EXPECT_FALSE(ec) << r.body;
+    return v;
+  }
+
+  core::NullLogger logger_;
+  Mock mock_;
+  std::unique_ptr<server::Gateway> gateway_;
+  http::Origin origin_;
+  net::io_context loop_;
+  http::Client client_{loop_};
+};
+
+TEST_F(GatewayTest, PassingPrimaryAnswersInOpenAIShape) {
+  auto r = chat("agentic", "weather in Paris?", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-workload"), "agentic");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "");
+  EXPECT_FALSE(r.header("x-request-id").empty());
+  auto body = json(r);
+  EXPECT_EQ(body.at("object"), "chat.completion");
+  EXPECT_EQ(body.at("model"), "v4-flash");
+  const auto& call0 = body.at_pointer("/choices/0/message/tool_calls/0/function");
+  EXPECT_EQ(call0.at("name"), "get_weather");
+  EXPECT_EQ(counter(metrics().requests_total, {"agentic", "primary"}), 1);
+}
+
+TEST_F(GatewayTest, ClientRequestIdIsEchoed) {
+  auto r = call("POST", "/v1/chat/completions",
+                R"({"model":"docs","messages":[{"role":"user","content":"hi"}]})",
+                {{"x-request-id", "abc-123"}});
+  EXPECT_EQ(r.header("x-request-id"), "abc-123");
+}
+
+struct ReasonCase {
+  const char* fault;
+  const char* reason;
+};
+
+class FallbackReasonTest : public GatewayTest,
+                           public ::testing::WithParamInterface<ReasonCase> {};
+
+TEST_P(FallbackReasonTest, EachReasonFallsBackToClaude) {
+  const ReasonCase& c = GetParam();
+  auto r = chat("agentic", std::string("weather? [mock:") + c.fault + "@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), c.reason);
+  auto body = json(r);
+  EXPECT_EQ(body.at("model"), "claude-sonnet");
+  EXPECT_EQ(body.at_pointer("/choices/0/message/tool_calls/0/function/name"), "get_weather");
+  EXPECT_EQ(counter(metrics().fallbacks_total, {"agentic", "v4", "claude", c.reason}), 1);
+  EXPECT_EQ(counter(metrics().requests_total, {"agentic", "fallback"}), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Validation, FallbackReasonTest,
+                         ::testing::Values(ReasonCase{"no_tool_call", "no_tool_call"},
+                                           ReasonCase{"unknown_tool", "tool_mismatch"},
+                                           ReasonCase{"invalid_json", "invalid_json"},
+                                           ReasonCase{"schema", "schema"},
+                                           ReasonCase{"empty", "no_tool_call"},
+                                           ReasonCase{"truncated", "truncated"},
+                                           ReasonCase{"bad_response", "bad_response"}),
+                         [](const auto& info) { return std::string(info.param.fault); });
+
+TEST_F(GatewayTest, ValidationFailureIsCountedPerReason) {
+  chat("agentic", "weather? [mock:schema@v4-flash]", true);
+  EXPECT_EQ(counter(metrics().validation_failures_total, {"agentic", "v4", "schema"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "v4", "fail"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "claude", "pass"}), 1);
+}
+
+TEST_F(GatewayTest, ContentChecksFallBack) {
+  auto r = chat("docs", "hello [mock:empty@v4-flash]");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "empty");
+  std::string format =
+      R"(,"response_format":{"type":"json_schema","json_schema":{"name":"t","schema":)"
+      R"({"type":"object","properties":{"label":{"enum":["a","b"]}},"required":["label"]}}})";
+  auto s = chat("classify", "label it [mock:schema@v4-flash]", false, format);
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(s.header("x-backstop-fallback-reason"), "schema");
+  EXPECT_EQ(s.header("x-backstop-served-by"), "gpt");
+  auto ok = chat("classify", "label it", false, format);
+  EXPECT_EQ(ok.header("x-backstop-served-by"), "v4");
+}
+
+TEST_F(GatewayTest, RateLimitIsRetriedThenFallsBack) {
+  auto r = chat("agentic", "weather? [mock:rate_limited@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-attempts"), "3");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "rate_limited");
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "v4", "fail"}), 2);
+}
+
+TEST_F(GatewayTest, ServerErrorRetrySucceedsOnTheSameTarget) {
+  auto r = call("POST", "/v1/chat/completions",
+                std::string(R"({"model":"agentic","tools":)") + kTools +
+                    R"(,"messages":[{"role":"user","content":"w? [mock:server_error*1@v4-flash]"}]})",
+                {{"x-request-id", "retry-once-1"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+}
+
+TEST_F(GatewayTest, TimeoutFallsBack) {
+  auto r = chat("docs", "hello [mock:timeout@v4-flash]");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "timeout");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+}
+
+TEST_F(GatewayTest, ConnectionRefusedFallsBack) {
+  auto r = chat("refused", "hello");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "connect");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+}
+
+TEST_F(GatewayTest, EveryTargetFailingGives502WithEveryAttempt) {
+  auto r = chat("agentic", "w? [mock:invalid_json@v4-flash] [mock:server_error@claude-sonnet]",
+                true);
+  ASSERT_EQ(r.status, 502) << r.body;
+  auto body = json(r);
+  EXPECT_EQ(body.at_pointer("/error/code"), "all_targets_failed");
+  const auto& attempts = body.at_pointer("/error/attempts").as_array();
+  ASSERT_EQ(attempts.size(), 3u);  // v4 once (invalid answers are not retried), claude twice
+  EXPECT_EQ(attempts[0].at("provider"), "v4");
+  EXPECT_EQ(attempts[0].at("model"), "v4-flash");
+  EXPECT_EQ(attempts[0].at("reason"), "invalid_json");
+  EXPECT_EQ(attempts[0].at("status"), 200);
+  EXPECT_EQ(attempts[1].at("provider"), "claude");
+  EXPECT_EQ(attempts[1].at("reason"), "upstream_error");
+  EXPECT_EQ(attempts[1].at("status"), 500);
+  EXPECT_TRUE(attempts[1].at("latency_ms").is_number());
+  EXPECT_TRUE(attempts[1].at("detail").is_string());
+  EXPECT_EQ(counter(metrics().requests_total, {"agentic", "failed"}), 1);
+}
+
+TEST_F(GatewayTest, BadInputGetsTheSpecific4xx) {
+  auto not_json = call("POST", "/v1/chat/completions", "{\"model\": ");
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_NE(json(not_json).at_pointer("/error/message").as_string().find("not valid JSON"),
+            std::string::npos);
+  auto no_messages = call("POST", "/v1/chat/completions", R"({"model":"docs"})");
+  EXPECT_EQ(no_messages.status, 400);
+  EXPECT_NE(json(no_messages).at_pointer("/error/message").as_string().find("messages"),
+            std::string::npos);
+  auto bad_role = call("POST", "/v1/chat/completions",
+                       R"({"model":"docs","messages":[{"role":"robot","content":"x"}]})");
+  EXPECT_EQ(bad_role.status, 400);
+  auto unknown = chat("nope", "hi");
+  EXPECT_EQ(unknown.status, 404);
+  auto unknown_body = json(unknown);
+  EXPECT_EQ(unknown_body.at_pointer("/error/code"), "model_not_found");
+  EXPECT_NE(unknown_body.at_pointer("/error/message").as_string().find("agentic"),
+            std::string::npos);
+  EXPECT_EQ(call("GET", "/v1/chat/completions", "").status, 405);
+  EXPECT_EQ(call("GET", "/nowhere", "").status, 404);
+  auto stream = chat("docs", "hi", false, R"(,"stream":true)");
+  EXPECT_EQ(stream.status, 400);
+  EXPECT_EQ(counter(metrics().requests_total, {"", "rejected"}), 4);
+}
+
+TEST_F(GatewayTest, ModelsHealthAndReadiness) {
+  auto models = json(call("GET", "/v1/models", ""));
+  ASSERT_EQ(models.at("data").as_array().size(), 5u);
+  EXPECT_EQ(models.at_pointer("/data/0/id"), "agentic");
+  EXPECT_EQ(call("GET", "/healthz", "").status, 200);
+  EXPECT_EQ(call("GET", "/readyz", "").status, 200);
+}
+
+TEST_F(GatewayTest, AnthropicClientsGetAnthropicShape) {
+  auto r = call("POST", "/v1/messages",
+                R"({"model":"docs","max_tokens":64,"messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto body = json(r);
+  EXPECT_EQ(body.at("type"), "message");
+  EXPECT_EQ(body.at("role"), "assistant");
+}
+
+TEST_F(GatewayTest, MetricsAfterAKnownSequence) {
+  chat("agentic", "w?", true);
+  chat("agentic", "w? [mock:schema@v4-flash]", true);
+  chat("plain", "hello");
+  std::string text = call("GET", "/metrics", "").body;
+  EXPECT_NE(text.find("backstop_requests_total{workload=\"agentic\",outcome=\"primary\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("backstop_requests_total{workload=\"agentic\",outcome=\"fallback\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("backstop_requests_total{workload=\"plain\",outcome=\"primary\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("backstop_fallbacks_total{workload=\"agentic\",from=\"v4\",to=\"claude\","
+                      "reason=\"schema\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("backstop_request_duration_seconds_count{workload=\"agentic\","
+                      "outcome=\"fallback\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("backstop_fallback_ratio{workload=\"agentic\"} 0.5"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE backstop_spend_usd_total counter"), std::string::npos);
+  EXPECT_NE(text.find("backstop_tokens_total{provider=\"v4\",model=\"v4-flash\",type=\"input\"}"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace backstop
