@@ -222,7 +222,7 @@ int demo(const DemoOptions& options) {
   (*gateway)->stop();
   (*gateway)->wait();
 
-  std::printf("\n%-9s %8s %9s %-10s %-34s %8s %8s %10s %12s\n", "workload", "requests",
+  std::printf("\n%-9s %8s %9s %-10s %-42s %8s %8s %10s %13s\n", "workload", "requests",
               "fallback", "band", "top failure reasons", "p50 ms", "p99 ms", "spend",
               "fallback-only");
   int transport_errors = 0;
@@ -265,7 +265,7 @@ int demo(const DemoOptions& options) {
     double ratio = requests ? static_cast<double>(not_primary) / requests : 0;
     char rate[16];
     std::snprintf(rate, sizeof rate, "%.1f%%", ratio * 100);
-    std::printf("%-9s %8d %9s %-10s %-34s %8.1f %8.1f %10s %12s\n", kWorkloads[w], requests,
+    std::printf("%-9s %8d %9s %-10s %-42s %8.1f %8.1f %10s %13s\n", kWorkloads[w], requests,
                 rate, std::string(routing::to_string(routing::band_of(ratio, wc->bands))).c_str(),
                 top_text.c_str(), percentile(latencies, 0.5), percentile(latencies, 0.99),
                 dollars(spend[kWorkloads[w]]).c_str(), dollars(fallback_only).c_str());

@@ -11,6 +11,7 @@
 
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
+#include "http/sse.h"
 #include "json/json.h"
 
 namespace backstop::dialects {
@@ -25,7 +26,7 @@ const fs::path kGoldenDir = fs::path(BACKSTOP_SOURCE_DIR) / "tests" / "golden";
 constexpr std::string_view kAny = "<any>";
 
 struct GoldenCase {
-  std::string kind;  // "request" | "response"
+  std::string kind;  // "request" | "response" | "stream"
   std::string from;  // dialect of the input
   std::string to;    // dialect of the output
   fs::path file;
@@ -34,7 +35,7 @@ struct GoldenCase {
 
 std::vector<GoldenCase> find_cases() {
   std::vector<GoldenCase> cases;
-  for (std::string kind : {"request", "response"}) {
+  for (std::string kind : {"request", "response", "stream"}) {
     fs::path root = kGoldenDir / kind;
     if (!fs::is_directory(root)) continue;
     for (const auto& dir : fs::directory_iterator(root)) {
@@ -121,6 +122,76 @@ core::Result<std::string> translate_response(const GoldenCase& c, const bj::obje
                           : anthropic::encode_response(*decoded, model);
 }
 
+// The upstream's stream as SSE text: `input` is that text, or a list of {"event"?, "data"}
+// objects whose data is a string or JSON.
+std::string upstream_stream(const bj::value& input) {
+  if (input.is_string()) return std::string(input.get_string());
+  std::string out;
+  for (const auto& item : input.as_array()) {
+    const auto& frame = item.as_object();
+    std::string event;
+    if (auto it = frame.find("event"); it != frame.end()) event = it->value().as_string();
+    const auto& data = frame.at("data");
+    out += http::sse_frame(event,
+                           data.is_string() ? std::string(data.get_string()) : bj::serialize(data));
+  }
+  return out;
+}
+
+// The client's stream as the list that `expected` gives: {"event"?, "data"} per frame, the
+// data parsed when it is JSON.
+core::Result<std::string> client_frames(std::string_view stream) {
+  http::SseParser parser;
+  std::vector<http::SseEvent> events;
+  parser.feed(stream, events);
+  if (parser.pending() != 0) {
+    return core::fail(core::ErrorCode::kInternal, "the stream ends inside a frame");
+  }
+  bj::array frames;
+  for (const auto& event : events) {
+    bj::object frame;
+    if (!event.event.empty()) frame["event"] = event.event;
+    auto data = json::parse(event.data);
+    frame["data"] = data ? *data : bj::value(bj::string(event.data));
+    frames.push_back(std::move(frame));
+  }
+  return bj::serialize(frames);
+}
+
+// Decodes the upstream's stream in its dialect and encodes the events for the client; an
+// error in the stream ends it with the client dialect's error frame, as the gateway does.
+core::Result<std::string> translate_stream(const GoldenCase& c, const bj::object& spec) {
+  std::string model;
+  if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
+  bool include_usage = true;
+  if (auto it = spec.find("include_usage"); it != spec.end()) include_usage = it->value().as_bool();
+
+  http::SseParser parser;
+  std::vector<http::SseEvent> upstream;
+  parser.feed(upstream_stream(spec.at("input")), upstream);
+
+  openai::StreamDecoder openai_decoder;
+  anthropic::StreamDecoder anthropic_decoder;
+  openai::StreamEncoder openai_encoder(model, include_usage);
+  anthropic::StreamEncoder anthropic_encoder(model);
+  std::string out;
+  for (const auto& frame : upstream) {
+    std::vector<chat::StreamEvent> events;
+    auto ok = c.from == "openai" ? openai_decoder.feed(frame.data, events)
+                                 : anthropic_decoder.feed(frame.event, frame.data, events);
+    for (const auto& event : events) {
+      out += c.to == "openai" ? openai_encoder.encode(event) : anthropic_encoder.encode(event);
+    }
+    if (!ok) {
+      out +=
+          c.to == "openai" ? openai_encoder.error(ok.error()) : anthropic_encoder.error(ok.error());
+      return client_frames(out);
+    }
+  }
+  out += c.to == "openai" ? openai_encoder.finish() : anthropic_encoder.finish();
+  return client_frames(out);
+}
+
 class GoldenTest : public testing::TestWithParam<GoldenCase> {};
 
 TEST_P(GoldenTest, TranslatesAsExpected) {
@@ -133,7 +204,9 @@ TEST_P(GoldenTest, TranslatesAsExpected) {
   ASSERT_TRUE(spec->contains("input") && spec->contains("expected"))
       << c.name << ": a case needs \"input\" and \"expected\"";
 
-  auto out = c.kind == "request" ? translate_request(c, *spec) : translate_response(c, *spec);
+  auto out = c.kind == "request"    ? translate_request(c, *spec)
+             : c.kind == "response" ? translate_response(c, *spec)
+                                    : translate_stream(c, *spec);
   ASSERT_TRUE(out) << c.name << ": " << out.error().message;
   auto actual = json::parse(*out);
   ASSERT_TRUE(actual) << c.name << ": output is not JSON: " << *out;
@@ -159,9 +232,11 @@ INSTANTIATE_TEST_SUITE_P(Cases, GoldenTest, testing::ValuesIn(find_cases()), cas
 
 TEST(GoldenCasesTest, EveryDirectionHasCases) {
   auto cases = find_cases();
-  for (std::string_view dir : {"request/openai-to-anthropic", "request/openai-to-openai",
-                               "request/anthropic-to-openai", "response/anthropic-to-openai",
-                               "response/openai-to-anthropic", "response/openai-to-openai"}) {
+  for (std::string_view dir :
+       {"request/openai-to-anthropic", "request/openai-to-openai", "request/anthropic-to-openai",
+        "response/anthropic-to-openai", "response/openai-to-anthropic", "response/openai-to-openai",
+        "stream/openai-to-openai", "stream/openai-to-anthropic", "stream/anthropic-to-openai",
+        "stream/anthropic-to-anthropic"}) {
     bool found = std::any_of(cases.begin(), cases.end(),
                              [dir](const GoldenCase& c) { return c.name.starts_with(dir); });
     EXPECT_TRUE(found) << "no golden case in tests/golden/" << dir;

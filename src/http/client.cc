@@ -169,12 +169,21 @@ void write_head(std::string& head, const Origin& origin, const ClientRequest& re
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
       request.method == "PATCH") {
     std::array<char, 24> digits;
-    auto [end, ec] = std::to_chars(digits.data(), digits.data() + digits.size(), request.body.size());
+    auto [end, ec] =
+        std::to_chars(digits.data(), digits.data() + digits.size(), request.body.size());
     head += "Content-Length: ";
     head.append(digits.data(), end);
     head += "\r\n";
   }
   head += "\r\n";
+}
+
+// A fresh parser for the next response, with the client's limits.
+void reset_parser(std::optional<ResponseParser>& parser, const ClientRequest& request) {
+  parser.emplace();
+  parser->body_limit(kMaxResponseBody);
+  parser->header_limit(kMaxResponseHeader);
+  if (request.method == "HEAD") parser->skip(true);
 }
 
 // The helpers below are awaited at once by their caller, so their reference parameters
@@ -185,6 +194,12 @@ net::awaitable<error_code> write_and_read_header(Stream& stream, Connection& c,
   const std::array<net::const_buffer, 2> buffers{net::buffer(c.head), net::buffer(body)};
   auto [wec, wn] = co_await net::async_write(stream, buffers, kAwait);
   if (wec) co_return wec;
+  auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, parser, kAwait);
+  co_return ec;
+}
+
+template <typename Stream>
+net::awaitable<error_code> read_header(Stream& stream, Connection& c, ResponseParser& parser) {
   auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, parser, kAwait);
   co_return ec;
 }
@@ -205,8 +220,7 @@ net::awaitable<error_code> read_some(Stream& stream, Connection& c, ResponsePars
 // plain HTTP) with no unexpected bytes waiting. TLS may legitimately have a session ticket.
 bool still_open(Connection& c) {
   char byte;
-  const ssize_t n =
-      ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;
   if (n > 0) return c.secure.has_value();
   return errno == EAGAIN || errno == EWOULDBLOCK;
@@ -221,9 +235,8 @@ bool is_parse_error(error_code ec) {
 core::Error exchange_error(error_code ec, const Origin& origin, std::chrono::milliseconds timeout,
                            Clock::time_point deadline, bool got_response_bytes) {
   if (ec == beast::error::timeout || Clock::now() >= deadline) {
-    return core::Error{core::ErrorCode::kTimeout,
-                       where(origin) + " did not answer within " +
-                           std::to_string(timeout.count()) + " ms"};
+    return core::Error{core::ErrorCode::kTimeout, where(origin) + " did not answer within " +
+                                                      std::to_string(timeout.count()) + " ms"};
   }
   if (ec == bhttp::error::body_limit) {
     return core::Error{core::ErrorCode::kBadResponse,
@@ -255,9 +268,8 @@ struct Pools {
   // Puts a connection whose last response ended cleanly back in its origin's pool.
   void give_back(const Origin& origin, std::unique_ptr<Connection> connection);
   // Resolves, connects and (for https) handshakes before `deadline`.
-  net::awaitable<core::Result<std::unique_ptr<Connection>>> connect(Origin origin,
-                                                                    Clock::time_point deadline,
-                                                                    std::chrono::milliseconds timeout);
+  net::awaitable<core::Result<std::unique_ptr<Connection>>> connect(
+      Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout);
   // Writes the request and reads the response header into `parser`, replaying once on a
   // fresh connection when a pooled one turns out to be stale.
   net::awaitable<core::Result<std::unique_ptr<Connection>>> start(
@@ -323,8 +335,7 @@ void Pools::give_back(const Origin& origin, std::unique_ptr<Connection> connecti
     if (candidate.serves(origin)) pool = &candidate;
   }
   if (pool == nullptr) {
-    pool = &pools.emplace_back(
-        Pool{origin.tls, origin.host, origin.port, origin.ca_file, {}});
+    pool = &pools.emplace_back(Pool{origin.tls, origin.host, origin.port, origin.ca_file, {}});
   }
   const auto now = Clock::now();
   auto first_fresh = std::find_if(pool->idle.begin(), pool->idle.end(), [&](const auto& c) {
@@ -394,12 +405,11 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
           verify != X509_V_OK || (hec.category() == net::error::get_ssl_category() &&
                                   ERR_GET_REASON(hec.value()) == SSL_R_CERTIFICATE_VERIFY_FAILED);
       if (untrusted) {
-        co_return core::fail(
-            core::ErrorCode::kConnect,
-            "the TLS certificate of " + where(origin) + " was not trusted (" +
-                (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
-                                     : "it does not match the host name") +
-                ")");
+        co_return core::fail(core::ErrorCode::kConnect,
+                             "the TLS certificate of " + where(origin) + " was not trusted (" +
+                                 (verify != X509_V_OK ? X509_verify_cert_error_string(verify)
+                                                      : "it does not match the host name") +
+                                 ")");
       }
       co_return core::fail(core::ErrorCode::kConnect,
                            "TLS handshake with " + where(origin) + " failed: " + hec.message());
@@ -422,21 +432,25 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::start(
       c = std::move(*connected);
     }
     write_head(c->head, origin, request);
-    parser.emplace();
-    parser->body_limit(kMaxResponseBody);
-    parser->header_limit(kMaxResponseHeader);
-    if (request.method == "HEAD") parser->skip(true);
+    reset_parser(parser, request);
     c->tcp().expires_at(deadline);
-    const error_code ec =
-        c->secure ? co_await write_and_read_header(*c->secure, *c, request.body, *parser)
-                  : co_await write_and_read_header(*c->plain, *c, request.body, *parser);
+    error_code ec = c->secure
+                        ? co_await write_and_read_header(*c->secure, *c, request.body, *parser)
+                        : co_await write_and_read_header(*c->plain, *c, request.body, *parser);
+    // Interim responses (100 Continue, 103 Early Hints) precede the real one.
+    while (!ec && parser->status >= 100 && parser->status < 200 && parser->status != 101) {
+      reset_parser(parser, request);
+      ec = c->secure ? co_await read_header(*c->secure, *c, *parser)
+                     : co_await read_header(*c->plain, *c, *parser);
+    }
     if (!ec) co_return c;
     // A pooled connection the upstream closed while it sat idle: nothing of the response
     // arrived, so the request was not processed and can go out again.
     if (reused && !parser->got_some() && ec != beast::error::timeout && Clock::now() < deadline) {
       continue;
     }
-    co_return std::unexpected(exchange_error(ec, origin, request.timeout, deadline, parser->got_some()));
+    co_return std::unexpected(
+        exchange_error(ec, origin, request.timeout, deadline, parser->got_some()));
   }
 }
 

@@ -90,7 +90,10 @@ class Client {
 
   // Sends a request and returns once the status and headers are in; the body is then
   // read from the stream. The connection returns to the pool when the body is read to
-  // its end, and is closed when the stream is destroyed before that.
+  // its end, and is closed when the stream is destroyed before that. request.timeout
+  // covers the exchange up to the headers, then each next() anew (an inactivity limit, so
+  // long streams live while the upstream keeps sending). The stream must not outlive
+  // this Client.
   boost::asio::awaitable<core::Result<StreamedResponse>> open(const Origin& origin,
                                                               ClientRequest request);
 

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -94,26 +95,52 @@ struct ServiceState {
   std::atomic<int> requests{0};
   std::atomic<int> last_protocol_status{0};
   Gate gate;
+  std::promise<int> flood_stopped;  // how many pieces /flood wrote before write() said false
+  std::mutex mutex;
+  std::vector<int> workers_created;
+  std::vector<std::thread::id> destroyed_on;
+  Server* server = nullptr;  // for /stop
 };
 
 // Echoes "METHOD path body"; /wait waits on the gate; /stream streams two pieces with the
 // gate between them.
 class EchoService final : public Service {
  public:
-  EchoService(net::io_context& loop, ServiceState& state) : loop_(loop), state_(state) {}
+  EchoService(net::io_context& loop, ServiceState& state, int worker) : loop_(loop), state_(state) {
+    std::lock_guard lock(state_.mutex);
+    state_.workers_created.push_back(worker);
+  }
+  ~EchoService() override {
+    std::lock_guard lock(state_.mutex);
+    state_.destroyed_on.push_back(std::this_thread::get_id());
+  }
 
   net::awaitable<void> handle(Request request, Responder& responder) override {
     ++state_.requests;
     if (request.path() == "/stream") {
-      if (!co_await responder.begin_stream(200, "text/event-stream", {{"x-kind", "stream"}})) {
-        co_return;
-      }
+      std::vector<Header> headers;
+      headers.push_back(Header{std::string("x-kind"), std::string("stream")});
+      const bool started =
+          co_await responder.begin_stream(200, "text/event-stream", std::move(headers));
+      if (!started) co_return;
       co_await responder.write("data: one\n\n");
       co_await state_.gate.wait(loop_);
       co_await responder.write("data: two\n\n");
       co_await responder.end_stream();
       co_return;
     }
+    if (request.path() == "/flood") {
+      const bool started = co_await responder.begin_stream(200, "text/plain", {});
+      int written = 0;
+      while (started && written < 100'000) {
+        const bool ok = co_await responder.write(std::string(16 * 1024, 'f'));
+        if (!ok) break;
+        ++written;
+      }
+      state_.flood_stopped.set_value(written);
+      co_return;
+    }
+    if (request.path() == "/stop") state_.server->stop(5s);  // returns at once on a worker
     if (request.path() == "/wait") co_await state_.gate.wait(loop_);
     Response response;
     response.content_type = "text/plain";
@@ -122,8 +149,7 @@ class EchoService final : public Service {
     co_await responder.send(std::move(response));
   }
 
-  Response protocol_error(int status, std::string_view message,
-                          std::string_view target) override {
+  Response protocol_error(int status, std::string_view message, std::string_view target) override {
     state_.last_protocol_status = status;
     return Service::protocol_error(status, message, target);
   }
@@ -135,11 +161,12 @@ class EchoService final : public Service {
 
 struct TestServer {
   explicit TestServer(ServerLimits limits = {}, int threads = 1)
-      : server(limits, threads, [this](net::io_context& loop, int) {
-          return std::make_unique<EchoService>(loop, state);
+      : server(limits, threads, [this](net::io_context& loop, int worker) {
+          return std::make_unique<EchoService>(loop, state, worker);
         }) {
     auto listened = server.listen("127.0.0.1", 0);
     EXPECT_TRUE(listened.has_value());
+    state.server = &server;
     server.start();
   }
   ~TestServer() { server.stop(0ms); }
@@ -165,6 +192,15 @@ class RawConnection {
   void send(std::string_view bytes) {
     boost::system::error_code ec;
     net::write(socket_, net::buffer(bytes), ec);
+  }
+  // Reads until the bytes read so far end with `marker` (or the server closes).
+  std::string read_until(std::string_view marker) {
+    std::string all;
+    char byte;
+    while (!all.ends_with(marker) && ::recv(socket_.native_handle(), &byte, 1, 0) == 1) {
+      all += byte;
+    }
+    return all;
   }
   // Everything until the server closes; `closed` says whether it did (vs. the 5 s guard).
   std::string read_to_close(bool* closed = nullptr) {
@@ -283,9 +319,8 @@ TEST(HttpTest, KeepAliveReusesOnePooledConnection) {
 TEST(HttpTest, HonoursConnectionCloseAndHttp10) {
   TestServer server;
   bool closed = false;
-  std::string reply =
-      exchange_raw(server.server.port(), "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                   &closed);
+  std::string reply = exchange_raw(
+      server.server.port(), "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &closed);
   EXPECT_TRUE(closed);
   EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos);
   EXPECT_NE(reply.find("\r\n\r\nGET /x "), std::string::npos);
@@ -348,10 +383,9 @@ TEST(HttpTest, HeadersOverTheLimitGet431) {
   limits.max_header_bytes = 1024;
   TestServer server(limits);
   bool closed = false;
-  const std::string reply =
-      exchange_raw(server.server.port(),
-                   "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(2000, 'h') + "\r\n\r\n",
-                   &closed);
+  const std::string reply = exchange_raw(
+      server.server.port(),
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(2000, 'h') + "\r\n\r\n", &closed);
   EXPECT_TRUE(reply.starts_with("HTTP/1.1 431 ")) << reply;
   EXPECT_NE(reply.find(R"("code":"headers_too_large")"), std::string::npos);
   EXPECT_TRUE(closed);
@@ -444,15 +478,27 @@ TEST(HttpTest, GracefulStopFinishesInFlightRequestAndRefusesNewConnections) {
   EXPECT_EQ(server.server.open_connections(), 0u);
 }
 
+TEST(HttpTest, StopFromAHandlerLetsThatRequestFinish) {
+  TestServer server;
+  net::io_context loop;
+  Client client(loop);
+  auto response = run(loop, client.send(server.origin(), get("/stop")));
+  ASSERT_TRUE(response.has_value()) << response.error().message;
+  EXPECT_EQ(response->status, 200);
+  server.server.wait();
+  EXPECT_EQ(server.server.open_connections(), 0u);
+}
+
 TEST(HttpTest, StopClosesIdleConnectionsAtOnce) {
   TestServer server;
   RawConnection idle(server.server.port());
   ASSERT_TRUE(idle.connected());
   idle.send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::string reply = idle.read_until("\r\n\r\nGET /x ");
   const auto started = std::chrono::steady_clock::now();
   std::thread stopper([&] { server.server.stop(10s); });
   bool closed = false;
-  const std::string reply = idle.read_to_close(&closed);
+  reply += idle.read_to_close(&closed);
   stopper.join();
   EXPECT_TRUE(closed);
   EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n"));
@@ -518,6 +564,61 @@ TEST(HttpTest, StreamDroppedEarlyIsNotPooled) {
   server.state.gate.open();
 }
 
+TEST(HttpTest, StreamWriteReportsAGoneClient) {
+  TestServer server;
+  {
+    RawConnection connection(server.server.port());
+    connection.send("GET /flood HTTP/1.1\r\nHost: a\r\n\r\n");
+    connection.read_until("\r\n\r\n");
+  }  // the client hangs up mid-stream
+  const int written = server.state.flood_stopped.get_future().get();
+  EXPECT_LT(written, 100'000);
+}
+
+TEST(HttpTest, AnswersExpectContinueBeforeTheBody) {
+  TestServer server;
+  RawConnection connection(server.server.port());
+  connection.send(
+      "POST /c HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+  EXPECT_EQ(connection.read_until("\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  connection.send("body");
+  EXPECT_NE(connection.read_until("POST /c body").find("HTTP/1.1 200 OK"), std::string::npos);
+}
+
+TEST(HttpTest, EachWorkerHasItsOwnServiceDestroyedOnItsThread) {
+  std::vector<std::thread::id> destroyed_on;
+  std::vector<int> created;
+  {
+    TestServer server(ServerLimits{}, 2);
+    net::io_context loop;
+    for (int i = 0; i < 4; ++i) {
+      Client client(loop);  // a fresh connection each time, spread by SO_REUSEPORT
+      auto response = run(loop, client.send(server.origin(), get("/w")));
+      ASSERT_TRUE(response.has_value()) << response.error().message;
+      EXPECT_EQ(response->body, "GET /w ");
+    }
+    server.server.stop(1s);
+    std::lock_guard lock(server.state.mutex);
+    destroyed_on = server.state.destroyed_on;
+    created = server.state.workers_created;
+  }
+  std::sort(created.begin(), created.end());
+  EXPECT_EQ(created, (std::vector<int>{0, 1}));
+  ASSERT_EQ(destroyed_on.size(), 2u);
+  EXPECT_NE(destroyed_on[0], std::this_thread::get_id());
+  EXPECT_NE(destroyed_on[1], std::this_thread::get_id());
+  EXPECT_NE(destroyed_on[0], destroyed_on[1]);
+}
+
+TEST(HttpTest, ListenOnAnAddressNotOfThisHostIsConnectError) {
+  Server server(ServerLimits{}, 1,
+                [](net::io_context&, int) -> std::unique_ptr<Service> { return nullptr; });
+  auto listened = server.listen("192.0.2.1", 0);  // TEST-NET-1: never a local address
+  ASSERT_FALSE(listened.has_value());
+  EXPECT_EQ(listened.error().code, core::ErrorCode::kConnect);
+  EXPECT_NE(listened.error().message.find("cannot listen on 192.0.2.1:0"), std::string::npos);
+}
+
 // ---------------------------------------------------------------- client failures
 
 TEST(ClientTest, RefusedConnectionIsConnectError) {
@@ -572,8 +673,8 @@ TEST(ClientTest, UpstreamThatNeverAnswersTimesOut) {
   ClientRequest request = get("/");
   request.timeout = 100ms;
   auto response = run(
-      loop, client.send(Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""},
-                        request));
+      loop,
+      client.send(Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""}, request));
   ASSERT_FALSE(response.has_value());
   EXPECT_EQ(response.error().code, core::ErrorCode::kTimeout);
   EXPECT_NE(response.error().message.find("did not answer within 100 ms"), std::string::npos);
@@ -593,15 +694,15 @@ struct Script {
 
 net::awaitable<void> scripted_connection(tcp::socket socket, Script* script) {
   std::string buffer;
-  auto [ec, n] = co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n",
-                                                kAwait);
+  auto [ec, n] =
+      co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
   if (ec) co_return;
   buffer.erase(0, n);
   std::string_view ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
   co_await net::async_write(socket, net::buffer(ok), kAwait);
   if (script->after_first == AfterFirst::kCloseAtOnce) co_return;
-  auto [ec2, n2] = co_await net::async_read_until(socket, net::dynamic_buffer(buffer),
-                                                  "\r\n\r\n", kAwait);
+  auto [ec2, n2] =
+      co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
   if (ec2) co_return;
   if (script->after_first == AfterFirst::kPartialOnNextRequest) {
     co_await net::async_write(socket, net::buffer(std::string_view("HTTP/1.1 20")), kAwait);
@@ -620,8 +721,7 @@ net::awaitable<void> scripted_server(tcp::acceptor* acceptor, Script* script) {
 
 struct ScriptedUpstream {
   explicit ScriptedUpstream(net::io_context& loop, AfterFirst after_first)
-      : acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
-        script{after_first} {
+      : acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)), script{after_first} {
     net::co_spawn(loop, scripted_server(&acceptor, &script), net::detached);
   }
   [[nodiscard]] Origin origin() const {
@@ -655,6 +755,25 @@ TEST(ClientTest, StalePooledConnectionIsReplayedOnAFreshOne) {
   EXPECT_EQ(second->status, 200);
   EXPECT_EQ(second->body, "ok");
   EXPECT_EQ(upstream.script.connections, 2);
+}
+
+TEST(ClientTest, OpenReadsAContentLengthBodyAndPoolsTheConnection) {
+  net::io_context loop;
+  ScriptedUpstream upstream(loop, AfterFirst::kCloseOnNextRequest);
+  Client client(loop);
+  auto read_all = [](Client* client, Origin origin) -> net::awaitable<std::string> {
+    auto response = co_await client->open(origin, get("/s"));
+    if (!response) co_return "error: " + response.error().message;
+    std::string body;
+    for (;;) {
+      auto piece = co_await response->body->next();
+      if (!piece) co_return "error: " + piece.error().message;
+      if (piece->empty()) co_return body;
+      body += *piece;
+    }
+  };
+  EXPECT_EQ(run(loop, read_all(&client, upstream.origin())), "ok");
+  EXPECT_EQ(client.idle_connections(), 1u);
 }
 
 TEST(ClientTest, NoReplayAfterAResponseByte) {
@@ -727,8 +846,8 @@ net::awaitable<void> tls_connection(tcp::socket socket, ssl::context* context) {
   if (hec) co_return;
   std::string buffer;
   for (;;) {
-    auto [ec, n] = co_await net::async_read_until(stream, net::dynamic_buffer(buffer),
-                                                  "\r\n\r\n", kAwait);
+    auto [ec, n] =
+        co_await net::async_read_until(stream, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
     if (ec) co_return;
     buffer.erase(0, n);
     std::string_view ok = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure";
@@ -750,7 +869,8 @@ class TlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     certificate_ = make_certificate();
-    ca_file_ = ::testing::TempDir() + "backstop_http_test_ca_" + std::to_string(::getpid()) + ".pem";
+    ca_file_ =
+        ::testing::TempDir() + "backstop_http_test_ca_" + std::to_string(::getpid()) + ".pem";
     std::ofstream(ca_file_) << certificate_.certificate_pem;
     context_.use_certificate_chain(net::buffer(certificate_.certificate_pem));
     context_.use_private_key(net::buffer(certificate_.key_pem), ssl::context::pem);

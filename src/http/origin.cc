@@ -65,7 +65,8 @@ core::Result<Origin> parse_origin(std::string_view url) {
   }
   if (host.empty()) return invalid(url, "missing host");
   for (char c : host) {
-    if (c <= ' ' || c == 0x7f || c == '\\' || c == '%') return invalid(url, "bad character in host");
+    if (c <= ' ' || c == 0x7f || c == '\\' || c == '%')
+      return invalid(url, "bad character in host");
   }
   if (!port.empty()) {
     unsigned value = 0;

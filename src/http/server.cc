@@ -47,6 +47,9 @@ constexpr std::chrono::milliseconds kAcceptBackoff{10};
 // are stopped outright.
 constexpr std::chrono::milliseconds kCancelGrace{1'000};
 constexpr std::size_t kFirstRead = 4096;
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -60,11 +63,21 @@ void append_json_escaped(std::string& out, std::string_view text) {
   constexpr char kHex[] = "0123456789abcdef";
   for (char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += "\\u00";
@@ -79,13 +92,20 @@ void append_json_escaped(std::string& out, std::string_view text) {
 
 std::string_view error_code_for(int status) {
   switch (status) {
-    case 400: return "invalid_http";
-    case 408: return "request_timeout";
-    case 413: return "request_too_large";
-    case 431: return "headers_too_large";
-    case 500: return "internal_error";
-    case 503: return "overloaded";
-    default: return "http_error";
+    case 400:
+      return "invalid_http";
+    case 408:
+      return "request_timeout";
+    case 413:
+      return "request_too_large";
+    case 431:
+      return "headers_too_large";
+    case 500:
+      return "internal_error";
+    case 503:
+      return "overloaded";
+    default:
+      return "http_error";
   }
 }
 
@@ -272,10 +292,10 @@ class ConnectionResponder final : public Responder {
     if (state_ != State::kIdle) co_return;
     state_ = State::kFailed;  // until the write succeeds
     write_head(response.status, response.content_type, response.headers, response.body.size());
-    std::string_view body = head_only_ ? std::string_view() : std::string_view(response.body);
-    if (co_await write_all({net::buffer(c_->head), net::buffer(body), net::const_buffer()})) {
-      state_ = State::kDone;
-    }
+    const std::string_view body = head_only_ ? std::string_view() : std::string_view(response.body);
+    const Buffers buffers{net::buffer(c_->head), net::buffer(body), net::const_buffer()};
+    const bool written = co_await write_all(buffers);
+    if (written) state_ = State::kDone;
   }
 
   net::awaitable<bool> begin_stream(int status, std::string content_type,
@@ -286,23 +306,24 @@ class ConnectionResponder final : public Responder {
     chunked_ = version_ >= 11;
     if (!chunked_) keep_alive_ = false;
     write_head(status, content_type, headers, std::nullopt);
-    if (!co_await write_all({net::buffer(c_->head), net::const_buffer(), net::const_buffer()})) {
-      co_return false;
-    }
-    state_ = State::kStreaming;
-    co_return true;
+    const Buffers buffers{net::buffer(c_->head), net::const_buffer(), net::const_buffer()};
+    const bool written = co_await write_all(buffers);
+    if (written) state_ = State::kStreaming;
+    co_return written;
   }
 
   net::awaitable<bool> write(std::string_view data) override {
     if (state_ != State::kStreaming) co_return false;
     if (data.empty() || head_only_) co_return true;  // an empty chunk would end the body
-    if (!chunked_) {
-      co_return co_await write_all({net::buffer(data), net::const_buffer(), net::const_buffer()});
+    Buffers buffers{net::buffer(data), net::const_buffer(), net::const_buffer()};
+    if (chunked_) {
+      chunk_size_.clear();
+      append_number(chunk_size_, data.size(), 16);
+      chunk_size_ += "\r\n";
+      buffers = {net::buffer(chunk_size_), net::buffer(data), net::buffer(kCrlf)};
     }
-    chunk_size_.clear();
-    append_number(chunk_size_, data.size(), 16);
-    chunk_size_ += "\r\n";
-    co_return co_await write_all({net::buffer(chunk_size_), net::buffer(data), net::buffer("\r\n", 2)});
+    const bool written = co_await write_all(buffers);
+    co_return written;
   }
 
   net::awaitable<void> end_stream() override {
@@ -312,13 +333,14 @@ class ConnectionResponder final : public Responder {
       state_ = State::kDone;
       co_return;
     }
-    if (co_await write_all({net::buffer("0\r\n\r\n", 5), net::const_buffer(), net::const_buffer()})) {
-      state_ = State::kDone;
-    }
+    const Buffers buffers{net::buffer(kLastChunk), net::const_buffer(), net::const_buffer()};
+    const bool written = co_await write_all(buffers);
+    if (written) state_ = State::kDone;
   }
 
  private:
   enum class State { kIdle, kStreaming, kDone, kFailed };
+  using Buffers = std::array<net::const_buffer, 3>;  // a response is written with one writev
 
   // Writes the status line and headers into the connection's reused head buffer.
   void write_head(int status, std::string_view content_type, const std::vector<Header>& headers,
@@ -360,7 +382,7 @@ class ConnectionResponder final : public Responder {
     head += "\r\n";
   }
 
-  net::awaitable<bool> write_all(std::array<net::const_buffer, 3> buffers) {
+  net::awaitable<bool> write_all(Buffers buffers) {
     arm(c_, worker_.limits.write_timeout);
     auto [ec, n] = co_await net::async_write(c_->socket, buffers, kAwait);
     disarm(*c_);
@@ -415,12 +437,12 @@ Refusal refusal_for(const Connection& c, error_code ec, const ServerLimits& limi
                      std::to_string(limits.read_timeout.count()) + " ms"};
   }
   if (ec == bhttp::error::body_limit) {
-    return {413, "the request body is larger than " + std::to_string(limits.max_body_bytes) +
-                     " bytes"};
+    return {413,
+            "the request body is larger than " + std::to_string(limits.max_body_bytes) + " bytes"};
   }
   if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
-    return {431, "the request headers are larger than " +
-                     std::to_string(limits.max_header_bytes) + " bytes"};
+    return {431, "the request headers are larger than " + std::to_string(limits.max_header_bytes) +
+                     " bytes"};
   }
   if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) return {};
   if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
@@ -459,8 +481,7 @@ net::awaitable<void> serve_requests(Worker* worker, std::shared_ptr<Connection> 
     auto [ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, *parser, kAwait);
     if (!ec && !parser->is_done()) {
       if (parser->expects_continue()) {
-        auto [wec, wn] =
-            co_await net::async_write(c->socket, net::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kAwait);
+        auto [wec, wn] = co_await net::async_write(c->socket, net::buffer(kContinue), kAwait);
         ec = wec;
       }
       if (!ec) std::tie(ec, n) = co_await bhttp::async_read(c->socket, c->buffer, *parser, kAwait);
@@ -486,7 +507,9 @@ net::awaitable<void> serve_requests(Worker* worker, std::shared_ptr<Connection> 
     }
     worker->shared.in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (!responder.started()) {
-      co_await responder.send(worker->service->protocol_error(500, "the request was not answered", {}));
+      Response unanswered =
+          worker->service->protocol_error(500, "the request was not answered", {});
+      co_await responder.send(std::move(unanswered));
     }
     // A stream the handler left open cannot be finished cleanly: close it.
     if (!responder.complete() || !responder.keep_alive()) break;
@@ -526,7 +549,8 @@ void refuse_overloaded(Worker& worker, tcp::socket& socket) {
 
 net::awaitable<void> accept_connections(Worker* worker) {
   // Beyond the header limit the parser reports header_limit; the buffer never needs more.
-  const std::size_t buffer_limit = std::max<std::size_t>(worker->limits.max_header_bytes, kFirstRead) + kFirstRead;
+  const std::size_t buffer_limit =
+      std::max<std::size_t>(worker->limits.max_header_bytes, kFirstRead) + kFirstRead;
   for (;;) {
     auto [ec, socket] = co_await worker->acceptor->async_accept(kAwait);
     if (ec) {
@@ -546,9 +570,8 @@ net::awaitable<void> accept_connections(Worker* worker) {
     auto c = std::make_shared<Connection>(std::move(socket), buffer_limit);
     c->entry = worker->connections.insert(worker->connections.end(), c.get());
     net::co_spawn(worker->loop, serve(worker, c),
-                  net::bind_cancellation_slot(c->cancel.slot(), [worker, c](std::exception_ptr) {
-                    worker->forget(*c);
-                  }));
+                  net::bind_cancellation_slot(
+                      c->cancel.slot(), [worker, c](std::exception_ptr) { worker->forget(*c); }));
   }
 }
 
@@ -573,6 +596,10 @@ struct Server::Impl {
   bool started = false;
   std::atomic<bool> stopping{false};
   bool stopped = false;  // guarded by shared.mutex
+  std::thread stopper;   // runs a stop requested from a worker thread
+
+  // Drains, cancels and joins the workers (Server::stop's contract).
+  void stop_now(std::chrono::milliseconds drain);
 };
 
 Server::Server(ServerLimits limits, int threads, ServiceFactory factory)
@@ -588,6 +615,7 @@ Server::Server(ServerLimits limits, int threads, ServiceFactory factory)
 Server::~Server() {
   if (impl_->started) stop(std::chrono::milliseconds(0));
   wait();
+  if (impl_->stopper.joinable()) impl_->stopper.join();
 }
 
 core::Result<void> Server::listen(const std::string& host, std::uint16_t port) {
@@ -613,7 +641,8 @@ core::Result<void> Server::listen(const std::string& host, std::uint16_t port) {
     if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
     if (ec) {
       for (auto& w : impl_->workers) w->acceptor.reset();
-      return core::fail(core::ErrorCode::kConnect, "cannot listen on " + where + ": " + ec.message());
+      return core::fail(core::ErrorCode::kConnect,
+                        "cannot listen on " + where + ": " + ec.message());
     }
     // Port 0: the first acceptor gets a port from the OS and the others share it.
     if (bound == 0) bound = acceptor.local_endpoint(ec).port();
@@ -647,6 +676,19 @@ void Server::start() {
 void Server::stop(std::chrono::milliseconds drain) {
   Impl& impl = *impl_;
   if (impl.stopping.exchange(true)) return;
+  // On a worker (a handler asking for shutdown) the stop cannot join that worker: it runs
+  // on a thread of its own, which the destructor joins.
+  for (auto& worker : impl.workers) {
+    if (worker->thread.get_id() == std::this_thread::get_id()) {
+      impl.stopper = std::thread([&impl, drain] { impl.stop_now(drain); });
+      return;
+    }
+  }
+  impl.stop_now(drain);
+}
+
+void Server::Impl::stop_now(std::chrono::milliseconds drain) {
+  Impl& impl = *this;
   Shared& shared = impl.shared;
   const auto drain_deadline = std::chrono::steady_clock::now() + drain;
   const int count = static_cast<int>(impl.workers.size());

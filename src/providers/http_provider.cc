@@ -1,13 +1,23 @@
 #include "providers/http_provider.h"
 
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <optional>
 #include <utility>
+#include <variant>
 
+#include "chat/stream.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
+#include "http/sse.h"
 
 namespace backstop::providers {
 namespace {
@@ -18,6 +28,14 @@ namespace anthropic = dialects::anthropic;
 
 constexpr std::string_view kRedacted = "[redacted]";
 constexpr double kMaxRetryAfterMs = 24.0 * 3600 * 1000;
+// What is read of an error body before a stream: enough for any vendor's error message.
+constexpr std::size_t kMaxErrorBody = 64 * 1024;
+// A 2xx answer that is not a stream is read whole, up to the client's own body limit.
+constexpr std::size_t kMaxWholeBody = 64 * 1024 * 1024;
+
+using SteadyClock = std::chrono::steady_clock;
+// How long the end of a body may take after [DONE] / message_stop.
+constexpr std::chrono::milliseconds kTailGrace{1'000};
 
 // A non-negative decimal number ("0", "1.5"), surrounding spaces allowed.
 std::optional<double> parse_decimal(std::string_view text) {
@@ -31,6 +49,152 @@ std::optional<double> parse_decimal(std::string_view text) {
   }
   return value;
 }
+
+std::string redact_key(std::string message, std::string_view key) {
+  if (key.empty()) return message;
+  for (std::size_t at = message.find(key); at != std::string::npos;
+       at = message.find(key, at + kRedacted.size())) {
+    message.replace(at, key.size(), kRedacted);
+  }
+  return message;
+}
+
+bool starts_with_nocase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() &&
+         std::equal(prefix.begin(), prefix.end(), text.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
+
+core::Error exchange_timeout(std::int64_t timeout_ms) {
+  return core::Error{core::ErrorCode::kTimeout, "the streamed answer did not end within " +
+                                                    std::to_string(timeout_ms) + " ms"};
+}
+
+// The next piece of `body`, or kTimeout once `deadline` has passed (the pending read is
+// cancelled then).
+net::awaitable<core::Result<std::string>> next_piece(http::BodyStream& body, net::io_context& loop,
+                                                     SteadyClock::time_point deadline,
+                                                     std::int64_t timeout_ms) {
+  using namespace net::experimental::awaitable_operators;
+  if (SteadyClock::now() >= deadline) co_return std::unexpected(exchange_timeout(timeout_ms));
+  net::steady_timer timer(loop, deadline);
+  auto first = co_await (body.next() || timer.async_wait(net::as_tuple(net::use_awaitable)));
+  if (first.index() == 1) co_return std::unexpected(exchange_timeout(timeout_ms));
+  co_return std::get<0>(std::move(first));
+}
+
+// The body read to its end or to `limit` bytes, whichever comes first.
+net::awaitable<core::Result<std::string>> read_body(http::BodyStream& body, net::io_context& loop,
+                                                    SteadyClock::time_point deadline,
+                                                    std::int64_t timeout_ms, std::size_t limit) {
+  std::string out;
+  while (out.size() < limit) {
+    auto piece = co_await next_piece(body, loop, deadline, timeout_ms);
+    if (!piece) co_return std::unexpected(std::move(piece.error()));
+    if (piece->empty()) break;
+    out.append(*piece, 0, limit - out.size());
+  }
+  co_return out;
+}
+
+// `request` asking for a stream, for a caller that did not set stream itself.
+chat::ChatRequest streaming(const chat::ChatRequest& request) {
+  chat::ChatRequest out = request;
+  out.stream = true;
+  // A same-dialect target is sent the original body: it must say so too.
+  if (!out.original.empty()) out.original["stream"] = true;
+  return out;
+}
+
+// The events of an upstream's text/event-stream body, decoded in its dialect.
+class SseEventStream final : public EventStream {
+ public:
+  SseEventStream(net::io_context& loop, std::unique_ptr<http::BodyStream> body,
+                 chat::Dialect dialect, SteadyClock::time_point deadline, std::int64_t timeout_ms,
+                 std::string key)
+      : loop_(loop),
+        body_(std::move(body)),
+        dialect_(dialect),
+        deadline_(deadline),
+        timeout_ms_(timeout_ms),
+        key_(std::move(key)) {}
+
+  net::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() override {
+    std::vector<chat::StreamEvent> out;
+    while (out.empty()) {
+      if (state_ == State::kEnded) co_return out;
+      if (state_ == State::kFailed) {
+        co_return core::fail(core::ErrorCode::kUpstream, "the stream already failed");
+      }
+      // Once the answer is complete, what is left is the body's end, read (briefly) so that
+      // the connection can be pooled; whatever happens to it no longer matters.
+      const auto until = done() ? std::min(deadline_, SteadyClock::now() + kTailGrace) : deadline_;
+      auto piece = co_await next_piece(*body_, loop_, until, timeout_ms_);
+      if (done()) {
+        if (!piece || piece->empty()) state_ = State::kEnded;
+        continue;
+      }
+      if (!piece) co_return fail(std::move(piece.error()));
+      if (piece->empty()) {
+        // A cut stream must never look complete.
+        co_return fail(core::Error{core::ErrorCode::kUpstream,
+                                   dialect_ == chat::Dialect::kOpenAI
+                                       ? "stream ended before it was complete (no [DONE])"
+                                       : "stream ended before it was complete (no message_stop)"});
+      }
+      events_.clear();
+      parser_.feed(*piece, events_);
+      for (const http::SseEvent& event : events_) {
+        if (done()) break;  // anything after the end belongs to no answer
+        auto fed = dialect_ == chat::Dialect::kOpenAI
+                       ? openai_.feed(event.data, out)
+                       : anthropic_.feed(event.event, event.data, out);
+        if (!fed) co_return fail(std::move(fed.error()));
+      }
+    }
+    co_return out;
+  }
+
+ private:
+  enum class State { kReading, kEnded, kFailed };
+
+  [[nodiscard]] bool done() const {
+    return dialect_ == chat::Dialect::kOpenAI ? openai_.done() : anthropic_.done();
+  }
+
+  std::unexpected<core::Error> fail(core::Error error) {
+    state_ = State::kFailed;
+    body_.reset();  // a broken body never goes back to the pool
+    error.message = redact_key(std::move(error.message), key_);
+    return std::unexpected(std::move(error));
+  }
+
+  net::io_context& loop_;
+  std::unique_ptr<http::BodyStream> body_;
+  chat::Dialect dialect_;
+  SteadyClock::time_point deadline_;
+  std::int64_t timeout_ms_;
+  std::string key_;
+  State state_ = State::kReading;
+  http::SseParser parser_;
+  std::vector<http::SseEvent> events_;
+  openai::StreamDecoder openai_;
+  anthropic::StreamDecoder anthropic_;
+};
+
+// A whole answer handed out as one batch of events.
+class WholeAnswerStream final : public EventStream {
+ public:
+  explicit WholeAnswerStream(std::vector<chat::StreamEvent> events) : events_(std::move(events)) {}
+
+  net::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() override {
+    co_return std::exchange(events_, {});
+  }
+
+ private:
+  std::vector<chat::StreamEvent> events_;
+};
 
 }  // namespace
 
@@ -72,13 +236,12 @@ HttpProvider::HttpProvider(HttpProviderOptions options, http::Origin origin)
 }
 
 std::string HttpProvider::redact(std::string message) const {
-  const std::string& key = options_.api_key;
-  if (key.empty()) return message;
-  for (std::size_t at = message.find(key); at != std::string::npos;
-       at = message.find(key, at + kRedacted.size())) {
-    message.replace(at, key.size(), kRedacted);
-  }
-  return message;
+  return redact_key(std::move(message), options_.api_key);
+}
+
+core::Error HttpProvider::redact(core::Error error) const {
+  error.message = redact(std::move(error.message));
+  return error;
 }
 
 core::Error HttpProvider::status_error(const http::ClientResponse& response) const {
@@ -93,42 +256,82 @@ core::Error HttpProvider::status_error(const http::ClientResponse& response) con
   return error;
 }
 
-net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
-    const chat::ChatRequest& request, CallContext& context) {
-  const bool is_openai = options_.dialect == chat::Dialect::kOpenAI;
+http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request,
+                                           const CallContext& context, bool stream) const {
   http::ClientRequest call;
   call.method = "POST";
   call.target = target_;
   call.headers = headers_;
+  if (stream) {
+    for (http::Header& header : call.headers) {
+      if (header.name == "accept") header.value = "text/event-stream";
+    }
+  }
   if (!context.request_id.empty()) {
     call.headers.push_back({"x-request-id", std::string(context.request_id)});
   }
-  call.body = is_openai
+  call.body = options_.dialect == chat::Dialect::kOpenAI
                   ? openai::encode_request(request, options_.model)
                   : anthropic::encode_request(request, options_.model, options_.default_max_tokens);
   call.timeout = std::chrono::milliseconds(options_.timeout_ms);
   call.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+  return call;
+}
 
-  auto sent = co_await context.http.send(origin_, std::move(call));
-  if (!sent) {
-    core::Error error = std::move(sent.error());
-    error.message = redact(std::move(error.message));
-    co_return std::unexpected(std::move(error));
+core::Result<chat::ChatResponse> HttpProvider::decode(int status, std::string_view body) const {
+  auto decoded = options_.dialect == chat::Dialect::kOpenAI ? openai::decode_response(body)
+                                                            : anthropic::decode_response(body);
+  if (!decoded) {
+    return std::unexpected(core::Error{core::ErrorCode::kBadResponse,
+                                       redact("HTTP " + std::to_string(status) +
+                                              " body does not decode: " + decoded.error().message),
+                                       status});
   }
+  return decoded;
+}
+
+net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
+    const chat::ChatRequest& request, CallContext& context) {
+  auto sent = co_await context.http.send(origin_, call_for(request, context, false));
+  if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
   const http::ClientResponse& response = *sent;
   if (response.status < 200 || response.status > 299) {
     co_return std::unexpected(status_error(response));
   }
-  auto decoded = is_openai ? openai::decode_response(response.body)
-                           : anthropic::decode_response(response.body);
-  if (!decoded) {
-    core::Error error{core::ErrorCode::kBadResponse,
-                      redact("HTTP " + std::to_string(response.status) +
-                             " body does not decode: " + decoded.error().message),
-                      response.status};
-    co_return std::unexpected(std::move(error));
+  co_return decode(response.status, response.body);
+}
+
+net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
+    const chat::ChatRequest& request, CallContext& context) {
+  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options_.timeout_ms);
+  http::ClientRequest call = request.stream ? call_for(request, context, true)
+                                            : call_for(streaming(request), context, true);
+  auto opened = co_await context.http.open(origin_, std::move(call));
+  if (!opened) co_return std::unexpected(redact(std::move(opened.error())));
+  http::StreamedResponse& response = *opened;
+
+  if (response.status < 200 || response.status > 299) {
+    http::ClientResponse whole;
+    whole.status = response.status;
+    whole.headers = std::move(response.headers);
+    // An error body that cannot be read whole still names the status.
+    auto body = co_await read_body(*response.body, context.loop, deadline, options_.timeout_ms,
+                                   kMaxErrorBody);
+    if (body) whole.body = std::move(*body);
+    co_return std::unexpected(status_error(whole));
   }
-  co_return std::move(*decoded);
+  if (!starts_with_nocase(response.header("content-type"), "text/event-stream")) {
+    // An upstream that ignored stream: true answered whole.
+    auto body = co_await read_body(*response.body, context.loop, deadline, options_.timeout_ms,
+                                   kMaxWholeBody);
+    if (!body) co_return std::unexpected(redact(std::move(body.error())));
+    auto decoded = decode(response.status, *body);
+    if (!decoded) co_return std::unexpected(std::move(decoded.error()));
+    co_return std::make_unique<WholeAnswerStream>(chat::to_events(*decoded));
+  }
+  co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),
+                                             options_.dialect, deadline, options_.timeout_ms,
+                                             options_.api_key);
 }
 
 }  // namespace backstop::providers

@@ -39,6 +39,16 @@ class HttpProvider final : public Provider {
   [[nodiscard]] const std::string& model() const override { return options_.model; }
   boost::asio::awaitable<core::Result<chat::ChatResponse>> complete(
       const chat::ChatRequest& request, CallContext& context) override;
+  // Sends the request with stream: true (OpenAI: and stream_options.include_usage) and
+  // accept: text/event-stream. Errors before the first event are those of complete(). The
+  // stream's errors: kUpstream when the body ends before [DONE] / message_stop, breaks, or
+  // carries an error event; kBadResponse for bytes that are not the dialect's events;
+  // kTimeout when the whole exchange, from the call of stream() to the stream's end, takes
+  // longer than timeout_ms (the same bound as complete(), so a stream never gets more time
+  // than the same answer unstreamed). A 2xx answer that is not an event stream is decoded
+  // as a whole answer and streamed from it.
+  boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
+      const chat::ChatRequest& request, CallContext& context) override;
 
   // The path requests go to: base path + "/chat/completions" or + "/v1/messages".
   [[nodiscard]] const std::string& target() const { return target_; }
@@ -46,10 +56,17 @@ class HttpProvider final : public Provider {
  private:
   HttpProvider(HttpProviderOptions options, http::Origin origin);
 
+  // The request to send: the encoded body, the headers, the timeouts.
+  [[nodiscard]] http::ClientRequest call_for(const chat::ChatRequest& request,
+                                             const CallContext& context, bool stream) const;
   // The error for a non-2xx answer.
   [[nodiscard]] core::Error status_error(const http::ClientResponse& response) const;
   // `message` with every occurrence of the key replaced.
   [[nodiscard]] std::string redact(std::string message) const;
+  // `error` with its message redacted.
+  [[nodiscard]] core::Error redact(core::Error error) const;
+  // The answer of a 2xx body, or kBadResponse.
+  [[nodiscard]] core::Result<chat::ChatResponse> decode(int status, std::string_view body) const;
 
   HttpProviderOptions options_;
   http::Origin origin_;

@@ -13,7 +13,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "chat/stream.h"
 #include "dialects/openai/openai.h"
 #include "http/server.h"
 #include "providers/mock_upstream.h"
@@ -33,8 +35,9 @@ std::unique_ptr<TestUpstream> mock_upstream(MockOptions options = {}) {
   });
 }
 
-chat::ChatRequest request_saying(std::string_view text) {
+chat::ChatRequest request_saying(std::string_view text, bool stream = false) {
   boost::json::object body{
+      {"stream", stream},
       {"model", "agentic"},
       {"messages", boost::json::array{boost::json::object{{"role", "user"}, {"content", text}}}},
       {"tools", boost::json::parse(R"([{"type":"function","function":{"name":"get_weather",
@@ -146,6 +149,30 @@ TEST(HttpProvider, UndecodableBodyIsBadResponse) {
   EXPECT_EQ(r.error().code, core::ErrorCode::kBadResponse);
   EXPECT_TRUE(r.error().message.starts_with("HTTP 200 body does not decode: "))
       << r.error().message;
+}
+
+TEST(HttpProvider, ARetryWithTheSameRequestIdGetsPastACountedFault) {
+  const auto upstream = mock_upstream();
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto request = request_saying("hi [mock:server_error*1]");
+  const Outcome first = call(*provider, request, "r-9");
+  ASSERT_FALSE(first.has_value());
+  EXPECT_EQ(first.error().upstream_status, 500);
+  EXPECT_TRUE(call(*provider, request, "r-9").has_value());
+}
+
+TEST(HttpProvider, AMarkerForThePrimaryModelSparesTheFallback) {
+  const auto upstream = mock_upstream();
+  const auto primary =
+      make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"), "primary-m"));
+  const auto fallback = make(provider_options(chat::Dialect::kAnthropic, upstream->url(), "fb-m"));
+  const auto request = request_saying("hi [mock:schema@primary-m]");
+  const Outcome bad = call(*primary, request);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_FALSE(boost::json::parse(bad->tool_calls.at(0).arguments).as_object().contains("city"));
+  const Outcome good = call(*fallback, request);
+  ASSERT_TRUE(good.has_value());
+  EXPECT_TRUE(boost::json::parse(good->tool_calls.at(0).arguments).as_object().contains("city"));
 }
 
 TEST(HttpProvider, RefusedConnectionIsConnect) {
@@ -287,6 +314,257 @@ TEST(RetryAfter, ReadsMillisecondsThenSeconds) {
   EXPECT_EQ(retry_after_ms(with_header("Retry-After", "0.5")), 500);
   EXPECT_EQ(retry_after_ms(with_header("Retry-After", "Wed, 21 Oct 2026 07:28:00 GMT")), -1);
   EXPECT_EQ(retry_after_ms(with_header("x-other", "1")), -1);
+}
+
+// One streamed call: the error of stream(), or the batches and then the error of next()
+// or the clean end.
+struct Streamed {
+  std::optional<core::Error> open_error;
+  std::vector<std::vector<chat::StreamEvent>> batches;
+  std::optional<core::Error> error;
+  bool ended = false;
+
+  [[nodiscard]] chat::ChatResponse assembled() const {
+    chat::StreamAssembler assembler;
+    for (const auto& batch : batches) assembler.add(batch);
+    return assembler.response();
+  }
+};
+
+net::awaitable<void> stream_once(Provider& provider, const chat::ChatRequest& request,
+                                 CallContext& context, Streamed& out) {
+  auto opened = co_await provider.stream(request, context);
+  if (!opened) {
+    out.open_error = opened.error();
+    co_return;
+  }
+  for (int i = 0; i < 10'000; ++i) {
+    auto batch = co_await (*opened)->next();
+    if (!batch) {
+      out.error = batch.error();
+      co_return;
+    }
+    if (batch->empty()) {
+      out.ended = true;
+      co_return;
+    }
+    out.batches.push_back(std::move(*batch));
+  }
+}
+
+Streamed stream(Provider& provider, const chat::ChatRequest& request) {
+  net::io_context loop;
+  http::Client client(loop);
+  core::SystemClock clock;
+  CallContext context{loop, client, clock, "req-s"};
+  Streamed out;
+  net::co_spawn(loop, stream_once(provider, request, context, out), net::detached);
+  loop.run();
+  return out;
+}
+
+std::string base_url(const TestUpstream& upstream, chat::Dialect dialect) {
+  return upstream.url(dialect == chat::Dialect::kOpenAI ? "/v1" : "");
+}
+
+constexpr chat::Dialect kDialects[] = {chat::Dialect::kOpenAI, chat::Dialect::kAnthropic};
+
+chat::ChatRequest text_request(bool stream) {
+  auto request = dialects::openai::decode_request(
+      stream ? R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]})"
+             : R"({"model":"m","messages":[{"role":"user","content":"hello"}]})");
+  EXPECT_TRUE(request.has_value());
+  return *request;
+}
+
+TEST(HttpProviderStream, ToolCallsAssembleToWhatCompleteReturns) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Outcome whole = call(*provider, request_saying("weather in Paris?"));
+    ASSERT_TRUE(whole.has_value()) << whole.error().message;
+    const Streamed s = stream(*provider, request_saying("weather in Paris?", true));
+    ASSERT_FALSE(s.open_error.has_value()) << s.open_error->message;
+    ASSERT_FALSE(s.error.has_value()) << s.error->message;
+    EXPECT_TRUE(s.ended);
+    EXPECT_GT(s.batches.size(), 1u);
+    const chat::ChatResponse got = s.assembled();
+    EXPECT_EQ(got.model, "up-model");
+    ASSERT_EQ(got.tool_calls.size(), 1u);
+    EXPECT_EQ(got.tool_calls[0].name, whole->tool_calls[0].name);
+    EXPECT_EQ(got.tool_calls[0].arguments, whole->tool_calls[0].arguments);
+    EXPECT_FALSE(got.tool_calls[0].id.empty());
+    EXPECT_EQ(got.finish_reason, chat::FinishReason::kToolCalls);
+    EXPECT_EQ(got.usage.input_tokens, whole->usage.input_tokens);
+    EXPECT_EQ(got.usage.output_tokens, whole->usage.output_tokens);
+    EXPECT_GE(got.usage.output_tokens, 1);
+  }
+}
+
+TEST(HttpProviderStream, TextAssemblesToWhatCompleteReturns) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Outcome whole = call(*provider, text_request(false));
+    ASSERT_TRUE(whole.has_value()) << whole.error().message;
+    // A request that did not ask for a stream is sent as one all the same.
+    const Streamed s = stream(*provider, text_request(false));
+    ASSERT_FALSE(s.open_error || s.error);
+    EXPECT_TRUE(s.ended);
+    const chat::ChatResponse got = s.assembled();
+    ASSERT_TRUE(got.content.has_value());
+    EXPECT_FALSE(got.content->empty());
+    // The wording is picked per served request; the token count follows the same input.
+    EXPECT_EQ(got.usage.input_tokens, whole->usage.input_tokens);
+    EXPECT_GE(got.usage.output_tokens, 1);
+    EXPECT_EQ(got.finish_reason, chat::FinishReason::kStop);
+  }
+}
+
+TEST(HttpProviderStream, InvalidJsonArgumentsStreamAsSuch) {
+  const auto upstream = mock_upstream();
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const Streamed s = stream(*provider, request_saying("w? [mock:invalid_json]", true));
+  ASSERT_TRUE(s.ended);
+  boost::system::error_code ec;
+  boost::json::parse(s.assembled().tool_calls.at(0).arguments, ec);
+  EXPECT_TRUE(ec.failed());
+}
+
+TEST(HttpProviderStream, ErrorsBeforeTheStreamAreMappedAsForComplete) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Streamed limited = stream(*provider, request_saying("hi [mock:rate_limited]", true));
+    ASSERT_TRUE(limited.open_error.has_value());
+    EXPECT_EQ(limited.open_error->code, core::ErrorCode::kRateLimited);
+    EXPECT_EQ(limited.open_error->upstream_status, 429);
+    EXPECT_EQ(limited.open_error->retry_after_ms, 0);
+
+    const Streamed failed = stream(*provider, request_saying("hi [mock:server_error]", true));
+    ASSERT_TRUE(failed.open_error.has_value());
+    EXPECT_EQ(failed.open_error->code, core::ErrorCode::kUpstream);
+    EXPECT_EQ(failed.open_error->upstream_status, 500);
+    EXPECT_EQ(failed.open_error->message, "HTTP 500: mock: server error");
+
+    const Streamed bad = stream(*provider, request_saying("hi [mock:bad_response]", true));
+    ASSERT_TRUE(bad.open_error.has_value());
+    EXPECT_EQ(bad.open_error->code, core::ErrorCode::kBadResponse);
+    EXPECT_TRUE(bad.open_error->message.starts_with("HTTP 200 body does not decode: "))
+        << bad.open_error->message;
+  }
+}
+
+TEST(HttpProviderStream, ABrokenStreamIsAnUpstreamErrorAfterSomeEvents) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Streamed s = stream(*provider, request_saying("w? [mock:stream_break]", true));
+    ASSERT_FALSE(s.open_error.has_value());
+    EXPECT_FALSE(s.batches.empty());
+    EXPECT_FALSE(s.ended);
+    ASSERT_TRUE(s.error.has_value());
+    EXPECT_EQ(s.error->code, core::ErrorCode::kUpstream);
+    EXPECT_NE(s.error->message.find("stream ended before it was complete"), std::string::npos)
+        << s.error->message;
+    EXPECT_FALSE(s.assembled().tool_calls.empty());
+  }
+}
+
+TEST(HttpProviderStream, AnAbortedConnectionIsAnUpstreamErrorAfterSomeEvents) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Streamed s = stream(*provider, request_saying("w? [mock:stream_abort]", true));
+    ASSERT_FALSE(s.open_error.has_value());
+    EXPECT_FALSE(s.batches.empty());
+    ASSERT_TRUE(s.error.has_value());
+    EXPECT_EQ(s.error->code, core::ErrorCode::kUpstream) << s.error->message;
+  }
+}
+
+TEST(HttpProviderStream, NoAnswerBeforeTheTimeoutIsTimeout) {
+  MockOptions mock;
+  mock.timeout_wait = std::chrono::milliseconds(400);
+  const auto upstream = mock_upstream(mock);
+  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  options.timeout_ms = 100;
+  const Streamed s = stream(*make(options), request_saying("hi [mock:timeout]", true));
+  ASSERT_TRUE(s.open_error.has_value());
+  EXPECT_EQ(s.open_error->code, core::ErrorCode::kTimeout);
+}
+
+TEST(HttpProviderStream, TheTimeoutBoundsTheWholeStream) {
+  MockOptions mock;
+  mock.stream_frame_delay = std::chrono::milliseconds(40);
+  const auto upstream = mock_upstream(mock);
+  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  // Each frame comes well within the timeout, the whole stream (8 frames) does not.
+  options.timeout_ms = 150;
+  const auto start = std::chrono::steady_clock::now();
+  const Streamed s = stream(*make(options), request_saying("weather?", true));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(s.open_error.has_value());
+  EXPECT_FALSE(s.batches.empty());
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kTimeout);
+  EXPECT_EQ(s.error->message, "the streamed answer did not end within 150 ms");
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+}
+
+TEST(HttpProviderStream, SendsStreamAcceptAndIncludeUsage) {
+  Recorded recorded;
+  const auto upstream = recording_upstream(recorded);
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Streamed s = stream(*provider, request_saying("hi"));
+    ASSERT_TRUE(s.open_error.has_value());
+    EXPECT_EQ(s.open_error->code, core::ErrorCode::kUpstream);
+    EXPECT_EQ(s.open_error->upstream_status, 401);
+    EXPECT_EQ(s.open_error->message.find(kKey), std::string::npos) << s.open_error->message;
+    EXPECT_NE(s.open_error->message.find("Incorrect API key provided"), std::string::npos);
+
+    const std::lock_guard lock(recorded.mutex);
+    ASSERT_TRUE(recorded.last.has_value());
+    EXPECT_EQ(recorded.last->header("accept"), "text/event-stream");
+    const auto body = boost::json::parse(recorded.last->body).as_object();
+    EXPECT_EQ(body.at("stream"), true);
+    if (dialect == chat::Dialect::kOpenAI) {
+      EXPECT_EQ(body.at("stream_options").at("include_usage"), true);
+    }
+  }
+}
+
+// Answers every request with one whole Chat Completion, as a server that ignores `stream`.
+class WholeAnswerService final : public http::Service {
+ public:
+  net::awaitable<void> handle(http::Request, http::Responder& responder) override {
+    chat::ChatResponse answer;
+    answer.id = "chatcmpl-1";
+    answer.content = "whole";
+    answer.usage.input_tokens = 3;
+    answer.usage.output_tokens = 1;
+    http::Response response;
+    response.body = dialects::openai::encode_response(answer, "up-model");
+    co_await responder.send(std::move(response));
+  }
+};
+
+TEST(HttpProviderStream, AWholeAnswerToAStreamRequestIsStreamedFromIt) {
+  const TestUpstream upstream(
+      [](net::io_context&, int) { return std::make_unique<WholeAnswerService>(); });
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream.url("/v1")));
+  const Streamed s = stream(*provider, text_request(true));
+  ASSERT_FALSE(s.open_error || s.error);
+  EXPECT_TRUE(s.ended);
+  EXPECT_EQ(s.assembled().content, "whole");
+  EXPECT_EQ(s.assembled().usage.input_tokens, 3);
 }
 
 }  // namespace

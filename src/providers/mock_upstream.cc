@@ -1,5 +1,6 @@
 #include "providers/mock_upstream.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "chat/chat.h"
+#include "chat/stream.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
 #include "providers/synth.h"
@@ -24,7 +26,16 @@ namespace anthropic = dialects::anthropic;
 
 // What a request asked the mock to do.
 struct Behaviour {
-  enum class Kind { kAnswer, kRateLimited, kServerError, kBadResponse, kTimeout, kSlow };
+  enum class Kind {
+    kAnswer,
+    kRateLimited,
+    kServerError,
+    kBadResponse,
+    kTimeout,
+    kSlow,
+    kStreamBreak,
+    kStreamAbort
+  };
   Kind kind = Kind::kAnswer;
   Fault fault = Fault::kNone;  // kAnswer: the defect in the answer
 };
@@ -37,6 +48,8 @@ std::optional<Behaviour> parse_behaviour(std::string_view name) {
   if (name == "bad_response") return Behaviour{Kind::kBadResponse};
   if (name == "timeout") return Behaviour{Kind::kTimeout};
   if (name == "slow") return Behaviour{Kind::kSlow};
+  if (name == "stream_break") return Behaviour{Kind::kStreamBreak};
+  if (name == "stream_abort") return Behaviour{Kind::kStreamAbort};
   return std::nullopt;
 }
 
@@ -122,6 +135,43 @@ std::string hex(std::uint64_t value) {
   for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kDigits[value & 0xf];
   return out;
 }
+
+constexpr std::string_view kPing = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+
+// The SSE frames that stream `response` in `dialect`, one per chunk or event; the last one
+// ends the stream ([DONE], or message_delta and message_stop).
+std::vector<std::string> stream_frames(chat::Dialect dialect, const chat::ChatResponse& response,
+                                       const chat::ChatRequest& request) {
+  std::vector<chat::StreamEvent> events = stream_events(response);
+  std::vector<std::string> frames;
+  if (dialect == chat::Dialect::kOpenAI) {
+    openai::StreamEncoder encoder(request.model, request.include_usage);
+    for (const chat::StreamEvent& event : events) {
+      if (std::string frame = encoder.encode(event); !frame.empty()) {
+        frames.push_back(std::move(frame));
+      }
+    }
+    frames.push_back(encoder.finish());
+    return frames;
+  }
+  // Like the API: message_start carries the input tokens, the final message_delta all.
+  chat::Usage input;
+  input.input_tokens = response.usage.input_tokens;
+  events.insert(events.begin() + 1, chat::usage_event(input));
+  anthropic::StreamEncoder encoder(request.model);
+  for (const chat::StreamEvent& event : events) {
+    if (std::string frame = encoder.encode(event); !frame.empty()) {
+      frames.push_back(std::move(frame));
+    }
+  }
+  frames.push_back(encoder.finish());
+  // The first frame begins with message_start: a ping follows it, as the API sends one.
+  const std::size_t end = frames.front().find("\n\n");
+  if (end != std::string::npos) frames.front().insert(end + 2, kPing);
+  return frames;
+}
+
+std::vector<http::Header> stream_headers() { return {{"cache-control", "no-cache"}}; }
 
 }  // namespace
 
@@ -229,6 +279,8 @@ net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder
       co_return;
     case Kind::kAnswer:
     case Kind::kSlow:
+    case Kind::kStreamBreak:
+    case Kind::kStreamAbort:
       break;
   }
 
@@ -238,18 +290,43 @@ net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder
   response.created = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-  http::Response out;
-  if (dialect == chat::Dialect::kOpenAI) {
-    out.body = openai::encode_response(response, chat_request.model);
-  } else {
+  if (dialect == chat::Dialect::kAnthropic) {
     // Anthropic's own id shapes, so SDKs see what they expect.
     response.id = "msg_" + hex(random);
     for (auto& call : response.tool_calls) {
       if (call.id.starts_with("call_")) call.id.replace(0, 5, "toolu_");
     }
-    out.body = anthropic::encode_response(response, chat_request.model);
   }
+  if (chat_request.stream) {
+    std::vector<std::string> frames = stream_frames(dialect, response, chat_request);
+    const bool cut = behaviour.kind == Kind::kStreamBreak || behaviour.kind == Kind::kStreamAbort;
+    // A cut stream stops halfway, before its end frame, but after at least one chunk.
+    const std::size_t count =
+        cut ? std::max<std::size_t>(1, (frames.size() - 1) / 2) : frames.size();
+    co_await write_stream(responder, std::move(frames), count,
+                          behaviour.kind != Kind::kStreamAbort);
+    co_return;
+  }
+  http::Response out;
+  out.body = dialect == chat::Dialect::kOpenAI
+                 ? openai::encode_response(response, chat_request.model)
+                 : anthropic::encode_response(response, chat_request.model);
   co_await responder.send(std::move(out));
+}
+
+net::awaitable<void> MockUpstream::write_stream(http::Responder& responder,
+                                                std::vector<std::string> frames, std::size_t count,
+                                                bool end) {
+  std::string content_type = "text/event-stream";
+  std::vector<http::Header> headers = stream_headers();
+  if (!co_await responder.begin_stream(200, std::move(content_type), std::move(headers))) {
+    co_return;
+  }
+  for (std::size_t i = 0; i < count && i < frames.size(); ++i) {
+    if (i > 0) co_await wait(options_.stream_frame_delay);
+    if (!co_await responder.write(frames[i])) co_return;
+  }
+  if (end) co_await responder.end_stream();
 }
 
 }  // namespace backstop::providers

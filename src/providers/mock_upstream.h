@@ -6,6 +6,7 @@
 #include <deque>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "http/server.h"
 
@@ -16,10 +17,11 @@ class io_context;
 namespace backstop::providers {
 
 struct MockOptions {
-  std::chrono::milliseconds timeout_wait{60'000};  // how long a `timeout` request hangs
-  std::chrono::milliseconds slow_delay{1'000};     // `slow` without a delay given
-  std::size_t max_tracked_ids = 4096;              // request ids remembered for NAME*N
-  std::uint64_t seed = 0;                          // varies ids; e.g. the worker index
+  std::chrono::milliseconds timeout_wait{60'000};   // how long a `timeout` request hangs
+  std::chrono::milliseconds slow_delay{1'000};      // `slow` without a delay given
+  std::size_t max_tracked_ids = 4096;               // request ids remembered for NAME*N
+  std::uint64_t seed = 0;                           // varies ids; e.g. the worker index
+  std::chrono::milliseconds stream_frame_delay{0};  // between the frames of a stream
 };
 
 // The upstream behind `backstop mock`: POST /v1/chat/completions (OpenAI) and
@@ -32,7 +34,15 @@ struct MockOptions {
 // (429, Retry-After: 0), server_error (500), bad_response (200, not JSON), timeout (hang,
 // then 504), slow (wait `x-mock-delay-ms` or `[mock-delay:MS]`, then answer). The delay
 // header or marker alone delays any request. Undecodable requests get 400. Errors come in
-// the endpoint's dialect. One per worker thread.
+// the endpoint's dialect.
+//
+// A request with "stream": true is answered as a text/event-stream in its dialect (OpenAI
+// chunks ending with data: [DONE], the usage chunk when stream_options.include_usage asks;
+// Anthropic events with a ping after message_start, ending with message_stop), the text and
+// arguments cut across several deltas. Faults apply as above, the errors before any stream
+// byte, plus two that only streams feel: stream_break (the first part of the stream, then a
+// clean end of the body with no [DONE] / message_stop) and stream_abort (the first part,
+// then the connection closes mid-body). One per worker thread.
 class MockUpstream final : public http::Service {
  public:
   explicit MockUpstream(boost::asio::io_context& loop, MockOptions options = {});
@@ -43,6 +53,11 @@ class MockUpstream final : public http::Service {
   // How many requests with this key (x-request-id and model) came so far, this one included.
   int count(const std::string& key);
   boost::asio::awaitable<void> wait(std::chrono::milliseconds delay);
+  // Writes the first `count` of `frames` as a text/event-stream; then ends the body when
+  // `end` is set, else leaves it open (the server closes the connection).
+  boost::asio::awaitable<void> write_stream(http::Responder& responder,
+                                            std::vector<std::string> frames, std::size_t count,
+                                            bool end);
 
   boost::asio::io_context& loop_;
   MockOptions options_;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http/client.h"
+#include "http/sse.h"
 #include "providers/test_upstream.h"
 
 namespace backstop::providers {
@@ -86,6 +87,11 @@ bj::object body_of(const Reply& reply) {
   return bj::parse(reply->body).as_object();
 }
 
+// choices[0].message of an OpenAI answer.
+const bj::object& first_message(const bj::object& body) {
+  return body.at("choices").as_array()[0].as_object().at("message").as_object();
+}
+
 TEST_F(MockUpstreamTest, HealthzAndUnknownRoutes) {
   EXPECT_EQ(status(send("GET", "/healthz", "")), 200);
   EXPECT_EQ(status(send("GET", "/nope", "")), 404);
@@ -97,7 +103,7 @@ TEST_F(MockUpstreamTest, AnswersOpenAIWithAToolCall) {
   ASSERT_EQ(status(reply), 200);
   const bj::object body = body_of(reply);
   EXPECT_EQ(body.at("model").as_string(), "m1");
-  const auto& message = body.at("choices").as_array()[0].as_object().at("message").as_object();
+  const auto& message = first_message(body);
   const auto& call = message.at("tool_calls").as_array()[0].as_object();
   EXPECT_EQ(call.at("function").as_object().at("name").as_string(), "lookup");
   const auto args = bj::parse(call.at("function").as_object().at("arguments").as_string());
@@ -125,8 +131,8 @@ TEST_F(MockUpstreamTest, UndecodableRequestIs400InTheDialect) {
 TEST_F(MockUpstreamTest, FaultHeaderChoosesTheFault) {
   const Reply empty = chat("m", "q", {{"x-mock-fault", "empty"}});
   ASSERT_EQ(status(empty), 200);
-  const auto& message =
-      body_of(empty).at("choices").as_array()[0].as_object().at("message").as_object();
+  const bj::object body = body_of(empty);
+  const auto& message = first_message(body);
   EXPECT_EQ(message.at("content").as_string(), "");
   EXPECT_FALSE(message.contains("tool_calls") && !message.at("tool_calls").as_array().empty());
 
@@ -156,15 +162,8 @@ TEST_F(MockUpstreamTest, ServerErrorBadResponseAndTimeout) {
 TEST_F(MockUpstreamTest, InvalidJsonArgumentsCrossTheWire) {
   const Reply reply = chat("m", "[mock:invalid_json]");
   ASSERT_EQ(status(reply), 200);
-  const auto& call = body_of(reply)
-                         .at("choices")
-                         .as_array()[0]
-                         .as_object()
-                         .at("message")
-                         .as_object()
-                         .at("tool_calls")
-                         .as_array()[0]
-                         .as_object();
+  const bj::object body = body_of(reply);
+  const auto& call = first_message(body).at("tool_calls").as_array()[0].as_object();
   boost::system::error_code ec;
   bj::parse(call.at("function").as_object().at("arguments").as_string(), ec);
   EXPECT_TRUE(ec.failed());
@@ -206,6 +205,98 @@ TEST_F(MockUpstreamTest, SlowWaitsTheGivenDelay) {
   start = std::chrono::steady_clock::now();
   EXPECT_EQ(status(chat("m", "q", {{"x-mock-delay-ms", "30"}})), 200);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
+}
+
+// The SSE events of a body, fed to the parser a few bytes at a time.
+std::vector<http::SseEvent> sse_events(std::string_view body) {
+  http::SseParser parser;
+  std::vector<http::SseEvent> events;
+  for (std::size_t at = 0; at < body.size(); at += 7) parser.feed(body.substr(at, 7), events);
+  EXPECT_EQ(parser.pending(), 0u);
+  return events;
+}
+
+bj::object stream_body(std::string_view text, bool include_usage) {
+  bj::object body{{"model", "m1"},
+                  {"stream", true},
+                  {"messages", bj::array{bj::object{{"role", "user"}, {"content", text}}}},
+                  {"tools", bj::parse(kTools)}};
+  if (include_usage) body["stream_options"] = bj::object{{"include_usage", true}};
+  return body;
+}
+
+TEST_F(MockUpstreamTest, StreamsOpenAIChunksEndingWithDone) {
+  for (const bool include_usage : {true, false}) {
+    const Reply reply =
+        send("POST", "/v1/chat/completions", bj::serialize(stream_body("find it", include_usage)));
+    ASSERT_EQ(status(reply), 200);
+    EXPECT_EQ(reply->header("content-type"), "text/event-stream");
+    const auto events = sse_events(reply->body);
+    ASSERT_GE(events.size(), 5u);
+    EXPECT_EQ(events.back().data, "[DONE]");
+    std::string arguments;
+    int argument_chunks = 0;
+    bool usage = false;
+    for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+      const bj::object chunk = bj::parse(events[i].data).as_object();
+      EXPECT_EQ(chunk.at("object").as_string(), "chat.completion.chunk");
+      EXPECT_EQ(chunk.at("model").as_string(), "m1");
+      if (chunk.contains("usage") && chunk.at("usage").is_object()) usage = true;
+      for (const auto& choice : chunk.at("choices").as_array()) {
+        const auto* calls = choice.at("delta").as_object().if_contains("tool_calls");
+        if (calls == nullptr) continue;
+        const auto& function = calls->as_array()[0].at("function").as_object();
+        if (const auto* args = function.if_contains("arguments")) {
+          arguments += args->as_string();
+          argument_chunks += !args->as_string().empty();
+        }
+      }
+    }
+    EXPECT_EQ(usage, include_usage);
+    EXPECT_GE(argument_chunks, 3);
+    EXPECT_TRUE(bj::parse(arguments).as_object().contains("q")) << arguments;
+  }
+}
+
+TEST_F(MockUpstreamTest, StreamsAnthropicEventsWithAPing) {
+  const bj::object body{{"model", "claude-x"},
+                        {"max_tokens", 100},
+                        {"stream", true},
+                        {"messages", bj::array{bj::object{{"role", "user"}, {"content", "hi"}}}}};
+  const Reply reply = send("POST", "/v1/messages", bj::serialize(body));
+  ASSERT_EQ(status(reply), 200);
+  EXPECT_EQ(reply->header("content-type"), "text/event-stream");
+  const auto events = sse_events(reply->body);
+  ASSERT_GE(events.size(), 8u);
+  EXPECT_EQ(events[0].event, "message_start");
+  EXPECT_TRUE(bj::parse(events[0].data).at_pointer("/message/id").as_string().starts_with("msg_"));
+  EXPECT_EQ(events[1].event, "ping");
+  EXPECT_EQ(events[2].event, "content_block_start");
+  EXPECT_EQ(events[3].event, "content_block_delta");
+  EXPECT_EQ(events[4].event, "content_block_delta");
+  EXPECT_EQ(events[events.size() - 2].event, "message_delta");
+  EXPECT_EQ(events.back().event, "message_stop");
+  for (const auto& event : events) {
+    EXPECT_EQ(bj::parse(event.data).at("type").as_string(), event.event);
+  }
+}
+
+TEST_F(MockUpstreamTest, AStreamBreakEndsTheBodyBeforeDone) {
+  const Reply reply =
+      send("POST", "/v1/chat/completions", bj::serialize(stream_body("[mock:stream_break]", true)));
+  ASSERT_EQ(status(reply), 200);
+  const auto events = sse_events(reply->body);
+  ASSERT_FALSE(events.empty());
+  for (const auto& event : events) EXPECT_NE(event.data, "[DONE]");
+  EXPECT_TRUE(bj::parse(events.front().data).as_object().contains("choices"));
+}
+
+TEST_F(MockUpstreamTest, StreamFaultsBeforeTheStreamAreWholeErrors) {
+  const Reply limited = send("POST", "/v1/chat/completions",
+                             bj::serialize(stream_body("[mock:rate_limited]", false)));
+  ASSERT_EQ(status(limited), 429);
+  EXPECT_EQ(limited->header("content-type"), "application/json");
+  EXPECT_TRUE(body_of(limited).at("error").is_object());
 }
 
 }  // namespace

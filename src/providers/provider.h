@@ -1,8 +1,10 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "chat/chat.h"
 #include "core/clock.h"
@@ -25,6 +27,16 @@ struct CallContext {
   std::string_view request_id;  // forwarded as x-request-id
 };
 
+// The events of one streamed answer, read batch by batch.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // The next events (one or more); an empty vector at the clean end of the stream.
+  // Errors: kTimeout (no bytes within the provider's timeout), kUpstream (the stream broke
+  // or carried an error event), kBadResponse (bytes that are not the dialect's events).
+  virtual boost::asio::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() = 0;
+};
+
 // One upstream model. Immutable after construction and shared by all workers.
 //
 // Errors of complete(): kRateLimited (429; retry_after_ms when sent), kUpstream (any other
@@ -39,6 +51,11 @@ class Provider {
   // model()) and decodes the answer.
   virtual boost::asio::awaitable<core::Result<chat::ChatResponse>> complete(
       const chat::ChatRequest& request, CallContext& context) = 0;
+  // Starts a streamed answer (the request is sent with stream: true). Failures before the
+  // first event (status, connect, timeout) are errors here, as for complete(). The stream
+  // must not outlive the context's loop. The default: kInternal, streaming unsupported.
+  virtual boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
+      const chat::ChatRequest& request, CallContext& context);
 };
 
 }  // namespace backstop::providers

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <numbers>
 #include <utility>
+#include <vector>
 
 namespace backstop::providers {
 namespace {
@@ -26,6 +27,31 @@ net::awaitable<void> wait_ms(net::io_context& loop, double ms) {
   net::steady_timer timer(loop, std::chrono::microseconds(std::llround(ms * 1000)));
   // A cancelled wait (shutdown) simply ends the wait.
   co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+// Events handed out per next(), so that a simulated stream comes in several batches.
+constexpr std::size_t kBatch = 2;
+
+// A stream over events known in advance.
+class ReplayStream final : public EventStream {
+ public:
+  explicit ReplayStream(std::vector<chat::StreamEvent> events) : events_(std::move(events)) {}
+
+  net::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() override {
+    const std::size_t end = std::min(events_.size(), next_ + kBatch);
+    std::vector<chat::StreamEvent> batch(std::make_move_iterator(events_.begin() + next_),
+                                         std::make_move_iterator(events_.begin() + end));
+    next_ = end;
+    co_return batch;
+  }
+
+ private:
+  std::vector<chat::StreamEvent> events_;
+  std::size_t next_ = 0;
+};
+
+std::unique_ptr<EventStream> replay(const chat::ChatResponse& response) {
+  return std::make_unique<ReplayStream>(stream_events(response));
 }
 
 }  // namespace
@@ -106,6 +132,13 @@ net::awaitable<core::Result<chat::ChatResponse>> SimulatedProvider::complete(
   chat::ChatResponse response = synthesize(request, d.fault, options_.model, d.random);
   response.created = context.clock.unix_ms() / 1000;
   co_return response;
+}
+
+net::awaitable<core::Result<std::unique_ptr<EventStream>>> SimulatedProvider::stream(
+    const chat::ChatRequest& request, CallContext& context) {
+  auto answer = co_await complete(request, context);
+  if (!answer) co_return std::unexpected(std::move(answer.error()));
+  co_return replay(*answer);
 }
 
 }  // namespace backstop::providers

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "providers/provider.h"
@@ -54,6 +55,11 @@ class SimulatedProvider final : public Provider {
   // Waits the drawn latency on context.loop, then answers or fails: kRateLimited (429),
   // kUpstream (500), or after timeout_ms kTimeout "no answer within N ms".
   boost::asio::awaitable<core::Result<chat::ChatResponse>> complete(
+      const chat::ChatRequest& request, CallContext& context) override;
+  // The same answer as complete() (the same draw for the n-th call, the same waits and
+  // errors, all before the first event), as a stream: its text and arguments cut into a
+  // few deltas, handed out a few events per batch.
+  boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
       const chat::ChatRequest& request, CallContext& context) override;
 
   // The draw of call number `call` (0-based); a pure function of the options.

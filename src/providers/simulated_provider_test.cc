@@ -9,8 +9,10 @@
 #include <boost/json/parse.hpp>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <vector>
 
+#include "chat/stream.h"
 #include "http/client.h"
 
 namespace backstop::providers {
@@ -162,6 +164,95 @@ TEST(SimulatedProvider, WaitsTheDrawnLatencyOnTheLoop) {
   const Results results = run(provider, 1, weather_request());
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(20));
   EXPECT_TRUE(results.at(0).has_value());
+}
+
+// One streamed call: the error of stream() or next(), else the batches to the clean end.
+struct Streamed {
+  std::optional<core::Error> error;
+  std::vector<std::vector<chat::StreamEvent>> batches;
+
+  [[nodiscard]] chat::ChatResponse assembled() const {
+    chat::StreamAssembler assembler;
+    for (const auto& batch : batches) assembler.add(batch);
+    return assembler.response();
+  }
+};
+
+net::awaitable<void> stream_n(SimulatedProvider& provider, CallContext& context,
+                              const chat::ChatRequest& request, int n, std::vector<Streamed>& out) {
+  for (int i = 0; i < n; ++i) {
+    Streamed& s = out.emplace_back();
+    auto opened = co_await provider.stream(request, context);
+    if (!opened) {
+      s.error = opened.error();
+      continue;
+    }
+    for (;;) {
+      auto batch = co_await (*opened)->next();
+      if (!batch) {
+        s.error = batch.error();
+        break;
+      }
+      if (batch->empty()) break;
+      s.batches.push_back(std::move(*batch));
+    }
+  }
+}
+
+std::vector<Streamed> run_streams(SimulatedProvider& provider, int n,
+                                  const chat::ChatRequest& request) {
+  net::io_context loop;
+  http::Client client(loop);
+  core::ManualClock clock;
+  CallContext context{loop, client, clock, "req-1"};
+  std::vector<Streamed> results;
+  net::co_spawn(loop, stream_n(provider, context, request, n, results), net::detached);
+  loop.run();
+  return results;
+}
+
+TEST(SimulatedProvider, StreamsTheSameAnswersAsComplete) {
+  SimulatedProvider a(faulty(3)), b(faulty(3));
+  const chat::ChatRequest request = weather_request();
+  const Results whole = run(a, 50, request);
+  const std::vector<Streamed> streamed = run_streams(b, 50, request);
+  ASSERT_EQ(streamed.size(), 50u);
+  int answers = 0;
+  for (std::size_t i = 0; i < whole.size(); ++i) {
+    ASSERT_EQ(whole[i].has_value(), !streamed[i].error.has_value()) << i;
+    if (!whole[i]) {
+      EXPECT_EQ(whole[i].error().code, streamed[i].error->code) << i;
+      EXPECT_EQ(whole[i].error().upstream_status, streamed[i].error->upstream_status) << i;
+      continue;
+    }
+    ++answers;
+    const chat::ChatResponse got = streamed[i].assembled();
+    EXPECT_EQ(got.id, whole[i]->id) << i;
+    EXPECT_EQ(got.model, "sim-1");
+    ASSERT_EQ(got.tool_calls.size(), whole[i]->tool_calls.size()) << i;
+    for (std::size_t t = 0; t < got.tool_calls.size(); ++t) {
+      EXPECT_EQ(got.tool_calls[t].name, whole[i]->tool_calls[t].name);
+      EXPECT_EQ(got.tool_calls[t].arguments, whole[i]->tool_calls[t].arguments);
+    }
+    EXPECT_EQ(got.finish_reason, whole[i]->finish_reason);
+    EXPECT_EQ(got.usage.output_tokens, whole[i]->usage.output_tokens);
+    EXPECT_GT(streamed[i].batches.size(), 1u) << i;
+  }
+  EXPECT_GT(answers, 20);
+}
+
+TEST(SimulatedProvider, AStreamCutsTheTextIntoSeveralDeltas) {
+  SimulatedOptions o;
+  o.model = "sim-1";
+  SimulatedProvider provider(o);
+  const std::vector<Streamed> streamed = run_streams(provider, 1, chat::ChatRequest{});
+  ASSERT_FALSE(streamed.at(0).error.has_value());
+  int deltas = 0;
+  for (const auto& batch : streamed[0].batches) {
+    for (const auto& event : batch) deltas += event.kind == chat::StreamEvent::Kind::kTextDelta;
+  }
+  EXPECT_GE(deltas, 3);
+  EXPECT_FALSE(streamed[0].assembled().content.value_or("").empty());
 }
 
 }  // namespace

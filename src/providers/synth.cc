@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "chat/stream.h"
+
 namespace backstop::providers {
 namespace {
 
@@ -343,6 +345,22 @@ constexpr std::array<std::string_view, 4> kTextAnswers = {
     "Done: the request was handled as described.",
 };
 
+// `text` cut into up to `pieces` parts of about equal size, never inside a UTF-8 character.
+std::vector<std::string> split_text(const std::string& text, std::size_t pieces) {
+  std::vector<std::string> parts;
+  const std::size_t step =
+      std::max<std::size_t>(1, (text.size() + pieces - 1) / std::max<std::size_t>(1, pieces));
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    std::size_t end = std::min(text.size(), begin + step);
+    // A continuation byte (10xxxxxx) belongs to the character before it.
+    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+    parts.push_back(text.substr(begin, end - begin));
+    begin = end;
+  }
+  return parts;
+}
+
 }  // namespace
 
 std::uint64_t mix64(std::uint64_t x) {
@@ -456,6 +474,25 @@ chat::ChatResponse synthesize(const chat::ChatRequest& request, Fault fault, std
   response.usage.input_tokens = tokens_for(input_chars);
   response.usage.output_tokens = tokens_for(output_chars);
   return response;
+}
+
+std::vector<chat::StreamEvent> stream_events(const chat::ChatResponse& response,
+                                             std::size_t pieces) {
+  using Kind = chat::StreamEvent::Kind;
+  std::vector<chat::StreamEvent> out;
+  for (chat::StreamEvent& event : chat::to_events(response)) {
+    if (event.kind != Kind::kTextDelta && event.kind != Kind::kReasoningDelta &&
+        event.kind != Kind::kToolCallDelta) {
+      out.push_back(std::move(event));
+      continue;
+    }
+    for (std::string& part : split_text(event.text, pieces)) {
+      chat::StreamEvent piece = event;
+      piece.text = std::move(part);
+      out.push_back(std::move(piece));
+    }
+  }
+  return out;
 }
 
 }  // namespace backstop::providers

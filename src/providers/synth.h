@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "chat/chat.h"
 
@@ -46,5 +47,11 @@ enum class Fault {
 // same inputs give the same answer. `created` is left 0 for the caller to set.
 [[nodiscard]] chat::ChatResponse synthesize(const chat::ChatRequest& request, Fault fault,
                                             std::string_view model, std::uint64_t random);
+
+// The events that stream `response` as an upstream would send them: chat::to_events with
+// the text, the reasoning and each call's arguments cut into up to `pieces` deltas (at UTF-8
+// character boundaries), so that a client has to assemble them.
+[[nodiscard]] std::vector<chat::StreamEvent> stream_events(const chat::ChatResponse& response,
+                                                           std::size_t pieces = 4);
 
 }  // namespace backstop::providers

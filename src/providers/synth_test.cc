@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "chat/stream.h"
+
 namespace backstop::providers {
 namespace {
 
@@ -230,6 +232,43 @@ TEST(Fault, NamesRoundTrip) {
   }
   EXPECT_EQ(parse_fault("invalid_json"), Fault::kInvalidJson);
   EXPECT_FALSE(parse_fault("rate_limited").has_value());
+}
+
+TEST(StreamEvents, CutsTextAndArgumentsAtCharacterBoundaries) {
+  chat::ChatResponse response;
+  response.id = "r1";
+  response.model = "m";
+  // "abcédefghöij": é (bytes 3-4) straddles the first cut at byte 4.
+  response.content =
+      "abc\xc3\xa9"
+      "defgh\xc3\xb6ij";
+  response.tool_calls.push_back({"call_1", "f", R"({"a":"\u00e9","b":2})"});
+  response.finish_reason = chat::FinishReason::kToolCalls;
+  response.usage.output_tokens = 5;
+  const auto events = stream_events(response, 4);
+
+  using Kind = chat::StreamEvent::Kind;
+  int text_deltas = 0, argument_deltas = 0;
+  for (const auto& event : events) {
+    if (event.kind == Kind::kTextDelta) {
+      ++text_deltas;
+      // No piece starts with a UTF-8 continuation byte.
+      EXPECT_NE(static_cast<unsigned char>(event.text.front()) & 0xC0, 0x80) << event.text;
+    }
+    argument_deltas += event.kind == Kind::kToolCallDelta;
+  }
+  EXPECT_EQ(text_deltas, 4);
+  EXPECT_EQ(events.at(1).text, "abc\xc3\xa9");
+  EXPECT_EQ(argument_deltas, 4);
+  EXPECT_EQ(events.front().kind, Kind::kStart);
+  EXPECT_EQ(events.back().kind, Kind::kUsage);
+
+  chat::StreamAssembler assembler;
+  assembler.add(events);
+  EXPECT_EQ(assembler.response().content, response.content);
+  EXPECT_EQ(assembler.response().tool_calls.at(0).arguments, response.tool_calls[0].arguments);
+  EXPECT_EQ(assembler.response().finish_reason, chat::FinishReason::kToolCalls);
+  EXPECT_EQ(assembler.response().usage.output_tokens, 5);
 }
 
 }  // namespace

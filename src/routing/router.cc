@@ -6,6 +6,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 
+#include "chat/stream.h"
+
 namespace backstop::routing {
 namespace {
 
@@ -191,6 +193,88 @@ void Router::count_rejected(telemetry::Shard& shard, std::string_view workload) 
   shard.add(metrics_.requests_total, {workload, to_string(Outcome::kRejected)});
 }
 
+void Router::account(const Workload& workload, const Target& target, const chat::Usage& usage,
+                     Attempt& attempt, RouteResult& result, telemetry::Shard& m) const {
+  const providers::Provider& provider = *target.provider;
+  const std::string& model = provider.model();
+  attempt.usage = usage;
+  attempt.cost_micro_usd = ledger::cost_micro_usd(usage, target.price);
+  m.add(metrics_.spend_usd_total, {workload.name, provider.name(), model},
+        static_cast<double>(attempt.cost_micro_usd) / kMicrosPerUsd);
+  m.add(metrics_.tokens_total, {provider.name(), model, "input"},
+        static_cast<double>(usage.input_tokens));
+  m.add(metrics_.tokens_total, {provider.name(), model, "cached_input"},
+        static_cast<double>(usage.cached_input_tokens));
+  m.add(metrics_.tokens_total, {provider.name(), model, "output"},
+        static_cast<double>(usage.output_tokens));
+  spend_.record(
+      {clock_.unix_ms(), workload.name, provider.name(), model, usage, attempt.cost_micro_usd});
+  result.usage.input_tokens += usage.input_tokens;
+  result.usage.cached_input_tokens += usage.cached_input_tokens;
+  result.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens;
+  result.usage.output_tokens += usage.output_tokens;
+  result.cost_micro_usd += attempt.cost_micro_usd;
+}
+
+void Router::fail_attempt(const Workload& workload, const providers::Provider& provider,
+                          Attempt attempt, bool validation_failure, RouteResult& result,
+                          telemetry::Shard& m) const {
+  m.add(metrics_.attempts_total, {workload.name, provider.name(), "fail"});
+  if (validation_failure) {
+    m.add(metrics_.validation_failures_total,
+          {workload.name, provider.name(), validation::to_string(attempt.reason)});
+  }
+  result.attempts.push_back(std::move(attempt));
+}
+
+void Router::count_fallback(const Workload& workload, std::size_t t, Reason reason,
+                            RouteResult& result, telemetry::Shard& m) const {
+  if (!result.fallback_reason) result.fallback_reason = reason;
+  if (t + 1 < workload.route.size()) {
+    m.add(metrics_.fallbacks_total,
+          {workload.name, workload.route[t].provider->name(),
+           workload.route[t + 1].provider->name(), validation::to_string(reason)});
+  }
+}
+
+void Router::conclude(const Workload& workload, core::Clock::TimePoint started,
+                      RouteResult& result, telemetry::Shard& m) const {
+  result.duration_ms = core::elapsed_ms(started, clock_.now());
+  std::string_view outcome = to_string(result.outcome);
+  m.add(metrics_.requests_total, {workload.name, outcome});
+  m.observe(metrics_.request_duration_seconds, {workload.name, outcome},
+            result.duration_ms / 1000.0);
+  workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
+}
+
+net::awaitable<void> Router::backoff(const Workload& workload, int retry,
+                                     const core::Error& error, WorkerContext& worker) const {
+  std::int64_t delay = backoff_ms(workload.retries, retry, error, worker.rng);
+  if (delay <= 0) co_return;
+  net::steady_timer timer(worker.loop);
+  timer.expires_after(std::chrono::milliseconds(delay));
+  co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+namespace {
+
+Attempt begin_attempt(const providers::Provider& provider, double latency_ms) {
+  Attempt a;
+  a.provider = provider.name();
+  a.model = provider.model();
+  a.latency_ms = latency_ms;
+  return a;
+}
+
+Attempt& with_error(Attempt& a, const core::Error& error) {
+  a.reason = reason_of(error);
+  a.status = error.upstream_status;
+  a.detail = error.message;
+  return a;
+}
+
+}  // namespace
+
 net::awaitable<RouteResult> Router::route(const Workload& workload,
                                           const chat::ChatRequest& request,
                                           WorkerContext& worker,
@@ -199,40 +283,26 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
-  bool served = false;
 
-  for (std::size_t t = 0; t < workload.route.size() && !served; ++t) {
+  for (std::size_t t = 0; t < workload.route.size(); ++t) {
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
     Reason final_reason = Reason::kUpstreamError;
+    bool served = false;
 
     for (int retry = 0;; ++retry) {
       const auto t0 = clock_.now();
       core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
-      const auto t1 = clock_.now();
-
-      Attempt attempt;
-      attempt.provider = provider.name();
-      attempt.model = provider.model();
-      attempt.latency_ms = core::elapsed_ms(t0, t1);
+      Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
       m.observe(metrics_.upstream_duration_seconds, {provider.name()},
                 attempt.latency_ms / 1000.0);
 
       if (!answer) {
-        const core::Error& error = answer.error();
-        attempt.reason = reason_of(error);
-        attempt.status = error.upstream_status;
-        attempt.detail = error.message;
-        m.add(metrics_.attempts_total, {workload.name, provider.name(), "fail"});
-        result.attempts.push_back(std::move(attempt));
-        final_reason = reason_of(error);
-        if (is_retryable(error) && retry < workload.retries.max) {
-          std::int64_t delay = backoff_ms(workload.retries, retry, error, worker.rng);
-          if (delay > 0) {
-            net::steady_timer timer(worker.loop);
-            timer.expires_after(std::chrono::milliseconds(delay));
-            co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-          }
+        final_reason = reason_of(answer.error());
+        fail_attempt(workload, provider, std::move(with_error(attempt, answer.error())), false,
+                     result, m);
+        if (is_retryable(answer.error()) && retry < workload.retries.max) {
+          co_await backoff(workload, retry, answer.error(), worker);
           continue;
         }
         break;
@@ -240,25 +310,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
 
       // The answer arrived: its tokens were paid for whatever the checks say.
       attempt.status = 200;
-      attempt.usage = answer->usage;
-      attempt.cost_micro_usd = ledger::cost_micro_usd(answer->usage, target.price);
-      const std::string& model = provider.model();
-      m.add(metrics_.spend_usd_total, {workload.name, provider.name(), model},
-            static_cast<double>(attempt.cost_micro_usd) / kMicrosPerUsd);
-      m.add(metrics_.tokens_total, {provider.name(), model, "input"},
-            static_cast<double>(answer->usage.input_tokens));
-      m.add(metrics_.tokens_total, {provider.name(), model, "cached_input"},
-            static_cast<double>(answer->usage.cached_input_tokens));
-      m.add(metrics_.tokens_total, {provider.name(), model, "output"},
-            static_cast<double>(answer->usage.output_tokens));
-      spend_.record({clock_.unix_ms(), workload.name, provider.name(), model, answer->usage,
-                     attempt.cost_micro_usd});
-      result.usage.input_tokens += answer->usage.input_tokens;
-      result.usage.cached_input_tokens += answer->usage.cached_input_tokens;
-      result.usage.cache_creation_input_tokens += answer->usage.cache_creation_input_tokens;
-      result.usage.output_tokens += answer->usage.output_tokens;
-      result.cost_micro_usd += attempt.cost_micro_usd;
-
+      account(workload, target, answer->usage, attempt, result, m);
       validation::Verdict verdict = workload.validator
                                         ? workload.validator->check(request, *answer, worker.schemas)
                                         : validation::Verdict::ok();
@@ -274,31 +326,160 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       }
       attempt.reason = verdict.reason;
       attempt.detail = std::move(verdict.detail);
-      m.add(metrics_.attempts_total, {workload.name, provider.name(), "fail"});
-      m.add(metrics_.validation_failures_total,
-            {workload.name, provider.name(), validation::to_string(verdict.reason)});
-      result.attempts.push_back(std::move(attempt));
       final_reason = verdict.reason;
+      fail_attempt(workload, provider, std::move(attempt), true, result, m);
       break;  // a wrong answer is not retried on the same target
     }
-
-    if (!served) {
-      if (!result.fallback_reason) result.fallback_reason = final_reason;
-      if (t + 1 < workload.route.size()) {
-        m.add(metrics_.fallbacks_total, {workload.name, provider.name(),
-                                         workload.route[t + 1].provider->name(),
-                                         validation::to_string(final_reason)});
-      }
-    }
+    if (served) break;
+    count_fallback(workload, t, final_reason, result, m);
   }
 
-  if (!served) result.outcome = Outcome::kFailed;
-  result.duration_ms = core::elapsed_ms(started, clock_.now());
-  std::string_view outcome = to_string(result.outcome);
-  m.add(metrics_.requests_total, {workload.name, outcome});
-  m.observe(metrics_.request_duration_seconds, {workload.name, outcome},
-            result.duration_ms / 1000.0);
-  workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
+  if (!result.served_by) result.outcome = Outcome::kFailed;
+  conclude(workload, started, result, m);
+  co_return result;
+}
+
+net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
+                                                 const chat::ChatRequest& request,
+                                                 WorkerContext& worker,
+                                                 std::string_view request_id,
+                                                 StreamSink& sink) const {
+  RouteResult result;
+  telemetry::Shard& m = worker.metrics;
+  const auto started = clock_.now();
+  providers::CallContext call{worker.loop, worker.http, clock_, request_id};
+  const bool buffered = workload.validator != nullptr;
+
+  for (std::size_t t = 0; t < workload.route.size() && !result.stream_started; ++t) {
+    const Target& target = workload.route[t];
+    providers::Provider& provider = *target.provider;
+    Reason final_reason = Reason::kUpstreamError;
+
+    for (int retry = 0;; ++retry) {
+      const auto t0 = clock_.now();
+      auto opened = co_await provider.stream(request, call);
+      if (!opened) {
+        Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
+        m.observe(metrics_.upstream_duration_seconds, {provider.name()},
+                  attempt.latency_ms / 1000.0);
+        final_reason = reason_of(opened.error());
+        fail_attempt(workload, provider, std::move(with_error(attempt, opened.error())), false,
+                     result, m);
+        if (is_retryable(opened.error()) && retry < workload.retries.max) {
+          co_await backoff(workload, retry, opened.error(), worker);
+          continue;
+        }
+        break;
+      }
+      std::unique_ptr<providers::EventStream> upstream = std::move(*opened);
+      chat::StreamAssembler assembled;
+      std::vector<chat::StreamEvent> held;
+      std::optional<core::Error> broke;
+      bool sent_any = false;
+
+      // Reads the upstream to its end: held back when checks must decide first, else
+      // passed on as it comes.
+      while (true) {
+        auto batch = co_await upstream->next();
+        if (!batch) {
+          broke = std::move(batch.error());
+          break;
+        }
+        if (batch->empty()) break;
+        assembled.add(*batch);
+        if (buffered) {
+          held.insert(held.end(), std::make_move_iterator(batch->begin()),
+                      std::make_move_iterator(batch->end()));
+          continue;
+        }
+        if (!sent_any) {
+          RouteResult so_far = result;
+          so_far.served_by = &target;
+          so_far.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
+          so_far.attempts.push_back(begin_attempt(provider, 0));
+          so_far.attempts.back().pass = true;
+          sent_any = true;
+          result.stream_started = true;
+          if (!co_await sink.begin(so_far)) {
+            result.client_gone = true;
+            break;
+          }
+        }
+        if (!co_await sink.send(*batch)) {
+          result.client_gone = true;
+          break;
+        }
+      }
+      upstream.reset();  // closes the upstream connection if it was not read to its end
+
+      Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
+      m.observe(metrics_.upstream_duration_seconds, {provider.name()},
+                attempt.latency_ms / 1000.0);
+      attempt.status = 200;
+      account(workload, target, assembled.response().usage, attempt, result, m);
+
+      if (broke && !sent_any) {
+        // Nothing reached the client: this is an ordinary failure of this target.
+        final_reason = reason_of(*broke);
+        with_error(attempt, *broke);
+        attempt.status = broke->upstream_status;
+        fail_attempt(workload, provider, std::move(attempt), false, result, m);
+        if (is_retryable(*broke) && retry < workload.retries.max) {
+          co_await backoff(workload, retry, *broke, worker);
+          continue;
+        }
+        break;
+      }
+      if (broke) {
+        // The client has part of an answer: end it with an explicit error, never a clean end.
+        co_await sink.abort(*broke);
+        with_error(attempt, *broke);
+        fail_attempt(workload, provider, std::move(attempt), false, result, m);
+        result.outcome = Outcome::kFailed;
+        conclude(workload, started, result, m);
+        co_return result;
+      }
+      if (sent_any) {
+        attempt.pass = true;
+        m.add(metrics_.attempts_total, {workload.name, provider.name(), "pass"});
+        result.attempts.push_back(std::move(attempt));
+        result.served_by = &target;
+        result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
+        result.response = assembled.response();
+        if (!result.client_gone) co_await sink.finish();
+        break;
+      }
+
+      validation::Verdict verdict =
+          buffered ? workload.validator->check(request, assembled.response(), worker.schemas)
+                   : validation::Verdict::ok();
+      if (!verdict.pass) {
+        attempt.reason = verdict.reason;
+        attempt.detail = std::move(verdict.detail);
+        final_reason = verdict.reason;
+        fail_attempt(workload, provider, std::move(attempt), true, result, m);
+        break;  // a wrong answer is not retried on the same target
+      }
+      attempt.pass = true;
+      m.add(metrics_.attempts_total, {workload.name, provider.name(), "pass"});
+      result.attempts.push_back(std::move(attempt));
+      result.served_by = &target;
+      result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
+      result.response = assembled.response();
+      result.stream_started = true;
+      // Replay at once: the client measures time to first byte from here.
+      if (!co_await sink.begin(result) || !co_await sink.send(held)) {
+        result.client_gone = true;
+      } else {
+        co_await sink.finish();
+      }
+      break;
+    }
+    if (!result.stream_started) count_fallback(workload, t, final_reason, result, m);
+  }
+
+  if (!result.served_by) result.outcome = Outcome::kFailed;
+  conclude(workload, started, result, m);
   co_return result;
 }
 

@@ -98,6 +98,24 @@ struct RouteResult {
   double duration_ms = 0;
   chat::Usage usage;                 // summed over attempts
   std::int64_t cost_micro_usd = 0;  // summed over attempts
+  bool stream_started = false;      // streams: the client has seen the start of an answer
+  bool client_gone = false;         // streams: the client went away mid-stream
+};
+
+// Where a streamed answer goes (the server's dialect encoder and HTTP response). The
+// router calls begin() once it knows which target serves, then send() for each batch,
+// then finish() or, when the upstream broke after begin(), abort().
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // Starts the client's stream; `result` tells who serves and after which attempts.
+  // False: the client is gone.
+  virtual boost::asio::awaitable<bool> begin(const RouteResult& result) = 0;
+  // False: the client is gone.
+  virtual boost::asio::awaitable<bool> send(const std::vector<chat::StreamEvent>& events) = 0;
+  virtual boost::asio::awaitable<void> finish() = 0;
+  // Ends a started stream with an explicit error, never a clean end.
+  virtual boost::asio::awaitable<void> abort(const core::Error& error) = 0;
 };
 
 // What routing may use of the worker it runs on.
@@ -132,10 +150,38 @@ class Router {
                                             WorkerContext& worker,
                                             std::string_view request_id) const;
 
+  // The streaming attempt loop. A workload with checks buffers each target's stream until
+  // it ends, checks the assembled answer, then replays it to the sink or falls back before
+  // the client saw a byte; a workload without checks streams straight through and falls
+  // back only on failures before the first event. When nothing was sent and every target
+  // failed, the result is kFailed with stream_started false: the caller answers 502.
+  boost::asio::awaitable<RouteResult> route_stream(const Workload& workload,
+                                                   const chat::ChatRequest& request,
+                                                   WorkerContext& worker,
+                                                   std::string_view request_id,
+                                                   StreamSink& sink) const;
+
   // Counts a request refused before routing (bad input, unknown workload).
   void count_rejected(telemetry::Shard& shard, std::string_view workload) const;
 
  private:
+  // Books the usage of an answer that arrived: tokens, spend, the result's totals.
+  void account(const Workload& workload, const Target& target, const chat::Usage& usage,
+               Attempt& attempt, RouteResult& result, telemetry::Shard& shard) const;
+  // Books a failed attempt; the first failure of a target becomes the fallback reason.
+  void fail_attempt(const Workload& workload, const providers::Provider& provider,
+                    Attempt attempt, bool validation_failure, RouteResult& result,
+                    telemetry::Shard& shard) const;
+  // The request-level metrics, once the route is done.
+  void conclude(const Workload& workload, core::Clock::TimePoint started, RouteResult& result,
+                telemetry::Shard& shard) const;
+  // Waits the backoff before retry number `retry` (0-based) after `error`.
+  boost::asio::awaitable<void> backoff(const Workload& workload, int retry,
+                                       const core::Error& error, WorkerContext& worker) const;
+  // Counts the move from route[t] to route[t + 1].
+  void count_fallback(const Workload& workload, std::size_t t, validation::Reason reason,
+                      RouteResult& result, telemetry::Shard& shard) const;
+
   std::vector<std::unique_ptr<Workload>> workloads_;
   telemetry::Metrics metrics_;
   ledger::SpendStore& spend_;

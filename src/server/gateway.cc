@@ -4,6 +4,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -59,11 +60,74 @@ boost::json::array attempts_json(const std::vector<routing::Attempt>& attempts) 
     o["reason"] = a.pass ? "pass" : validation::to_string(a.reason);
     o["status"] = a.status;
     o["detail"] = a.detail;
-    o["latency_ms"] = static_cast<double>(static_cast<std::int64_t>(a.latency_ms * 1000)) / 1000;
+    // Whole milliseconds: Boost.JSON writes doubles in exponent form ("3.371E0").
+    o["latency_ms"] = static_cast<std::int64_t>(a.latency_ms + 0.5);
     out.push_back(std::move(o));
   }
   return out;
 }
+
+// Writes a routed stream to the client in its dialect, headers first.
+class ClientStream final : public routing::StreamSink {
+ public:
+  ClientStream(http::Responder& responder, chat::Dialect dialect, bool include_usage,
+               std::string request_id, std::string workload)
+      : responder_(responder),
+        dialect_(dialect),
+        include_usage_(include_usage),
+        request_id_(std::move(request_id)),
+        workload_(std::move(workload)) {}
+
+  net::awaitable<bool> begin(const routing::RouteResult& result) override {
+    const providers::Provider& served = *result.served_by->provider;
+    if (dialect_ == chat::Dialect::kOpenAI) {
+      openai_.emplace(served.model(), include_usage_);
+    } else {
+      anthropic_.emplace(served.model());
+    }
+    std::vector<http::Header> headers = {
+        {"cache-control", "no-cache"},
+        {"x-request-id", request_id_},
+        {"x-backstop-workload", workload_},
+        {"x-backstop-served-by", served.name()},
+        {"x-backstop-attempts", std::to_string(result.attempts.size())}};
+    if (result.outcome == routing::Outcome::kFallback && result.fallback_reason) {
+      headers.push_back({"x-backstop-fallback-reason",
+                         std::string(validation::to_string(*result.fallback_reason))});
+    }
+    started_ = co_await responder_.begin_stream(200, "text/event-stream", std::move(headers));
+    co_return started_;
+  }
+
+  net::awaitable<bool> send(const std::vector<chat::StreamEvent>& events) override {
+    std::string out;
+    for (const auto& e : events) out += openai_ ? openai_->encode(e) : anthropic_->encode(e);
+    if (out.empty()) co_return true;
+    co_return co_await responder_.write(out);
+  }
+
+  net::awaitable<void> finish() override {
+    std::string out = openai_ ? openai_->finish() : anthropic_->finish();
+    if (co_await responder_.write(out)) co_await responder_.end_stream();
+  }
+
+  net::awaitable<void> abort(const core::Error& error) override {
+    std::string out = openai_ ? openai_->error(error) : anthropic_->error(error);
+    if (co_await responder_.write(out)) co_await responder_.end_stream();
+  }
+
+  [[nodiscard]] bool started() const { return started_; }
+
+ private:
+  http::Responder& responder_;
+  chat::Dialect dialect_;
+  bool include_usage_;
+  std::string request_id_;
+  std::string workload_;
+  std::optional<dialects::openai::StreamEncoder> openai_;
+  std::optional<dialects::anthropic::StreamEncoder> anthropic_;
+  bool started_ = false;
+};
 
 // One worker's view of the gateway: its own client pool, metric shard, schema cache and
 // id generator, so the request path takes no lock.
@@ -86,13 +150,15 @@ class GatewayService final : public http::Service {
     std::string_view client_id = request.header("x-request-id");
     log.request_id = core::is_valid_request_id(client_id) ? std::string(client_id) : ids_.next();
 
-    http::Response response = co_await dispatch(request, log);
-    response.headers.push_back({"x-request-id", log.request_id});
-    log.status = response.status;
+    std::optional<http::Response> response = co_await dispatch(request, responder, log);
+    if (response) {
+      response->headers.push_back({"x-request-id", log.request_id});
+      log.status = response->status;
+      co_await responder.send(std::move(*response));
+    }
     log.duration_ms = core::elapsed_ms(started, gateway_.clock().now());
     // Only API calls are logged; probes and scrapes would drown them.
     if (log.path == kChatPath || log.path == kMessagesPath) gateway_.access_log().write(log);
-    co_await responder.send(std::move(response));
   }
 
   http::Response protocol_error(int status, std::string_view message,
@@ -107,15 +173,17 @@ class GatewayService final : public http::Service {
   }
 
  private:
-  net::awaitable<http::Response> dispatch(const http::Request& request,
-                                          telemetry::AccessLogEntry& log) {
+  // The response to send, or nullopt when a stream was already written to the responder.
+  net::awaitable<std::optional<http::Response>> dispatch(const http::Request& request,
+                                                         http::Responder& responder,
+                                                         telemetry::AccessLogEntry& log) {
     std::string_view path = request.path();
     const bool post = request.method == "POST";
     const bool get = request.method == "GET" || request.method == "HEAD";
     if (path == kChatPath || path == kMessagesPath) {
       chat::Dialect dialect = dialect_of_path(path);
       if (!post) co_return method_not_allowed(dialect, "POST", log);
-      co_return co_await chat(request, dialect, log);
+      co_return co_await chat(request, dialect, responder, log);
     }
     if (path == "/v1/models") {
       if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
@@ -171,8 +239,10 @@ class GatewayService final : public http::Service {
     return json_response(core::http_status(e.code), encode_error(dialect, e, extra));
   }
 
-  net::awaitable<http::Response> chat(const http::Request& request, chat::Dialect dialect,
-                                      telemetry::AccessLogEntry& log) {
+  net::awaitable<std::optional<http::Response>> chat(const http::Request& request,
+                                                     chat::Dialect dialect,
+                                                     http::Responder& responder,
+                                                     telemetry::AccessLogEntry& log) {
     const routing::Router& router = gateway_.router();
     auto decoded = dialect == chat::Dialect::kOpenAI
                        ? dialects::openai::decode_request(request.body)
@@ -195,18 +265,17 @@ class GatewayService final : public http::Service {
     }
     log.workload = workload->name;
     log.stream = chat_request.stream;
-    if (chat_request.stream) {
-      log.outcome = "rejected";
-      router.count_rejected(shard_, workload->name);
-      co_return error(dialect,
-                      {ErrorCode::kInvalidArgument,
-                       "streaming (`stream: true`) is not supported yet; send `stream: false`"},
-                      log, {{"code", "stream_unsupported"}});
-    }
-
     routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_};
-    routing::RouteResult result =
-        co_await router.route(*workload, chat_request, worker, log.request_id);
+    std::optional<ClientStream> stream;
+    routing::RouteResult result;
+    if (chat_request.stream) {
+      stream.emplace(responder, dialect, chat_request.include_usage, log.request_id,
+                     workload->name);
+      result = co_await router.route_stream(*workload, chat_request, worker, log.request_id,
+                                            *stream);
+    } else {
+      result = co_await router.route(*workload, chat_request, worker, log.request_id);
+    }
 
     log.outcome = std::string(routing::to_string(result.outcome));
     log.input_tokens = result.usage.input_tokens;
@@ -219,6 +288,11 @@ class GatewayService final : public http::Service {
                               a.status, a.latency_ms});
     }
 
+    if (result.served_by) log.served_by = result.served_by->provider->name();
+    if (stream && stream->started()) {
+      log.status = 200;
+      co_return std::nullopt;
+    }
     std::vector<http::Header> headers;
     headers.push_back({"x-backstop-workload", workload->name});
     headers.push_back({"x-backstop-attempts", std::to_string(result.attempts.size())});
@@ -234,7 +308,6 @@ class GatewayService final : public http::Service {
       co_return r;
     }
     const providers::Provider& served = *result.served_by->provider;
-    log.served_by = served.name();
     headers.push_back({"x-backstop-served-by", served.name()});
     if (result.outcome == routing::Outcome::kFallback && result.fallback_reason) {
       headers.push_back(

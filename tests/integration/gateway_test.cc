@@ -7,6 +7,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <set>
 #include <string>
 
 #include "config/config.h"
@@ -314,8 +315,6 @@ TEST_F(GatewayTest, BadInputGetsTheSpecific4xx) {
             std::string::npos);
   EXPECT_EQ(call("GET", "/v1/chat/completions", "").status, 405);
   EXPECT_EQ(call("GET", "/nowhere", "").status, 404);
-  auto stream = chat("docs", "hi", false, R"(,"stream":true)");
-  EXPECT_EQ(stream.status, 400);
   EXPECT_EQ(counter(metrics().requests_total, {"", "rejected"}), 4);
 }
 
@@ -358,6 +357,141 @@ TEST_F(GatewayTest, MetricsAfterAKnownSequence) {
   EXPECT_NE(text.find("# TYPE backstop_spend_usd_total counter"), std::string::npos);
   EXPECT_NE(text.find("backstop_tokens_total{provider=\"v4\",model=\"v4-flash\",type=\"input\"}"),
             std::string::npos);
+}
+
+// The data payloads of an SSE body, in order.
+std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    std::size_t end = body.find('\n', pos);
+    out.push_back(body.substr(pos + 6, end - pos - 6));
+    pos = end;
+  }
+  return out;
+}
+
+std::vector<std::string> sse_events(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = body.find("event: ", pos)) != std::string::npos) {
+    std::size_t end = body.find('\n', pos);
+    out.push_back(body.substr(pos + 7, end - pos - 7));
+    pos = end;
+  }
+  return out;
+}
+
+// Tool call name and concatenated arguments from OpenAI chunks; every chunk's model.
+struct Assembled {
+  std::string content;
+  std::string tool_name;
+  std::string arguments;
+  std::set<std::string> models;
+  bool done = false;
+  bool error = false;
+  bool usage = false;
+};
+
+Assembled assemble_openai(const std::string& body) {
+  Assembled a;
+  for (const auto& data : sse_data(body)) {
+    if (data == "[DONE]") {
+      a.done = true;
+      continue;
+    }
+    auto v = boost::json::parse(data);
+    if (v.as_object().contains("error")) {
+      a.error = true;
+      continue;
+    }
+    a.models.insert(std::string(v.at("model").as_string()));
+    if (v.as_object().contains("usage") && v.at("usage").is_object()) a.usage = true;
+    for (const auto& choice : v.at("choices").as_array()) {
+      const auto& delta = choice.at("delta").as_object();
+      if (const auto* c = delta.if_contains("content"); c && c->is_string()) {
+        a.content += c->as_string();
+      }
+      if (const auto* calls = delta.if_contains("tool_calls")) {
+        for (const auto& call : calls->as_array()) {
+          const auto& f = call.at("function").as_object();
+          if (const auto* n = f.if_contains("name"); n && n->is_string()) {
+            a.tool_name = std::string(n->as_string());
+          }
+          if (const auto* args = f.if_contains("arguments"); args && args->is_string()) {
+            a.arguments += args->as_string();
+          }
+        }
+      }
+    }
+  }
+  return a;
+}
+
+TEST_F(GatewayTest, StreamWithChecksReplaysThePassingAnswer) {
+  auto r = chat("agentic", "weather in Paris?", true, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_FALSE(a.error);
+  EXPECT_EQ(a.tool_name, "get_weather");
+  auto args = boost::json::parse(a.arguments);
+  EXPECT_TRUE(args.as_object().contains("unit"));
+  EXPECT_EQ(a.models, std::set<std::string>{"v4-flash"});
+}
+
+TEST_F(GatewayTest, StreamFallsBackBeforeTheClientSeesAByte) {
+  auto r = chat("agentic", "weather? [mock:invalid_json@v4-flash]", true,
+                R"(,"stream":true,"stream_options":{"include_usage":true})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "invalid_json");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_TRUE(a.usage);
+  EXPECT_EQ(a.models, std::set<std::string>{"claude-sonnet"});  // one model, never a mix
+  EXPECT_NO_THROW(boost::json::parse(a.arguments));
+  EXPECT_EQ(counter(metrics().fallbacks_total, {"agentic", "v4", "claude", "invalid_json"}), 1);
+}
+
+TEST_F(GatewayTest, StreamWithoutChecksPassesThrough) {
+  auto r = chat("plain", "hello", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_FALSE(a.content.empty());
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
+}
+
+TEST_F(GatewayTest, StreamBrokenAfterBytesEndsWithAnErrorNotDone) {
+  auto r = chat("plain", "hello [mock:stream_break@v4-flash]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.error) << r.body;
+  EXPECT_FALSE(a.done) << r.body;
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "failed"}), 1);
+}
+
+TEST_F(GatewayTest, StreamWhereEveryTargetFailsGets502) {
+  auto r = chat("agentic", "w? [mock:schema@v4-flash] [mock:server_error@claude-sonnet]", true,
+                R"(,"stream":true)");
+  ASSERT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(json(r).at_pointer("/error/code"), "all_targets_failed");
+}
+
+TEST_F(GatewayTest, AnthropicStreamFromAnOpenAIUpstream) {
+  auto r = call("POST", "/v1/messages",
+                R"({"model":"plain","max_tokens":64,"stream":true,)"
+                R"("messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sse_events(r.body);
+  ASSERT_GE(events.size(), 5u) << r.body;
+  EXPECT_EQ(events.front(), "message_start");
+  EXPECT_EQ(events[1], "content_block_start");
+  EXPECT_EQ(events.back(), "message_stop");
+  EXPECT_EQ(events[events.size() - 2], "message_delta");
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "chat/chat.h"
 #include "core/error.h"
@@ -37,5 +39,69 @@ namespace backstop::dialects::anthropic {
 
 // The `error.message` of an upstream's error body, cut to at most 300 bytes.
 [[nodiscard]] std::string upstream_error_message(std::string_view body);
+
+}  // namespace backstop::dialects::anthropic
+
+namespace backstop::dialects::anthropic {
+
+// The kinds of content block the stream codecs keep apart (kOther: redacted thinking,
+// server tool blocks and whatever comes next, which carry nothing backstop models).
+enum class BlockKind { kNone, kText, kToolUse, kThinking, kOther };
+
+// Turns a Messages stream (each SSE event's name and data) into neutral events.
+class StreamDecoder {
+ public:
+  // kBadResponse when the data is not the event it says; an `error` event is kUpstream
+  // (overloaded_error keeps upstream_status 529).
+  [[nodiscard]] core::Result<void> feed(std::string_view event, std::string_view data,
+                                        std::vector<chat::StreamEvent>& out);
+  // True after message_stop.
+  [[nodiscard]] bool done() const { return done_; }
+
+ private:
+  core::Result<void> block_start(const boost::json::object& data,
+                                 std::vector<chat::StreamEvent>& out);
+  core::Result<void> block_delta(const boost::json::object& data,
+                                 std::vector<chat::StreamEvent>& out);
+
+  std::vector<BlockKind> block_kind_;  // per content block index
+  std::vector<int> tool_index_;        // per content block index: its tool call index
+  int tools_ = 0;
+  chat::Usage usage_;
+  bool done_ = false;
+};
+
+// Turns neutral events into Messages stream events (message_start, content_block_start,
+// content_block_delta with text_delta / input_json_delta / thinking_delta,
+// content_block_stop, message_delta, message_stop) as SSE frames for a client.
+class StreamEncoder {
+ public:
+  explicit StreamEncoder(std::string model);
+  [[nodiscard]] std::string encode(const chat::StreamEvent& event);
+  // Closes open blocks, then message_delta (stop_reason, usage) and message_stop.
+  [[nodiscard]] std::string finish();
+  // event: error, data: {"type":"error","error":{...}}.
+  [[nodiscard]] std::string error(const core::Error& error);
+
+ private:
+  // message_start, unless it went out already.
+  void start(std::string& out);
+  // content_block_stop for the open block, if any.
+  void close_block(std::string& out);
+  // Closes the open block and starts the next one; `block` is its content_block JSON text.
+  void open_block(std::string& out, BlockKind kind, std::string_view block);
+  // A new tool_use block for tool call `index`.
+  void open_tool_block(std::string& out, int index, std::string_view id, std::string_view name);
+
+  std::string model_;
+  std::string id_;
+  bool started_ = false;
+  int open_block_ = -1;  // index of the open content block, -1 when none
+  BlockKind open_kind_ = BlockKind::kNone;
+  int next_block_ = 0;
+  std::vector<int> tool_block_;  // tool call index -> its content block index (-1: none)
+  chat::FinishReason finish_reason_ = chat::FinishReason::kStop;
+  chat::Usage usage_;
+};
 
 }  // namespace backstop::dialects::anthropic

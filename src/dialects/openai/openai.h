@@ -1,8 +1,11 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "chat/chat.h"
 #include "core/error.h"
@@ -35,5 +38,64 @@ namespace backstop::dialects::openai {
 // The `error.message` of an upstream's error body, cut to at most 300 bytes; the raw body
 // (cut likewise) when it is not in OpenAI's shape.
 [[nodiscard]] std::string upstream_error_message(std::string_view body);
+
+}  // namespace backstop::dialects::openai
+
+namespace backstop::dialects::openai {
+
+// Turns an upstream's Chat Completions stream (the `data:` payload of each SSE event) into
+// neutral events. Not thread-safe; one per stream.
+class StreamDecoder {
+ public:
+  // Decodes one chunk's JSON (or "[DONE]") and appends its events. kBadResponse when the
+  // payload is not a chunk; an in-stream {"error":...} payload is kUpstream.
+  [[nodiscard]] core::Result<void> feed(std::string_view data, std::vector<chat::StreamEvent>& out);
+  // True after "[DONE]".
+  [[nodiscard]] bool done() const { return done_; }
+
+ private:
+  core::Result<void> decode_choice(const boost::json::object& choice,
+                                   std::vector<chat::StreamEvent>& out);
+  core::Result<void> decode_tool_call(const boost::json::value& call, int position,
+                                      std::vector<chat::StreamEvent>& out);
+
+  bool started_ = false;
+  bool done_ = false;
+  std::vector<int> tools_seen_;  // tool call indexes already announced with kToolCallStart
+};
+
+// Turns neutral events into Chat Completions chunks as SSE frames ("data: {...}\n\n") for a
+// client. Every chunk carries the same id, created and model.
+class StreamEncoder {
+ public:
+  // include_usage: the client asked for stream_options.include_usage (a final chunk with
+  // empty choices and usage).
+  StreamEncoder(std::string model, bool include_usage);
+  // The frames for one event (possibly none).
+  [[nodiscard]] std::string encode(const chat::StreamEvent& event);
+  // The end of a clean stream: the usage chunk when asked for, then "data: [DONE]\n\n".
+  [[nodiscard]] std::string finish();
+  // An explicit error frame for a stream that broke after bytes were sent
+  // (data: {"error":{...}}); no [DONE] follows it.
+  [[nodiscard]] std::string error(const core::Error& error);
+
+ private:
+  // Starts a chunk's frame, up to and including the delta's opening brace (and the role,
+  // on the first chunk); `extra` is the room the caller's fields need.
+  void open_chunk(std::string& out, std::size_t extra);
+  // Ends a chunk opened by open_chunk; `finish_reason` is JSON text ("null" or a string).
+  static void close_chunk(std::string& out, std::string_view finish_reason);
+  // The fixed head of every chunk: {"id":..,"object":..,"created":..,"model":..,
+  const std::string& prefix();
+
+  std::string model_;
+  std::string id_;
+  std::int64_t created_ = 0;
+  bool include_usage_ = false;
+  bool role_sent_ = false;
+  bool finish_sent_ = false;
+  std::string prefix_;
+  chat::Usage usage_;
+};
 
 }  // namespace backstop::dialects::openai
