@@ -349,6 +349,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   const bool buffered = workload.validator != nullptr;
+  bool finish_pending = false;  // the stream's clean end is written after the books close
 
   for (std::size_t t = 0; t < workload.route.size() && !result.stream_started; ++t) {
     const Target& target = workload.route[t];
@@ -432,11 +433,11 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
       if (broke) {
         // The client has part of an answer: end it with an explicit error, never a clean end.
-        co_await sink.abort(*broke);
         with_error(attempt, *broke);
         fail_attempt(workload, provider, std::move(attempt), false, result, m);
         result.outcome = Outcome::kFailed;
         conclude(workload, started, result, m);
+        co_await sink.abort(*broke);
         co_return result;
       }
       if (sent_any) {
@@ -446,7 +447,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         result.served_by = &target;
         result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
         result.response = assembled.response();
-        if (!result.client_gone) co_await sink.finish();
+        finish_pending = !result.client_gone;
         break;
       }
 
@@ -471,7 +472,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       if (!co_await sink.begin(result) || !co_await sink.send(held)) {
         result.client_gone = true;
       } else {
-        co_await sink.finish();
+        finish_pending = true;
       }
       break;
     }
@@ -479,7 +480,10 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   }
 
   if (!result.served_by) result.outcome = Outcome::kFailed;
+  // Booked before the last bytes go out, so that a client that has read the whole stream
+  // finds it in /metrics.
   conclude(workload, started, result, m);
+  if (finish_pending) co_await sink.finish();
   co_return result;
 }
 

@@ -5,10 +5,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -479,6 +481,29 @@ TEST_F(GatewayTest, StreamWhereEveryTargetFailsGets502) {
                 R"(,"stream":true)");
   ASSERT_EQ(r.status, 502) << r.body;
   EXPECT_EQ(json(r).at_pointer("/error/code"), "all_targets_failed");
+}
+
+TEST_F(GatewayTest, ClientGoneMidStreamIsStillCountedAndPriced) {
+  {
+    // A raw client that sends a streaming request and hangs up before any answer.
+    net::ip::tcp::socket socket(loop_);
+    socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+    std::string body =
+        R"({"model":"plain","stream":true,"messages":[{"role":"user","content":"hi [mock-delay:50]"}]})";
+    std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: "
+                       "application/json\r\ncontent-length: " +
+                       std::to_string(body.size()) + "\r\n\r\n";
+    net::write(socket, net::buffer(head + body));
+    socket.shutdown(net::ip::tcp::socket::shutdown_both);
+  }
+  // The gateway notices when it writes the stream; wait until it has booked the request.
+  for (int i = 0; i < 2000 && counter(metrics().requests_total, {"plain", "primary"}) < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"plain", "v4", "pass"}), 1);
+  // The gateway still answers (no connection or coroutine leaked on the way).
+  EXPECT_EQ(call("GET", "/healthz", "").status, 200);
 }
 
 TEST_F(GatewayTest, AnthropicStreamFromAnOpenAIUpstream) {
