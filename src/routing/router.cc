@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
+#include <cstdio>
 
 #include "chat/stream.h"
 
@@ -99,6 +100,37 @@ std::int64_t FallbackWindow::requests(std::int64_t unix_ms) const {
     requests += b.requests.load(std::memory_order_relaxed);
   }
   return requests;
+}
+
+std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
+  const auto& workloads = router_.workloads();
+  last_.resize(workloads.size());
+  std::vector<std::string> lines;
+  for (std::size_t i = 0; i < workloads.size(); ++i) {
+    const Workload& w = *workloads[i];
+    std::int64_t requests = w.window->requests(unix_ms);
+    if (requests < min_requests_) continue;
+    double ratio = w.window->ratio(unix_ms);
+    Band band = band_of(ratio, w.bands);
+    if (last_[i] == band) continue;
+    bool first = !last_[i].has_value();
+    last_[i] = band;
+    // The first verdict is worth a line only when it asks for action.
+    if (first && (band == Band::kHealthy || band == Band::kWatch)) continue;
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f%%", ratio * 100);
+    std::string line = "workload " + w.name + ": fallback rate " + rate + " over the last " +
+                       std::to_string(w.bands.window_s) + " s (" + std::to_string(requests) +
+                       " requests) is in band " + std::string(to_string(band));
+    switch (band) {
+      case Band::kMove: line += ": the primary is wrong for this traffic"; break;
+      case Band::kUnderused: line += ": more traffic could move to the primary"; break;
+      case Band::kHealthy: line += ": the pattern pays for itself"; break;
+      case Band::kWatch: break;
+    }
+    lines.push_back(std::move(line));
+  }
+  return lines;
 }
 
 validation::Spec to_spec(const config::Validate& v) {

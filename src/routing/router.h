@@ -188,6 +188,23 @@ class Router {
   const core::Clock& clock_;
 };
 
+// Watches each workload's fallback ratio and reports when its band changes, so that an
+// operator hears "agentic moved to band move" without reading dashboards. Not thread-safe:
+// one caller, on a timer.
+class BandWatch {
+ public:
+  // Bands are judged only on windows with at least `min_requests` requests.
+  explicit BandWatch(const Router& router, std::int64_t min_requests = 20)
+      : router_(router), min_requests_(min_requests) {}
+  // One line per workload whose band changed since the last call, at unix_ms.
+  [[nodiscard]] std::vector<std::string> check(std::int64_t unix_ms);
+
+ private:
+  const Router& router_;
+  std::int64_t min_requests_;
+  std::vector<std::optional<Band>> last_;
+};
+
 // The validation spec of a workload's `validate:` block.
 [[nodiscard]] validation::Spec to_spec(const config::Validate& validate);
 // The reason for a provider error.

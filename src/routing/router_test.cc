@@ -194,6 +194,26 @@ TEST_F(RouterTest, EveryTargetFailingListsEveryAttempt) {
   EXPECT_FALSE(r.response.has_value());
 }
 
+TEST_F(RouterTest, BandWatchReportsBandChanges) {
+  BandWatch watch(*router_, 4);
+  const Workload& w = *router_->find("agentic");
+  std::int64_t now = clock_.unix_ms();
+  for (int i = 0; i < 3; ++i) w.window->record(now, true);
+  EXPECT_TRUE(watch.check(now).empty());  // too few requests to judge
+  w.window->record(now, true);
+  auto lines = watch.check(now);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "workload agentic: fallback rate 100.0% over the last 600 s (4 requests) is in band "
+            "move: the primary is wrong for this traffic");
+  EXPECT_TRUE(watch.check(now).empty());  // unchanged: nothing new to say
+  for (int i = 0; i < 96; ++i) w.window->record(now, false);
+  lines = watch.check(now);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("4.0%"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("band under-used"), std::string::npos) << lines[0];
+}
+
 TEST(BandTest, BandsFollowTheThresholds) {
   config::Bands b;
   EXPECT_EQ(band_of(0.02, b), Band::kUnderused);

@@ -496,13 +496,27 @@ core::Result<void> Gateway::start() {
   if (!bound) return bound;
   port_ = server_->port();
   server_->start();
+  band_thread_ = std::thread([this] {
+    routing::BandWatch watch(*router_);
+    std::unique_lock lock(band_mutex_);
+    while (!band_wake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopped_.load(); })) {
+      for (const std::string& line : watch.check(clock_->unix_ms())) {
+        logger_->log(core::LogLevel::kWarn, line);
+      }
+    }
+  });
   return {};
 }
 
 std::uint16_t Gateway::port() const { return port_; }
 
 void Gateway::stop() {
-  if (stopped_.exchange(true)) return;
+  {
+    std::lock_guard lock(band_mutex_);
+    if (stopped_.exchange(true)) return;
+  }
+  band_wake_.notify_all();
+  if (band_thread_.joinable()) band_thread_.join();
   draining_ = true;
   if (server_) server_->stop(std::chrono::milliseconds(config_->server.drain_timeout_ms));
   if (spend_) {

@@ -1,6 +1,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -81,6 +84,10 @@ class Gateway {
   int threads_ = 1;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
+  // Logs band changes of the fallback rate every few seconds until stop().
+  std::thread band_thread_;
+  std::mutex band_mutex_;
+  std::condition_variable band_wake_;
 };
 
 // Splits "HOST:PORT" ("[::1]:8080" for IPv6). kInvalidArgument when malformed.
