@@ -395,7 +395,11 @@ std::string StreamEncoder::finish() {
   close_block(out);
   begin_frame(out, "message_delta", 160);
   out.append("{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":");
-  append_quoted(out, encode_stop_reason(finish_reason_));
+  // Some OpenAI-compatible servers end a tool call with "stop"; Anthropic clients (Claude
+  // Code) look for tool_use to run the tools.
+  FinishReason reason = finish_reason_;
+  if (reason == FinishReason::kStop && !tool_block_.empty()) reason = FinishReason::kToolCalls;
+  append_quoted(out, encode_stop_reason(reason));
   out.append(",\"stop_sequence\":null},\"usage\":");
   append_usage(out, usage_);
   out.push_back('}');

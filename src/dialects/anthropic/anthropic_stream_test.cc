@@ -293,6 +293,19 @@ TEST(StreamEncoderTest, GivesEachToolCallItsOwnBlock) {
   EXPECT_EQ(json::parse_object(fs[13].data).value().at("delta").at("stop_reason"), "tool_use");
 }
 
+TEST(StreamEncoderTest, ToolCallsEndingWithStopAreToolUse) {
+  StreamEncoder encoder("m");
+  std::string out = encoder.encode(chat::start_event("id", "m"));
+  out += encoder.encode(chat::tool_start_event(0, "call_a", "weather"));
+  out += encoder.encode(chat::tool_delta_event(0, "{}"));
+  out += encoder.encode(chat::finish_event(FinishReason::kStop));
+  out += encoder.finish();
+  auto fs = frames(out);
+  ASSERT_GE(fs.size(), 2u) << out;
+  EXPECT_EQ(json::parse_object(fs[fs.size() - 2].data).value().at("delta").at("stop_reason"),
+            "tool_use");
+}
+
 TEST(StreamEncoderTest, FinishAloneIsAValidEmptyMessage) {
   StreamEncoder encoder("m");
   EXPECT_EQ(names(frames(encoder.finish())),
