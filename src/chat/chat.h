@@ -1,10 +1,15 @@
 #pragma once
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace backstop::chat {
@@ -66,10 +71,65 @@ struct ResponseFormat {
   boost::json::value schema;  // kJsonSchema: the schema object
 };
 
+// The memory a decoded request's JSON values (`original`, tool parameters, schemas) are
+// allocated from: one arena per request, freed at once with the last request that uses it.
+// Copies share it, and a moved-from or assigned-over holder keeps what it had, because JSON
+// values allocated from the old arena may still be in the request. Empty: the default heap.
+class JsonArena {
+ public:
+  JsonArena() = default;
+  // An arena sized for the JSON decoded from a body of `body_bytes`.
+  explicit JsonArena(std::size_t body_bytes);
+  JsonArena(const JsonArena&) = default;
+  JsonArena(JsonArena&& other) : JsonArena(static_cast<const JsonArena&>(other)) {}
+  JsonArena& operator=(const JsonArena& other);
+  JsonArena& operator=(JsonArena&& other) { return *this = static_cast<const JsonArena&>(other); }
+  ~JsonArena() = default;
+
+  // Where to allocate JSON values that live as long as the request.
+  [[nodiscard]] boost::json::storage_ptr storage() const;
+
+  // Replaces `to` with `from`, memory resource included (assigning would copy `from` into
+  // the resource `to` already has).
+  template <typename Json>
+  static void adopt(Json& to, Json&& from) {
+    std::destroy_at(&to);
+    std::construct_at(&to, std::move(from));
+  }
+
+ private:
+  std::shared_ptr<boost::json::monotonic_resource> resource_;
+  std::vector<std::shared_ptr<boost::json::monotonic_resource>> kept_;  // replaced arenas
+};
+
+// The client's body as it came, mapped so that a target of the same dialect is sent the same
+// bytes with only the top-level `model` value changed (and, for an OpenAI stream, the usage
+// option added). Empty `text`: not mapped (a request built in code, or a body whose top-level
+// keys could not be told apart safely); encoders serialize `original` then.
+struct OriginalBody {
+  std::string text;
+  std::size_t model_begin = 0;  // the `model` value's bytes are [model_begin, model_end)
+  std::size_t model_end = 0;
+  std::size_t first_member = 0;  // just after the opening brace
+  bool stream = false;           // the body's own top-level `stream`, as decoded
+  bool has_stream_options = false;
+
+  // Maps `body`, which parsed as a JSON object; `stream` is its `stream` as decoded. Empty
+  // when the top-level "model" cannot be found exactly once, or "stream" or
+  // "stream_options" occur twice, or a top-level key has escapes.
+  [[nodiscard]] static OriginalBody map(std::string_view body, bool stream);
+  // The body with `model` (plain text, escaped here) as its model value, and `member` (a
+  // JSON member followed by a comma, or empty) inserted as the first member.
+  [[nodiscard]] std::string with_model(std::string_view model, std::string_view member = {}) const;
+};
+
 // A chat request in provider-neutral form. `original` keeps the body as the client sent
 // it, so that a target of the same dialect gets every field it did not model (seed,
 // vendor extras) untouched.
 struct ChatRequest {
+  // First, so that it is destroyed last: `original`, tool parameters and schemas of a decoded
+  // request are allocated from it.
+  JsonArena arena;
   std::string model;  // the workload name the client asked for
   std::vector<Message> messages;
   std::vector<Tool> tools;
@@ -85,6 +145,9 @@ struct ChatRequest {
   boost::json::object metadata;   // Anthropic's metadata (user_id)
   Dialect origin = Dialect::kOpenAI;
   boost::json::object original;
+  // The bytes `original` was parsed from. Whoever changes `original` (but for `stream`,
+  // which encoders check) must clear it, or the change does not reach a same-dialect target.
+  OriginalBody original_body;
 
   // The tool offered under this name, or nullptr.
   [[nodiscard]] const Tool* find_tool(std::string_view name) const;

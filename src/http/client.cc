@@ -5,24 +5,27 @@
 #include <openssl/x509.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <cerrno>
 #include <charconv>
 #include <optional>
+
+#include "http/wire.h"
 
 namespace backstop::http {
 namespace {
@@ -83,15 +86,77 @@ class ResponseParser final : public bhttp::basic_parser<false> {
   void on_finish_impl(error_code&) override {}
 };
 
+constexpr Clock::time_point kNever = Clock::time_point::max();
+
+// The deadline of one connection's current exchange, kept lazily: setting it only stores the
+// time, and the timer is moved only when the new deadline is nearer than its pending wait
+// (one timer operation per timeout period instead of a timerfd_settime per read and write).
+// Past the deadline the socket is closed, as beast::tcp_stream would, so that the pending
+// operation fails. Shared with the timer's handler, which may run after the connection
+// is gone.
+struct Watch {
+  explicit Watch(const net::any_io_executor& executor) : timer(executor) {}
+
+  net::steady_timer timer;
+  Clock::time_point deadline = kNever;  // kNever: nothing is awaited now
+  Clock::time_point wake = kNever;      // when the pending wait fires; kNever: none
+  std::uint64_t generation = 0;
+  tcp::socket* socket = nullptr;  // null once the connection is gone
+  bool expired = false;
+};
+
+void wake_at(const std::shared_ptr<Watch>& w, Clock::time_point at) {
+  w->wake = at;
+  w->timer.expires_at(at);
+  w->timer.async_wait([w, generation = ++w->generation](error_code ec) {
+    // A nearer wake or stop_watching makes this wait stale, even when it fired.
+    if (ec || generation != w->generation) return;
+    w->wake = kNever;
+    if (w->deadline == kNever) return;
+    if (Clock::now() < w->deadline) {
+      wake_at(w, w->deadline);
+      return;
+    }
+    w->expired = true;
+    error_code ignored;
+    if (w->socket != nullptr) w->socket->close(ignored);
+  });
+}
+
+void stop_watching(Watch& w) {
+  w.deadline = kNever;
+  w.wake = kNever;
+  ++w.generation;
+  w.timer.cancel();
+}
+
 // One upstream connection: plain or TLS, with its read buffer and a reused request head.
 struct Connection {
-  std::optional<beast::tcp_stream> plain;
-  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  explicit Connection(const net::any_io_executor& executor)
+      : watch(std::make_shared<Watch>(executor)) {}
+  ~Connection() {
+    watch->socket = nullptr;
+    stop_watching(*watch);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  std::optional<tcp::socket> plain;
+  std::optional<beast::ssl_stream<tcp::socket>> secure;
   beast::flat_buffer buffer{kReadBufferLimit};
   std::string head;
   Clock::time_point idle_since;
+  std::shared_ptr<Watch> watch;
 
-  beast::tcp_stream& tcp() { return secure ? secure->next_layer() : *plain; }
+  tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
+
+  // Operations from now on fail once `deadline` has passed.
+  void expect_by(Clock::time_point deadline) {
+    watch->expired = false;
+    watch->deadline = deadline;
+    if (watch->wake > deadline) wake_at(watch, deadline);
+  }
+  [[nodiscard]] bool timed_out() const { return watch->expired; }
 };
 
 // Idle connections of one origin; most recently used at the back.
@@ -116,8 +181,16 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
+// Whether `text` holds a byte of `set`. One pass: find_first_of would scan the set per byte.
+bool has_any(std::string_view text, std::string_view set) {
+  return std::any_of(text.begin(), text.end(), [set](char c) {
+    return std::any_of(set.begin(), set.end(), [c](char s) { return s == c; });
+  });
+}
+
 bool has_line_break(std::string_view text) {
-  return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 // The headers the client frames itself; a caller's copies are dropped.
@@ -128,15 +201,15 @@ bool is_framing_header(std::string_view name) {
 }
 
 core::Result<void> check_request(const ClientRequest& request) {
-  if (request.method.empty() || request.method.find_first_of(" \r\n") != std::string::npos) {
+  if (request.method.empty() || has_any(request.method, " \r\n")) {
     return core::fail(core::ErrorCode::kInvalidArgument, "invalid HTTP method");
   }
-  if (request.target.find_first_of(std::string_view(" \r\n\0", 4)) != std::string::npos) {
+  if (has_any(request.target, std::string_view(" \r\n\0", 4))) {
     return core::fail(core::ErrorCode::kInvalidArgument, "invalid request target");
   }
   for (const Header& header : request.headers) {
-    if (header.name.empty() || header.name.find_first_of(" :\t") != std::string::npos ||
-        has_line_break(header.name) || has_line_break(header.value)) {
+    if (header.name.empty() || has_any(header.name, " :\t") || has_line_break(header.name) ||
+        has_line_break(header.value)) {
       return core::fail(core::ErrorCode::kInvalidArgument,
                         "invalid request header \"" + header.name + "\"");
     }
@@ -188,39 +261,35 @@ void reset_parser(std::optional<ResponseParser>& parser, const ClientRequest& re
 
 // The helpers below are awaited at once by their caller, so their reference parameters
 // outlive them.
-template <typename Stream>
-net::awaitable<error_code> write_and_read_header(Stream& stream, Connection& c,
-                                                 std::string_view body, ResponseParser& parser) {
+net::awaitable<error_code> write_request(Connection& c, std::string_view body) {
   const std::array<net::const_buffer, 2> buffers{net::buffer(c.head), net::buffer(body)};
-  auto [wec, wn] = co_await net::async_write(stream, buffers, kAwait);
-  if (wec) co_return wec;
-  auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, parser, kAwait);
+  if (!c.secure) co_return co_await wire::write(*c.plain, buffers);
+  auto [ec, n] = co_await net::async_write(*c.secure, buffers, kAwait);
   co_return ec;
 }
 
-template <typename Stream>
-net::awaitable<error_code> read_header(Stream& stream, Connection& c, ResponseParser& parser) {
-  auto [ec, n] = co_await bhttp::async_read_header(stream, c.buffer, parser, kAwait);
-  co_return ec;
+template <typename Done>
+net::awaitable<error_code> read_until(Connection& c, ResponseParser& parser, Done done) {
+  return c.secure ? wire::read(*c.secure, c.buffer, parser, done)
+                  : wire::read(*c.plain, c.buffer, parser, done);
 }
 
-template <typename Stream>
-net::awaitable<error_code> read_rest(Stream& stream, Connection& c, ResponseParser& parser) {
-  auto [ec, n] = co_await bhttp::async_read(stream, c.buffer, parser, kAwait);
-  co_return ec;
+net::awaitable<error_code> write_and_read_header(Connection& c, std::string_view body,
+                                                 ResponseParser& parser) {
+  if (const error_code ec = co_await write_request(c, body)) co_return ec;
+  co_return co_await read_until(c, parser, wire::header_done);
 }
 
-template <typename Stream>
-net::awaitable<error_code> read_some(Stream& stream, Connection& c, ResponseParser& parser) {
-  auto [ec, n] = co_await bhttp::async_read_some(stream, c.buffer, parser, kAwait);
-  co_return ec;
-}
+// Body bytes to hand out, or the end of the message.
+constexpr auto body_piece = [](const ResponseParser& parser) {
+  return !parser.body.empty() || parser.is_done();
+};
 
 // Whether an idle pooled connection still looks usable: not closed by the peer, and (for
 // plain HTTP) with no unexpected bytes waiting. TLS may legitimately have a session ticket.
 bool still_open(Connection& c) {
   char byte;
-  const ssize_t n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n = ::recv(c.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;
   if (n > 0) return c.secure.has_value();
   return errno == EAGAIN || errno == EWOULDBLOCK;
@@ -234,7 +303,8 @@ bool is_parse_error(error_code ec) {
 // The error for a failed exchange after the connection was made.
 core::Error exchange_error(error_code ec, const Origin& origin, std::chrono::milliseconds timeout,
                            Clock::time_point deadline, bool got_response_bytes) {
-  if (ec == beast::error::timeout || Clock::now() >= deadline) {
+  // The watch closes the socket at the deadline; whatever error that gave, it is a timeout.
+  if (Clock::now() >= deadline) {
     return core::Error{core::ErrorCode::kTimeout, where(origin) + " did not answer within " +
                                                       std::to_string(timeout.count()) + " ms"};
   }
@@ -330,6 +400,8 @@ std::unique_ptr<Connection> Pools::take_idle(const Origin& origin) {
 void Pools::give_back(const Origin& origin, std::unique_ptr<Connection> connection) {
   // Bytes beyond the response mean the framing went wrong: never reuse that.
   if (connection->buffer.size() != 0 || options.max_idle_per_origin == 0) return;
+  // An idle connection awaits nothing; a pending wait would keep the loop from ending.
+  stop_watching(*connection->watch);
   Pool* pool = nullptr;
   for (Pool& candidate : pools) {
     if (candidate.serves(origin)) pool = &candidate;
@@ -349,7 +421,7 @@ void Pools::give_back(const Origin& origin, std::unique_ptr<Connection> connecti
 
 net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
     Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout) {
-  auto c = std::make_unique<Connection>();
+  auto c = std::make_unique<Connection>(loop.get_executor());
   ssl::context* context = nullptr;
   if (origin.tls) {
     auto found = tls_context(origin.ca_file);
@@ -359,7 +431,8 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
   } else {
     c->plain.emplace(loop.get_executor());
   }
-  beast::tcp_stream& stream = c->tcp();
+  tcp::socket& socket = c->socket();
+  c->watch->socket = &socket;
   const auto timed_out = [&] {
     return core::fail(core::ErrorCode::kTimeout, "connecting to " + where(origin) +
                                                      " timed out after " +
@@ -368,9 +441,9 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
 
   error_code ec;
   const net::ip::address address = net::ip::make_address(origin.host, ec);
-  stream.expires_at(deadline);
+  c->expect_by(deadline);
   if (!ec) {
-    auto [cec] = co_await stream.async_connect(tcp::endpoint(address, origin.port), kAwait);
+    auto [cec] = co_await socket.async_connect(tcp::endpoint(address, origin.port), kAwait);
     ec = cec;
   } else {
     // getaddrinfo cannot be interrupted, so the deadline is checked when it returns.
@@ -382,15 +455,17 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
                            "cannot resolve " + origin.host + ": " + rec.message());
     }
     if (Clock::now() >= deadline) co_return timed_out();
-    auto [cec, endpoint] = co_await stream.async_connect(endpoints, kAwait);
+    auto [cec, endpoint] = co_await net::async_connect(socket, endpoints, kAwait);
     ec = cec;
   }
-  if (ec == beast::error::timeout) co_return timed_out();
+  if (c->timed_out()) co_return timed_out();
   if (ec) {
     co_return core::fail(core::ErrorCode::kConnect,
                          "cannot connect to " + where(origin) + ": " + ec.message());
   }
-  stream.socket().set_option(tcp::no_delay(true), ec);
+  socket.set_option(tcp::no_delay(true), ec);
+  // Plain writes are tried at once and only wait on the loop when the kernel is full.
+  if (!c->secure) socket.non_blocking(true, ec);
 
   if (c->secure) {
     SSL* ssl_handle = c->secure->native_handle();
@@ -398,7 +473,7 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
     if (!is_ip_literal(origin.host)) SSL_set_tlsext_host_name(ssl_handle, origin.host.c_str());
     c->secure->set_verify_callback(ssl::host_name_verification(origin.host));
     auto [hec] = co_await c->secure->async_handshake(ssl::stream_base::client, kAwait);
-    if (hec == beast::error::timeout) co_return timed_out();
+    if (c->timed_out()) co_return timed_out();
     if (hec) {
       const long verify = SSL_get_verify_result(ssl_handle);
       const bool untrusted =
@@ -433,20 +508,17 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::start(
     }
     write_head(c->head, origin, request);
     reset_parser(parser, request);
-    c->tcp().expires_at(deadline);
-    error_code ec = c->secure
-                        ? co_await write_and_read_header(*c->secure, *c, request.body, *parser)
-                        : co_await write_and_read_header(*c->plain, *c, request.body, *parser);
+    c->expect_by(deadline);
+    error_code ec = co_await write_and_read_header(*c, request.body, *parser);
     // Interim responses (100 Continue, 103 Early Hints) precede the real one.
     while (!ec && parser->status >= 100 && parser->status < 200 && parser->status != 101) {
       reset_parser(parser, request);
-      ec = c->secure ? co_await read_header(*c->secure, *c, *parser)
-                     : co_await read_header(*c->plain, *c, *parser);
+      ec = co_await read_until(*c, *parser, wire::header_done);
     }
     if (!ec) co_return c;
     // A pooled connection the upstream closed while it sat idle: nothing of the response
     // arrived, so the request was not processed and can go out again.
-    if (reused && !parser->got_some() && ec != beast::error::timeout && Clock::now() < deadline) {
+    if (reused && !parser->got_some() && !c->timed_out() && Clock::now() < deadline) {
       continue;
     }
     co_return std::unexpected(
@@ -475,10 +547,8 @@ class PooledBodyStream final : public BodyStream {
         co_return std::string();
       }
       const auto deadline = Clock::now() + timeout_;
-      connection_->tcp().expires_at(deadline);
-      Connection& c = *connection_;
-      const error_code ec = c.secure ? co_await read_some(*c.secure, c, *parser_)
-                                     : co_await read_some(*c.plain, c, *parser_);
+      connection_->expect_by(deadline);
+      const error_code ec = co_await read_until(*connection_, *parser_, body_piece);
       if (ec) {
         connection_.reset();  // half-read: never pooled
         co_return std::unexpected(exchange_error(ec, origin_, timeout_, deadline, true));
@@ -516,8 +586,7 @@ net::awaitable<core::Result<ClientResponse>> Client::send(const Origin& origin,
   if (!started) co_return std::unexpected(std::move(started.error()));
   std::unique_ptr<Connection> c = std::move(*started);
   if (!parser->is_done()) {
-    const error_code ec = c->secure ? co_await read_rest(*c->secure, *c, *parser)
-                                    : co_await read_rest(*c->plain, *c, *parser);
+    const error_code ec = co_await read_until(*c, *parser, wire::message_done);
     if (ec) co_return std::unexpected(exchange_error(ec, origin, request.timeout, deadline, true));
   }
   if (parser->keep_alive()) impl_->give_back(origin, std::move(c));

@@ -18,7 +18,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <charconv>
 #include <condition_variable>
@@ -26,6 +25,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "http/wire.h"
 
 namespace backstop::http {
 namespace {
@@ -122,7 +123,8 @@ bool is_safe_header(const Header& header) {
   for (char c : header.name) {
     if (c <= ' ' || c == ':' || c == 0x7f) return false;
   }
-  return header.value.find_first_of("\r\n", 0, 3) == std::string::npos;
+  return std::none_of(header.value.begin(), header.value.end(),
+                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 // The server frames every response itself; these headers from a handler are dropped.
@@ -195,17 +197,29 @@ struct Shared {
   }
 };
 
+using SteadyClock = std::chrono::steady_clock;
+constexpr SteadyClock::time_point kNever = SteadyClock::time_point::max();
+
 // One accepted connection. Owned by its session coroutine and by the coroutine's completion
 // handler; listed in its worker so that stop can reach it.
 struct Connection {
-  Connection(tcp::socket s, std::size_t buffer_limit)
-      : socket(std::move(s)), deadline(socket.get_executor()), buffer(buffer_limit) {}
+  Connection(tcp::socket s, std::size_t buffer_limit, std::chrono::milliseconds granule)
+      : socket(std::move(s)),
+        timer(socket.get_executor()),
+        granule(granule),
+        buffer(buffer_limit) {}
 
   tcp::socket socket;
-  // One timer for every read and write deadline; on expiry it cancels the socket's
-  // operation (instead of closing it, as beast::tcp_stream would) so a 408 can still go out.
-  net::steady_timer deadline;
-  std::uint64_t deadline_generation = 0;
+  // The read and write deadlines are kept lazily: arming one only stores the time, and the
+  // timer wakes at most every `granule` to compare it with the clock. Re-arming an Asio timer
+  // for every read and write would cost a timerfd_settime each (nginx and Envoy avoid it
+  // the same way). On expiry the socket's operation is cancelled (instead of closing the
+  // socket, as beast::tcp_stream would) so that a 408 can still go out.
+  net::steady_timer timer;
+  SteadyClock::time_point deadline = kNever;  // kNever: no deadline now
+  SteadyClock::time_point wake = kNever;      // when the pending wait fires; kNever: none
+  std::uint64_t wait_generation = 0;
+  std::chrono::milliseconds granule;  // the shortest timeout: no deadline ends before it
   bool deadline_passed = false;
   bool idle = true;  // waiting for the first byte of a request
   net::cancellation_signal cancel;
@@ -214,21 +228,41 @@ struct Connection {
   std::list<Connection*>::iterator entry;
 };
 
-void arm(const std::shared_ptr<Connection>& c, std::chrono::milliseconds timeout) {
-  c->deadline_passed = false;
-  c->deadline.expires_after(timeout);
-  c->deadline.async_wait([c, generation = ++c->deadline_generation](error_code ec) {
-    // A newer arm or a disarm makes this wait stale, even when it already fired.
-    if (ec || generation != c->deadline_generation) return;
+void wake_at(const std::shared_ptr<Connection>& c, SteadyClock::time_point at) {
+  c->wake = at;
+  c->timer.expires_at(at);
+  c->timer.async_wait([c, generation = ++c->wait_generation](error_code ec) {
+    // A nearer wake or the connection's end makes this wait stale, even when it fired.
+    if (ec || generation != c->wait_generation) return;
+    c->wake = kNever;
+    if (c->deadline == kNever) return;
+    const auto now = SteadyClock::now();
+    if (now < c->deadline) {
+      wake_at(c, std::min(c->deadline, now + c->granule));
+      return;
+    }
     c->deadline_passed = true;
     error_code ignored;
     c->socket.cancel(ignored);
   });
 }
 
-void disarm(Connection& c) {
-  ++c.deadline_generation;
-  c.deadline.cancel();
+void arm(const std::shared_ptr<Connection>& c, std::chrono::milliseconds timeout) {
+  c->deadline_passed = false;
+  c->deadline = SteadyClock::now() + timeout;
+  // A pending wait that fires before the deadline re-checks it then; only a nearer deadline
+  // needs the timer moved.
+  if (c->wake > c->deadline) wake_at(c, c->deadline);
+}
+
+void disarm(Connection& c) { c.deadline = kNever; }
+
+// Ends the pending wait, which would otherwise keep the connection and the loop alive.
+void stop_watching(Connection& c) {
+  c.deadline = kNever;
+  c.wake = kNever;
+  ++c.wait_generation;
+  c.timer.cancel();
 }
 
 }  // namespace
@@ -384,7 +418,7 @@ class ConnectionResponder final : public Responder {
 
   net::awaitable<bool> write_all(Buffers buffers) {
     arm(c_, worker_.limits.write_timeout);
-    auto [ec, n] = co_await net::async_write(c_->socket, buffers, kAwait);
+    const error_code ec = co_await wire::write(c_->socket, buffers);
     disarm(*c_);
     if (ec) {
       keep_alive_ = false;
@@ -478,13 +512,14 @@ net::awaitable<void> serve_requests(Worker* worker, std::shared_ptr<Connection> 
     parser->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
     // The header first, so that an oversized Content-Length is refused before any body.
-    auto [ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, *parser, kAwait);
+    error_code ec = co_await wire::read(c->socket, c->buffer, *parser, wire::header_done);
     if (!ec && !parser->is_done()) {
       if (parser->expects_continue()) {
-        auto [wec, wn] = co_await net::async_write(c->socket, net::buffer(kContinue), kAwait);
-        ec = wec;
+        ec = co_await wire::write(c->socket, net::buffer(kContinue));
       }
-      if (!ec) std::tie(ec, n) = co_await bhttp::async_read(c->socket, c->buffer, *parser, kAwait);
+      if (!ec) {
+        ec = co_await wire::read(c->socket, c->buffer, *parser, wire::message_done);
+      }
     }
     if (ec) {
       Refusal refusal = refusal_for(*c, ec, limits);
@@ -525,7 +560,7 @@ net::awaitable<void> serve(Worker* worker, std::shared_ptr<Connection> c) {
   } catch (...) {
     // Cancelled at stop, or out of memory: drop the connection.
   }
-  disarm(*c);
+  stop_watching(*c);
   error_code ignored;
   c->socket.close(ignored);
 }
@@ -551,6 +586,10 @@ net::awaitable<void> accept_connections(Worker* worker) {
   // Beyond the header limit the parser reports header_limit; the buffer never needs more.
   const std::size_t buffer_limit =
       std::max<std::size_t>(worker->limits.max_header_bytes, kFirstRead) + kFirstRead;
+  const ServerLimits& limits = worker->limits;
+  const auto granule =
+      std::max(std::chrono::milliseconds(1),
+               std::min({limits.read_timeout, limits.idle_timeout, limits.write_timeout}));
   for (;;) {
     auto [ec, socket] = co_await worker->acceptor->async_accept(kAwait);
     if (ec) {
@@ -561,13 +600,15 @@ net::awaitable<void> accept_connections(Worker* worker) {
     }
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
+    // Writes are tried at once and only wait on the loop when the kernel is full.
+    socket.non_blocking(true, ignored);
     if (worker->shared.open_connections.load(std::memory_order_relaxed) >=
         worker->limits.max_connections) {
       refuse_overloaded(*worker, socket);
       continue;
     }
     worker->shared.open_connections.fetch_add(1, std::memory_order_relaxed);
-    auto c = std::make_shared<Connection>(std::move(socket), buffer_limit);
+    auto c = std::make_shared<Connection>(std::move(socket), buffer_limit, granule);
     c->entry = worker->connections.insert(worker->connections.end(), c.get());
     net::co_spawn(worker->loop, serve(worker, c),
                   net::bind_cancellation_slot(

@@ -19,8 +19,13 @@ std::unexpected<core::Error> wrong_type(std::string_view where, std::string_view
 
 }  // namespace
 
-core::Result<boost::json::value> parse(std::string_view text) {
-  boost::json::stream_parser p;
+core::Result<boost::json::value> parse(std::string_view text) { return parse(text, {}); }
+
+core::Result<boost::json::value> parse(std::string_view text, boost::json::storage_ptr storage) {
+  // The parser's working stack lives here, so that only the result is allocated.
+  unsigned char scratch[2048];
+  boost::json::stream_parser p({}, {}, scratch, sizeof scratch);
+  p.reset(std::move(storage));
   boost::system::error_code ec;
   std::size_t consumed = p.write_some(text.data(), text.size(), ec);
   if (!ec && consumed < text.size()) {
@@ -42,7 +47,12 @@ core::Result<boost::json::value> parse(std::string_view text) {
 }
 
 core::Result<boost::json::object> parse_object(std::string_view text) {
-  auto v = parse(text);
+  return parse_object(text, {});
+}
+
+core::Result<boost::json::object> parse_object(std::string_view text,
+                                               boost::json::storage_ptr storage) {
+  auto v = parse(text, std::move(storage));
   if (!v) return std::unexpected(std::move(v.error()));
   if (!v->is_object()) {
     return fail(ErrorCode::kInvalidArgument,

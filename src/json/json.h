@@ -14,9 +14,15 @@ namespace backstop::json {
 // Parses text as one JSON value. On failure the error (kInvalidArgument) says what is
 // wrong and at which byte offset: "not valid JSON at byte 17: syntax error".
 [[nodiscard]] core::Result<boost::json::value> parse(std::string_view text);
+// The same, the result allocated from `storage`.
+[[nodiscard]] core::Result<boost::json::value> parse(std::string_view text,
+                                                     boost::json::storage_ptr storage);
 
 // Parses text that must be a JSON object.
 [[nodiscard]] core::Result<boost::json::object> parse_object(std::string_view text);
+// The same, the result allocated from `storage`.
+[[nodiscard]] core::Result<boost::json::object> parse_object(std::string_view text,
+                                                             boost::json::storage_ptr storage);
 
 // Strict field readers. `where` names the enclosing path for the message
 // ("messages[2]"); a missing optional field is std::nullopt, a field of the wrong

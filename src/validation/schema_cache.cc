@@ -1,7 +1,9 @@
+#include <algorithm>
 #include <boost/json/serializer.hpp>
 #include <charconv>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -331,6 +333,266 @@ std::string first_error(const valijson::ValidationResults& results, const bj::va
   return capped(describe(*best, schema, instance));
 }
 
+// The quick path: the schemas that tools usually declare (types, properties, required,
+// additionalProperties, string enums, bounds, items) are checked straight on the schema's
+// JSON, with no key to serialize, no compiled schema and no valijson visitor. It only ever
+// answers "valid", and only where valijson (draft 7, strict types) would too: the whole
+// schema must use nothing but these keywords in their plain forms, or it is left to
+// valijson, as is every value that does not pass (valijson then words the message).
+namespace quick {
+
+constexpr int kMaxDepth = 16;
+
+enum class Keyword {
+  kType,
+  kProperties,
+  kAdditionalProperties,
+  kRequired,
+  kEnum,
+  kConst,
+  kMinLength,
+  kMaxLength,
+  kMinimum,
+  kMaximum,
+  kExclusiveMinimum,
+  kExclusiveMaximum,
+  kItems,
+  kMinItems,
+  kMaxItems,
+  kAnnotation,  // no effect on validity
+  kOther,       // anything else: valijson decides
+};
+
+Keyword keyword(std::string_view key) {
+  static constexpr std::pair<std::string_view, Keyword> kKnown[] = {
+      {"type", Keyword::kType},
+      {"properties", Keyword::kProperties},
+      {"additionalProperties", Keyword::kAdditionalProperties},
+      {"required", Keyword::kRequired},
+      {"enum", Keyword::kEnum},
+      {"const", Keyword::kConst},
+      {"minLength", Keyword::kMinLength},
+      {"maxLength", Keyword::kMaxLength},
+      {"minimum", Keyword::kMinimum},
+      {"maximum", Keyword::kMaximum},
+      {"exclusiveMinimum", Keyword::kExclusiveMinimum},
+      {"exclusiveMaximum", Keyword::kExclusiveMaximum},
+      {"items", Keyword::kItems},
+      {"minItems", Keyword::kMinItems},
+      {"maxItems", Keyword::kMaxItems},
+      {"description", Keyword::kAnnotation},
+      {"title", Keyword::kAnnotation},
+      {"default", Keyword::kAnnotation},
+      {"examples", Keyword::kAnnotation},
+      {"$comment", Keyword::kAnnotation},
+      {"$schema", Keyword::kAnnotation},
+  };
+  for (const auto& [name, kind] : kKnown) {
+    if (name == key) return kind;
+  }
+  return Keyword::kOther;
+}
+
+bool is_type_name(const bj::value& name) {
+  const auto* s = name.if_string();
+  if (s == nullptr) return false;
+  const std::string_view n = *s;
+  return n == "object" || n == "array" || n == "string" || n == "number" || n == "integer" ||
+         n == "boolean" || n == "null";
+}
+
+// A non-negative integer, as the length and item bounds must be.
+std::optional<std::uint64_t> count(const bj::value& v) {
+  if (v.is_int64() && v.get_int64() >= 0) return static_cast<std::uint64_t>(v.get_int64());
+  if (v.is_uint64()) return v.get_uint64();
+  return std::nullopt;
+}
+
+bool is_string_list(const bj::value& v, bool allow_empty) {
+  const auto* list = v.if_array();
+  if (list == nullptr || (list->empty() && !allow_empty)) return false;
+  return std::all_of(list->begin(), list->end(), [](const bj::value& e) { return e.is_string(); });
+}
+
+// Whether every node of `schema` is within the quick path's keywords and forms.
+bool supported(const bj::value& schema, int depth) {
+  if (schema.is_bool()) return true;
+  const auto* node = schema.if_object();
+  if (node == nullptr || depth > kMaxDepth) return false;
+  for (const auto& member : *node) {
+    const bj::value& v = member.value();
+    switch (keyword(member.key())) {
+      case Keyword::kType:
+        if (const auto* list = v.if_array()) {
+          if (list->empty() || !std::all_of(list->begin(), list->end(), is_type_name)) return false;
+        } else if (!is_type_name(v)) {
+          return false;
+        }
+        break;
+      case Keyword::kProperties: {
+        const auto* properties = v.if_object();
+        if (properties == nullptr) return false;
+        for (const auto& property : *properties) {
+          if (!supported(property.value(), depth + 1)) return false;
+        }
+        break;
+      }
+      case Keyword::kAdditionalProperties:
+      case Keyword::kItems:
+        if (!supported(v, depth + 1)) return false;
+        break;
+      case Keyword::kRequired:
+        if (!is_string_list(v, true)) return false;
+        break;
+      case Keyword::kEnum:
+        if (!is_string_list(v, false)) return false;
+        break;
+      case Keyword::kConst:
+        if (!v.is_string()) return false;
+        break;
+      case Keyword::kMinLength:
+      case Keyword::kMaxLength:
+      case Keyword::kMinItems:
+      case Keyword::kMaxItems:
+        if (!count(v)) return false;
+        break;
+      case Keyword::kMinimum:
+      case Keyword::kMaximum:
+      case Keyword::kExclusiveMinimum:
+      case Keyword::kExclusiveMaximum:
+        if (!v.is_number()) return false;
+        break;
+      case Keyword::kAnnotation:
+        break;
+      case Keyword::kOther:
+        return false;
+    }
+  }
+  return true;
+}
+
+bool type_allows(std::string_view name, const bj::value& instance) {
+  if (name == "object") return instance.is_object();
+  if (name == "array") return instance.is_array();
+  if (name == "string") return instance.is_string();
+  if (name == "number") return instance.is_number();
+  if (name == "integer") return instance.is_int64();  // valijson: a double or uint64 is not
+  if (name == "boolean") return instance.is_bool();
+  return instance.is_null();
+}
+
+// Code points, as valijson counts them; nullopt for a string valijson would cut at a NUL.
+std::optional<std::uint64_t> length(const bj::string& s) {
+  std::uint64_t n = 0;
+  for (char c : s) {
+    if (c == '\0') return std::nullopt;
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  }
+  return n;
+}
+
+// Whether `instance` is valid against a `supported` schema; false: not known to be.
+bool valid(const bj::value& schema, const bj::value& instance) {
+  if (schema.is_bool()) return schema.get_bool();
+  const bj::object& node = schema.get_object();
+  const bj::object* properties = nullptr;
+  const bj::value* additional = nullptr;
+  for (const auto& member : node) {
+    const bj::value& v = member.value();
+    const Keyword kind = keyword(member.key());
+    switch (kind) {
+      case Keyword::kType:
+        if (const auto* list = v.if_array()) {
+          if (std::none_of(list->begin(), list->end(), [&](const bj::value& t) {
+                return type_allows(t.get_string(), instance);
+              })) {
+            return false;
+          }
+        } else if (!type_allows(v.get_string(), instance)) {
+          return false;
+        }
+        break;
+      case Keyword::kProperties:
+        properties = &v.get_object();
+        break;
+      case Keyword::kAdditionalProperties:
+        additional = &v;
+        break;
+      case Keyword::kRequired:
+        if (const auto* object = instance.if_object()) {
+          for (const auto& name : v.get_array()) {
+            if (!object->contains(name.get_string())) return false;
+          }
+        }
+        break;
+      case Keyword::kEnum:
+      case Keyword::kConst: {
+        // Strict equality: only a string can equal these string values.
+        const auto* s = instance.if_string();
+        if (s == nullptr) return false;
+        const auto equal = [s](const bj::value& e) { return e.get_string() == *s; };
+        if (v.is_string() ? !equal(v)
+                          : std::none_of(v.get_array().begin(), v.get_array().end(), equal)) {
+          return false;
+        }
+        break;
+      }
+      case Keyword::kMinLength:
+      case Keyword::kMaxLength:
+        if (const auto* s = instance.if_string()) {
+          const auto n = length(*s);
+          const std::uint64_t bound = *count(v);
+          if (!n || (kind == Keyword::kMinLength ? *n < bound : *n > bound)) return false;
+        }
+        break;
+      case Keyword::kMinItems:
+      case Keyword::kMaxItems:
+        if (const auto* a = instance.if_array()) {
+          const std::uint64_t bound = *count(v);
+          if (kind == Keyword::kMinItems ? a->size() < bound : a->size() > bound) return false;
+        }
+        break;
+      case Keyword::kMinimum:
+      case Keyword::kMaximum:
+      case Keyword::kExclusiveMinimum:
+      case Keyword::kExclusiveMaximum:
+        if (instance.is_number()) {
+          // valijson compares as doubles.
+          const double x = instance.to_number<double>();
+          const double bound = v.to_number<double>();
+          const bool ok = kind == Keyword::kMinimum            ? x >= bound
+                          : kind == Keyword::kMaximum          ? x <= bound
+                          : kind == Keyword::kExclusiveMinimum ? x > bound
+                                                               : x < bound;
+          if (!ok) return false;
+        }
+        break;
+      case Keyword::kItems:
+        if (const auto* a = instance.if_array()) {
+          for (const auto& item : *a) {
+            if (!valid(v, item)) return false;
+          }
+        }
+        break;
+      case Keyword::kAnnotation:
+      case Keyword::kOther:
+        break;
+    }
+  }
+  const auto* object = instance.if_object();
+  if (object == nullptr || (properties == nullptr && additional == nullptr)) return true;
+  for (const auto& member : *object) {
+    const bj::value* sub = additional;
+    if (properties != nullptr) {
+      if (auto it = properties->find(member.key()); it != properties->end()) sub = &it->value();
+    }
+    if (sub != nullptr && !valid(*sub, member.value())) return false;
+  }
+  return true;
+}
+
+}  // namespace quick
+
 struct Entry {
   std::unique_ptr<valijson::Schema> schema;  // nullptr: the schema does not compile
   std::string error;                         // why it does not
@@ -384,14 +646,17 @@ SchemaCache::~SchemaCache() = default;
 std::size_t SchemaCache::size() const { return impl_->entries.size(); }
 
 SchemaOutcome SchemaCache::validate(const bj::value& schema, const bj::value& instance) {
+  const bool plain = quick::supported(schema, 0);
+  if (plain && quick::valid(schema, instance)) return {};
   Entry& entry = impl_->lookup(schema);
   if (!entry.schema) return {SchemaOutcome::Kind::kInvalidSchema, entry.error};
   try {
     valijson::adapters::BoostJsonAdapter target(instance);
-    // The fast path collects no messages; only a failing value is validated again.
-    if (impl_->validator.validate(*entry.schema, target, nullptr)) return {};
+    // A first pass collects no messages; only a failing value is validated again. A plain
+    // schema the quick path did not pass is all but certain to fail: no first pass then.
+    if (!plain && impl_->validator.validate(*entry.schema, target, nullptr)) return {};
     valijson::ValidationResults results;
-    impl_->validator.validate(*entry.schema, target, &results);
+    if (impl_->validator.validate(*entry.schema, target, &results)) return {};
     return {SchemaOutcome::Kind::kMismatch, first_error(results, schema, instance)};
   } catch (const std::exception& e) {
     // valijson compiles `pattern` regexes while validating: a bad one throws here.

@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <valijson/adapters/boost_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+#include <vector>
 
 #include "validation/validator.h"
 
@@ -115,11 +120,67 @@ TEST(SchemaCacheTest, SameSchemaTextCompilesOnce) {
   SchemaCache cache;
   bj::value first = bj::parse(kWeather);
   bj::value second = bj::parse(kWeather);  // an equal schema from another request
-  EXPECT_EQ(cache.check(first, bj::parse(R"({"city": "a"})")), "");
-  EXPECT_EQ(cache.check(second, bj::parse(R"({"city": "b"})")), "");
+  // Failing values go to the compiled schema (a pass of a plain schema needs none).
+  EXPECT_EQ(cache.check(first, bj::parse(R"({"city": 1})")), "/city must be string");
+  EXPECT_EQ(cache.check(second, bj::parse(R"({"city": 2})")), "/city must be string");
   EXPECT_EQ(cache.size(), 1u);
-  EXPECT_EQ(cache.check(bj::parse(R"({"type": "string"})"), bj::parse(R"("x")")), "");
+  EXPECT_EQ(cache.check(bj::parse(R"({"type": "string", "pattern": "^x"})"), bj::parse(R"("x")")),
+            "");
   EXPECT_EQ(cache.size(), 2u);
+}
+
+TEST(SchemaCacheTest, PlainSchemaPassesWithoutCompiling) {
+  SchemaCache cache;
+  EXPECT_EQ(check(cache, kWeather, R"({"city": "Paris", "unit": "c", "days": 3})"), "");
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+// The quick path must never call valid what valijson rejects: every pair below is checked
+// by both, and their verdicts must agree.
+TEST(SchemaCacheTest, QuickPathAgreesWithValijson) {
+  const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> cases = {
+      {kWeather,
+       {R"({"city": "Paris"})", R"({"city": "Paris", "unit": "c", "days": 3})",
+        R"({"city": "Paris", "unit": "kelvin"})", R"({"city": "Paris", "days": 3.0})",
+        R"({"city": "Paris", "days": 0})", R"({"city": "Paris", "days": 15})",
+        R"({"city": "Paris", "days": 18446744073709551615})", R"({"city": "Paris", "x": 1})",
+        R"({"unit": "c"})", R"("Paris")", "[]", "null"}},
+      {R"({"type": ["string", "null"], "minLength": 2, "maxLength": 3})",
+       {R"("ab")", R"("abcd")", R"("a")", R"("é€")", R"("é€😀")", "null", "1", R"("a\u0000b")"}},
+      {R"({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10})",
+       {"0", "0.5", "10", "9.99", "-1", "1e400", R"("5")"}},
+      {R"({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2})",
+       {"[1]", "[1, 2, 3]", "[]", R"([1, "2"])", "[1.5]", R"({"a": 1})"}},
+      {R"({"properties": {"a": {"const": "x"}, "b": true, "c": false},
+           "additionalProperties": {"type": "boolean"}})",
+       {R"({"a": "x"})", R"({"a": "y"})", R"({"b": [1]})", R"({"c": 1})", R"({"d": true})",
+        R"({"d": 1})", "7"}},
+      {R"({"type": "object", "required": [], "title": "t", "description": "d", "default": {},
+           "examples": [{}], "$comment": "c", "properties": {}})",
+       {"{}", R"({"a": 1})", "1"}},
+      {R"({"properties": {"a": {"type": "string", "format": "date"}}})",
+       {R"({"a": "2024-01-02"})", R"({"a": "yesterday"})"}},
+      {R"({"type": "integer", "minimum": 1.5, "maximum": 3})", {"1", "2", "3", "4"}},
+      {R"({"enum": ["a", "b"], "type": "string"})", {R"("a")", R"("c")", "1"}},
+  };
+  for (const auto& [schema_text, instances] : cases) {
+    const bj::value schema = bj::parse(schema_text);
+    valijson::Schema compiled;
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::BoostJsonAdapter schema_adapter(schema);
+    parser.populateSchema(schema_adapter, compiled);
+    for (std::string_view instance_text : instances) {
+      boost::system::error_code ec;
+      const bj::value instance = bj::parse(instance_text, ec);
+      ASSERT_FALSE(ec) << instance_text;
+      valijson::Validator validator;
+      valijson::adapters::BoostJsonAdapter target(instance);
+      const bool expected = validator.validate(compiled, target, nullptr);
+      SchemaCache cache;
+      EXPECT_EQ(cache.validate(schema, instance).kind == SchemaOutcome::Kind::kValid, expected)
+          << schema_text << " with " << instance_text;
+    }
+  }
 }
 
 TEST(SchemaCacheTest, InvalidSchemaIsAMessageAndIsCached) {

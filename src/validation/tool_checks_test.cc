@@ -218,11 +218,20 @@ TEST_F(ToolChecksTest, SameToolSchemaAcrossRequestsCompilesOnce) {
   auto validator = make_validator(agentic());
   chat::ChatRequest first = weather_request();
   chat::ChatRequest second = weather_request();
-  EXPECT_TRUE(validator->check(first, call("get_weather", R"({"city": "a"})"), schemas_).pass);
-  EXPECT_TRUE(validator->check(second, call("get_weather", R"({"city": "b"})"), schemas_).pass);
+  // Failing arguments go to the compiled schema (a pass of a plain schema needs none).
+  EXPECT_FALSE(validator->check(first, call("get_weather", R"({"city": 1})"), schemas_).pass);
+  EXPECT_FALSE(validator->check(second, call("get_weather", R"({"city": 2})"), schemas_).pass);
   EXPECT_EQ(schemas_.size(), 1u);
-  EXPECT_TRUE(validator->check(second, call("search", "{}"), schemas_).pass);
+  second.tools[1].parameters = bj::parse(R"({"type": "object", "minProperties": 1})");
+  EXPECT_FALSE(validator->check(second, call("search", "{}"), schemas_).pass);
   EXPECT_EQ(schemas_.size(), 2u);
+}
+
+TEST_F(ToolChecksTest, PlainToolSchemaPassesWithoutCompiling) {
+  auto validator = make_validator(agentic());
+  EXPECT_TRUE(
+      validator->check(weather_request(), call("get_weather", R"({"city": "a"})"), schemas_).pass);
+  EXPECT_EQ(schemas_.size(), 0u);
 }
 
 TEST_F(ToolChecksTest, TruncatedAnswerFailsFirst) {

@@ -1,6 +1,7 @@
 #include "dialects/anthropic/anthropic.h"
 
 #include <algorithm>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <random>
 
@@ -272,11 +273,9 @@ core::Result<void> decode_tools(const bj::object& body, ChatRequest& out) {
     auto schema = json::optional_object(tool, "input_schema", path);
     if (!schema) return std::unexpected(std::move(schema.error()));
     if (*schema == nullptr) return invalid(code_quoted(path + ".input_schema") + " is required");
-    chat::Tool parsed;
-    parsed.name = std::string(*name);
-    if (*description) parsed.description = std::string(**description);
-    parsed.parameters = **schema;
-    out.tools.push_back(std::move(parsed));
+    // Constructed, not assigned: the copy goes into the request's arena, with `original`.
+    out.tools.push_back({std::string(*name), *description ? std::string(**description) : "",
+                         bj::value(**schema, out.original.storage())});
   }
   return {};
 }
@@ -665,20 +664,24 @@ std::string_view error_type(int status) {
 }  // namespace
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
-  auto parsed = json::parse_object(body);
+  chat::JsonArena arena(body.size());
+  auto parsed = json::parse_object(body, arena.storage());
   if (!parsed) return std::unexpected(std::move(parsed.error()));
   ChatRequest request;
-  auto model = json::required_string(*parsed, "model", "");
+  request.arena = std::move(arena);
+  request.origin = chat::Dialect::kAnthropic;
+  chat::JsonArena::adopt(request.original, std::move(*parsed));
+  const bj::object& fields = request.original;
+  auto model = json::required_string(fields, "model", "");
   if (!model) return std::unexpected(std::move(model.error()));
   request.model = std::string(*model);
   // The system prompt is inserted before the messages, so it is decoded after them.
   for (auto step :
        {decode_parameters, decode_messages, decode_system, decode_tools, decode_tool_choice}) {
-    auto ok = step(*parsed, request);
+    auto ok = step(fields, request);
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
-  request.origin = chat::Dialect::kAnthropic;
-  request.original = std::move(*parsed);
+  request.original_body = chat::OriginalBody::map(body, request.stream);
   return request;
 }
 
@@ -688,13 +691,19 @@ std::string encode_request(const ChatRequest& request, std::string_view model,
   if (request.origin != chat::Dialect::kAnthropic || request.original.empty()) {
     return bj::serialize(encode_fields(request, model, default_max_tokens));
   }
+  // The client's own bytes with the model replaced, unless `stream` was changed since.
+  const chat::OriginalBody& sent = request.original_body;
+  if (!sent.text.empty() && sent.stream == request.stream) return sent.with_model(model);
   bj::object body = request.original;
   body["model"] = model;
   return bj::serialize(body);
 }
 
 core::Result<ChatResponse> decode_response(std::string_view body) {
-  auto parsed = json::parse_object(body);
+  // The tree lives only while the answer is read out of it: a stack arena serves most.
+  unsigned char arena[8192];
+  bj::monotonic_resource resource(arena, sizeof arena);
+  auto parsed = json::parse_object(body, &resource);
   if (!parsed) return bad_response(parsed.error().message);
   const auto& obj = *parsed;
   if (auto type = obj.find("type");

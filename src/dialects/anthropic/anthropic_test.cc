@@ -202,6 +202,17 @@ TEST(EncodeRequestTest, AnthropicPassthroughKeepsEverything) {
     "cache_control":{"type":"ephemeral"}}]}]})"));
 }
 
+TEST(EncodeRequestTest, AnthropicPassthroughSendsTheClientBytes) {
+  const std::string body =
+      "{\"max_tokens\": 1.0e3, \"model\": \"agentic\", \"messages\": "
+      "[{\"role\": \"user\", \"content\": \"caf\\u00e9\"}]}";
+  auto request = decode_request(body);
+  ASSERT_TRUE(request) << request.error().message;
+  EXPECT_EQ(encode_request(*request, "claude-sonnet-4-5", 4096),
+            "{\"max_tokens\": 1.0e3, \"model\": \"claude-sonnet-4-5\", \"messages\": "
+            "[{\"role\": \"user\", \"content\": \"caf\\u00e9\"}]}");
+}
+
 TEST(EncodeRequestTest, ToolErrorsAreMarked) {
   chat::ChatRequest request;
   chat::Message assistant;

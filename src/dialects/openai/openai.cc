@@ -1,11 +1,13 @@
 #include "dialects/openai/openai.h"
 
 #include <algorithm>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/stream_json.h"
 #include "json/json.h"
 
 namespace backstop::dialects::openai {
@@ -40,6 +42,8 @@ std::string quoted(std::string_view s) { return bj::serialize(bj::value(bj::stri
 std::string_view view(const bj::string& s) { return {s.data(), s.size()}; }
 
 std::string code_quoted(std::string_view path) { return "`" + std::string(path) + "`"; }
+
+constexpr std::string_view kIncludeUsage = R"("stream_options":{"include_usage":true},)";
 
 // Content of a message: a string, or an array of text and image_url parts.
 core::Result<void> decode_content(const bj::value& content, std::string_view where,
@@ -207,11 +211,11 @@ core::Result<void> decode_tools(const bj::object& body, ChatRequest& out) {
     if (!description) return std::unexpected(std::move(description.error()));
     auto parameters = json::optional_object(**function, "parameters", fpath);
     if (!parameters) return std::unexpected(std::move(parameters.error()));
-    chat::Tool parsed;
-    parsed.name = std::string(*name);
-    if (*description) parsed.description = std::string(**description);
-    parsed.parameters = *parameters ? bj::value(**parameters) : bj::value(bj::object());
-    out.tools.push_back(std::move(parsed));
+    // Constructed, not assigned: the copy goes into the request's arena, with `original`.
+    const bj::storage_ptr& storage = out.original.storage();
+    out.tools.push_back(
+        {std::string(*name), *description ? std::string(**description) : "",
+         *parameters ? bj::value(**parameters, storage) : bj::value(bj::object(storage))});
   }
   return {};
 }
@@ -278,7 +282,9 @@ core::Result<void> decode_response_format(const bj::object& body, ChatRequest& o
     if (!strict) return std::unexpected(std::move(strict.error()));
     out.response_format.kind = ResponseFormat::Kind::kJsonSchema;
     out.response_format.name = std::string(*name);
-    if (*schema) out.response_format.schema = **schema;
+    if (*schema)
+      chat::JsonArena::adopt(out.response_format.schema,
+                             bj::value(**schema, out.original.storage()));
   } else {
     return invalid("`response_format.type` must be one of text, json_object, json_schema; got " +
                    quoted(*type));
@@ -590,19 +596,23 @@ std::string_view error_type(int status) {
 }  // namespace
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
-  auto parsed = json::parse_object(body);
+  chat::JsonArena arena(body.size());
+  auto parsed = json::parse_object(body, arena.storage());
   if (!parsed) return std::unexpected(std::move(parsed.error()));
   ChatRequest request;
-  auto model = json::required_string(*parsed, "model", "");
+  request.arena = std::move(arena);
+  request.origin = chat::Dialect::kOpenAI;
+  chat::JsonArena::adopt(request.original, std::move(*parsed));
+  const bj::object& fields = request.original;
+  auto model = json::required_string(fields, "model", "");
   if (!model) return std::unexpected(std::move(model.error()));
   request.model = std::string(*model);
   for (auto step : {decode_messages, decode_tools, decode_tool_choice, decode_response_format,
                     decode_stop, decode_sampling}) {
-    auto ok = step(*parsed, request);
+    auto ok = step(fields, request);
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
-  request.origin = chat::Dialect::kOpenAI;
-  request.original = std::move(*parsed);
+  request.original_body = chat::OriginalBody::map(body, request.stream);
   return request;
 }
 
@@ -610,6 +620,13 @@ std::string encode_request(const ChatRequest& request, std::string_view model) {
   // A request built in code has no original; it is encoded from its fields.
   if (request.origin != chat::Dialect::kOpenAI || request.original.empty()) {
     return bj::serialize(encode_fields(request, model));
+  }
+  // The client's own bytes with the model replaced, unless `stream` was changed since.
+  const chat::OriginalBody& sent = request.original_body;
+  if (!sent.text.empty() && sent.stream == request.stream) {
+    if (!request.stream || request.include_usage) return sent.with_model(model);
+    // Usage arrives only in the final chunk, and only when asked for: backstop needs it.
+    if (!sent.has_stream_options) return sent.with_model(model, kIncludeUsage);
   }
   bj::object body = request.original;
   body["model"] = model;
@@ -623,7 +640,10 @@ std::string encode_request(const ChatRequest& request, std::string_view model) {
 }
 
 core::Result<ChatResponse> decode_response(std::string_view body) {
-  auto parsed = json::parse_object(body);
+  // The tree lives only while the answer is read out of it: a stack arena serves most.
+  unsigned char arena[8192];
+  bj::monotonic_resource resource(arena, sizeof arena);
+  auto parsed = json::parse_object(body, &resource);
   if (!parsed) return bad_response(parsed.error().message);
   const auto& obj = *parsed;
   if (auto object = obj.find("object");
@@ -685,18 +705,6 @@ core::Result<ChatResponse> decode_response(std::string_view body) {
 }
 
 std::string encode_response(const ChatResponse& response, std::string_view model) {
-  bj::object message{{"role", "assistant"}};
-  message["content"] = response.content ? bj::value(bj::string(*response.content)) : nullptr;
-  if (!response.tool_calls.empty()) message["tool_calls"] = encode_tool_calls(response.tool_calls);
-  if (!response.reasoning.empty()) message["reasoning_content"] = response.reasoning;
-
-  std::int64_t prompt = response.usage.input_tokens + response.usage.cached_input_tokens;
-  bj::object usage{
-      {"prompt_tokens", prompt},
-      {"completion_tokens", response.usage.output_tokens},
-      {"total_tokens", prompt + response.usage.output_tokens},
-      {"prompt_tokens_details", bj::object{{"cached_tokens", response.usage.cached_input_tokens}}}};
-
   std::int64_t created = response.created;
   if (created == 0) {
     // Upstreams such as Anthropic send no timestamp; clients expect one.
@@ -704,17 +712,63 @@ std::string encode_response(const ChatResponse& response, std::string_view model
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
   }
-  bj::object body{{"id", response.id.empty() ? generated_id() : response.id},
-                  {"object", "chat.completion"},
-                  {"created", created},
-                  {"model", model.empty() ? std::string_view(response.model) : model},
-                  {"choices", bj::array{bj::object{
-                                  {"index", 0},
-                                  {"message", std::move(message)},
-                                  {"logprobs", nullptr},
-                                  {"finish_reason", chat::to_string(response.finish_reason)}}}},
-                  {"usage", std::move(usage)}};
-  return bj::serialize(body);
+  const std::int64_t prompt = response.usage.input_tokens + response.usage.cached_input_tokens;
+  // Written straight out: the shape is fixed, and a value tree would cost an allocation per
+  // field for nothing.
+  std::string out;
+  std::size_t room = 320 + response.id.size() + model.size() + response.model.size() +
+                     response.reasoning.size() + (response.content ? response.content->size() : 0);
+  for (const auto& call : response.tool_calls) {
+    room += 64 + call.id.size() + call.name.size() + 2 * call.arguments.size();
+  }
+  out.reserve(room);
+  out += R"({"id":)";
+  if (response.id.empty()) {
+    append_quoted(out, generated_id());
+  } else {
+    append_quoted(out, response.id);
+  }
+  out += R"(,"object":"chat.completion","created":)";
+  append_int(out, created);
+  out += R"(,"model":)";
+  append_quoted(out, model.empty() ? std::string_view(response.model) : model);
+  out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+  if (response.content) {
+    append_quoted(out, *response.content);
+  } else {
+    out += "null";
+  }
+  if (!response.tool_calls.empty()) {
+    out += R"(,"tool_calls":[)";
+    for (std::size_t i = 0; i < response.tool_calls.size(); ++i) {
+      const ToolCall& call = response.tool_calls[i];
+      if (i > 0) out += ',';
+      out += R"({"id":)";
+      append_quoted(out, call.id);
+      out += R"(,"type":"function","function":{"name":)";
+      append_quoted(out, call.name);
+      out += R"(,"arguments":)";
+      append_quoted(out, call.arguments);
+      out += "}}";
+    }
+    out += ']';
+  }
+  if (!response.reasoning.empty()) {
+    out += R"(,"reasoning_content":)";
+    append_quoted(out, response.reasoning);
+  }
+  out += R"(},"logprobs":null,"finish_reason":")";
+  out += chat::to_string(response.finish_reason);
+  out += R"("}],"usage":{"prompt_tokens":)";
+  append_int(out, prompt);
+  out += R"(,"completion_tokens":)";
+  append_int(out, response.usage.output_tokens);
+  out += R"(,"total_tokens":)";
+  append_int(out, prompt + response.usage.output_tokens);
+  out += R"(,"prompt_tokens_details":{"cached_tokens":)";
+  append_int(out, response.usage.cached_input_tokens);
+  out += "}}}";
+  return out;
 }
 
 std::string encode_error(const core::Error& error, const bj::object& extra) {

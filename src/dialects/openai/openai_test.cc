@@ -231,6 +231,95 @@ TEST(EncodeRequestTest, StreamingPassthroughAsksForUsage) {
   EXPECT_EQ(body.at("stream_options"), bj::value(parsed(R"({"include_usage":true})")));
 }
 
+TEST(EncodeRequestTest, PassthroughSendsTheClientBytesWithOnlyTheModelReplaced) {
+  // Spacing, number spellings and escapes a re-serialization would change all survive.
+  const std::string body =
+      "{ \"seed\": 1.50, \"model\" :\t\"agentic\" , \"metadata\": {\"model\": \"inner\"},\n"
+      "  \"messages\": [{\"role\": \"user\", \"content\": \"caf\\u00e9 \\\"q\\\" {[\"}],"
+      " \"top_p\": 1e0 }";
+  auto request = decode_request(body);
+  ASSERT_TRUE(request) << request.error().message;
+  EXPECT_EQ(encode_request(*request, "deepseek-ai/DeepSeek-V4-Flash"),
+            "{ \"seed\": 1.50, \"model\" :\t\"deepseek-ai/DeepSeek-V4-Flash\" , \"metadata\": "
+            "{\"model\": \"inner\"},\n  \"messages\": [{\"role\": \"user\", \"content\": "
+            "\"caf\\u00e9 \\\"q\\\" {[\"}], \"top_p\": 1e0 }");
+}
+
+TEST(EncodeRequestTest, PassthroughEscapesTheModel) {
+  auto request = decode_request(R"({"model":"a","messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(parsed(encode_request(*request, "we\"ird\\model")).at("model"), "we\"ird\\model");
+}
+
+// Bodies whose top-level keys cannot be told apart from the bytes alone are re-serialized:
+// the upstream must never see a second `model` that the client chose.
+TEST(EncodeRequestTest, AmbiguousBodiesAreSerializedWithOneModel) {
+  for (
+      std::string_view body :
+      {R"({"model":"x","messages":[{"role":"user","content":"hi"}],"model":"agentic"})",
+       R"({"mod\u0065l":"agentic","messages":[{"role":"user","content":"hi"}]})",
+       R"({"model":"agentic","stream":false,"stream":false,"messages":[{"role":"user","content":"hi"}]})"}) {
+    auto request = decode_request(body);
+    ASSERT_TRUE(request) << body;
+    const std::string out = encode_request(*request, "up");
+    EXPECT_EQ(parsed(out).at("model"), "up") << body;
+    EXPECT_EQ(out.find("model"), out.rfind("model")) << out;
+  }
+}
+
+TEST(EncodeRequestTest, StreamingPassthroughAddsTheUsageOptionToTheBytes) {
+  auto request =
+      decode_request(R"({"model":"a", "stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(encode_request(*request, "up"),
+            R"({"stream_options":{"include_usage":true},"model":"up", "stream":true,)"
+            R"("messages":[{"role":"user","content":"hi"}]})");
+}
+
+TEST(EncodeRequestTest, StreamingWithUsageOffIsTurnedOn) {
+  auto request =
+      decode_request(R"({"model":"a","stream":true,"stream_options":)"
+                     R"({"include_usage":false},"messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(parsed(encode_request(*request, "up")).at("stream_options"),
+            bj::value(parsed(R"({"include_usage":true})")));
+}
+
+TEST(EncodeRequestTest, StreamTurnedOnAfterDecodingIsSent) {
+  // What a provider does to stream a request the client sent whole.
+  auto request = decode_request(R"({"model":"a","messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(request);
+  request->stream = true;
+  request->original["stream"] = true;
+  auto body = parsed(encode_request(*request, "up"));
+  EXPECT_EQ(body.at("stream"), true);
+  EXPECT_EQ(body.at("stream_options"), bj::value(parsed(R"({"include_usage":true})")));
+}
+
+// The JSON a decoded request holds lives in its arena: copies, assignments and moves must
+// keep it readable after the request they came from is gone.
+TEST(DecodeRequestTest, DecodedJsonOutlivesTheRequestItCameFrom) {
+  const std::string body =
+      R"({"model":"a","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function",)"
+      R"("function":{"name":"f","parameters":{"type":"object","properties":{"city":)"
+      R"({"type":"string","description":"a long description of the city field"}}}}}]})";
+  chat::ChatRequest copy;
+  chat::ChatRequest assigned = decode_request(body).value();
+  {
+    chat::ChatRequest first = decode_request(body).value();
+    copy = first;
+    chat::ChatRequest moved = std::move(first);
+    assigned = moved;
+  }
+  for (const chat::ChatRequest* r : {&copy, &assigned}) {
+    EXPECT_EQ(bj::serialize(r->tools.at(0).parameters),
+              R"({"type":"object","properties":{"city":{"type":"string",)"
+              R"("description":"a long description of the city field"}}})");
+    EXPECT_EQ(r->original.at("model"), "a");
+    EXPECT_EQ(parsed(encode_request(*r, "up")).at("model"), "up");
+  }
+}
+
 TEST(EncodeRequestTest, RequestWithoutOriginalIsBuiltFromFields) {
   chat::ChatRequest request;
   request.model = "agentic";
