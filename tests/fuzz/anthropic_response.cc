@@ -1,0 +1,38 @@
+// Fuzz target: anthropic::decode_response on an upstream's 2xx body, and upstream_error_message
+// on the same bytes as an error body; what decodes is re-encoded for both dialects' clients.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dialects/anthropic/anthropic.h"
+#include "dialects/openai/openai.h"
+#include "fuzz_support.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  namespace fuzz = backstop::fuzz;
+  namespace openai = backstop::dialects::openai;
+  namespace anthropic = backstop::dialects::anthropic;
+
+  std::string_view body = fuzz::as_text(data, size);
+  // The same bytes as a non-2xx body: its message ends up in the error a client is sent.
+  const backstop::core::Error error{backstop::core::ErrorCode::kUpstream,
+                                    anthropic::upstream_error_message(body)};
+  fuzz::require(error.message.size() <= 300, "an upstream error message is cut to 300 bytes");
+  fuzz::require_json(openai::encode_error(error), "openai::encode_error of an upstream message");
+  fuzz::require_json(anthropic::encode_error(error),
+                     "anthropic::encode_error of an upstream message");
+
+  auto response = anthropic::decode_response(body);
+  if (!response) {
+    fuzz::require(response.error().code == backstop::core::ErrorCode::kBadResponse,
+                  "a rejected response is kBadResponse");
+    return 0;
+  }
+  std::string same = anthropic::encode_response(*response, "served-model");
+  fuzz::require_json(same, "anthropic::encode_response");
+  fuzz::require(anthropic::decode_response(same).has_value(),
+                "anthropic::encode_response output decodes as a Message");
+  fuzz::require_json(openai::encode_response(*response, "served-model"), "openai::encode_response");
+  return 0;
+}
