@@ -187,7 +187,7 @@ class GatewayService final : public http::Service {
     }
     if (path == "/v1/models") {
       if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
-      co_return models();
+      co_return models(!request.header("anthropic-version").empty());
     }
     if (path == "/metrics") {
       if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
@@ -213,13 +213,29 @@ class GatewayService final : public http::Service {
                     log, {{"code", "not_found"}});
   }
 
-  http::Response models() const {
+  // The workloads as models, in Anthropic's list shape when the client is an Anthropic SDK
+  // (it sends anthropic-version), else OpenAI's.
+  http::Response models(bool anthropic) const {
     boost::json::array data;
     for (const auto& w : gateway_.router().workloads()) {
-      data.push_back({{"id", w->name}, {"object", "model"}, {"created", 0},
-                      {"owned_by", "backstop"}});
+      if (anthropic) {
+        data.push_back({{"type", "model"}, {"id", w->name}, {"display_name", w->name},
+                        {"created_at", "1970-01-01T00:00:00Z"}});
+      } else {
+        data.push_back({{"id", w->name}, {"object", "model"}, {"created", 0},
+                        {"owned_by", "backstop"}});
+      }
     }
-    boost::json::object body{{"object", "list"}, {"data", std::move(data)}};
+    boost::json::object body;
+    if (anthropic) {
+      const auto& all = gateway_.router().workloads();
+      body = {{"data", std::move(data)},
+              {"has_more", false},
+              {"first_id", all.empty() ? boost::json::value() : boost::json::value(all.front()->name)},
+              {"last_id", all.empty() ? boost::json::value() : boost::json::value(all.back()->name)}};
+    } else {
+      body = {{"object", "list"}, {"data", std::move(data)}};
+    }
     return json_response(200, boost::json::serialize(body));
   }
 

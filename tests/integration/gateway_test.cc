@@ -324,6 +324,10 @@ TEST_F(GatewayTest, ModelsHealthAndReadiness) {
   auto models = json(call("GET", "/v1/models", ""));
   ASSERT_EQ(models.at("data").as_array().size(), 5u);
   EXPECT_EQ(models.at_pointer("/data/0/id"), "agentic");
+  auto anthropic = json(call("GET", "/v1/models", "", {{"anthropic-version", "2023-06-01"}}));
+  EXPECT_EQ(anthropic.at_pointer("/data/0/type"), "model");
+  EXPECT_EQ(anthropic.at("has_more"), false);
+  EXPECT_EQ(anthropic.at("first_id"), "agentic");
   EXPECT_EQ(call("GET", "/healthz", "").status, 200);
   EXPECT_EQ(call("GET", "/readyz", "").status, 200);
 }
