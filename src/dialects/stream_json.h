@@ -5,19 +5,31 @@
 #include <string>
 #include <string_view>
 
+#include "dialects/wire_text.h"
+
 // JSON text written straight into a frame buffer, for the stream encoders of both dialects:
 // a chunk is a few fixed keys around one or two strings, so building a value tree per
 // chunk would cost allocations for nothing.
 namespace backstop::dialects {
 
-// Appends `s` as a JSON string literal (quoted, with ", \ and control characters escaped;
-// other bytes pass through, as Boost.JSON's serializer does).
+// Appends `s` as a JSON string literal (quoted, with ", \ and control characters escaped,
+// and any byte that is not part of valid UTF-8 written as U+FFFD, so the text is always JSON).
 inline void append_quoted(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   std::size_t run = 0;  // start of the bytes not yet copied
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      if (std::size_t n = utf8_sequence(s, i)) {
+        i += n - 1;
+        continue;
+      }
+      out.append(s.substr(run, i - run));
+      out.append(kReplacement);
+      run = i + 1;
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.substr(run, i - run));
     run = i + 1;

@@ -1,7 +1,8 @@
 #include "json/json.h"
 
-#include <boost/json/parser.hpp>
-#include <boost/json/stream_parser.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/value_stack.hpp>
+#include <cmath>
 
 namespace backstop::json {
 namespace {
@@ -10,12 +11,83 @@ using core::ErrorCode;
 using core::fail;
 
 std::unexpected<core::Error> wrong_type(std::string_view where, std::string_view key,
-                                        std::string_view expected,
-                                        const boost::json::value& got) {
+                                        std::string_view expected, const boost::json::value& got) {
   return fail(ErrorCode::kInvalidArgument, "`" + join_path(where, key) + "` must be " +
                                                std::string(expected) + ", got " +
                                                std::string(kind_name(got)));
 }
+
+// Builds the tree as boost::json::parser does, but rejects a number that does not fit a
+// double ("1e999" would become infinity, which has no JSON form): one test per double read.
+struct TreeBuilder {
+  static constexpr std::size_t max_object_size = boost::json::object::max_size();
+  static constexpr std::size_t max_array_size = boost::json::array::max_size();
+  static constexpr std::size_t max_key_size = boost::json::string::max_size();
+  static constexpr std::size_t max_string_size = boost::json::string::max_size();
+
+  template <typename... Args>
+  explicit TreeBuilder(Args&&... args) : stack(std::forward<Args>(args)...) {}
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) { return true; }
+  bool on_object_end(std::size_t n, boost::system::error_code&) {
+    stack.push_object(n);
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t n, boost::system::error_code&) {
+    stack.push_array(n);
+    return true;
+  }
+  bool on_key_part(std::string_view s, std::size_t, boost::system::error_code&) {
+    stack.push_chars(s);
+    return true;
+  }
+  bool on_key(std::string_view s, std::size_t, boost::system::error_code&) {
+    stack.push_key(s);
+    return true;
+  }
+  bool on_string_part(std::string_view s, std::size_t, boost::system::error_code&) {
+    stack.push_chars(s);
+    return true;
+  }
+  bool on_string(std::string_view s, std::size_t, boost::system::error_code&) {
+    stack.push_string(s);
+    return true;
+  }
+  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t i, std::string_view, boost::system::error_code&) {
+    stack.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, std::string_view, boost::system::error_code&) {
+    stack.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, std::string_view, boost::system::error_code& ec) {
+    if (!std::isfinite(d)) [[unlikely]] {
+      out_of_range = true;
+      ec = boost::json::error::exponent_overflow;
+      return false;
+    }
+    stack.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, boost::system::error_code&) {
+    stack.push_bool(b);
+    return true;
+  }
+  bool on_null(boost::system::error_code&) {
+    stack.push_null();
+    return true;
+  }
+  bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(std::string_view, boost::system::error_code&) { return true; }
+
+  boost::json::value_stack stack;
+  bool out_of_range = false;  // a number was too large for a double
+};
 
 }  // namespace
 
@@ -24,10 +96,10 @@ core::Result<boost::json::value> parse(std::string_view text) { return parse(tex
 core::Result<boost::json::value> parse(std::string_view text, boost::json::storage_ptr storage) {
   // The parser's working stack lives here, so that only the result is allocated.
   unsigned char scratch[2048];
-  boost::json::stream_parser p({}, {}, scratch, sizeof scratch);
-  p.reset(std::move(storage));
+  boost::json::basic_parser<TreeBuilder> p({}, boost::json::storage_ptr(), scratch, sizeof scratch);
+  p.handler().stack.reset(std::move(storage));
   boost::system::error_code ec;
-  std::size_t consumed = p.write_some(text.data(), text.size(), ec);
+  std::size_t consumed = p.write_some(true, text.data(), text.size(), ec);
   if (!ec && consumed < text.size()) {
     // Trailing bytes after a complete value: only whitespace is allowed.
     for (std::size_t i = consumed; i < text.size(); ++i) {
@@ -38,12 +110,14 @@ core::Result<boost::json::value> parse(std::string_view text, boost::json::stora
       }
     }
   }
-  if (!ec) p.finish(ec);
+  if (!ec) p.write_some(false, nullptr, 0, ec);
   if (ec) {
+    // The byte where the parser stopped: just past an out-of-range number.
     return fail(ErrorCode::kInvalidArgument,
-                "not valid JSON at byte " + std::to_string(consumed) + ": " + ec.message());
+                "not valid JSON at byte " + std::to_string(consumed) + ": " +
+                    (p.handler().out_of_range ? "number out of range" : ec.message()));
   }
-  return p.release();
+  return p.handler().stack.release();
 }
 
 core::Result<boost::json::object> parse_object(std::string_view text) {
@@ -71,8 +145,8 @@ core::Result<std::optional<std::string_view>> optional_string(const boost::json:
   return std::optional<std::string_view>(std::string_view(s.data(), s.size()));
 }
 
-core::Result<std::string_view> required_string(const boost::json::object& obj,
-                                               std::string_view key, std::string_view where) {
+core::Result<std::string_view> required_string(const boost::json::object& obj, std::string_view key,
+                                               std::string_view where) {
   auto it = obj.find(key);
   if (it == obj.end() || it->value().is_null()) {
     return fail(ErrorCode::kInvalidArgument, "`" + join_path(where, key) + "` is required");
@@ -83,8 +157,7 @@ core::Result<std::string_view> required_string(const boost::json::object& obj,
 }
 
 core::Result<std::optional<double>> optional_number(const boost::json::object& obj,
-                                                    std::string_view key,
-                                                    std::string_view where) {
+                                                    std::string_view key, std::string_view where) {
   auto it = obj.find(key);
   if (it == obj.end() || it->value().is_null()) return std::optional<double>{};
   const auto& v = it->value();
@@ -104,7 +177,8 @@ core::Result<std::optional<std::int64_t>> optional_int(const boost::json::object
   if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
     return std::optional<std::int64_t>(static_cast<std::int64_t>(v.get_uint64()));
   }
-  if (v.is_double() && v.get_double() == static_cast<double>(static_cast<std::int64_t>(v.get_double()))) {
+  if (v.is_double() &&
+      v.get_double() == static_cast<double>(static_cast<std::int64_t>(v.get_double()))) {
     return std::optional<std::int64_t>(static_cast<std::int64_t>(v.get_double()));
   }
   return wrong_type(where, key, "an integer", v);
@@ -154,14 +228,20 @@ std::string index_path(std::string_view where, std::size_t i) {
 
 std::string_view kind_name(const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::null:
+      return "null";
+    case boost::json::kind::bool_:
+      return "a boolean";
     case boost::json::kind::int64:
     case boost::json::kind::uint64:
-    case boost::json::kind::double_: return "a number";
-    case boost::json::kind::string: return "a string";
-    case boost::json::kind::array: return "an array";
-    case boost::json::kind::object: return "an object";
+    case boost::json::kind::double_:
+      return "a number";
+    case boost::json::kind::string:
+      return "a string";
+    case boost::json::kind::array:
+      return "an array";
+    case boost::json::kind::object:
+      return "an object";
   }
   return "unknown";
 }

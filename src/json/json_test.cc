@@ -18,6 +18,25 @@ TEST(JsonParseTest, RejectsTrailingData) {
   EXPECT_NE(r.error().message.find("extra data"), std::string::npos);
 }
 
+// Infinity has no JSON form: a number too large for a double would be written back as
+// `Infinity`, so it is rejected where it is read.
+TEST(JsonParseTest, RejectsNumbersOutOfRange) {
+  for (std::string_view text : {R"({"top_p": 1e999})", R"([-1e999])", "1e400"}) {
+    auto r = parse(text);
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().code, core::ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message.find("number out of range"), std::string::npos)
+        << r.error().message;
+  }
+  auto r = parse(R"({"a": 1e999})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "not valid JSON at byte 11: number out of range");
+  auto ok = parse(R"({"a": 1.5e308, "b": -2, "c": 18446744073709551615, "d": [true, null]})");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->at("a").as_double(), 1.5e308);
+  EXPECT_EQ(ok->at("c").as_uint64(), 18446744073709551615u);
+}
+
 TEST(JsonParseTest, ObjectRequired) {
   auto r = parse_object("[1,2]");
   ASSERT_FALSE(r);

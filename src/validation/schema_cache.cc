@@ -594,6 +594,9 @@ bool valid(const bj::value& schema, const bj::value& instance) {
 }  // namespace quick
 
 struct Entry {
+  // The schema's own copy on the default heap: the request's arena is freed with the
+  // request, and the compiled schema keeps values (enum, const) that point into its source.
+  std::unique_ptr<bj::value> source;
   std::unique_ptr<valijson::Schema> schema;  // nullptr: the schema does not compile
   std::string error;                         // why it does not
 };
@@ -601,9 +604,10 @@ struct Entry {
 Entry compile(const bj::value& schema) {
   Entry entry;
   try {
+    entry.source = std::make_unique<bj::value>(schema, bj::storage_ptr());
     auto compiled = std::make_unique<valijson::Schema>();
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    valijson::adapters::BoostJsonAdapter adapter(schema);
+    valijson::adapters::BoostJsonAdapter adapter(*entry.source);
     parser.populateSchema(adapter, *compiled);
     entry.schema = std::move(compiled);
   } catch (const std::exception& e) {

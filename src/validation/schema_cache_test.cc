@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <valijson/adapters/boost_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -127,6 +129,25 @@ TEST(SchemaCacheTest, SameSchemaTextCompilesOnce) {
   EXPECT_EQ(cache.check(bj::parse(R"({"type": "string", "pattern": "^x"})"), bj::parse(R"("x")")),
             "");
   EXPECT_EQ(cache.size(), 2u);
+}
+
+// A cached schema must not point into the memory of the request it came from: that
+// request's arena is freed before the next request with the same schema arrives.
+TEST(SchemaCacheTest, CachedSchemaOutlivesTheRequestsArena) {
+  SchemaCache cache;
+  // Not plain (a number in the enum), so valijson compiles it; long strings, so that they
+  // are allocated from the arena rather than kept inside the value.
+  constexpr std::string_view kSchema =
+      R"({"enum": ["a long enum value number one", "another long enum value two", 1]})";
+  std::vector<unsigned char> buffer(16384);
+  {
+    bj::monotonic_resource arena(buffer.data(), buffer.size());
+    bj::value schema = bj::parse(kSchema, &arena);
+    EXPECT_NE(cache.check(schema, bj::parse(R"("other")")), "");
+  }
+  std::fill(buffer.begin(), buffer.end(), 'x');  // the request is gone; its memory reused
+  EXPECT_EQ(cache.check(bj::parse(kSchema), bj::parse(R"("another long enum value two")")), "");
+  EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST(SchemaCacheTest, PlainSchemaPassesWithoutCompiling) {

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/wire_text.h"
 #include "json/json.h"
 
 namespace backstop::dialects::anthropic {
@@ -22,8 +23,6 @@ using chat::Role;
 using chat::ToolCall;
 using chat::ToolChoice;
 using core::ErrorCode;
-
-constexpr std::size_t kMaxUpstreamMessage = 300;
 
 std::unexpected<core::Error> invalid(std::string message) {
   return core::fail(ErrorCode::kInvalidArgument, std::move(message));
@@ -571,12 +570,10 @@ std::string_view encode_stop_reason(FinishReason reason) {
   return "end_turn";
 }
 
+// A count the upstream reports, clamped to 0..kMaxTokenCount so that sums cannot overflow.
 std::int64_t int_or_zero(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
-  if (it == obj.end()) return 0;
-  if (it->value().is_int64()) return it->value().get_int64();
-  if (it->value().is_uint64()) return static_cast<std::int64_t>(it->value().get_uint64());
-  return 0;
+  return it == obj.end() ? 0 : clamped_count(it->value()).value_or(0);
 }
 
 core::Result<void> decode_blocks(const bj::array& blocks, ChatResponse& out) {
@@ -615,27 +612,6 @@ core::Result<void> decode_blocks(const bj::array& blocks, ChatResponse& out) {
 std::string generated_id() {
   thread_local core::IdGenerator ids(std::random_device{}());
   return "msg_" + ids.next();
-}
-
-std::string cleaned(std::string_view text) {
-  std::string out;
-  out.reserve(std::min(text.size(), kMaxUpstreamMessage));
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (byte == '\n' || byte == '\r' || byte == '\t') {
-      if (!out.empty() && out.back() != ' ') out.push_back(' ');
-    } else if (byte >= 0x20 && byte != 0x7f) {
-      out.push_back(c);
-    }
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  if (out.size() > kMaxUpstreamMessage) {
-    std::size_t cut = kMaxUpstreamMessage;
-    // Never end inside a UTF-8 sequence: back up over continuation bytes.
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out.resize(cut);
-  }
-  return out;
 }
 
 std::string_view error_type(int status) {
@@ -760,12 +736,18 @@ std::string encode_response(const ChatResponse& response, std::string_view model
       {"role", "assistant"},
       {"model", model.empty() ? std::string_view(response.model) : model},
       {"content", std::move(content)},
-      {"stop_reason", encode_stop_reason(response.finish_reason)},
+      // An answer that calls tools ends with tool_use for Anthropic clients, whatever the
+      // upstream reported (some OpenAI-compatible servers say "stop"), as the stream does.
+      {"stop_reason", !response.tool_calls.empty() && response.finish_reason == FinishReason::kStop
+                          ? std::string_view("tool_use")
+                          : encode_stop_reason(response.finish_reason)},
       {"stop_sequence", nullptr},
-      {"usage", bj::object{{"input_tokens", usage.input_tokens - usage.cache_creation_input_tokens},
-                           {"output_tokens", usage.output_tokens},
-                           {"cache_read_input_tokens", usage.cached_input_tokens},
-                           {"cache_creation_input_tokens", usage.cache_creation_input_tokens}}}};
+      {"usage",
+       bj::object{{"input_tokens", std::max<std::int64_t>(
+                                       0, usage.input_tokens - usage.cache_creation_input_tokens)},
+                  {"output_tokens", usage.output_tokens},
+                  {"cache_read_input_tokens", usage.cached_input_tokens},
+                  {"cache_creation_input_tokens", usage.cache_creation_input_tokens}}}};
   return bj::serialize(body);
 }
 
@@ -780,17 +762,17 @@ std::string upstream_error_message(std::string_view body) {
   if (parsed && parsed->is_object()) {
     const auto& obj = parsed->get_object();
     if (auto error = obj.find("error"); error != obj.end()) {
-      if (error->value().is_string()) return cleaned(view(error->value().get_string()));
+      if (error->value().is_string()) return upstream_text(view(error->value().get_string()));
       if (error->value().is_object()) {
         const auto& inner = error->value().get_object();
         if (auto message = inner.find("message");
             message != inner.end() && message->value().is_string()) {
-          return cleaned(view(message->value().get_string()));
+          return upstream_text(view(message->value().get_string()));
         }
       }
     }
   }
-  return cleaned(body);
+  return upstream_text(body);
 }
 
 }  // namespace backstop::dialects::anthropic

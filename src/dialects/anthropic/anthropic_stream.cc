@@ -8,6 +8,7 @@
 #include "core/ids.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/stream_json.h"
+#include "dialects/wire_text.h"
 #include "json/json.h"
 
 namespace backstop::dialects::anthropic {
@@ -40,13 +41,12 @@ const bj::object* object_at(const bj::object& obj, std::string_view key) {
   return it != obj.end() && it->value().is_object() ? &it->value().get_object() : nullptr;
 }
 
-// The count at `key` when the event reports it (absent and null mean "not reported here").
+// The count at `key` when the event reports it (absent and null mean "not reported here"),
+// clamped to 0..kMaxTokenCount so that sums cannot overflow.
 std::optional<std::int64_t> count_at(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
   if (it == obj.end()) return std::nullopt;
-  if (it->value().is_int64()) return it->value().get_int64();
-  if (it->value().is_uint64()) return static_cast<std::int64_t>(it->value().get_uint64());
-  return std::nullopt;
+  return clamped_count(it->value());
 }
 
 // Anthropic's usage into the neutral one, where cache writes are a part of input tokens and
@@ -91,9 +91,9 @@ std::string_view encode_stop_reason(FinishReason reason) {
 }
 
 core::Result<std::size_t> block_index(const bj::object& data) {
-  auto index = count_at(data, "index");
+  auto it = data.find("index");
+  const auto* index = it == data.end() ? nullptr : it->value().if_int64();
   if (!index || *index < 0 || *index >= kMaxBlocks) {
-    auto it = data.find("index");
     return bad_event("`index` is " + (it == data.end() ? "missing" : bj::serialize(it->value())));
   }
   return static_cast<std::size_t>(*index);
@@ -142,7 +142,8 @@ core::Result<void> StreamDecoder::feed(std::string_view event, std::string_view 
   if (event.empty()) {
     event = type;
   } else if (!type.empty() && type != event) {
-    return bad_event("event `" + std::string(event) + "` has type " +
+    // The name is raw SSE bytes, not JSON: made valid text before it goes into a message.
+    return bad_event("event `" + upstream_text(event) + "` has type " +
                      bj::serialize(bj::string_view(type)));
   }
 

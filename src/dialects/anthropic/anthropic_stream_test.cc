@@ -182,6 +182,9 @@ TEST(StreamDecoderTest, RejectsEventsThatAreNotWhatTheySay) {
            {"message_start", "{oops", "not a message stream event: not valid JSON"},
            {"message_start", R"({"type":"message_stop"})",
             "not a message stream event: event `message_start` has type \"message_stop\""},
+           // The event name is raw bytes: it reaches the message as valid UTF-8.
+           {"a\xff", R"({"type":"a"})",
+            "not a message stream event: event `a\xEF\xBF\xBD` has type \"a\""},
            {"message_start", R"({"type":"message_start"})",
             "not a message stream event: `message_start.message` is missing"},
            {"content_block_start",

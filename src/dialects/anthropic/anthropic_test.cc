@@ -110,7 +110,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{"{" BASE R"(,"temperature":"warm"})",
                    "`temperature` must be a number, got a string"},
         BadRequest{"{" BASE R"(,"stream":1})", "`stream` must be a boolean, got a number"},
-        BadRequest{"{" BASE R"(,"metadata":"u"})", "`metadata` must be an object, got a string"}));
+        BadRequest{"{" BASE R"(,"metadata":"u"})", "`metadata` must be an object, got a string"},
+        // Infinity has no JSON form: it would reach the upstream as `Infinity`.
+        BadRequest{"{" BASE R"(,"top_p":1e999})",
+                   "not valid JSON at byte 86: number out of range"}));
 
 #undef USER
 #undef BASE
@@ -280,12 +283,38 @@ TEST(DecodeResponseTest, AnythingElseIsABadResponse) {
        {"not json", R"({"type":"error","error":{"type":"api_error","message":"x"}})",
         R"({"type":"message"})", R"({"type":"message","content":"hi"})",
         R"({"type":"message","content":[{"text":"no type"}]})",
-        R"({"type":"message","content":[{"type":"tool_use","id":"t","input":{}}]})"}) {
+        R"({"type":"message","content":[{"type":"tool_use","id":"t","input":{}}]})",
+        R"({"type":"message","content":[],"usage":{"input_tokens":-1e999}})"}) {
     auto result = decode_response(body);
     ASSERT_FALSE(result) << body;
     EXPECT_EQ(result.error().code, ErrorCode::kBadResponse) << body;
     EXPECT_TRUE(result.error().message.starts_with("not a message: ")) << result.error().message;
   }
+}
+
+// Counts from an upstream are clamped when read, so that sums of them cannot overflow.
+TEST(DecodeResponseTest, HugeTokenCountsAreClamped) {
+  auto result = decode_response(R"({"type":"message","content":[],"usage":{
+      "input_tokens":9223372036854775807,"cache_creation_input_tokens":9223372036854775807,
+      "output_tokens":-3}})");
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(result->usage.input_tokens, std::int64_t{1} << 54);
+  EXPECT_EQ(result->usage.cache_creation_input_tokens, std::int64_t{1} << 53);
+  EXPECT_EQ(result->usage.output_tokens, 0);
+  auto body = json::parse(encode_response(*result, "m")).value();
+  EXPECT_EQ(body.at("usage").at("input_tokens"), std::int64_t{1} << 53);
+}
+
+// Anthropic clients look for tool_use to run tools; an upstream that said "stop" with tool
+// calls is encoded as the stream encoder does.
+TEST(EncodeResponseTest, ToolCallsWithStopAreToolUse) {
+  chat::ChatResponse response;
+  response.tool_calls.push_back(chat::ToolCall{"call_1", "get_weather", R"({"city":"Paris"})"});
+  response.finish_reason = FinishReason::kStop;
+  auto body = json::parse(encode_response(response, "m")).value();
+  EXPECT_EQ(body.at("stop_reason"), "tool_use");
+  response.tool_calls.clear();
+  EXPECT_EQ(json::parse(encode_response(response, "m")).value().at("stop_reason"), "end_turn");
 }
 
 TEST(EncodeResponseTest, WritesAMessageWithUsageSplitBack) {
@@ -347,6 +376,13 @@ TEST(EncodeErrorTest, ExtraFieldsAreAdded) {
   EXPECT_EQ(body.at("error").at("attempts").at(0).at("provider"), "v4");
   EXPECT_EQ(body.at("error").at("request_id"), "r");
   EXPECT_EQ(body.at("error").at("type"), "api_error");
+}
+
+// A client's error JSON must be valid UTF-8, whatever bytes the upstream's body had.
+TEST(UpstreamErrorMessageTest, InvalidUtf8BecomesTheReplacementCharacter) {
+  EXPECT_EQ(upstream_error_message("Bad gateway \xff"), "Bad gateway \xEF\xBF\xBD");
+  EXPECT_TRUE(json::parse(
+      encode_error(core::Error{ErrorCode::kUpstream, upstream_error_message("x\xF5\x80")})));
 }
 
 TEST(UpstreamErrorMessageTest, ReadsAnthropicShapeOrKeepsTheBody) {

@@ -8,6 +8,7 @@
 
 #include "core/ids.h"
 #include "dialects/stream_json.h"
+#include "dialects/wire_text.h"
 #include "json/json.h"
 
 namespace backstop::dialects::openai {
@@ -24,8 +25,6 @@ using chat::Role;
 using chat::ToolCall;
 using chat::ToolChoice;
 using core::ErrorCode;
-
-constexpr std::size_t kMaxUpstreamMessage = 300;
 
 std::unexpected<core::Error> invalid(std::string message) {
   return core::fail(ErrorCode::kInvalidArgument, std::move(message));
@@ -495,12 +494,10 @@ FinishReason decode_finish_reason(const bj::value& value) {
   return FinishReason::kUnknown;
 }
 
+// A count the upstream reports, clamped to 0..kMaxTokenCount so that sums cannot overflow.
 std::int64_t int_or_zero(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
-  if (it == obj.end()) return 0;
-  if (it->value().is_int64()) return it->value().get_int64();
-  if (it->value().is_uint64()) return static_cast<std::int64_t>(it->value().get_uint64());
-  return 0;
+  return it == obj.end() ? 0 : clamped_count(it->value()).value_or(0);
 }
 
 chat::Usage decode_usage(const bj::object& usage) {
@@ -552,27 +549,6 @@ core::Result<void> decode_response_tool_calls(const bj::array& calls, ChatRespon
 std::string generated_id() {
   thread_local core::IdGenerator ids(std::random_device{}());
   return "chatcmpl-" + ids.next();
-}
-
-std::string cleaned(std::string_view text) {
-  std::string out;
-  out.reserve(std::min(text.size(), kMaxUpstreamMessage));
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (byte == '\n' || byte == '\r' || byte == '\t') {
-      if (!out.empty() && out.back() != ' ') out.push_back(' ');
-    } else if (byte >= 0x20 && byte != 0x7f) {
-      out.push_back(c);
-    }
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  if (out.size() > kMaxUpstreamMessage) {
-    std::size_t cut = kMaxUpstreamMessage;
-    // Never end inside a UTF-8 sequence: back up over continuation bytes.
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out.resize(cut);
-  }
-  return out;
 }
 
 std::string_view error_type(int status) {
@@ -785,17 +761,17 @@ std::string upstream_error_message(std::string_view body) {
   if (parsed && parsed->is_object()) {
     const auto& obj = parsed->get_object();
     if (auto error = obj.find("error"); error != obj.end()) {
-      if (error->value().is_string()) return cleaned(view(error->value().get_string()));
+      if (error->value().is_string()) return upstream_text(view(error->value().get_string()));
       if (error->value().is_object()) {
         const auto& inner = error->value().get_object();
         if (auto message = inner.find("message");
             message != inner.end() && message->value().is_string()) {
-          return cleaned(view(message->value().get_string()));
+          return upstream_text(view(message->value().get_string()));
         }
       }
     }
   }
-  return cleaned(body);
+  return upstream_text(body);
 }
 
 }  // namespace backstop::dialects::openai

@@ -9,6 +9,7 @@
 #include "core/ids.h"
 #include "dialects/openai/openai.h"
 #include "dialects/stream_json.h"
+#include "dialects/wire_text.h"
 #include "json/json.h"
 
 namespace backstop::dialects::openai {
@@ -36,7 +37,14 @@ std::string_view string_or_empty(const bj::object& obj, std::string_view key) {
                                                     : std::string_view();
 }
 
+// A count the upstream reports, clamped to 0..kMaxTokenCount so that sums cannot overflow.
 std::int64_t int_or_zero(const bj::object& obj, std::string_view key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? 0 : clamped_count(it->value()).value_or(0);
+}
+
+// An integer field as sent (an index, an error code), or 0.
+std::int64_t raw_int_or_zero(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
   if (it == obj.end()) return 0;
   if (it->value().is_int64()) return it->value().get_int64();
@@ -76,7 +84,7 @@ core::Error stream_error(std::string_view data, const bj::value& error) {
   core::Error out{ErrorCode::kUpstream, "upstream stream error: " + upstream_error_message(data)};
   if (error.is_object()) {
     // vLLM puts the HTTP status the error would have had in `code`.
-    auto code = int_or_zero(error.get_object(), "code");
+    auto code = raw_int_or_zero(error.get_object(), "code");
     if (code >= 400 && code < 600) out.upstream_status = static_cast<int>(code);
   }
   return out;
@@ -129,7 +137,7 @@ core::Result<void> StreamDecoder::feed(std::string_view data, std::vector<Stream
       if (!value.is_object()) return bad_chunk("`choices[]` is not an object");
       const auto& choice = value.get_object();
       // backstop asks for one choice (n is 1); others would belong to another answer.
-      if (int_or_zero(choice, "index") != 0) continue;
+      if (raw_int_or_zero(choice, "index") != 0) continue;
       auto ok = decode_choice(choice, out);
       if (!ok) return ok;
     }

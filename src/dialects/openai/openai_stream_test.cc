@@ -4,6 +4,7 @@
 
 #include "chat/stream.h"
 #include "dialects/openai/openai.h"
+#include "dialects/stream_json.h"
 #include "json/json.h"
 
 namespace backstop::dialects::openai {
@@ -308,6 +309,18 @@ TEST(StreamRoundTripTest, ParallelToolCalls) {
     EXPECT_EQ(back.tool_calls[i].arguments, response.tool_calls[i].arguments);
   }
   EXPECT_EQ(back.finish_reason, FinishReason::kToolCalls);
+}
+
+// The shared string writer of the stream encoders: whatever the bytes, the result is JSON,
+// valid UTF-8 kept as it is and anything else written as U+FFFD.
+TEST(AppendQuotedTest, ReplacesInvalidUtf8) {
+  std::string out;
+  append_quoted(out, "\xC3\xA9\xF0\x9F\x98\x80 \"q\"\n\x01 \xff\xC0\xAF\xED\xA0\x80\xE2\x82");
+  EXPECT_EQ(out,
+            "\"\xC3\xA9\xF0\x9F\x98\x80 \\\"q\\\"\\n\\u0001 "
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
+            "\xEF\xBF\xBD\"");
+  EXPECT_TRUE(json::parse(out));
 }
 
 }  // namespace

@@ -143,6 +143,21 @@ TEST(DecodeRequestTest, InvalidJsonSaysWhere) {
       << result.error().message;
 }
 
+// A number too large for a double would be sent upstream as `Infinity`, which is not JSON.
+TEST(DecodeRequestTest, NumbersOutOfRangeAreRejected) {
+  for (std::string_view body :
+       {R"({"model":"m","messages":[{"role":"user","content":"hi"}],"top_p":1e999})",
+        R"({"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function",
+            "function":{"name":"f","parameters":{"type":"number","maximum":-1e999}}}]})",
+        R"({"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1e999})"}) {
+    auto result = decode_request(body);
+    ASSERT_FALSE(result) << body;
+    EXPECT_EQ(result.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_TRUE(result.error().message.ends_with(": number out of range"))
+        << result.error().message;
+  }
+}
+
 TEST(DecodeRequestTest, ReadsEveryModelledField) {
   auto result = decode_request(R"({
     "model": "agentic",
@@ -384,7 +399,8 @@ TEST(DecodeResponseTest, AnythingElseIsABadResponse) {
        {"<html>502</html>", R"({"object":"list","data":[]})", R"({"choices":[]})",
         R"({"object":"chat.completion"})", R"({"choices":[{"finish_reason":"stop"}]})",
         R"({"choices":[{"message":{"content":3}}]})",
-        R"({"choices":[{"message":{"content":null,"tool_calls":[{"id":"c"}]}}]})"}) {
+        R"({"choices":[{"message":{"content":null,"tool_calls":[{"id":"c"}]}}]})",
+        R"({"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":1e999}})"}) {
     auto result = decode_response(body);
     ASSERT_FALSE(result) << body;
     EXPECT_EQ(result.error().code, ErrorCode::kBadResponse) << body;
@@ -477,6 +493,30 @@ TEST(UpstreamErrorMessageTest, ReadsOpenAIShapeOrKeepsTheBody) {
   EXPECT_EQ(upstream_error_message("upstream connect error\r\n\x01reset"),
             "upstream connect error reset");
   EXPECT_EQ(upstream_error_message(R"({"detail":"Not Found"})"), R"({"detail":"Not Found"})");
+}
+
+// A client's error JSON must be valid UTF-8, whatever bytes the upstream's body had.
+TEST(UpstreamErrorMessageTest, InvalidUtf8BecomesTheReplacementCharacter) {
+  EXPECT_EQ(upstream_error_message("Bad gateway \xff"), "Bad gateway \xEF\xBF\xBD");
+  EXPECT_EQ(upstream_error_message("a\xC3(b\xED\xA0\x80"
+                                   "c\xE2\x82\xAC"),
+            "a\xEF\xBF\xBD(b\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
+            "c\xE2\x82\xAC");
+  EXPECT_TRUE(json::parse(
+      encode_error(core::Error{ErrorCode::kUpstream, upstream_error_message("x\xC0\xAF")})));
+}
+
+// Counts from an upstream are clamped when read, so that sums of them cannot overflow.
+TEST(DecodeResponseTest, HugeTokenCountsAreClamped) {
+  auto result = decode_response(R"({"choices":[{"message":{"content":"x"}}],"usage":{
+      "prompt_tokens":9223372036854775807,"completion_tokens":18446744073709551615,
+      "prompt_tokens_details":{"cached_tokens":-5}}})");
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(result->usage.input_tokens, std::int64_t{1} << 53);
+  EXPECT_EQ(result->usage.output_tokens, std::int64_t{1} << 53);
+  EXPECT_EQ(result->usage.cached_input_tokens, 0);
+  auto body = parsed(encode_response(*result, "m"));
+  EXPECT_EQ(body.at("usage").at("total_tokens"), std::int64_t{1} << 54);
 }
 
 TEST(UpstreamErrorMessageTest, CutsTo300BytesOnACharacterBoundary) {
