@@ -1,9 +1,9 @@
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -161,7 +161,7 @@ net::awaitable<void> client_loop(http::Client& client, Traffic& t, const core::C
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size()))) ;
+  auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
   return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
@@ -222,9 +222,8 @@ int demo(const DemoOptions& options) {
   (*gateway)->stop();
   (*gateway)->wait();
 
-  std::printf("\n%-9s %8s %9s %-10s %-42s %8s %8s %10s %13s\n", "workload", "requests",
-              "fallback", "band", "top failure reasons", "p50 ms", "p99 ms", "spend",
-              "fallback-only");
+  std::printf("\n%-9s %8s %9s %-10s %-42s %8s %8s %10s %13s\n", "workload", "requests", "fallback",
+              "band", "top failure reasons", "p50 ms", "p99 ms", "spend", "fallback-only");
   int transport_errors = 0;
   std::int64_t spend_all = 0;
   std::int64_t fallback_only_all = 0;
@@ -249,9 +248,9 @@ int demo(const DemoOptions& options) {
       if (s.status != 200) ++failed;
       if (!s.fallback_reason.empty()) ++reasons[s.fallback_reason];
       // micro-dollars per million tokens times tokens, rounded once per request.
-      fallback_only += (s.input_tokens * last->price.input +
-                        s.output_tokens * last->price.output + 500'000) /
-                       1'000'000;
+      fallback_only +=
+          (s.input_tokens * last->price.input + s.output_tokens * last->price.output + 500'000) /
+          1'000'000;
     }
     std::vector<std::pair<int, std::string>> top;
     for (const auto& [reason, n] : reasons) top.push_back({-n, reason});
@@ -265,11 +264,12 @@ int demo(const DemoOptions& options) {
     double ratio = requests ? static_cast<double>(not_primary) / requests : 0;
     char rate[16];
     std::snprintf(rate, sizeof rate, "%.1f%%", ratio * 100);
-    std::printf("%-9s %8d %9s %-10s %-42s %8.1f %8.1f %10s %13s\n", kWorkloads[w], requests,
-                rate, std::string(routing::to_string(routing::band_of(ratio, wc->bands))).c_str(),
+    std::printf("%-9s %8d %9s %-10s %-42s %8.1f %8.1f %10s %13s\n", kWorkloads[w], requests, rate,
+                std::string(routing::to_string(routing::band_of(ratio, wc->bands))).c_str(),
                 top_text.c_str(), percentile(latencies, 0.5), percentile(latencies, 0.99),
                 dollars(spend[kWorkloads[w]]).c_str(), dollars(fallback_only).c_str());
-    if (failed > 0) std::printf("          (%d of them failed on every target: HTTP 502)\n", failed);
+    if (failed > 0)
+      std::printf("          (%d of them failed on every target: HTTP 502)\n", failed);
     spend_all += spend[kWorkloads[w]];
     fallback_only_all += fallback_only;
   }
@@ -286,8 +286,7 @@ int demo(const DemoOptions& options) {
       "bands: fallback rate under %.0f%% under-used (move more traffic to the primary), "
       "%.0f-%.0f%% healthy, above %.0f%% move (the primary is wrong for this traffic)\n",
       cfg.workloads.front().bands.underused_below * 100,
-      cfg.workloads.front().bands.healthy_low * 100,
-      cfg.workloads.front().bands.healthy_high * 100,
+      cfg.workloads.front().bands.healthy_low * 100, cfg.workloads.front().bands.healthy_high * 100,
       cfg.workloads.front().bands.move_above * 100);
   if (transport_errors > 0) {
     std::fprintf(stderr, "backstop demo: %d requests got no HTTP answer\n", transport_errors);

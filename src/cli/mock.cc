@@ -26,8 +26,7 @@ int mock(const std::string& listen, int threads) {
   }
   server.start();
   // Tests and scripts read the port from this line.
-  std::printf("listening on %s:%u\n", address->first.c_str(),
-              static_cast<unsigned>(server.port()));
+  std::printf("listening on %s:%u\n", address->first.c_str(), static_cast<unsigned>(server.port()));
   std::fflush(stdout);
   wait_for_signal();
   server.stop(std::chrono::milliseconds(2000));

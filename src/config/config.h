@@ -69,7 +69,7 @@ struct Validate {
 };
 
 struct Retries {
-  int max = 0;                      // same-target retries after the first try
+  int max = 0;                         // same-target retries after the first try
   std::int64_t base_backoff_ms = 100;  // first backoff; doubles each retry, full jitter
   std::int64_t max_backoff_ms = 2'000;
   std::int64_t retry_after_cap_ms = 5'000;  // Retry-After honoured up to this
@@ -78,7 +78,7 @@ struct Retries {
 struct Bands {
   double move_above = 0.30;
   double underused_below = 0.05;
-  double healthy_low = 0.10;   // 10-25 %: the pattern pays for itself
+  double healthy_low = 0.10;  // 10-25 %: the pattern pays for itself
   double healthy_high = 0.25;
   std::int64_t window_s = 600;  // the recent window the ratio gauge covers
 };

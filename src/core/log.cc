@@ -10,10 +10,18 @@ void StderrLogger::log(LogLevel level, std::string_view line) {
   if (level < min_level_) return;
   std::string out;
   switch (level) {
-    case LogLevel::kDebug: out = "debug "; break;
-    case LogLevel::kInfo: out = "info "; break;
-    case LogLevel::kWarn: out = "warn "; break;
-    case LogLevel::kError: out = "error "; break;
+    case LogLevel::kDebug:
+      out = "debug ";
+      break;
+    case LogLevel::kInfo:
+      out = "info ";
+      break;
+    case LogLevel::kWarn:
+      out = "warn ";
+      break;
+    case LogLevel::kError:
+      out = "error ";
+      break;
   }
   out.append(line);
   out.push_back('\n');

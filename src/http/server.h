@@ -47,12 +47,12 @@ class Service {
 };
 
 struct ServerLimits {
-  std::size_t max_body_bytes = 16 * 1024 * 1024;  // larger: 413
-  std::size_t max_header_bytes = 16 * 1024;       // larger: 431
-  std::chrono::milliseconds read_timeout{30'000};  // to read one whole request: 408, close
-  std::chrono::milliseconds idle_timeout{75'000};  // keep-alive wait for the next request
+  std::size_t max_body_bytes = 16 * 1024 * 1024;    // larger: 413
+  std::size_t max_header_bytes = 16 * 1024;         // larger: 431
+  std::chrono::milliseconds read_timeout{30'000};   // to read one whole request: 408, close
+  std::chrono::milliseconds idle_timeout{75'000};   // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{60'000};  // per write
-  std::size_t max_connections = 10'000;            // per server; more are closed at accept
+  std::size_t max_connections = 10'000;             // per server; more are closed at accept
 };
 
 // An HTTP/1.1 server: `threads` workers, each with its own event loop and its own

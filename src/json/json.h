@@ -35,15 +35,17 @@ namespace backstop::json {
 [[nodiscard]] core::Result<std::optional<double>> optional_number(const boost::json::object& obj,
                                                                   std::string_view key,
                                                                   std::string_view where);
-[[nodiscard]] core::Result<std::optional<std::int64_t>> optional_int(
-    const boost::json::object& obj, std::string_view key, std::string_view where);
+[[nodiscard]] core::Result<std::optional<std::int64_t>> optional_int(const boost::json::object& obj,
+                                                                     std::string_view key,
+                                                                     std::string_view where);
 [[nodiscard]] core::Result<std::optional<bool>> optional_bool(const boost::json::object& obj,
                                                               std::string_view key,
                                                               std::string_view where);
 [[nodiscard]] core::Result<const boost::json::object*> optional_object(
     const boost::json::object& obj, std::string_view key, std::string_view where);
-[[nodiscard]] core::Result<const boost::json::array*> optional_array(
-    const boost::json::object& obj, std::string_view key, std::string_view where);
+[[nodiscard]] core::Result<const boost::json::array*> optional_array(const boost::json::object& obj,
+                                                                     std::string_view key,
+                                                                     std::string_view where);
 
 // "where.key", or "key" when where is empty.
 [[nodiscard]] std::string join_path(std::string_view where, std::string_view key);

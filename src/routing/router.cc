@@ -1,10 +1,10 @@
 #include "routing/router.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <cstdio>
 
 #include "chat/stream.h"
@@ -23,7 +23,8 @@ ledger::Price to_ledger_price(const config::Price& price) {
 
 std::int64_t backoff_ms(const config::Retries& retries, int retry, const core::Error& error,
                         std::mt19937_64& rng) {
-  if (error.retry_after_ms >= 0) return std::min<std::int64_t>(error.retry_after_ms, retries.retry_after_cap_ms);
+  if (error.retry_after_ms >= 0)
+    return std::min<std::int64_t>(error.retry_after_ms, retries.retry_after_cap_ms);
   std::int64_t ceiling = retries.base_backoff_ms;
   for (int i = 0; i < retry && ceiling < retries.max_backoff_ms; ++i) ceiling *= 2;
   ceiling = std::min(ceiling, retries.max_backoff_ms);
@@ -36,20 +37,28 @@ std::int64_t backoff_ms(const config::Retries& retries, int retry, const core::E
 
 std::string_view to_string(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kPrimary: return "primary";
-    case Outcome::kFallback: return "fallback";
-    case Outcome::kFailed: return "failed";
-    case Outcome::kRejected: return "rejected";
+    case Outcome::kPrimary:
+      return "primary";
+    case Outcome::kFallback:
+      return "fallback";
+    case Outcome::kFailed:
+      return "failed";
+    case Outcome::kRejected:
+      return "rejected";
   }
   return "failed";
 }
 
 std::string_view to_string(Band band) {
   switch (band) {
-    case Band::kUnderused: return "under-used";
-    case Band::kHealthy: return "healthy";
-    case Band::kWatch: return "watch";
-    case Band::kMove: return "move";
+    case Band::kUnderused:
+      return "under-used";
+    case Band::kHealthy:
+      return "healthy";
+    case Band::kWatch:
+      return "watch";
+    case Band::kMove:
+      return "move";
   }
   return "watch";
 }
@@ -123,10 +132,17 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
                        std::to_string(w.bands.window_s) + " s (" + std::to_string(requests) +
                        " requests) is in band " + std::string(to_string(band));
     switch (band) {
-      case Band::kMove: line += ": the primary is wrong for this traffic"; break;
-      case Band::kUnderused: line += ": more traffic could move to the primary"; break;
-      case Band::kHealthy: line += ": the pattern pays for itself"; break;
-      case Band::kWatch: break;
+      case Band::kMove:
+        line += ": the primary is wrong for this traffic";
+        break;
+      case Band::kUnderused:
+        line += ": more traffic could move to the primary";
+        break;
+      case Band::kHealthy:
+        line += ": the pattern pays for itself";
+        break;
+      case Band::kWatch:
+        break;
     }
     lines.push_back(std::move(line));
   }
@@ -136,7 +152,9 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
 validation::Spec to_spec(const config::Validate& v) {
   validation::Spec spec;
   switch (v.tool_call) {
-    case config::ToolCallCheck::kOff: spec.tool_call = validation::Spec::ToolCall::kOff; break;
+    case config::ToolCallCheck::kOff:
+      spec.tool_call = validation::Spec::ToolCall::kOff;
+      break;
     case config::ToolCallCheck::kRequired:
       spec.tool_call = validation::Spec::ToolCall::kRequired;
       break;
@@ -147,19 +165,29 @@ validation::Spec to_spec(const config::Validate& v) {
   spec.tool_names_declared = v.tool_names_declared;
   spec.tool_names = v.tool_names;
   switch (v.arguments) {
-    case config::ArgumentsCheck::kNone: spec.arguments = validation::Spec::Arguments::kNone; break;
-    case config::ArgumentsCheck::kJson: spec.arguments = validation::Spec::Arguments::kJson; break;
+    case config::ArgumentsCheck::kNone:
+      spec.arguments = validation::Spec::Arguments::kNone;
+      break;
+    case config::ArgumentsCheck::kJson:
+      spec.arguments = validation::Spec::Arguments::kJson;
+      break;
     case config::ArgumentsCheck::kSchema:
       spec.arguments = validation::Spec::Arguments::kSchema;
       break;
   }
   switch (v.content) {
-    case config::ContentCheck::kOff: spec.content = validation::Spec::Content::kOff; break;
+    case config::ContentCheck::kOff:
+      spec.content = validation::Spec::Content::kOff;
+      break;
     case config::ContentCheck::kNonEmpty:
       spec.content = validation::Spec::Content::kNonEmpty;
       break;
-    case config::ContentCheck::kJson: spec.content = validation::Spec::Content::kJson; break;
-    case config::ContentCheck::kSchema: spec.content = validation::Spec::Content::kSchema; break;
+    case config::ContentCheck::kJson:
+      spec.content = validation::Spec::Content::kJson;
+      break;
+    case config::ContentCheck::kSchema:
+      spec.content = validation::Spec::Content::kSchema;
+      break;
   }
   spec.allow_truncated = v.allow_truncated;
   return spec;
@@ -167,11 +195,16 @@ validation::Spec to_spec(const config::Validate& v) {
 
 Reason reason_of(const core::Error& error) {
   switch (error.code) {
-    case core::ErrorCode::kRateLimited: return Reason::kRateLimited;
-    case core::ErrorCode::kTimeout: return Reason::kTimeout;
-    case core::ErrorCode::kConnect: return Reason::kConnect;
-    case core::ErrorCode::kBadResponse: return Reason::kBadResponse;
-    default: return Reason::kUpstreamError;
+    case core::ErrorCode::kRateLimited:
+      return Reason::kRateLimited;
+    case core::ErrorCode::kTimeout:
+      return Reason::kTimeout;
+    case core::ErrorCode::kConnect:
+      return Reason::kConnect;
+    case core::ErrorCode::kBadResponse:
+      return Reason::kBadResponse;
+    default:
+      return Reason::kUpstreamError;
   }
 }
 
@@ -179,16 +212,18 @@ bool is_retryable(const core::Error& error) {
   switch (error.code) {
     case core::ErrorCode::kRateLimited:
     case core::ErrorCode::kTimeout:
-    case core::ErrorCode::kConnect: return true;
-    case core::ErrorCode::kUpstream: return error.upstream_status >= 500;
-    default: return false;
+    case core::ErrorCode::kConnect:
+      return true;
+    case core::ErrorCode::kUpstream:
+      return error.upstream_status >= 500;
+    default:
+      return false;
   }
 }
 
 Router::Router(const config::Config& config,
                const std::vector<std::unique_ptr<providers::Provider>>& providers,
-               telemetry::Registry& registry, ledger::SpendStore& spend,
-               const core::Clock& clock)
+               telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock)
     : metrics_(telemetry::Metrics::declare(registry)), spend_(spend), clock_(clock) {
   for (const config::Workload& wc : config.workloads) {
     auto w = std::make_unique<Workload>();
@@ -269,8 +304,8 @@ void Router::count_fallback(const Workload& workload, std::size_t t, Reason reas
   }
 }
 
-void Router::conclude(const Workload& workload, core::Clock::TimePoint started,
-                      RouteResult& result, telemetry::Shard& m) const {
+void Router::conclude(const Workload& workload, core::Clock::TimePoint started, RouteResult& result,
+                      telemetry::Shard& m) const {
   result.duration_ms = core::elapsed_ms(started, clock_.now());
   std::string_view outcome = to_string(result.outcome);
   m.add(metrics_.requests_total, {workload.name, outcome});
@@ -279,8 +314,8 @@ void Router::conclude(const Workload& workload, core::Clock::TimePoint started,
   workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
 }
 
-net::awaitable<void> Router::backoff(const Workload& workload, int retry,
-                                     const core::Error& error, WorkerContext& worker) const {
+net::awaitable<void> Router::backoff(const Workload& workload, int retry, const core::Error& error,
+                                     WorkerContext& worker) const {
   std::int64_t delay = backoff_ms(workload.retries, retry, error, worker.rng);
   if (delay <= 0) co_return;
   net::steady_timer timer(worker.loop);
@@ -308,8 +343,7 @@ Attempt& with_error(Attempt& a, const core::Error& error) {
 }  // namespace
 
 net::awaitable<RouteResult> Router::route(const Workload& workload,
-                                          const chat::ChatRequest& request,
-                                          WorkerContext& worker,
+                                          const chat::ChatRequest& request, WorkerContext& worker,
                                           std::string_view request_id) const {
   RouteResult result;
   telemetry::Shard& m = worker.metrics;
@@ -326,8 +360,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       const auto t0 = clock_.now();
       core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
-      m.observe(metrics_.upstream_duration_seconds, {provider.name()},
-                attempt.latency_ms / 1000.0);
+      m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
 
       if (!answer) {
         final_reason = reason_of(answer.error());
@@ -343,9 +376,9 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       // The answer arrived: its tokens were paid for whatever the checks say.
       attempt.status = 200;
       account(workload, target, answer->usage, attempt, result, m);
-      validation::Verdict verdict = workload.validator
-                                        ? workload.validator->check(request, *answer, worker.schemas)
-                                        : validation::Verdict::ok();
+      validation::Verdict verdict =
+          workload.validator ? workload.validator->check(request, *answer, worker.schemas)
+                             : validation::Verdict::ok();
       if (verdict.pass) {
         attempt.pass = true;
         m.add(metrics_.attempts_total, {workload.name, provider.name(), "pass"});
@@ -373,8 +406,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
 
 net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
                                                  const chat::ChatRequest& request,
-                                                 WorkerContext& worker,
-                                                 std::string_view request_id,
+                                                 WorkerContext& worker, std::string_view request_id,
                                                  StreamSink& sink) const {
   RouteResult result;
   telemetry::Shard& m = worker.metrics;
@@ -446,8 +478,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       upstream.reset();  // closes the upstream connection if it was not read to its end
 
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
-      m.observe(metrics_.upstream_duration_seconds, {provider.name()},
-                attempt.latency_ms / 1000.0);
+      m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
       attempt.status = 200;
       account(workload, target, assembled.response().usage, attempt, result, m);
 

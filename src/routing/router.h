@@ -1,7 +1,7 @@
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -96,7 +96,7 @@ struct RouteResult {
   std::vector<Attempt> attempts;
   std::optional<validation::Reason> fallback_reason;  // the primary's final failure
   double duration_ms = 0;
-  chat::Usage usage;                 // summed over attempts
+  chat::Usage usage;                // summed over attempts
   std::int64_t cost_micro_usd = 0;  // summed over attempts
   bool stream_started = false;      // streams: the client has seen the start of an answer
   bool client_gone = false;         // streams: the client went away mid-stream
@@ -146,8 +146,7 @@ class Router {
   // any other failure, validation failures included, moves to the next target at once.
   // Records every metric and the spend of every attempt.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
-                                            const chat::ChatRequest& request,
-                                            WorkerContext& worker,
+                                            const chat::ChatRequest& request, WorkerContext& worker,
                                             std::string_view request_id) const;
 
   // The streaming attempt loop. A workload with checks buffers each target's stream until
@@ -169,9 +168,8 @@ class Router {
   void account(const Workload& workload, const Target& target, const chat::Usage& usage,
                Attempt& attempt, RouteResult& result, telemetry::Shard& shard) const;
   // Books a failed attempt; the first failure of a target becomes the fallback reason.
-  void fail_attempt(const Workload& workload, const providers::Provider& provider,
-                    Attempt attempt, bool validation_failure, RouteResult& result,
-                    telemetry::Shard& shard) const;
+  void fail_attempt(const Workload& workload, const providers::Provider& provider, Attempt attempt,
+                    bool validation_failure, RouteResult& result, telemetry::Shard& shard) const;
   // The request-level metrics, once the route is done.
   void conclude(const Workload& workload, core::Clock::TimePoint started, RouteResult& result,
                 telemetry::Shard& shard) const;

@@ -96,9 +96,9 @@ class RouterTest : public ::testing::Test {
 
   RouteResult run() {
     WorkerContext worker{loop_, http_, registry_.shard(0), schemas_, rng_};
-    auto future = net::co_spawn(
-        loop_, router_->route(*router_->find("agentic"), request_, worker, "req-1"),
-        net::use_future);
+    auto future =
+        net::co_spawn(loop_, router_->route(*router_->find("agentic"), request_, worker, "req-1"),
+                      net::use_future);
     loop_.run();
     loop_.restart();
     return future.get();
@@ -148,11 +148,9 @@ TEST_F(RouterTest, SchemaFailureFallsBackAtOnceWithoutRetry) {
   ASSERT_EQ(r.attempts.size(), 2u);
   EXPECT_EQ(r.attempts[0].reason, Reason::kSchema);
   EXPECT_EQ(r.fallback_reason, Reason::kSchema);
-  EXPECT_EQ(counter(router_->metrics().fallbacks_total,
-                    {"agentic", "primary", "fallback", "schema"}),
-            1);
-  EXPECT_EQ(counter(router_->metrics().validation_failures_total,
-                    {"agentic", "primary", "schema"}),
+  EXPECT_EQ(
+      counter(router_->metrics().fallbacks_total, {"agentic", "primary", "fallback", "schema"}), 1);
+  EXPECT_EQ(counter(router_->metrics().validation_failures_total, {"agentic", "primary", "schema"}),
             1);
   // Both answers were paid for.
   EXPECT_EQ(r.cost_micro_usd, 168 + 3000 + 1500);

@@ -168,8 +168,8 @@ class GatewayService final : public http::Service {
                      : status == 408 ? ErrorCode::kRequestTimeout
                                      : ErrorCode::kInvalidArgument;
     std::string_view path = target.substr(0, target.find('?'));
-    return json_response(status, encode_error(dialect_of_path(path),
-                                              core::Error{code, std::string(message)}, {}));
+    return json_response(
+        status, encode_error(dialect_of_path(path), core::Error{code, std::string(message)}, {}));
   }
 
  private:
@@ -219,20 +219,23 @@ class GatewayService final : public http::Service {
     boost::json::array data;
     for (const auto& w : gateway_.router().workloads()) {
       if (anthropic) {
-        data.push_back({{"type", "model"}, {"id", w->name}, {"display_name", w->name},
+        data.push_back({{"type", "model"},
+                        {"id", w->name},
+                        {"display_name", w->name},
                         {"created_at", "1970-01-01T00:00:00Z"}});
       } else {
-        data.push_back({{"id", w->name}, {"object", "model"}, {"created", 0},
-                        {"owned_by", "backstop"}});
+        data.push_back(
+            {{"id", w->name}, {"object", "model"}, {"created", 0}, {"owned_by", "backstop"}});
       }
     }
     boost::json::object body;
     if (anthropic) {
       const auto& all = gateway_.router().workloads();
-      body = {{"data", std::move(data)},
-              {"has_more", false},
-              {"first_id", all.empty() ? boost::json::value() : boost::json::value(all.front()->name)},
-              {"last_id", all.empty() ? boost::json::value() : boost::json::value(all.back()->name)}};
+      body = {
+          {"data", std::move(data)},
+          {"has_more", false},
+          {"first_id", all.empty() ? boost::json::value() : boost::json::value(all.front()->name)},
+          {"last_id", all.empty() ? boost::json::value() : boost::json::value(all.back()->name)}};
     } else {
       body = {{"object", "list"}, {"data", std::move(data)}};
     }
@@ -241,10 +244,9 @@ class GatewayService final : public http::Service {
 
   http::Response method_not_allowed(chat::Dialect dialect, std::string_view allowed,
                                     telemetry::AccessLogEntry& log) {
-    http::Response r = error(dialect,
-                             {ErrorCode::kMethodNotAllowed,
-                              "method not allowed; use " + std::string(allowed)},
-                             log, {});
+    http::Response r = error(
+        dialect, {ErrorCode::kMethodNotAllowed, "method not allowed; use " + std::string(allowed)},
+        log, {});
     r.headers.push_back({"allow", std::string(allowed)});
     return r;
   }
@@ -274,9 +276,9 @@ class GatewayService final : public http::Service {
       log.outcome = "rejected";
       router.count_rejected(shard_, "");
       co_return error(dialect,
-                      {ErrorCode::kNotFound, "unknown model \"" + chat_request.model +
-                                                 "\": a model names a workload; workloads: " +
-                                                 workload_names(router)},
+                      {ErrorCode::kNotFound,
+                       "unknown model \"" + chat_request.model +
+                           "\": a model names a workload; workloads: " + workload_names(router)},
                       log, {{"code", "model_not_found"}});
     }
     log.workload = workload->name;
@@ -287,8 +289,8 @@ class GatewayService final : public http::Service {
     if (chat_request.stream) {
       stream.emplace(responder, dialect, chat_request.include_usage, log.request_id,
                      workload->name);
-      result = co_await router.route_stream(*workload, chat_request, worker, log.request_id,
-                                            *stream);
+      result =
+          co_await router.route_stream(*workload, chat_request, worker, log.request_id, *stream);
     } else {
       result = co_await router.route(*workload, chat_request, worker, log.request_id);
     }
@@ -313,21 +315,20 @@ class GatewayService final : public http::Service {
     headers.push_back({"x-backstop-workload", workload->name});
     headers.push_back({"x-backstop-attempts", std::to_string(result.attempts.size())});
     if (result.outcome == routing::Outcome::kFailed) {
-      http::Response r = error(dialect,
-                               {ErrorCode::kAllTargetsFailed,
-                                "every target of workload \"" + workload->name + "\" failed (" +
-                                    std::to_string(result.attempts.size()) + " attempts)"},
-                               log,
-                               {{"code", "all_targets_failed"},
-                                {"attempts", attempts_json(result.attempts)}});
+      http::Response r = error(
+          dialect,
+          {ErrorCode::kAllTargetsFailed, "every target of workload \"" + workload->name +
+                                             "\" failed (" +
+                                             std::to_string(result.attempts.size()) + " attempts)"},
+          log, {{"code", "all_targets_failed"}, {"attempts", attempts_json(result.attempts)}});
       r.headers = std::move(headers);
       co_return r;
     }
     const providers::Provider& served = *result.served_by->provider;
     headers.push_back({"x-backstop-served-by", served.name()});
     if (result.outcome == routing::Outcome::kFallback && result.fallback_reason) {
-      headers.push_back(
-          {"x-backstop-fallback-reason", std::string(validation::to_string(*result.fallback_reason))});
+      headers.push_back({"x-backstop-fallback-reason",
+                         std::string(validation::to_string(*result.fallback_reason))});
     }
     const std::string& model =
         result.response->model.empty() ? served.model() : result.response->model;
@@ -353,9 +354,9 @@ core::Result<std::string> read_key(const config::Provider& p, const EnvReader& e
   if (p.api_key_env.empty()) return std::string();
   const char* value = env(p.api_key_env.c_str());
   if (value == nullptr || *value == '\0') {
-    return core::fail(ErrorCode::kInvalidArgument,
-                      "provider \"" + p.name + "\": environment variable " + p.api_key_env +
-                          " (api_key_env) is not set");
+    return core::fail(ErrorCode::kInvalidArgument, "provider \"" + p.name +
+                                                       "\": environment variable " + p.api_key_env +
+                                                       " (api_key_env) is not set");
   }
   return std::string(value);
 }
@@ -386,7 +387,7 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
   providers::HttpProviderOptions o;
   o.name = p.name;
   o.dialect = p.kind == config::ProviderKind::kAnthropic ? chat::Dialect::kAnthropic
-                                                          : chat::Dialect::kOpenAI;
+                                                         : chat::Dialect::kOpenAI;
   o.base_url = p.base_url;
   o.model = p.model;
   o.api_key = std::move(*key);
@@ -458,7 +459,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     g->owned_clock_ = std::make_unique<core::SystemClock>();
     g->clock_ = g->owned_clock_.get();
   }
-  EnvReader env = options.env ? options.env : EnvReader([](const char* n) { return std::getenv(n); });
+  EnvReader env =
+      options.env ? options.env : EnvReader([](const char* n) { return std::getenv(n); });
 
   auto listen = split_host_port(options.listen.empty() ? c.server.listen : options.listen);
   if (!listen) return std::unexpected(listen.error());
@@ -485,8 +487,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     if (!provider) return std::unexpected(provider.error());
     g->providers_.push_back(std::move(*provider));
   }
-  g->router_ = std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_,
-                                                 *g->clock_);
+  g->router_ =
+      std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_, *g->clock_);
 
   http::ServerLimits limits;
   limits.max_body_bytes = static_cast<std::size_t>(c.server.max_body_bytes);
@@ -515,7 +517,8 @@ core::Result<void> Gateway::start() {
   band_thread_ = std::thread([this] {
     routing::BandWatch watch(*router_);
     std::unique_lock lock(band_mutex_);
-    while (!band_wake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopped_.load(); })) {
+    while (
+        !band_wake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopped_.load(); })) {
       for (const std::string& line : watch.check(clock_->unix_ms())) {
         logger_->log(core::LogLevel::kWarn, line);
       }

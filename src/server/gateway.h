@@ -2,12 +2,12 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -27,10 +27,10 @@ namespace backstop::server {
 using EnvReader = std::function<const char*(const char*)>;
 
 struct GatewayOptions {
-  std::string listen;  // overrides config's listen when not empty ("HOST:PORT")
-  int threads = -1;    // overrides config's threads when >= 0 (0: one per core)
-  core::Logger* logger = nullptr;        // nullptr: stderr
-  const core::Clock* clock = nullptr;    // nullptr: the system clock
+  std::string listen;                  // overrides config's listen when not empty ("HOST:PORT")
+  int threads = -1;                    // overrides config's threads when >= 0 (0: one per core)
+  core::Logger* logger = nullptr;      // nullptr: stderr
+  const core::Clock* clock = nullptr;  // nullptr: the system clock
   std::unique_ptr<ledger::SpendStore> spend;  // nullptr: from config (SQLite or memory)
   EnvReader env;                              // nullptr: ::getenv
 };

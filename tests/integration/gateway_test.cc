@@ -1,4 +1,6 @@
 // The whole gateway on port 0 against the mock upstream, over real sockets.
+#include "server/gateway.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -17,7 +19,6 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "providers/mock_upstream.h"
-#include "server/gateway.h"
 
 namespace backstop {
 namespace {
@@ -198,8 +199,7 @@ struct ReasonCase {
   const char* reason;
 };
 
-class FallbackReasonTest : public GatewayTest,
-                           public ::testing::WithParamInterface<ReasonCase> {};
+class FallbackReasonTest : public GatewayTest, public ::testing::WithParamInterface<ReasonCase> {};
 
 TEST_P(FallbackReasonTest, EachReasonFallsBackToClaude) {
   const ReasonCase& c = GetParam();
@@ -254,10 +254,11 @@ TEST_F(GatewayTest, RateLimitIsRetriedThenFallsBack) {
 }
 
 TEST_F(GatewayTest, ServerErrorRetrySucceedsOnTheSameTarget) {
-  auto r = call("POST", "/v1/chat/completions",
-                std::string(R"({"model":"agentic","tools":)") + kTools +
-                    R"(,"messages":[{"role":"user","content":"w? [mock:server_error*1@v4-flash]"}]})",
-                {{"x-request-id", "retry-once-1"}});
+  auto r =
+      call("POST", "/v1/chat/completions",
+           std::string(R"({"model":"agentic","tools":)") + kTools +
+               R"(,"messages":[{"role":"user","content":"w? [mock:server_error*1@v4-flash]"}]})",
+           {{"x-request-id", "retry-once-1"}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
   EXPECT_EQ(r.header("x-backstop-attempts"), "2");
@@ -278,8 +279,8 @@ TEST_F(GatewayTest, ConnectionRefusedFallsBack) {
 }
 
 TEST_F(GatewayTest, EveryTargetFailingGives502WithEveryAttempt) {
-  auto r = chat("agentic", "w? [mock:invalid_json@v4-flash] [mock:server_error@claude-sonnet]",
-                true);
+  auto r =
+      chat("agentic", "w? [mock:invalid_json@v4-flash] [mock:server_error@claude-sonnet]", true);
   ASSERT_EQ(r.status, 502) << r.body;
   auto body = json(r);
   EXPECT_EQ(body.at_pointer("/error/code"), "all_targets_failed");
@@ -494,9 +495,10 @@ TEST_F(GatewayTest, ClientGoneMidStreamIsStillCountedAndPriced) {
     socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
     std::string body =
         R"({"model":"plain","stream":true,"messages":[{"role":"user","content":"hi [mock-delay:50]"}]})";
-    std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: "
-                       "application/json\r\ncontent-length: " +
-                       std::to_string(body.size()) + "\r\n\r\n";
+    std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: "
+        "application/json\r\ncontent-length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
     net::write(socket, net::buffer(head + body));
     socket.shutdown(net::ip::tcp::socket::shutdown_both);
   }
