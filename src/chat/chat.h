@@ -141,8 +141,8 @@ struct ChatRequest {
   std::vector<std::string> stop;
   std::optional<bool> parallel_tool_calls;
   bool stream = false;
-  bool include_usage = false;     // stream_options.include_usage
-  boost::json::object metadata;   // Anthropic's metadata (user_id)
+  bool include_usage = false;    // stream_options.include_usage
+  boost::json::object metadata;  // Anthropic's metadata (user_id)
   Dialect origin = Dialect::kOpenAI;
   boost::json::object original;
   // The bytes `original` was parsed from. Whoever changes `original` (but for `stream`,
@@ -171,8 +171,13 @@ struct ChatResponse {
   std::int64_t created = 0;
   std::optional<std::string> content;  // nullopt: the answer had no content (tool calls only)
   std::string reasoning;               // reasoning_content / thinking
+  // The signature of the thinking (Anthropic's; the last thinking block's when several),
+  // which an Anthropic client must send back with it. Empty: none.
+  std::string reasoning_signature;
   std::vector<ToolCall> tool_calls;
   FinishReason finish_reason = FinishReason::kStop;
+  // The stop sequence that ended the answer (finish_reason kStop); nullopt: none did.
+  std::optional<std::string> stop_sequence;
   Usage usage;
 };
 
@@ -181,10 +186,10 @@ struct StreamEvent {
   enum class Kind {
     kStart,           // id, model
     kTextDelta,       // text
-    kReasoningDelta,  // text
+    kReasoningDelta,  // text, or (text empty) signature: the thinking block's signature
     kToolCallStart,   // index, tool_call.id, tool_call.name
     kToolCallDelta,   // index, text (an arguments fragment)
-    kFinish,          // finish_reason
+    kFinish,          // finish_reason, stop_sequence
     kUsage,           // usage
   };
   Kind kind = Kind::kTextDelta;
@@ -195,6 +200,8 @@ struct StreamEvent {
   Usage usage;
   std::string id;
   std::string model;
+  std::string signature;                     // kReasoningDelta: the thinking's signature
+  std::optional<std::string> stop_sequence;  // kFinish: the stop sequence that fired
 };
 
 // Names used on the wire and in logs.

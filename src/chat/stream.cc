@@ -37,6 +37,7 @@ void StreamAssembler::add(const StreamEvent& event) {
       break;
     case StreamEvent::Kind::kReasoningDelta:
       response_.reasoning.append(event.text);
+      if (!event.signature.empty()) response_.reasoning_signature = event.signature;
       break;
     case StreamEvent::Kind::kToolCallStart: {
       ToolCall& call = tool_call(event.index);
@@ -49,6 +50,7 @@ void StreamAssembler::add(const StreamEvent& event) {
       break;
     case StreamEvent::Kind::kFinish:
       response_.finish_reason = event.finish_reason;
+      response_.stop_sequence = event.stop_sequence;
       finished_ = true;
       break;
     case StreamEvent::Kind::kUsage:
@@ -79,6 +81,13 @@ StreamEvent reasoning_event(std::string text) {
   return e;
 }
 
+StreamEvent signature_event(std::string signature) {
+  StreamEvent e;
+  e.kind = StreamEvent::Kind::kReasoningDelta;
+  e.signature = std::move(signature);
+  return e;
+}
+
 StreamEvent tool_start_event(int index, std::string id, std::string name) {
   StreamEvent e;
   e.kind = StreamEvent::Kind::kToolCallStart;
@@ -96,10 +105,11 @@ StreamEvent tool_delta_event(int index, std::string arguments) {
   return e;
 }
 
-StreamEvent finish_event(FinishReason reason) {
+StreamEvent finish_event(FinishReason reason, std::optional<std::string> stop_sequence) {
   StreamEvent e;
   e.kind = StreamEvent::Kind::kFinish;
   e.finish_reason = reason;
+  e.stop_sequence = std::move(stop_sequence);
   return e;
 }
 
@@ -112,9 +122,12 @@ StreamEvent usage_event(const Usage& usage) {
 
 std::vector<StreamEvent> to_events(const ChatResponse& response) {
   std::vector<StreamEvent> events;
-  events.reserve(5 + 2 * response.tool_calls.size());
+  events.reserve(6 + 2 * response.tool_calls.size());
   events.push_back(start_event(response.id, response.model));
   if (!response.reasoning.empty()) events.push_back(reasoning_event(response.reasoning));
+  if (!response.reasoning_signature.empty()) {
+    events.push_back(signature_event(response.reasoning_signature));
+  }
   if (response.content && !response.content->empty()) {
     events.push_back(text_event(*response.content));
   }
@@ -125,7 +138,7 @@ std::vector<StreamEvent> to_events(const ChatResponse& response) {
     // An empty arguments fragment would stream nothing.
     if (!call.arguments.empty()) events.push_back(tool_delta_event(index, call.arguments));
   }
-  events.push_back(finish_event(response.finish_reason));
+  events.push_back(finish_event(response.finish_reason, response.stop_sequence));
   events.push_back(usage_event(response.usage));
   return events;
 }

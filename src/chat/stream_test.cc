@@ -41,6 +41,30 @@ TEST(StreamAssemblerTest, ConcatenatesTextAndReasoning) {
   EXPECT_TRUE(assembler.finished());
 }
 
+TEST(StreamAssemblerTest, KeepsTheSignatureAndTheStopSequence) {
+  StreamAssembler assembler;
+  assembler.add({reasoning_event("a"), signature_event("sig123"), reasoning_event("b"),
+                 finish_event(FinishReason::kStop, "END")});
+  EXPECT_EQ(assembler.response().reasoning, "ab");
+  EXPECT_EQ(assembler.response().reasoning_signature, "sig123");
+  EXPECT_EQ(assembler.response().stop_sequence, "END");
+}
+
+TEST(ToEventsTest, CarriesTheSignatureAndTheStopSequence) {
+  ChatResponse response;
+  response.reasoning = "hmm";
+  response.reasoning_signature = "sig123";
+  response.stop_sequence = "END";
+  auto events = to_events(response);
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[1].text, "hmm");
+  EXPECT_EQ(events[2].kind, Kind::kReasoningDelta);
+  EXPECT_EQ(events[2].text, "");
+  EXPECT_EQ(events[2].signature, "sig123");
+  EXPECT_EQ(events[3].kind, Kind::kFinish);
+  EXPECT_EQ(events[3].stop_sequence, "END");
+}
+
 TEST(StreamAssemblerTest, ContentStaysAbsentWithoutTextDeltas) {
   StreamAssembler assembler;
   assembler.add({start("id", "m"), tool_start(0, "call_1", "f"), tool_delta(0, "{}")});

@@ -596,6 +596,9 @@ core::Result<void> decode_blocks(const bj::array& blocks, ChatResponse& out) {
       out.content = out.content.value_or("") + string_field("text");
     } else if (kind == "thinking") {
       out.reasoning += string_field("thinking");
+      if (auto signature = string_field("signature"); !signature.empty()) {
+        out.reasoning_signature = std::move(signature);
+      }
     } else if (kind == "tool_use") {
       ToolCall call{string_field("id"), string_field("name"), "{}"};
       if (call.name.empty()) return bad_response(code_quoted(path + ".name") + " is missing");
@@ -703,6 +706,11 @@ core::Result<ChatResponse> decode_response(std::string_view body) {
   auto stop = obj.find("stop_reason");
   response.finish_reason =
       stop == obj.end() ? FinishReason::kUnknown : decode_stop_reason(stop->value());
+  if (auto sequence = obj.find("stop_sequence"); response.finish_reason == FinishReason::kStop &&
+                                                 sequence != obj.end() &&
+                                                 sequence->value().is_string()) {
+    response.stop_sequence = std::string(view(sequence->value().get_string()));
+  }
   if (auto usage = obj.find("usage"); usage != obj.end() && usage->value().is_object()) {
     const auto& u = usage->value().get_object();
     std::int64_t creation = int_or_zero(u, "cache_creation_input_tokens");
@@ -717,8 +725,9 @@ core::Result<ChatResponse> decode_response(std::string_view body) {
 std::string encode_response(const ChatResponse& response, std::string_view model) {
   bj::array content;
   if (!response.reasoning.empty()) {
-    content.push_back(
-        bj::object{{"type", "thinking"}, {"thinking", response.reasoning}, {"signature", ""}});
+    content.push_back(bj::object{{"type", "thinking"},
+                                 {"thinking", response.reasoning},
+                                 {"signature", response.reasoning_signature}});
   }
   if (response.content && !response.content->empty()) {
     content.push_back(bj::object{{"type", "text"}, {"text", *response.content}});
@@ -730,6 +739,11 @@ std::string encode_response(const ChatResponse& response, std::string_view model
                                  {"input", parsed_arguments(call.arguments)}});
   }
   const auto& usage = response.usage;
+  // A stop sequence ends a plain answer only; tool calls end with tool_use.
+  bool stopped_by_sequence = response.stop_sequence && response.tool_calls.empty() &&
+                             response.finish_reason == FinishReason::kStop;
+  bj::value stop_sequence = nullptr;
+  if (stopped_by_sequence) stop_sequence = bj::string(*response.stop_sequence);
   bj::object body{
       {"id", response.id.empty() ? generated_id() : response.id},
       {"type", "message"},
@@ -738,10 +752,12 @@ std::string encode_response(const ChatResponse& response, std::string_view model
       {"content", std::move(content)},
       // An answer that calls tools ends with tool_use for Anthropic clients, whatever the
       // upstream reported (some OpenAI-compatible servers say "stop"), as the stream does.
-      {"stop_reason", !response.tool_calls.empty() && response.finish_reason == FinishReason::kStop
-                          ? std::string_view("tool_use")
-                          : encode_stop_reason(response.finish_reason)},
-      {"stop_sequence", nullptr},
+      {"stop_reason",
+       stopped_by_sequence ? std::string_view("stop_sequence")
+       : !response.tool_calls.empty() && response.finish_reason == FinishReason::kStop
+           ? std::string_view("tool_use")
+           : encode_stop_reason(response.finish_reason)},
+      {"stop_sequence", std::move(stop_sequence)},
       {"usage",
        bj::object{{"input_tokens", std::max<std::int64_t>(
                                        0, usage.input_tokens - usage.cache_creation_input_tokens)},

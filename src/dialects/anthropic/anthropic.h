@@ -3,6 +3,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +23,7 @@ namespace backstop::dialects::anthropic {
 // blocks, consecutive tool messages to one user turn of `tool_result` blocks, tools to
 // {name, description, input_schema}, tool_choice, stop to stop_sequences, and max_tokens
 // (`default_max_tokens` when the client sent none).
-[[nodiscard]] std::string encode_request(const chat::ChatRequest& request,
-                                         std::string_view model,
+[[nodiscard]] std::string encode_request(const chat::ChatRequest& request, std::string_view model,
                                          std::int64_t default_max_tokens);
 
 // An upstream's 2xx body. kBadResponse when it is not a Message.
@@ -72,7 +72,7 @@ class StreamDecoder {
 };
 
 // Turns neutral events into Messages stream events (message_start, content_block_start,
-// content_block_delta with text_delta / input_json_delta / thinking_delta,
+// content_block_delta with text_delta / input_json_delta / thinking_delta / signature_delta,
 // content_block_stop, message_delta, message_stop) as SSE frames for a client.
 class StreamEncoder {
  public:
@@ -101,6 +101,7 @@ class StreamEncoder {
   int next_block_ = 0;
   std::vector<int> tool_block_;  // tool call index -> its content block index (-1: none)
   chat::FinishReason finish_reason_ = chat::FinishReason::kStop;
+  std::optional<std::string> stop_sequence_;  // the kFinish event's
   chat::Usage usage_;
 };
 

@@ -163,7 +163,12 @@ core::Result<void> StreamDecoder::feed(std::string_view event, std::string_view 
   } else if (event == "message_delta") {
     if (const bj::object* delta = object_at(obj, "delta")) {
       if (auto reason = string_or_empty(*delta, "stop_reason"); !reason.empty()) {
-        out.push_back(chat::finish_event(decode_stop_reason(reason)));
+        std::optional<std::string> sequence;
+        if (auto it = delta->find("stop_sequence");
+            reason == "stop_sequence" && it != delta->end() && it->value().is_string()) {
+          sequence = std::string(view(it->value().get_string()));
+        }
+        out.push_back(chat::finish_event(decode_stop_reason(reason), std::move(sequence)));
       }
     }
     // output_tokens is the running total; the input counts came with message_start.
@@ -209,6 +214,9 @@ core::Result<void> StreamDecoder::block_start(const bj::object& data,
     if (auto thinking = string_or_empty(*block, "thinking"); !thinking.empty()) {
       out.push_back(chat::reasoning_event(std::string(thinking)));
     }
+    if (auto signature = string_or_empty(*block, "signature"); !signature.empty()) {
+      out.push_back(chat::signature_event(std::string(signature)));
+    }
   } else if (type == "tool_use") {
     block_kind_[*index] = BlockKind::kToolUse;
     int tool = tools_++;
@@ -250,8 +258,12 @@ core::Result<void> StreamDecoder::block_delta(const bj::object& data,
     if (auto thinking = string_or_empty(*delta, "thinking"); !thinking.empty()) {
       out.push_back(chat::reasoning_event(std::string(thinking)));
     }
+  } else if (type == "signature_delta" && kind == BlockKind::kThinking) {
+    if (auto signature = string_or_empty(*delta, "signature"); !signature.empty()) {
+      out.push_back(chat::signature_event(std::string(signature)));
+    }
   }
-  // signature_delta, citations_delta and deltas of kOther blocks carry nothing modelled.
+  // citations_delta and deltas of kOther blocks carry nothing modelled.
   return {};
 }
 
@@ -347,11 +359,22 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       end_frame(out);
       break;
     case Kind::kReasoningDelta:
-      if (event.text.empty()) break;
+      if (event.text.empty() && event.signature.empty()) break;
       start(out);
       if (open_kind_ != BlockKind::kThinking) {
         open_block(out, BlockKind::kThinking,
                    R"({"type":"thinking","thinking":"","signature":""})");
+      }
+      if (event.text.empty()) {
+        // The signature closes the thinking: Anthropic sends it just before content_block_stop.
+        begin_frame(out, "content_block_delta", event.signature.size());
+        out.append("{\"type\":\"content_block_delta\",\"index\":");
+        append_int(out, open_block_);
+        out.append(",\"delta\":{\"type\":\"signature_delta\",\"signature\":");
+        append_quoted(out, event.signature);
+        out.append("}}");
+        end_frame(out);
+        break;
       }
       begin_frame(out, "content_block_delta", event.text.size());
       out.append("{\"type\":\"content_block_delta\",\"index\":");
@@ -385,6 +408,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
     }
     case Kind::kFinish:
       finish_reason_ = event.finish_reason;
+      stop_sequence_ = event.stop_sequence;
       break;
   }
   return out;
@@ -400,8 +424,15 @@ std::string StreamEncoder::finish() {
   // Code) look for tool_use to run the tools.
   FinishReason reason = finish_reason_;
   if (reason == FinishReason::kStop && !tool_block_.empty()) reason = FinishReason::kToolCalls;
-  append_quoted(out, encode_stop_reason(reason));
-  out.append(",\"stop_sequence\":null},\"usage\":");
+  if (reason == FinishReason::kStop && stop_sequence_) {
+    append_quoted(out, "stop_sequence");
+    out.append(",\"stop_sequence\":");
+    append_quoted(out, *stop_sequence_);
+  } else {
+    append_quoted(out, encode_stop_reason(reason));
+    out.append(",\"stop_sequence\":null");
+  }
+  out.append("},\"usage\":");
   append_usage(out, usage_);
   out.push_back('}');
   end_frame(out);

@@ -102,10 +102,11 @@ const std::vector<Frame> kToolStream = {
 TEST(StreamDecoderTest, DecodesThinkingTextAndToolUseBlocks) {
   StreamDecoder decoder;
   auto events = decode_all(kToolStream, decoder);
-  EXPECT_EQ(kinds(events),
-            (std::vector<Kind>{Kind::kStart, Kind::kUsage, Kind::kReasoningDelta, Kind::kTextDelta,
-                               Kind::kToolCallStart, Kind::kToolCallDelta, Kind::kToolCallStart,
-                               Kind::kToolCallDelta, Kind::kFinish, Kind::kUsage}));
+  EXPECT_EQ(
+      kinds(events),
+      (std::vector<Kind>{Kind::kStart, Kind::kUsage, Kind::kReasoningDelta, Kind::kReasoningDelta,
+                         Kind::kTextDelta, Kind::kToolCallStart, Kind::kToolCallDelta,
+                         Kind::kToolCallStart, Kind::kToolCallDelta, Kind::kFinish, Kind::kUsage}));
   EXPECT_EQ(events[0].id, "msg_1");
   EXPECT_EQ(events[0].model, "claude");
   // Cache writes are a part of input tokens; cache reads are not.
@@ -113,20 +114,23 @@ TEST(StreamDecoderTest, DecodesThinkingTextAndToolUseBlocks) {
   EXPECT_EQ(events[1].usage.cache_creation_input_tokens, 5);
   EXPECT_EQ(events[1].usage.cached_input_tokens, 30);
   EXPECT_EQ(events[2].text, "Hmm.");
-  EXPECT_EQ(events[3].text, "Checking.");
+  // The signature_delta is a reasoning event with no text.
+  EXPECT_EQ(events[3].text, "");
+  EXPECT_EQ(events[3].signature, "sig");
+  EXPECT_EQ(events[4].text, "Checking.");
   // Tool calls are numbered among tool blocks, not among all blocks.
-  EXPECT_EQ(events[4].index, 0);
-  EXPECT_EQ(events[4].tool_call.id, "toolu_a");
-  EXPECT_EQ(events[4].tool_call.name, "weather");
   EXPECT_EQ(events[5].index, 0);
-  EXPECT_EQ(events[5].text, "{\"city\": \"Paris\"}");
-  EXPECT_EQ(events[6].index, 1);
-  EXPECT_EQ(events[6].tool_call.id, "toolu_b");
-  EXPECT_EQ(events[8].finish_reason, FinishReason::kToolCalls);
+  EXPECT_EQ(events[5].tool_call.id, "toolu_a");
+  EXPECT_EQ(events[5].tool_call.name, "weather");
+  EXPECT_EQ(events[6].index, 0);
+  EXPECT_EQ(events[6].text, "{\"city\": \"Paris\"}");
+  EXPECT_EQ(events[7].index, 1);
+  EXPECT_EQ(events[7].tool_call.id, "toolu_b");
+  EXPECT_EQ(events[9].finish_reason, FinishReason::kToolCalls);
   // The final usage merges message_delta's output with message_start's input.
-  EXPECT_EQ(events[9].usage.output_tokens, 42);
-  EXPECT_EQ(events[9].usage.input_tokens, 25);
-  EXPECT_EQ(events[9].usage.cached_input_tokens, 30);
+  EXPECT_EQ(events[10].usage.output_tokens, 42);
+  EXPECT_EQ(events[10].usage.input_tokens, 25);
+  EXPECT_EQ(events[10].usage.cached_input_tokens, 30);
   EXPECT_TRUE(decoder.done());
 }
 
@@ -146,6 +150,39 @@ TEST(StreamDecoderTest, MapsStopReasonsLikeTheNonStreamedDecoder) {
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(events[0].finish_reason, expected) << reason;
   }
+}
+
+TEST(StreamDecoderTest, KeepsTheStopSequenceThatFired) {
+  StreamDecoder decoder;
+  std::vector<StreamEvent> events;
+  ASSERT_TRUE(decoder.feed(
+      "message_delta",
+      R"({"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},)"
+      R"("usage":{"output_tokens":1}})",
+      events));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, Kind::kFinish);
+  EXPECT_EQ(events[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(events[0].stop_sequence, "END");
+}
+
+TEST(StreamEncoderTest, WritesTheSignatureAndTheStopSequence) {
+  StreamEncoder encoder("claude");
+  std::string out = encoder.encode(chat::reasoning_event("Hmm."));
+  out += encoder.encode(chat::signature_event("sig123"));
+  out += encoder.encode(chat::finish_event(FinishReason::kStop, "END"));
+  out += encoder.finish();
+  auto fs = frames(out);
+  ASSERT_EQ(names(fs),
+            (std::vector<std::string>{"message_start", "content_block_start", "content_block_delta",
+                                      "content_block_delta", "content_block_stop", "message_delta",
+                                      "message_stop"}));
+  EXPECT_EQ(
+      data_of(fs[3]),
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig123"}})");
+  EXPECT_NE(fs[5].data.find(R"("stop_reason":"stop_sequence","stop_sequence":"END")"),
+            std::string::npos)
+      << fs[5].data;
 }
 
 TEST(StreamDecoderTest, TakesTheEventNameFromTheTypeWhenThereIsNoEventLine) {

@@ -246,6 +246,7 @@ TEST(DecodeResponseTest, ReadsAMessage) {
   EXPECT_EQ(result->model, "claude-sonnet-4-5");
   EXPECT_EQ(result->content, "ab");
   EXPECT_EQ(result->reasoning, "t");
+  EXPECT_EQ(result->reasoning_signature, "s");
   ASSERT_EQ(result->tool_calls.size(), 1u);
   EXPECT_EQ(result->tool_calls[0].id, "tu1");
   EXPECT_EQ(result->tool_calls[0].arguments, R"({"x":1})");
@@ -276,6 +277,32 @@ TEST(DecodeResponseTest, StopReasons) {
     ASSERT_TRUE(result) << wire;
     EXPECT_EQ(result->finish_reason, reason) << wire;
   }
+}
+
+TEST(DecodeResponseTest, KeepsTheStopSequenceThatFired) {
+  auto result = decode_response(R"({"id":"msg_1","model":"m","content":[{"type":"text",
+    "text":"a"}],"stop_reason":"stop_sequence","stop_sequence":"END"})");
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(result->finish_reason, FinishReason::kStop);
+  EXPECT_EQ(result->stop_sequence, "END");
+  auto ended = decode_response(R"({"id":"msg_1","model":"m","content":[],
+    "stop_reason":"end_turn","stop_sequence":null})");
+  ASSERT_TRUE(ended) << ended.error().message;
+  EXPECT_FALSE(ended->stop_sequence);
+}
+
+TEST(EncodeResponseTest, WritesTheSignatureAndTheStopSequence) {
+  chat::ChatResponse response;
+  response.id = "msg_1";
+  response.content = "a";
+  response.reasoning = "hmm";
+  response.reasoning_signature = "sig123";
+  response.stop_sequence = "END";
+  auto body = json::parse(encode_response(response, "m")).value().as_object();
+  EXPECT_EQ(bj::serialize(body.at("content").as_array().at(0)),
+            R"({"type":"thinking","thinking":"hmm","signature":"sig123"})");
+  EXPECT_EQ(body.at("stop_reason"), "stop_sequence");
+  EXPECT_EQ(body.at("stop_sequence"), "END");
 }
 
 TEST(DecodeResponseTest, AnythingElseIsABadResponse) {
