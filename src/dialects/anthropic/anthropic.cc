@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/anthropic/wire.h"
 #include "dialects/wire_text.h"
 #include "json/json.h"
 
@@ -543,33 +544,6 @@ bj::object encode_fields(const ChatRequest& request, std::string_view model,
   return body;
 }
 
-FinishReason decode_stop_reason(const bj::value& value) {
-  if (!value.is_string()) return FinishReason::kUnknown;
-  auto reason = view(value.get_string());
-  if (reason == "end_turn" || reason == "stop_sequence" || reason == "pause_turn") {
-    return FinishReason::kStop;
-  }
-  if (reason == "max_tokens") return FinishReason::kLength;
-  if (reason == "tool_use") return FinishReason::kToolCalls;
-  if (reason == "refusal") return FinishReason::kContentFilter;
-  return FinishReason::kUnknown;
-}
-
-std::string_view encode_stop_reason(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kLength:
-      return "max_tokens";
-    case FinishReason::kToolCalls:
-      return "tool_use";
-    case FinishReason::kContentFilter:
-      return "refusal";
-    case FinishReason::kStop:
-    case FinishReason::kUnknown:
-      break;
-  }
-  return "end_turn";
-}
-
 // A count the upstream reports, clamped to 0..kMaxTokenCount so that sums cannot overflow.
 std::int64_t int_or_zero(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
@@ -642,6 +616,35 @@ std::string_view error_type(int status) {
 
 }  // namespace
 
+namespace wire {
+
+FinishReason decode_stop_reason(std::string_view reason) {
+  if (reason == "end_turn" || reason == "stop_sequence" || reason == "pause_turn") {
+    return FinishReason::kStop;
+  }
+  if (reason == "max_tokens") return FinishReason::kLength;
+  if (reason == "tool_use") return FinishReason::kToolCalls;
+  if (reason == "refusal") return FinishReason::kContentFilter;
+  return FinishReason::kUnknown;
+}
+
+std::string_view encode_stop_reason(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength:
+      return "max_tokens";
+    case FinishReason::kToolCalls:
+      return "tool_use";
+    case FinishReason::kContentFilter:
+      return "refusal";
+    case FinishReason::kStop:
+    case FinishReason::kUnknown:
+      break;
+  }
+  return "end_turn";
+}
+
+}  // namespace wire
+
 core::Result<ChatRequest> decode_request(std::string_view body) {
   chat::JsonArena arena(body.size());
   auto parsed = json::parse_object(body, arena.storage());
@@ -704,8 +707,9 @@ core::Result<ChatResponse> decode_response(std::string_view body) {
   auto ok = decode_blocks(content->value().get_array(), response);
   if (!ok) return std::unexpected(std::move(ok.error()));
   auto stop = obj.find("stop_reason");
-  response.finish_reason =
-      stop == obj.end() ? FinishReason::kUnknown : decode_stop_reason(stop->value());
+  response.finish_reason = stop == obj.end() || !stop->value().is_string()
+                               ? FinishReason::kUnknown
+                               : wire::decode_stop_reason(view(stop->value().get_string()));
   if (auto sequence = obj.find("stop_sequence"); response.finish_reason == FinishReason::kStop &&
                                                  sequence != obj.end() &&
                                                  sequence->value().is_string()) {
@@ -756,7 +760,7 @@ std::string encode_response(const ChatResponse& response, std::string_view model
        stopped_by_sequence ? std::string_view("stop_sequence")
        : !response.tool_calls.empty() && response.finish_reason == FinishReason::kStop
            ? std::string_view("tool_use")
-           : encode_stop_reason(response.finish_reason)},
+           : wire::encode_stop_reason(response.finish_reason)},
       {"stop_sequence", std::move(stop_sequence)},
       {"usage",
        bj::object{{"input_tokens", std::max<std::int64_t>(

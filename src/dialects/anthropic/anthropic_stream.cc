@@ -7,6 +7,7 @@
 #include "chat/stream.h"
 #include "core/ids.h"
 #include "dialects/anthropic/anthropic.h"
+#include "dialects/anthropic/wire.h"
 #include "dialects/stream_json.h"
 #include "dialects/wire_text.h"
 #include "json/json.h"
@@ -62,32 +63,6 @@ void read_usage(const bj::object& wire, chat::Usage& usage) {
     usage.cached_input_tokens = *cached;
   }
   if (auto output = count_at(wire, "output_tokens")) usage.output_tokens = *output;
-}
-
-// Same mapping as a non-streamed message's stop_reason.
-FinishReason decode_stop_reason(std::string_view reason) {
-  if (reason == "end_turn" || reason == "stop_sequence" || reason == "pause_turn") {
-    return FinishReason::kStop;
-  }
-  if (reason == "max_tokens") return FinishReason::kLength;
-  if (reason == "tool_use") return FinishReason::kToolCalls;
-  if (reason == "refusal") return FinishReason::kContentFilter;
-  return FinishReason::kUnknown;
-}
-
-std::string_view encode_stop_reason(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kLength:
-      return "max_tokens";
-    case FinishReason::kToolCalls:
-      return "tool_use";
-    case FinishReason::kContentFilter:
-      return "refusal";
-    case FinishReason::kStop:
-    case FinishReason::kUnknown:
-      break;
-  }
-  return "end_turn";
 }
 
 core::Result<std::size_t> block_index(const bj::object& data) {
@@ -168,7 +143,7 @@ core::Result<void> StreamDecoder::feed(std::string_view event, std::string_view 
             reason == "stop_sequence" && it != delta->end() && it->value().is_string()) {
           sequence = std::string(view(it->value().get_string()));
         }
-        out.push_back(chat::finish_event(decode_stop_reason(reason), std::move(sequence)));
+        out.push_back(chat::finish_event(wire::decode_stop_reason(reason), std::move(sequence)));
       }
     }
     // output_tokens is the running total; the input counts came with message_start.
@@ -429,7 +404,7 @@ std::string StreamEncoder::finish() {
     out.append(",\"stop_sequence\":");
     append_quoted(out, *stop_sequence_);
   } else {
-    append_quoted(out, encode_stop_reason(reason));
+    append_quoted(out, wire::encode_stop_reason(reason));
     out.append(",\"stop_sequence\":null");
   }
   out.append("},\"usage\":");

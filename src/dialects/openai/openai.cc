@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/openai/wire.h"
 #include "dialects/stream_json.h"
 #include "dialects/wire_text.h"
 #include "json/json.h"
@@ -484,37 +485,10 @@ bj::object encode_fields(const ChatRequest& request, std::string_view model) {
   return body;
 }
 
-FinishReason decode_finish_reason(const bj::value& value) {
-  if (!value.is_string()) return FinishReason::kUnknown;
-  auto reason = view(value.get_string());
-  if (reason == "stop") return FinishReason::kStop;
-  if (reason == "length") return FinishReason::kLength;
-  if (reason == "tool_calls" || reason == "function_call") return FinishReason::kToolCalls;
-  if (reason == "content_filter") return FinishReason::kContentFilter;
-  return FinishReason::kUnknown;
-}
-
 // A count the upstream reports, clamped to 0..kMaxTokenCount so that sums cannot overflow.
 std::int64_t int_or_zero(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
   return it == obj.end() ? 0 : clamped_count(it->value()).value_or(0);
-}
-
-chat::Usage decode_usage(const bj::object& usage) {
-  std::int64_t prompt = int_or_zero(usage, "prompt_tokens");
-  std::int64_t cached = 0;
-  if (auto details = usage.find("prompt_tokens_details");
-      details != usage.end() && details->value().is_object()) {
-    cached = int_or_zero(details->value().get_object(), "cached_tokens");
-  }
-  // DeepSeek's API reports cache hits at the top level instead.
-  if (cached == 0) cached = int_or_zero(usage, "prompt_cache_hit_tokens");
-  cached = std::clamp<std::int64_t>(cached, 0, prompt);
-  chat::Usage out;
-  out.input_tokens = prompt - cached;
-  out.cached_input_tokens = cached;
-  out.output_tokens = int_or_zero(usage, "completion_tokens");
-  return out;
 }
 
 core::Result<void> decode_response_tool_calls(const bj::array& calls, ChatResponse& out) {
@@ -570,6 +544,35 @@ std::string_view error_type(int status) {
 }
 
 }  // namespace
+
+namespace wire {
+
+FinishReason decode_finish_reason(std::string_view reason) {
+  if (reason == "stop") return FinishReason::kStop;
+  if (reason == "length") return FinishReason::kLength;
+  if (reason == "tool_calls" || reason == "function_call") return FinishReason::kToolCalls;
+  if (reason == "content_filter") return FinishReason::kContentFilter;
+  return FinishReason::kUnknown;
+}
+
+chat::Usage decode_usage(const bj::object& usage) {
+  std::int64_t prompt = int_or_zero(usage, "prompt_tokens");
+  std::int64_t cached = 0;
+  if (auto details = usage.find("prompt_tokens_details");
+      details != usage.end() && details->value().is_object()) {
+    cached = int_or_zero(details->value().get_object(), "cached_tokens");
+  }
+  // DeepSeek's API reports cache hits at the top level instead.
+  if (cached == 0) cached = int_or_zero(usage, "prompt_cache_hit_tokens");
+  cached = std::clamp<std::int64_t>(cached, 0, prompt);
+  chat::Usage out;
+  out.input_tokens = prompt - cached;
+  out.cached_input_tokens = cached;
+  out.output_tokens = int_or_zero(usage, "completion_tokens");
+  return out;
+}
+
+}  // namespace wire
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
   chat::JsonArena arena(body.size());
@@ -672,10 +675,11 @@ core::Result<ChatResponse> decode_response(std::string_view body) {
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
   auto finish = choice.find("finish_reason");
-  response.finish_reason =
-      finish == choice.end() ? FinishReason::kUnknown : decode_finish_reason(finish->value());
+  response.finish_reason = finish == choice.end() || !finish->value().is_string()
+                               ? FinishReason::kUnknown
+                               : wire::decode_finish_reason(view(finish->value().get_string()));
   if (auto usage = obj.find("usage"); usage != obj.end() && usage->value().is_object()) {
-    response.usage = decode_usage(usage->value().get_object());
+    response.usage = wire::decode_usage(usage->value().get_object());
   }
   return response;
 }

@@ -20,8 +20,7 @@ namespace backstop::dialects::openai {
 // The body to send to an OpenAI-compatible upstream, with `model` as the model. A request
 // that came in as OpenAI keeps every field it had (only `model`, and for streams
 // `stream_options.include_usage`, change); one from another dialect is built from fields.
-[[nodiscard]] std::string encode_request(const chat::ChatRequest& request,
-                                         std::string_view model);
+[[nodiscard]] std::string encode_request(const chat::ChatRequest& request, std::string_view model);
 
 // An upstream's 2xx body. kBadResponse when it is not a Chat Completion.
 [[nodiscard]] core::Result<chat::ChatResponse> decode_response(std::string_view body);

@@ -8,6 +8,7 @@
 #include "chat/stream.h"
 #include "core/ids.h"
 #include "dialects/openai/openai.h"
+#include "dialects/openai/wire.h"
 #include "dialects/stream_json.h"
 #include "dialects/wire_text.h"
 #include "json/json.h"
@@ -37,12 +38,6 @@ std::string_view string_or_empty(const bj::object& obj, std::string_view key) {
                                                     : std::string_view();
 }
 
-// A count the upstream reports, clamped to 0..kMaxTokenCount so that sums cannot overflow.
-std::int64_t int_or_zero(const bj::object& obj, std::string_view key) {
-  auto it = obj.find(key);
-  return it == obj.end() ? 0 : clamped_count(it->value()).value_or(0);
-}
-
 // An integer field as sent (an index, an error code), or 0.
 std::int64_t raw_int_or_zero(const bj::object& obj, std::string_view key) {
   auto it = obj.find(key);
@@ -50,33 +45,6 @@ std::int64_t raw_int_or_zero(const bj::object& obj, std::string_view key) {
   if (it->value().is_int64()) return it->value().get_int64();
   if (it->value().is_uint64()) return static_cast<std::int64_t>(it->value().get_uint64());
   return 0;
-}
-
-// Same mapping as a non-streamed completion's finish_reason.
-FinishReason decode_finish_reason(std::string_view reason) {
-  if (reason == "stop") return FinishReason::kStop;
-  if (reason == "length") return FinishReason::kLength;
-  if (reason == "tool_calls" || reason == "function_call") return FinishReason::kToolCalls;
-  if (reason == "content_filter") return FinishReason::kContentFilter;
-  return FinishReason::kUnknown;
-}
-
-// Same reading as a non-streamed completion's usage: cache hits are not input tokens.
-chat::Usage decode_usage(const bj::object& usage) {
-  std::int64_t prompt = int_or_zero(usage, "prompt_tokens");
-  std::int64_t cached = 0;
-  if (auto details = usage.find("prompt_tokens_details");
-      details != usage.end() && details->value().is_object()) {
-    cached = int_or_zero(details->value().get_object(), "cached_tokens");
-  }
-  // DeepSeek's API reports cache hits at the top level instead.
-  if (cached == 0) cached = int_or_zero(usage, "prompt_cache_hit_tokens");
-  cached = std::clamp<std::int64_t>(cached, 0, prompt);
-  chat::Usage out;
-  out.input_tokens = prompt - cached;
-  out.cached_input_tokens = cached;
-  out.output_tokens = int_or_zero(usage, "completion_tokens");
-  return out;
 }
 
 // An {"error":...} payload in the middle of a stream (OpenAI, vLLM and SGLang send them).
@@ -143,7 +111,7 @@ core::Result<void> StreamDecoder::feed(std::string_view data, std::vector<Stream
     }
   }
   if (auto usage = chunk.find("usage"); usage != chunk.end() && usage->value().is_object()) {
-    out.push_back(chat::usage_event(decode_usage(usage->value().get_object())));
+    out.push_back(chat::usage_event(wire::decode_usage(usage->value().get_object())));
   }
   return {};
 }
@@ -174,7 +142,8 @@ core::Result<void> StreamDecoder::decode_choice(const bj::object& choice,
   }
   if (auto reason = choice.find("finish_reason");
       reason != choice.end() && reason->value().is_string()) {
-    out.push_back(chat::finish_event(decode_finish_reason(view(reason->value().get_string()))));
+    out.push_back(
+        chat::finish_event(wire::decode_finish_reason(view(reason->value().get_string()))));
   }
   return {};
 }
