@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "http/client.h"
+#include "ledger/ledger.h"
 #include "routing/router.h"
 #include "server/gateway.h"
 
@@ -230,6 +231,7 @@ int demo(const DemoOptions& options) {
   for (int w = 0; w < 3; ++w) {
     const config::Workload* wc = cfg.find_workload(kWorkloads[w]);
     const config::Provider* last = cfg.find_provider(wc->route.back());
+    const ledger::Price fallback_price = routing::to_ledger_price(last->price);
     std::vector<double> latencies;
     std::map<std::string, int> reasons;
     int requests = 0;
@@ -247,10 +249,10 @@ int demo(const DemoOptions& options) {
       if (s.served_by != wc->route.front()) ++not_primary;
       if (s.status != 200) ++failed;
       if (!s.fallback_reason.empty()) ++reasons[s.fallback_reason];
-      // micro-dollars per million tokens times tokens, rounded once per request.
-      fallback_only +=
-          (s.input_tokens * last->price.input + s.output_tokens * last->price.output + 500'000) /
-          1'000'000;
+      chat::Usage usage;
+      usage.input_tokens = s.input_tokens;
+      usage.output_tokens = s.output_tokens;
+      fallback_only += ledger::cost_micro_usd(usage, fallback_price);
     }
     std::vector<std::pair<int, std::string>> top;
     for (const auto& [reason, n] : reasons) top.push_back({-n, reason});

@@ -17,10 +17,6 @@ using validation::Reason;
 
 constexpr double kMicrosPerUsd = 1'000'000.0;
 
-ledger::Price to_ledger_price(const config::Price& price) {
-  return {price.input, price.output, price.cached_input.value_or(-1)};
-}
-
 std::int64_t backoff_ms(const config::Retries& retries, int retry, const core::Error& error,
                         std::mt19937_64& rng) {
   if (error.retry_after_ms >= 0)
@@ -147,6 +143,10 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
     lines.push_back(std::move(line));
   }
   return lines;
+}
+
+ledger::Price to_ledger_price(const config::Price& price) {
+  return {price.input, price.output, price.cached_input.value_or(-1)};
 }
 
 validation::Spec to_spec(const config::Validate& v) {

@@ -203,6 +203,8 @@ class BandWatch {
   std::vector<std::optional<Band>> last_;
 };
 
+// The ledger's price for a provider's configured price.
+[[nodiscard]] ledger::Price to_ledger_price(const config::Price& price);
 // The validation spec of a workload's `validate:` block.
 [[nodiscard]] validation::Spec to_spec(const config::Validate& validate);
 // The reason for a provider error.
