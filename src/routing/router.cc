@@ -17,18 +17,6 @@ using validation::Reason;
 
 constexpr double kMicrosPerUsd = 1'000'000.0;
 
-std::int64_t backoff_ms(const config::Retries& retries, int retry, const core::Error& error,
-                        std::mt19937_64& rng) {
-  if (error.retry_after_ms >= 0)
-    return std::min<std::int64_t>(error.retry_after_ms, retries.retry_after_cap_ms);
-  std::int64_t ceiling = retries.base_backoff_ms;
-  for (int i = 0; i < retry && ceiling < retries.max_backoff_ms; ++i) ceiling *= 2;
-  ceiling = std::min(ceiling, retries.max_backoff_ms);
-  if (ceiling <= 0) return 0;
-  // Full jitter (AWS architecture blog): spreads retries of many clients apart.
-  return std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng);
-}
-
 }  // namespace
 
 std::string_view to_string(Outcome outcome) {
@@ -143,6 +131,18 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
     lines.push_back(std::move(line));
   }
   return lines;
+}
+
+std::int64_t retry_delay_ms(const config::Retries& retries, int retry, const core::Error& error,
+                            std::mt19937_64& rng) {
+  if (error.retry_after_ms >= 0)
+    return std::min<std::int64_t>(error.retry_after_ms, retries.retry_after_cap_ms);
+  std::int64_t ceiling = retries.base_backoff_ms;
+  for (int i = 0; i < retry && ceiling < retries.max_backoff_ms; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, retries.max_backoff_ms);
+  if (ceiling <= 0) return 0;
+  // Full jitter (AWS architecture blog): spreads retries of many clients apart.
+  return std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng);
 }
 
 ledger::Price to_ledger_price(const config::Price& price) {
@@ -316,7 +316,7 @@ void Router::conclude(const Workload& workload, core::Clock::TimePoint started, 
 
 net::awaitable<void> Router::backoff(const Workload& workload, int retry, const core::Error& error,
                                      WorkerContext& worker) const {
-  std::int64_t delay = backoff_ms(workload.retries, retry, error, worker.rng);
+  std::int64_t delay = retry_delay_ms(workload.retries, retry, error, worker.rng);
   if (delay <= 0) co_return;
   net::steady_timer timer(worker.loop);
   timer.expires_after(std::chrono::milliseconds(delay));

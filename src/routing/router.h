@@ -203,6 +203,11 @@ class BandWatch {
   std::vector<std::optional<Band>> last_;
 };
 
+// How long to wait before same-target retry number `retry` (0-based) after `error`: the
+// upstream's Retry-After up to retry_after_cap_ms when it sent one, else a uniform draw from
+// [0, min(base_backoff_ms * 2^retry, max_backoff_ms)] (full jitter).
+[[nodiscard]] std::int64_t retry_delay_ms(const config::Retries& retries, int retry,
+                                          const core::Error& error, std::mt19937_64& rng);
 // The ledger's price for a provider's configured price.
 [[nodiscard]] ledger::Price to_ledger_price(const config::Price& price);
 // The validation spec of a workload's `validate:` block.

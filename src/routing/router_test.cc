@@ -212,6 +212,37 @@ TEST_F(RouterTest, BandWatchReportsBandChanges) {
   EXPECT_NE(lines[0].find("band under-used"), std::string::npos) << lines[0];
 }
 
+TEST(RetryDelayTest, RetryAfterIsHonouredUpToTheCap) {
+  config::Retries retries;
+  retries.retry_after_cap_ms = 5'000;
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(retry_delay_ms(retries, 0, upstream(ErrorCode::kRateLimited, 429, 1'200), rng), 1'200);
+  EXPECT_EQ(retry_delay_ms(retries, 0, upstream(ErrorCode::kRateLimited, 429, 60'000), rng), 5'000);
+}
+
+TEST(RetryDelayTest, BackoffDoublesUpToItsCeilingWithJitter) {
+  config::Retries retries;
+  retries.base_backoff_ms = 100;
+  retries.max_backoff_ms = 300;
+  std::mt19937_64 rng(1);
+  std::int64_t most[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 2'000; ++i) {
+    for (int retry = 0; retry < 4; ++retry) {
+      std::int64_t d = retry_delay_ms(retries, retry, upstream(ErrorCode::kUpstream, 503), rng);
+      ASSERT_GE(d, 0);
+      most[retry] = std::max(most[retry], d);
+    }
+  }
+  // Ceilings 100, 200, then capped at 300; over 2000 draws the largest comes close to each.
+  EXPECT_LE(most[0], 100);
+  EXPECT_GT(most[0], 90);
+  EXPECT_LE(most[1], 200);
+  EXPECT_GT(most[1], 180);
+  EXPECT_LE(most[2], 300);
+  EXPECT_GT(most[2], 270);
+  EXPECT_LE(most[3], 300);
+}
+
 TEST(BandTest, BandsFollowTheThresholds) {
   config::Bands b;
   EXPECT_EQ(band_of(0.02, b), Band::kUnderused);
