@@ -63,7 +63,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 constexpr const char* kConfig = R"(
 listen: 127.0.0.1:0
 threads: 1
-server: {drain_timeout_ms: 100}
+server: {drain_timeout_ms: 100, max_body_bytes: 65536}
 log: {access_log: ""}
 providers:
   v4:
@@ -319,6 +319,18 @@ TEST_F(GatewayTest, BadInputGetsTheSpecific4xx) {
   EXPECT_EQ(call("GET", "/v1/chat/completions", "").status, 405);
   EXPECT_EQ(call("GET", "/nowhere", "").status, 404);
   EXPECT_EQ(counter(metrics().requests_total, {"", "rejected"}), 4);
+}
+
+TEST_F(GatewayTest, OversizedBodiesGet413InTheEndpointsDialect) {
+  std::string big(70'000, 'x');
+  auto openai = call("POST", "/v1/chat/completions", big);
+  EXPECT_EQ(openai.status, 413);
+  EXPECT_EQ(json(openai).at_pointer("/error/code"), "payload_too_large");
+  auto anthropic = call("POST", "/v1/messages", big);
+  EXPECT_EQ(anthropic.status, 413);
+  auto body = json(anthropic);
+  EXPECT_EQ(body.at("type"), "error");
+  EXPECT_EQ(body.at_pointer("/error/type"), "request_too_large");
 }
 
 TEST_F(GatewayTest, ModelsHealthAndReadiness) {
