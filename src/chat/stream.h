@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "chat/chat.h"
@@ -19,6 +20,8 @@ class StreamAssembler {
   }
   // The answer so far.
   [[nodiscard]] const ChatResponse& response() const { return response_; }
+  // Moves the answer out; the assembler is left empty.
+  [[nodiscard]] ChatResponse take() { return std::move(response_); }
   // True once a kFinish event arrived.
   [[nodiscard]] bool finished() const { return finished_; }
 

@@ -41,6 +41,14 @@ TEST(StreamAssemblerTest, ConcatenatesTextAndReasoning) {
   EXPECT_TRUE(assembler.finished());
 }
 
+TEST(StreamAssemblerTest, TakeHandsOverTheAnswer) {
+  StreamAssembler assembler;
+  assembler.add({start("chatcmpl-1", "deepseek"), text("Hello"), finish(FinishReason::kStop)});
+  ChatResponse taken = assembler.take();
+  EXPECT_EQ(taken.id, "chatcmpl-1");
+  EXPECT_EQ(taken.content, "Hello");
+}
+
 TEST(StreamAssemblerTest, KeepsTheSignatureAndTheStopSequence) {
   StreamAssembler assembler;
   assembler.add({reasoning_event("a"), signature_event("sig123"), reasoning_event("b"),

@@ -509,7 +509,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         result.attempts.push_back(std::move(attempt));
         result.served_by = &target;
         result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
-        result.response = assembled.response();
+        result.response = assembled.take();
         finish_pending = !result.client_gone;
         break;
       }
@@ -529,7 +529,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       result.attempts.push_back(std::move(attempt));
       result.served_by = &target;
       result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
-      result.response = assembled.response();
+      result.response = assembled.take();
       result.stream_started = true;
       // Replay at once: the client measures time to first byte from here.
       if (!co_await sink.begin(result) || !co_await sink.send(held)) {
