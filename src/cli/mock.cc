@@ -2,14 +2,14 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "config/config.h"
 #include "http/server.h"
 #include "providers/mock_upstream.h"
-#include "server/gateway.h"
 
 namespace backstop::cli {
 
 int mock(const std::string& listen, int threads) {
-  auto address = server::split_host_port(listen);
+  auto address = config::split_listen(listen);
   if (!address) {
     std::fprintf(stderr, "backstop mock: %s\n", address.error().message.c_str());
     return 1;

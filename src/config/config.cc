@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +44,29 @@ LoadResult load_file(const std::string& path) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return unreadable("read failed");
   return parse(text, path);
+}
+
+core::Result<std::pair<std::string, std::uint16_t>> split_listen(std::string_view listen) {
+  auto malformed = [&] {
+    return core::fail(
+        core::ErrorCode::kInvalidArgument,
+        "listen address \"" + std::string(listen) + "\" must be HOST:PORT with PORT 0..65535");
+  };
+  std::size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return malformed();
+  std::string_view host = listen.substr(0, colon);
+  std::string_view port = listen.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return malformed();
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return malformed();
+  }
+  if (port.empty() || port.size() > 5) return malformed();
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) return malformed();
+  return std::pair{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
 }  // namespace backstop::config

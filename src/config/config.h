@@ -5,7 +5,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "core/error.h"
 
 namespace backstop::config {
 
@@ -144,6 +147,11 @@ struct LoadResult {
 
 // Reads and parses a file. A missing or unreadable file is one error at line 0.
 [[nodiscard]] LoadResult load_file(const std::string& path);
+
+// Splits a listen address "HOST:PORT" ("[::1]:8080": the brackets are removed; port 0: any
+// free port). kInvalidArgument naming the address when it is malformed.
+[[nodiscard]] core::Result<std::pair<std::string, std::uint16_t>> split_listen(
+    std::string_view listen);
 
 // The config `backstop demo` runs on: simulated primary and fallback, three workloads.
 [[nodiscard]] std::string_view demo_yaml();

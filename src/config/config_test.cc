@@ -664,3 +664,26 @@ TEST(ConfigLoadFile, ReadsAndNamesTheFile) {
 
 }  // namespace
 }  // namespace backstop::config
+
+namespace backstop::config {
+namespace {
+
+TEST(SplitListenTest, SplitsHostAndPort) {
+  auto v4 = split_listen("127.0.0.1:8080");
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_EQ(v4->first, "127.0.0.1");
+  EXPECT_EQ(v4->second, 8080);
+  auto v6 = split_listen("[::1]:0");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->first, "::1");
+  EXPECT_EQ(v6->second, 0);
+  for (std::string_view bad :
+       {"8080", ":8080", "::1:80", "[::1]80", "[]:80", "h:", "h:65536", "h:8o80"}) {
+    auto r = split_listen(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code, core::ErrorCode::kInvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace backstop::config

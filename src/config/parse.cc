@@ -137,20 +137,6 @@ bool is_http_url(std::string_view s) {
   return false;
 }
 
-// HOST:PORT, HOST may be a bracketed IPv6 address; PORT 0..65535 (0: any free port).
-bool is_listen_address(std::string_view s) {
-  std::size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  std::string_view host = s.substr(0, colon);
-  std::string_view port = s.substr(colon + 1);
-  if (host.front() == '[' && host.back() != ']') return false;
-  if (host.front() != '[' && host.find(':') != host.npos) return false;
-  if (port.empty() || port.size() > 5) return false;
-  int value = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  return ec == std::errc() && end == port.data() + port.size() && value <= 65535;
-}
-
 // Exact decimal text -> integer millionths ("0.14" -> 140000). Returns the error message
 // on failure. Reading the text, not a double, keeps 0.14 from becoming 0.13999...
 std::optional<std::string> parse_micros(std::string_view text, std::int64_t& out) {
@@ -461,7 +447,7 @@ class Parser {
     Entries e = entries(root, kTopKeys, [&](const Field& f) {
       if (f.key == "listen") {
         if (auto s = text(f)) {
-          if (is_listen_address(*s)) {
+          if (split_listen(*s)) {
             config.server.listen = *s;
           } else {
             error(f.line, f.path, "must be HOST:PORT, got " + quote(*s));

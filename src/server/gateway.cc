@@ -403,45 +403,6 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
 
 }  // namespace
 
-core::Result<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen) {
-  std::string host;
-  std::string_view port_text;
-  if (!listen.empty() && listen.front() == '[') {
-    auto close = listen.find(']');
-    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      return core::fail(ErrorCode::kInvalidArgument,
-                        "listen address \"" + std::string(listen) + "\" must be HOST:PORT");
-    }
-    host = std::string(listen.substr(1, close - 1));
-    port_text = listen.substr(close + 2);
-  } else {
-    auto colon = listen.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) {
-      return core::fail(ErrorCode::kInvalidArgument,
-                        "listen address \"" + std::string(listen) + "\" must be HOST:PORT");
-    }
-    host = std::string(listen.substr(0, colon));
-    port_text = listen.substr(colon + 1);
-  }
-  if (port_text.empty() || port_text.size() > 5) {
-    return core::fail(ErrorCode::kInvalidArgument,
-                      "listen address \"" + std::string(listen) + "\": bad port");
-  }
-  unsigned port = 0;
-  for (char c : port_text) {
-    if (c < '0' || c > '9') {
-      return core::fail(ErrorCode::kInvalidArgument,
-                        "listen address \"" + std::string(listen) + "\": bad port");
-    }
-    port = port * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (port > 65535) {
-    return core::fail(ErrorCode::kInvalidArgument,
-                      "listen address \"" + std::string(listen) + "\": port above 65535");
-  }
-  return std::pair{host, static_cast<std::uint16_t>(port)};
-}
-
 core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const config::Config> config,
                                                        GatewayOptions options) {
   std::unique_ptr<Gateway> g(new Gateway());
@@ -462,7 +423,7 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   EnvReader env =
       options.env ? options.env : EnvReader([](const char* n) { return std::getenv(n); });
 
-  auto listen = split_host_port(options.listen.empty() ? c.server.listen : options.listen);
+  auto listen = config::split_listen(options.listen.empty() ? c.server.listen : options.listen);
   if (!listen) return std::unexpected(listen.error());
   g->host_ = listen->first;
   g->port_ = listen->second;

@@ -90,8 +90,4 @@ class Gateway {
   std::condition_variable band_wake_;
 };
 
-// Splits "HOST:PORT" ("[::1]:8080" for IPv6). kInvalidArgument when malformed.
-[[nodiscard]] core::Result<std::pair<std::string, std::uint16_t>> split_host_port(
-    std::string_view listen);
-
 }  // namespace backstop::server
