@@ -10,6 +10,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -319,6 +321,64 @@ TEST_F(GatewayTest, BadInputGetsTheSpecific4xx) {
   EXPECT_EQ(call("GET", "/v1/chat/completions", "").status, 405);
   EXPECT_EQ(call("GET", "/nowhere", "").status, 404);
   EXPECT_EQ(counter(metrics().requests_total, {"", "rejected"}), 4);
+}
+
+TEST(AccessLogTest, OneLinePerRequestWithoutPromptOrKey) {
+  Mock mock;
+  std::string path = ::testing::TempDir() + "backstop_access_log_test.jsonl";
+  std::remove(path.c_str());
+  std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock.port()));
+  yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
+  yaml = replace_all(yaml, R"(log: {access_log: ""})", "log: {access_log: \"" + path + "\"}");
+  yaml = replace_all(yaml, "    model: v4-flash\n",
+                     "    model: v4-flash\n    api_key_env: TEST_V4_KEY\n");
+  auto loaded = config::parse(yaml, "test.yaml");
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+  core::NullLogger logger;
+  server::GatewayOptions options;
+  options.logger = &logger;
+  options.env = [](const char* name) -> const char* {
+    return std::string_view(name) == "TEST_V4_KEY" ? "sk-very-secret" : nullptr;
+  };
+  auto gateway = server::Gateway::create(loaded.config, std::move(options));
+  ASSERT_TRUE(gateway.has_value()) << gateway.error().message;
+  ASSERT_TRUE((*gateway)->start().has_value());
+
+  net::io_context loop;
+  http::Client client(loop);
+  http::Origin origin{false, "127.0.0.1", (*gateway)->port(), "", ""};
+  auto send = [&](std::string target, std::string body) {
+    http::ClientRequest request;
+    request.method = body.empty() ? "GET" : "POST";
+    request.target = std::move(target);
+    request.body = std::move(body);
+    request.headers = {{"content-type", "application/json"}, {"x-request-id", "log-test-1"}};
+    auto future = net::co_spawn(loop, client.send(origin, std::move(request)), net::use_future);
+    loop.run();
+    loop.restart();
+    return future.get();
+  };
+  auto r = send("/v1/chat/completions",
+                R"({"model":"docs","messages":[{"role":"user","content":"TOP SECRET PROMPT"}]})");
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->status, 200);
+  ASSERT_TRUE(send("/healthz", "").has_value());  // probes are not logged
+  (*gateway)->stop();
+  (*gateway)->wait();
+
+  std::ifstream file(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 1u);
+  auto entry = boost::json::parse(lines[0]);
+  EXPECT_EQ(entry.at("request_id"), "log-test-1");
+  EXPECT_EQ(entry.at("workload"), "docs");
+  EXPECT_EQ(entry.at("outcome"), "primary");
+  EXPECT_EQ(entry.at("served_by"), "v4");
+  EXPECT_EQ(entry.at_pointer("/attempts/0/result"), "pass");
+  EXPECT_EQ(lines[0].find("TOP SECRET"), std::string::npos);
+  EXPECT_EQ(lines[0].find("sk-very-secret"), std::string::npos);
+  std::remove(path.c_str());
 }
 
 TEST_F(GatewayTest, OversizedBodiesGet413InTheEndpointsDialect) {
