@@ -6,55 +6,11 @@
 namespace backstop::chat {
 namespace {
 
-constexpr std::size_t kNotFound = static_cast<std::size_t>(-1);
-
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 std::size_t skip_space(std::string_view text, std::size_t at) {
   while (at < text.size() && is_space(text[at])) ++at;
   return at;
-}
-
-// The index just past the string whose opening quote is at `at`.
-std::size_t skip_string(std::string_view text, std::size_t at) {
-  const char* begin = text.data();
-  const char* end = begin + text.size();
-  const char* p = begin + at + 1;
-  for (;;) {
-    const auto* quote = static_cast<const char*>(std::memchr(p, '"', end - p));
-    if (quote == nullptr) return text.size();
-    // A quote preceded by an odd number of backslashes is escaped.
-    const char* back = quote;
-    while (back > p && back[-1] == '\\') --back;
-    if ((quote - back) % 2 == 0) return quote - begin + 1;
-    p = quote + 1;
-  }
-}
-
-// The index just past the value that starts at `at` (valid JSON is assumed: it parsed).
-std::size_t skip_value(std::string_view text, std::size_t at) {
-  if (at >= text.size()) return text.size();
-  const char first = text[at];
-  if (first == '"') return skip_string(text, at);
-  if (first != '{' && first != '[') {
-    while (at < text.size() && text[at] != ',' && text[at] != '}' && text[at] != ']' &&
-           !is_space(text[at])) {
-      ++at;
-    }
-    return at;
-  }
-  int depth = 0;
-  while (at < text.size()) {
-    const char c = text[at];
-    if (c == '"') {
-      at = skip_string(text, at);
-      continue;
-    }
-    if (c == '{' || c == '[') ++depth;
-    if ((c == '}' || c == ']') && --depth == 0) return at + 1;
-    ++at;
-  }
-  return text.size();
 }
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -99,40 +55,34 @@ boost::json::storage_ptr JsonArena::storage() const {
   return boost::json::storage_ptr(resource_.get());
 }
 
-OriginalBody OriginalBody::map(std::string_view body, bool stream) {
-  OriginalBody out;
-  std::size_t at = skip_space(body, 0);
-  if (at >= body.size() || body[at] != '{') return {};
-  out.first_member = at + 1;
-  out.model_begin = kNotFound;
-  bool seen_stream = false;
-  at = skip_space(body, at + 1);
-  while (at < body.size() && body[at] == '"') {
-    const std::size_t key_end = skip_string(body, at);
-    const std::string_view key = body.substr(at + 1, key_end - at - 2);
-    // An escaped key could spell "model": such a body is not mapped.
-    if (key.find('\\') != std::string_view::npos) return {};
-    at = skip_space(body, key_end);
-    if (at >= body.size() || body[at] != ':') return {};
-    const std::size_t value_begin = skip_space(body, at + 1);
-    const std::size_t value_end = skip_value(body, value_begin);
-    if (key == "model") {
-      if (out.model_begin != kNotFound) return {};
-      out.model_begin = value_begin;
-      out.model_end = value_end;
-    } else if (key == "stream") {
-      if (seen_stream) return {};
-      seen_stream = true;
-    } else if (key == "stream_options") {
-      if (out.has_stream_options) return {};
-      out.has_stream_options = true;
-    }
-    at = skip_space(body, value_end);
-    if (at < body.size() && body[at] == ',') at = skip_space(body, at + 1);
+void OriginalBody::Mapper::member(std::string_view key, std::string_view value) {
+  // An escaped key could spell "model".
+  if (key.data() == nullptr) plain_keys_ = false;
+  if (key == "model") {
+    ++models_;
+    model_ = value;
+  } else if (key == "stream") {
+    ++streams_;
+  } else if (key == "stream_options") {
+    ++stream_options_;
   }
-  if (out.model_begin == kNotFound || at >= body.size() || body[at] != '}') return {};
-  out.text.assign(body);
+}
+
+OriginalBody OriginalBody::Mapper::finish(bool stream) const {
+  if (!plain_keys_ || models_ != 1 || model_.data() == nullptr || streams_ > 1 ||
+      stream_options_ > 1) {
+    return {};
+  }
+  const std::size_t open = skip_space(body_, 0);
+  if (open >= body_.size() || body_[open] != '{') return {};
+  OriginalBody out;
+  out.text.assign(body_);
+  out.first_member = open + 1;
+  // The value's quotes included.
+  out.model_begin = static_cast<std::size_t>(model_.data() - body_.data()) - 1;
+  out.model_end = out.model_begin + model_.size() + 2;
   out.stream = stream;
+  out.has_stream_options = stream_options_ == 1;
   return out;
 }
 

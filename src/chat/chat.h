@@ -114,10 +114,26 @@ struct OriginalBody {
   bool stream = false;           // the body's own top-level `stream`, as decoded
   bool has_stream_options = false;
 
-  // Maps `body`, which parsed as a JSON object; `stream` is its `stream` as decoded. Empty
-  // when the top-level "model" cannot be found exactly once, or "stream" or
-  // "stream_options" occur twice, or a top-level key has escapes.
-  [[nodiscard]] static OriginalBody map(std::string_view body, bool stream);
+  // Maps a body from its top-level members, as json::parse_object shows them: give the
+  // parse `[&](auto key, auto value) { mapper.member(key, value); }`, then `finish`.
+  class Mapper {
+   public:
+    explicit Mapper(std::string_view body) : body_(body) {}
+    // One top-level member, viewing the body (json::MemberVisitor).
+    void member(std::string_view key, std::string_view value);
+    // The body mapped, once it parsed as an object; `stream` is its `stream` as decoded.
+    // Empty when "model" is not a plain string found exactly once, or "stream" or
+    // "stream_options" occur twice, or a top-level key has escapes.
+    [[nodiscard]] OriginalBody finish(bool stream) const;
+
+   private:
+    std::string_view body_;
+    std::string_view model_;
+    int models_ = 0;
+    int streams_ = 0;
+    int stream_options_ = 0;
+    bool plain_keys_ = true;
+  };
   // The body with `model` (plain text, escaped here) as its model value, and `member` (a
   // JSON member followed by a comma, or empty) inserted as the first member.
   [[nodiscard]] std::string with_model(std::string_view model, std::string_view member = {}) const;

@@ -1,6 +1,8 @@
 #include "json/json.h"
 
-#include <boost/json/basic_parser_impl.hpp>
+// The whole of Boost.JSON is compiled here, not linked from its shared library: the parser
+// below then inlines the value stack it builds trees with.
+#include <boost/json/src.hpp>
 #include <boost/json/value_stack.hpp>
 #include <cmath>
 
@@ -30,29 +32,50 @@ struct TreeBuilder {
 
   bool on_document_begin(boost::system::error_code&) { return true; }
   bool on_document_end(boost::system::error_code&) { return true; }
-  bool on_object_begin(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    ++depth;
+    return true;
+  }
   bool on_object_end(std::size_t n, boost::system::error_code&) {
+    if (depth-- == 1) flush_member();
     stack.push_object(n);
     return true;
   }
-  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_begin(boost::system::error_code&) {
+    ++depth;
+    return true;
+  }
   bool on_array_end(std::size_t n, boost::system::error_code&) {
+    --depth;
     stack.push_array(n);
     return true;
   }
   bool on_key_part(std::string_view s, std::size_t, boost::system::error_code&) {
+    in_parts = true;
     stack.push_chars(s);
     return true;
   }
   bool on_key(std::string_view s, std::size_t, boost::system::error_code&) {
+    if (depth == 1 && visit != nullptr) {
+      flush_member();
+      key = in_text(s);
+      has_key = true;
+    }
+    in_parts = false;
     stack.push_key(s);
     return true;
   }
   bool on_string_part(std::string_view s, std::size_t, boost::system::error_code&) {
+    in_parts = true;
     stack.push_chars(s);
     return true;
   }
   bool on_string(std::string_view s, std::size_t, boost::system::error_code&) {
+    if (depth == 1 && has_key) {
+      (*visit)(key, in_text(s));
+      has_key = false;
+    }
+    in_parts = false;
     stack.push_string(s);
     return true;
   }
@@ -85,19 +108,59 @@ struct TreeBuilder {
   bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
   bool on_comment(std::string_view, boost::system::error_code&) { return true; }
 
+  // `s` if the parser read it straight from `text` between two quotes, else a null view.
+  [[nodiscard]] std::string_view in_text(std::string_view s) const {
+    const auto at = reinterpret_cast<std::uintptr_t>(s.data());
+    const auto begin = reinterpret_cast<std::uintptr_t>(text.data());
+    if (in_parts || at <= begin || at + s.size() >= begin + text.size()) return {};
+    // Read through `text`, which the view is now known to lie in.
+    const std::size_t offset = at - begin;
+    if (text[offset - 1] != '"' || text[offset + s.size()] != '"') return {};
+    return text.substr(offset, s.size());
+  }
+
+  // Shows `visit` the pending top-level member whose value was not a string.
+  void flush_member() {
+    if (has_key) (*visit)(key, {});
+    has_key = false;
+  }
+
   boost::json::value_stack stack;
   bool out_of_range = false;  // a number was too large for a double
+
+  // Top-level members for `visit` (when set): `key` is the last one's, pending until its
+  // value is known. `in_parts`: the string being read came in parts (escapes).
+  const MemberVisitor* visit = nullptr;
+  std::string_view text;
+  int depth = 0;
+  std::string_view key;
+  bool has_key = false;
+  bool in_parts = false;
 };
+
+core::Result<boost::json::value> parse_visiting(std::string_view text,
+                                                boost::json::storage_ptr storage,
+                                                const MemberVisitor* visit);
 
 }  // namespace
 
 core::Result<boost::json::value> parse(std::string_view text) { return parse(text, {}); }
 
 core::Result<boost::json::value> parse(std::string_view text, boost::json::storage_ptr storage) {
+  return parse_visiting(text, std::move(storage), nullptr);
+}
+
+namespace {
+
+core::Result<boost::json::value> parse_visiting(std::string_view text,
+                                                boost::json::storage_ptr storage,
+                                                const MemberVisitor* visit) {
   // The parser's working stack lives here, so that only the result is allocated.
   unsigned char scratch[2048];
   boost::json::basic_parser<TreeBuilder> p({}, boost::json::storage_ptr(), scratch, sizeof scratch);
   p.handler().stack.reset(std::move(storage));
+  p.handler().visit = visit;
+  p.handler().text = text;
   boost::system::error_code ec;
   std::size_t consumed = p.write_some(true, text.data(), text.size(), ec);
   if (!ec && consumed < text.size()) {
@@ -120,19 +183,30 @@ core::Result<boost::json::value> parse(std::string_view text, boost::json::stora
   return p.handler().stack.release();
 }
 
-core::Result<boost::json::object> parse_object(std::string_view text) {
-  return parse_object(text, {});
-}
-
-core::Result<boost::json::object> parse_object(std::string_view text,
-                                               boost::json::storage_ptr storage) {
-  auto v = parse(text, std::move(storage));
+core::Result<boost::json::object> object_of(core::Result<boost::json::value> v) {
   if (!v) return std::unexpected(std::move(v.error()));
   if (!v->is_object()) {
     return fail(ErrorCode::kInvalidArgument,
                 "body must be a JSON object, got " + std::string(kind_name(*v)));
   }
   return std::move(v->as_object());
+}
+
+}  // namespace
+
+core::Result<boost::json::object> parse_object(std::string_view text) {
+  return parse_object(text, {});
+}
+
+core::Result<boost::json::object> parse_object(std::string_view text,
+                                               boost::json::storage_ptr storage) {
+  return object_of(parse_visiting(text, std::move(storage), nullptr));
+}
+
+core::Result<boost::json::object> parse_object(std::string_view text,
+                                               boost::json::storage_ptr storage,
+                                               const MemberVisitor& visit) {
+  return object_of(parse_visiting(text, std::move(storage), &visit));
 }
 
 core::Result<std::optional<std::string_view>> optional_string(const boost::json::object& obj,

@@ -3,6 +3,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,16 @@ namespace backstop::json {
 // The same, the result allocated from `storage`.
 [[nodiscard]] core::Result<boost::json::object> parse_object(std::string_view text,
                                                              boost::json::storage_ptr storage);
+
+// Called by parse_object with each top-level member, in order. `key` and `value` view the
+// parsed text itself: `value` is the member's string value between its quotes. Either has a
+// null data() when the parser did not read it straight from the text (it has escapes), and
+// `value` also when the member's value is not a string.
+using MemberVisitor = std::function<void(std::string_view key, std::string_view value)>;
+// parse_object that also shows `visit` each top-level member where it stands in `text`.
+[[nodiscard]] core::Result<boost::json::object> parse_object(std::string_view text,
+                                                             boost::json::storage_ptr storage,
+                                                             const MemberVisitor& visit);
 
 // Strict field readers. `where` names the enclosing path for the message
 // ("messages[2]"); a missing optional field is std::nullopt, a field of the wrong

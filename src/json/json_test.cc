@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace backstop::json {
 namespace {
 
@@ -50,6 +53,30 @@ TEST(JsonFieldTest, WrongTypeNamesThePath) {
   EXPECT_EQ(r.error().message, "`messages[1].role` must be a string, got a number");
   auto missing = required_string(obj, "content", "messages[1]");
   EXPECT_EQ(missing.error().message, "`messages[1].content` is required");
+}
+
+// Top-level members are shown where they stand in the text: nested members are not, and
+// a key or string value with escapes, or a value that is not a string, has a null view.
+TEST(JsonParseTest, VisitorSeesTopLevelMembersInTheText) {
+  const std::string text =
+      R"( {"model" : "agentic", "n": 2, "o": {"inner": "x"}, "e\u0073c": "v", "s": "a\nb",)"
+      R"( "last": [1, "y"]})";
+  std::vector<std::string> seen;
+  auto r = parse_object(text, {}, [&](std::string_view key, std::string_view value) {
+    const auto in_text = [&](std::string_view s) {
+      return s.data() >= text.data() && s.data() + s.size() <= text.data() + text.size();
+    };
+    std::string row = key.data() == nullptr ? "<escaped>" : std::string(key);
+    row += value.data() == nullptr ? "=<none>" : "=" + std::string(value);
+    if ((key.data() != nullptr && !in_text(key)) || (value.data() != nullptr && !in_text(value))) {
+      row += " (not in the text)";
+    }
+    seen.push_back(row);
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(seen, (std::vector<std::string>{"model=agentic", "n=<none>", "o=<none>", "<escaped>=v",
+                                            "s=<none>", "last=<none>"}));
+  EXPECT_EQ(r->at("s"), "a\nb");
 }
 
 }  // namespace

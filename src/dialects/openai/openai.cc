@@ -576,7 +576,10 @@ chat::Usage decode_usage(const bj::object& usage) {
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
   chat::JsonArena arena(body.size());
-  auto parsed = json::parse_object(body, arena.storage());
+  chat::OriginalBody::Mapper mapper(body);
+  auto parsed = json::parse_object(
+      body, arena.storage(),
+      [&mapper](std::string_view key, std::string_view value) { mapper.member(key, value); });
   if (!parsed) return std::unexpected(std::move(parsed.error()));
   ChatRequest request;
   request.arena = std::move(arena);
@@ -591,7 +594,7 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
     auto ok = step(fields, request);
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
-  request.original_body = chat::OriginalBody::map(body, request.stream);
+  request.original_body = mapper.finish(request.stream);
   return request;
 }
 
