@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -15,18 +17,17 @@ namespace {
 
 using core::ErrorCode;
 
-// (day, workload, provider, model): ordered by day, then names.
+// (day, workload, provider, model): ordered by day, then names. Found by views, so that
+// adding to an existing row copies no string.
 using SpendKey = std::tuple<std::string, std::string, std::string, std::string>;
+using SpendKeyView =
+    std::tuple<std::string_view, std::string_view, std::string_view, std::string_view>;
 
 // Totals aggregated per key.
 class SpendTable {
  public:
   void add(const DaySpend& spend) {
-    DaySpend& total =
-        rows_
-            .try_emplace(SpendKey{spend.day, spend.workload, spend.provider, spend.model},
-                         DaySpend{spend.day, spend.workload, spend.provider, spend.model})
-            .first->second;
+    DaySpend& total = row(spend.day, spend.workload, spend.provider, spend.model);
     total.requests += spend.requests;
     total.input_tokens += spend.input_tokens;
     total.cached_input_tokens += spend.cached_input_tokens;
@@ -34,12 +35,22 @@ class SpendTable {
     total.cost_micro_usd += spend.cost_micro_usd;
   }
 
+  // One request's record, on `day`.
+  void add(std::string_view day, const SpendRecord& record) {
+    DaySpend& total = row(day, record.workload, record.provider, record.model);
+    total.requests += 1;
+    total.input_tokens += record.usage.input_tokens;
+    total.cached_input_tokens += record.usage.cached_input_tokens;
+    total.output_tokens += record.usage.output_tokens;
+    total.cost_micro_usd += record.cost_micro_usd;
+  }
+
   void merge(const SpendTable& other) {
     for (const auto& [key, spend] : other.rows_) add(spend);
   }
 
   [[nodiscard]] bool empty() const { return rows_.empty(); }
-  [[nodiscard]] const std::map<SpendKey, DaySpend>& rows() const { return rows_; }
+  [[nodiscard]] const auto& rows() const { return rows_; }
 
   [[nodiscard]] std::vector<DaySpend> to_vector() const {
     std::vector<DaySpend> out;
@@ -49,28 +60,50 @@ class SpendTable {
   }
 
  private:
-  std::map<SpendKey, DaySpend> rows_;
+  DaySpend& row(std::string_view day, std::string_view workload, std::string_view provider,
+                std::string_view model) {
+    const SpendKeyView key{day, workload, provider, model};
+    auto it = rows_.find(key);
+    if (it == rows_.end()) {
+      DaySpend spend{std::string(day), std::string(workload), std::string(provider),
+                     std::string(model)};
+      it = rows_.emplace(SpendKey{spend.day, spend.workload, spend.provider, spend.model}, spend)
+               .first;
+    }
+    return it->second;
+  }
+
+  std::map<SpendKey, DaySpend, std::less<>> rows_;
 };
 
-// One record as a single-request total; built outside any lock.
-DaySpend to_day_spend(const SpendRecord& record) {
-  return DaySpend{utc_day(record.unix_ms),
-                  record.workload,
-                  record.provider,
-                  record.model,
-                  1,
-                  record.usage.input_tokens,
-                  record.usage.cached_input_tokens,
-                  record.usage.output_tokens,
-                  record.cost_micro_usd};
-}
+// utc_day of the last time asked for, kept while the day lasts: one string per day, not per
+// record. Not locked: each store keeps one under its own lock.
+class DayCache {
+ public:
+  std::string_view day(std::int64_t unix_ms) {
+    const std::int64_t number = floor_div_ms(unix_ms);
+    if (text_.empty() || number != number_) {
+      number_ = number;
+      text_ = utc_day(unix_ms);
+    }
+    return text_;
+  }
+
+ private:
+  static std::int64_t floor_div_ms(std::int64_t unix_ms) {
+    constexpr std::int64_t kDay = 24 * 60 * 60 * 1000;
+    return unix_ms / kDay - (unix_ms % kDay < 0 ? 1 : 0);
+  }
+
+  std::int64_t number_ = 0;
+  std::string text_;
+};
 
 class MemoryStore final : public SpendStore {
  public:
   void record(const SpendRecord& record) override {
-    const DaySpend spend = to_day_spend(record);
     std::lock_guard lock(mutex_);
-    table_.add(spend);
+    table_.add(days_.day(record.unix_ms), record);
   }
 
   core::Result<void> flush() override { return {}; }
@@ -83,6 +116,7 @@ class MemoryStore final : public SpendStore {
  private:
   std::mutex mutex_;
   SpendTable table_;
+  DayCache days_;
 };
 
 constexpr const char* kSchema =
@@ -133,9 +167,8 @@ class SqliteStore final : public SpendStore {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   void record(const SpendRecord& record) override {
-    const DaySpend spend = to_day_spend(record);
     std::lock_guard lock(buffer_mutex_);
-    buffer_.add(spend);
+    buffer_.add(days_.day(record.unix_ms), record);
   }
 
   core::Result<void> flush() override {
@@ -219,8 +252,9 @@ class SqliteStore final : public SpendStore {
   sqlite3_stmt* upsert_;
   sqlite3_stmt* select_;
   std::mutex db_mutex_;      // the connection and its statements; taken before buffer_mutex_
-  std::mutex buffer_mutex_;  // buffer_
+  std::mutex buffer_mutex_;  // buffer_ and days_
   SpendTable buffer_;
+  DayCache days_;
 };
 
 // Floor division, so that rounding half up also holds for (unexpected) negative counts.

@@ -88,6 +88,21 @@ TEST(MemoryStore, AggregatesPerDayWorkloadProviderModel) {
                              }));
 }
 
+// The store keeps the last day's text while the day lasts: a record a millisecond past
+// midnight (or before the epoch) must still land on its own day.
+TEST(MemoryStore, RecordsAcrossMidnightLandOnTheirDays) {
+  auto store = make_memory_store();
+  for (std::int64_t at :
+       {1'796'169'599'999LL, 1'796'169'600'000LL, 0LL, -1LL, 1'796'169'599'998LL}) {
+    store->record(spend(at, "agentic", "v4", "flash", usage(1, 1), 1));
+  }
+  std::vector<std::string> days;
+  for (const DaySpend& row : store->totals())
+    days.push_back(row.day + "x" + std::to_string(row.requests));
+  EXPECT_EQ(days, (std::vector<std::string>{"1969-12-31x1", "1970-01-01x1", "2026-12-01x2",
+                                            "2026-12-02x1"}));
+}
+
 TEST(MemoryStore, RecordFromManyThreads) {
   auto store = make_memory_store();
   constexpr int kThreads = 4;

@@ -142,10 +142,13 @@ class ShardImpl final : public Shard {
   using SeriesMap = std::unordered_map<std::string, std::unique_ptr<Series>>;
 
   explicit ShardImpl(const std::vector<Family>& families)
-      : families_(families), series_(families.size()) {}
+      : families_(families), series_(families.size()), last_(families.size(), nullptr) {}
 
   // Makes room for a family declared after the shard was made (start-up only).
-  void add_family() { series_.emplace_back(); }
+  void add_family() {
+    series_.emplace_back();
+    last_.push_back(nullptr);
+  }
 
   void add(FamilyId family, std::initializer_list<std::string_view> labels, double value) override {
     // Counters only go up; NaN or an out-of-range value would poison the sum.
@@ -190,12 +193,17 @@ class ShardImpl final : public Shard {
     if (family < 0 || static_cast<std::size_t>(family) >= families_.size()) return nullptr;
     const FamilyDef& def = families_[family].def;
     if (def.type != type || labels.size() != def.labels.size()) return nullptr;
+    // The same series as last time (one workload's traffic, mostly): no key to build.
+    Series* last = last_[family];
+    if (last != nullptr && std::equal(labels.begin(), labels.end(), last->labels.begin())) {
+      return last;
+    }
     key_.clear();
     append_key(key_, labels);
     SeriesMap& map = series_[family];
     // Only this shard's worker inserts, so finding without the lock is safe; render()
     // only reads, under the lock.
-    if (const auto it = map.find(key_); it != map.end()) return it->second.get();
+    if (const auto it = map.find(key_); it != map.end()) return last_[family] = it->second.get();
     auto series = std::make_unique<Series>();
     series->labels.assign(labels.begin(), labels.end());
     if (type == MetricType::kHistogram) {
@@ -205,11 +213,12 @@ class ShardImpl final : public Shard {
     Series* raw = series.get();
     std::lock_guard lock(mutex_);
     map.emplace(key_, std::move(series));
-    return raw;
+    return last_[family] = raw;
   }
 
   const std::vector<Family>& families_;
   std::vector<SeriesMap> series_;  // by FamilyId
+  std::vector<Series*> last_;      // by FamilyId: the series found last, or nullptr
   std::string key_;                // scratch: no allocation per call once it has grown
   mutable std::mutex mutex_;
 };
