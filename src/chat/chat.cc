@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "json/json.h"
+
 namespace backstop::chat {
 namespace {
 
@@ -68,7 +70,7 @@ void OriginalBody::Mapper::member(std::string_view key, std::string_view value) 
   }
 }
 
-OriginalBody OriginalBody::Mapper::finish(bool stream) const {
+OriginalBody OriginalBody::Mapper::finish() const {
   if (!plain_keys_ || models_ != 1 || model_.data() == nullptr || streams_ > 1 ||
       stream_options_ > 1) {
     return {};
@@ -81,7 +83,6 @@ OriginalBody OriginalBody::Mapper::finish(bool stream) const {
   // The value's quotes included.
   out.model_begin = static_cast<std::size_t>(model_.data() - body_.data()) - 1;
   out.model_end = out.model_begin + model_.size() + 2;
-  out.stream = stream;
   out.has_stream_options = stream_options_ == 1;
   return out;
 }
@@ -96,6 +97,24 @@ std::string OriginalBody::with_model(std::string_view model, std::string_view me
   append_json_string(out, model);
   out.append(all.substr(model_end));
   return out;
+}
+
+boost::json::object ChatRequest::original_tree() const {
+  boost::json::object tree;
+  if (!original.empty()) {
+    tree = original;
+  } else if (!original_body.text.empty()) {
+    // The bytes parsed when the request was decoded: they parse again.
+    auto parsed = json::parse_object(original_body.text);
+    if (parsed) tree = std::move(*parsed);
+  }
+  if (tree.empty()) return tree;
+  if (stream) {
+    tree["stream"] = true;
+  } else if (auto* sent = tree.if_contains("stream")) {
+    *sent = false;
+  }
+  return tree;
 }
 
 std::string Message::text() const {

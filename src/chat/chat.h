@@ -121,10 +121,10 @@ struct OriginalBody {
     explicit Mapper(std::string_view body) : body_(body) {}
     // One top-level member, viewing the body (json::MemberVisitor).
     void member(std::string_view key, std::string_view value);
-    // The body mapped, once it parsed as an object; `stream` is its `stream` as decoded.
-    // Empty when "model" is not a plain string found exactly once, or "stream" or
-    // "stream_options" occur twice, or a top-level key has escapes.
-    [[nodiscard]] OriginalBody finish(bool stream) const;
+    // The body mapped, once it parsed as an object (the decoder sets `stream`). Empty when
+    // "model" is not a plain string found exactly once, or "stream" or "stream_options"
+    // occur twice, or a top-level key has escapes.
+    [[nodiscard]] OriginalBody finish() const;
 
    private:
     std::string_view body_;
@@ -139,9 +139,10 @@ struct OriginalBody {
   [[nodiscard]] std::string with_model(std::string_view model, std::string_view member = {}) const;
 };
 
-// A chat request in provider-neutral form. `original` keeps the body as the client sent
-// it, so that a target of the same dialect gets every field it did not model (seed,
-// vendor extras) untouched.
+// A chat request in provider-neutral form. The body as the client sent it is kept, so that
+// a target of the same dialect gets every field it did not model (seed, vendor extras)
+// untouched: as bytes in `original_body`, or, for a body that cannot be mapped, as the tree
+// `original`.
 struct ChatRequest {
   // First, so that it is destroyed last: `original`, tool parameters and schemas of a decoded
   // request are allocated from it.
@@ -160,13 +161,21 @@ struct ChatRequest {
   bool include_usage = false;    // stream_options.include_usage
   boost::json::object metadata;  // Anthropic's metadata (user_id)
   Dialect origin = Dialect::kOpenAI;
+  // The client's body as a tree, when `original_body` could not map it; else empty.
   boost::json::object original;
-  // The bytes `original` was parsed from. Whoever changes `original` (but for `stream`,
-  // which encoders check) must clear it, or the change does not reach a same-dialect target.
+  // The client's body as bytes (encoders check `stream` against it; other changes to the
+  // request's fields do not reach a same-dialect target).
   OriginalBody original_body;
 
   // The tool offered under this name, or nullptr.
   [[nodiscard]] const Tool* find_tool(std::string_view name) const;
+  // Whether the client's body is kept (false for a request built in code).
+  [[nodiscard]] bool has_original() const {
+    return !original.empty() || !original_body.text.empty();
+  }
+  // The client's body as a tree (`original`, or the bytes parsed again), with `stream` as
+  // this request says now; empty when none is kept.
+  [[nodiscard]] boost::json::object original_tree() const;
 };
 
 enum class FinishReason { kStop, kLength, kToolCalls, kContentFilter, kUnknown };

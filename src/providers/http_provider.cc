@@ -101,9 +101,8 @@ net::awaitable<core::Result<std::string>> read_body(http::BodyStream& body, net:
 // `request` asking for a stream, for a caller that did not set stream itself.
 chat::ChatRequest streaming(const chat::ChatRequest& request) {
   chat::ChatRequest out = request;
+  // Encoders check it against the client's body, and send that body saying so too.
   out.stream = true;
-  // A same-dialect target is sent the original body: it must say so too.
-  if (!out.original.empty()) out.original["stream"] = true;
   return out;
 }
 

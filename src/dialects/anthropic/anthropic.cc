@@ -205,7 +205,7 @@ core::Result<void> decode_message(const bj::value& value, std::size_t index,
   return {};
 }
 
-core::Result<void> decode_messages(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_messages(bj::object& body, ChatRequest& out) {
   auto messages = json::optional_array(body, "messages", "");
   if (!messages) return std::unexpected(std::move(messages.error()));
   if (*messages == nullptr) return invalid("`messages` is required");
@@ -217,7 +217,7 @@ core::Result<void> decode_messages(const bj::object& body, ChatRequest& out) {
   return {};
 }
 
-core::Result<void> decode_system(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_system(bj::object& body, ChatRequest& out) {
   auto it = body.find("system");
   if (it == body.end() || it->value().is_null()) return {};
   Message system;
@@ -247,7 +247,7 @@ core::Result<void> decode_system(const bj::object& body, ChatRequest& out) {
   return {};
 }
 
-core::Result<void> decode_tools(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_tools(bj::object& body, ChatRequest& out) {
   auto tools = json::optional_array(body, "tools", "");
   if (!tools) return std::unexpected(std::move(tools.error()));
   if (*tools == nullptr) return {};
@@ -273,14 +273,16 @@ core::Result<void> decode_tools(const bj::object& body, ChatRequest& out) {
     auto schema = json::optional_object(tool, "input_schema", path);
     if (!schema) return std::unexpected(std::move(schema.error()));
     if (*schema == nullptr) return invalid(code_quoted(path + ".input_schema") + " is required");
-    // Constructed, not assigned: the copy goes into the request's arena, with `original`.
-    out.tools.push_back({std::string(*name), *description ? std::string(**description) : "",
-                         bj::value(**schema, out.original.storage())});
+    out.tools.push_back(
+        {std::string(*name), *description ? std::string(**description) : "", bj::value()});
+    // Moved out of the tree the decoder owns, not copied: the same arena holds both.
+    bj::value& owned = body.at("tools").get_array()[i].get_object().at("input_schema");
+    chat::JsonArena::adopt(out.tools.back().parameters, std::move(owned));
   }
   return {};
 }
 
-core::Result<void> decode_tool_choice(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_tool_choice(bj::object& body, ChatRequest& out) {
   auto choice = json::optional_object(body, "tool_choice", "");
   if (!choice) return std::unexpected(std::move(choice.error()));
   if (*choice == nullptr) return {};
@@ -308,7 +310,7 @@ core::Result<void> decode_tool_choice(const bj::object& body, ChatRequest& out) 
   return {};
 }
 
-core::Result<void> decode_parameters(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_parameters(bj::object& body, ChatRequest& out) {
   auto max_tokens = json::optional_int(body, "max_tokens", "");
   if (!max_tokens) return std::unexpected(std::move(max_tokens.error()));
   if (!*max_tokens) return invalid("`max_tokens` is required");
@@ -655,8 +657,12 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
   ChatRequest request;
   request.arena = std::move(arena);
   request.origin = chat::Dialect::kAnthropic;
-  chat::JsonArena::adopt(request.original, std::move(*parsed));
-  const bj::object& fields = request.original;
+  request.original_body = mapper.finish();
+  // A body that cannot pass through as bytes is kept as a tree, before schemas move out.
+  if (request.original_body.text.empty()) {
+    chat::JsonArena::adopt(request.original, bj::object(*parsed, parsed->storage()));
+  }
+  bj::object& fields = *parsed;
   auto model = json::required_string(fields, "model", "");
   if (!model) return std::unexpected(std::move(model.error()));
   request.model = std::string(*model);
@@ -666,20 +672,20 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
     auto ok = step(fields, request);
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
-  request.original_body = mapper.finish(request.stream);
+  request.original_body.stream = request.stream;
   return request;
 }
 
 std::string encode_request(const ChatRequest& request, std::string_view model,
                            std::int64_t default_max_tokens) {
   // A request built in code has no original; it is encoded from its fields.
-  if (request.origin != chat::Dialect::kAnthropic || request.original.empty()) {
+  if (request.origin != chat::Dialect::kAnthropic || !request.has_original()) {
     return bj::serialize(encode_fields(request, model, default_max_tokens));
   }
   // The client's own bytes with the model replaced, unless `stream` was changed since.
   const chat::OriginalBody& sent = request.original_body;
   if (!sent.text.empty() && sent.stream == request.stream) return sent.with_model(model);
-  bj::object body = request.original;
+  bj::object body = request.original_tree();
   body["model"] = model;
   return bj::serialize(body);
 }

@@ -176,7 +176,7 @@ TEST(DecodeRequestTest, ReadsEveryModelledField) {
   EXPECT_EQ(r.messages[5].role, Role::kUser);
   EXPECT_EQ(r.messages[5].text(), "next");
   EXPECT_EQ(r.origin, chat::Dialect::kAnthropic);
-  EXPECT_EQ(r.original.at("top_k"), 5);
+  EXPECT_EQ(r.original_tree().at("top_k"), 5);
 }
 
 TEST(DecodeRequestTest, ToolChoiceKinds) {

@@ -170,7 +170,7 @@ core::Result<Message> decode_message(const bj::value& value, std::size_t index) 
   return message;
 }
 
-core::Result<void> decode_messages(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_messages(bj::object& body, ChatRequest& out) {
   auto messages = json::optional_array(body, "messages", "");
   if (!messages) return std::unexpected(std::move(messages.error()));
   if (*messages == nullptr) return invalid("`messages` is required");
@@ -183,7 +183,7 @@ core::Result<void> decode_messages(const bj::object& body, ChatRequest& out) {
   return {};
 }
 
-core::Result<void> decode_tools(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_tools(bj::object& body, ChatRequest& out) {
   auto tools = json::optional_array(body, "tools", "");
   if (!tools) return std::unexpected(std::move(tools.error()));
   if (*tools == nullptr) return {};
@@ -211,16 +211,19 @@ core::Result<void> decode_tools(const bj::object& body, ChatRequest& out) {
     if (!description) return std::unexpected(std::move(description.error()));
     auto parameters = json::optional_object(**function, "parameters", fpath);
     if (!parameters) return std::unexpected(std::move(parameters.error()));
-    // Constructed, not assigned: the copy goes into the request's arena, with `original`.
-    const bj::storage_ptr& storage = out.original.storage();
-    out.tools.push_back(
-        {std::string(*name), *description ? std::string(**description) : "",
-         *parameters ? bj::value(**parameters, storage) : bj::value(bj::object(storage))});
+    out.tools.push_back({std::string(*name), *description ? std::string(**description) : "",
+                         bj::value(bj::object(body.storage()))});
+    if (*parameters) {
+      // Moved out of the tree the decoder owns, not copied: the same arena holds both.
+      bj::value& schema =
+          body.at("tools").get_array()[i].get_object().at("function").get_object().at("parameters");
+      chat::JsonArena::adopt(out.tools.back().parameters, std::move(schema));
+    }
   }
   return {};
 }
 
-core::Result<void> decode_tool_choice(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_tool_choice(bj::object& body, ChatRequest& out) {
   auto it = body.find("tool_choice");
   if (it == body.end() || it->value().is_null()) return {};
   const auto& value = it->value();
@@ -260,7 +263,7 @@ core::Result<void> decode_tool_choice(const bj::object& body, ChatRequest& out) 
   return {};
 }
 
-core::Result<void> decode_response_format(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_response_format(bj::object& body, ChatRequest& out) {
   auto format = json::optional_object(body, "response_format", "");
   if (!format) return std::unexpected(std::move(format.error()));
   if (*format == nullptr) return {};
@@ -282,9 +285,12 @@ core::Result<void> decode_response_format(const bj::object& body, ChatRequest& o
     if (!strict) return std::unexpected(std::move(strict.error()));
     out.response_format.kind = ResponseFormat::Kind::kJsonSchema;
     out.response_format.name = std::string(*name);
-    if (*schema)
-      chat::JsonArena::adopt(out.response_format.schema,
-                             bj::value(**schema, out.original.storage()));
+    if (*schema) {
+      // Moved out of the tree the decoder owns, not copied: the same arena holds both.
+      bj::value& owned =
+          body.at("response_format").get_object().at("json_schema").get_object().at("schema");
+      chat::JsonArena::adopt(out.response_format.schema, std::move(owned));
+    }
   } else {
     return invalid("`response_format.type` must be one of text, json_object, json_schema; got " +
                    quoted(*type));
@@ -292,7 +298,7 @@ core::Result<void> decode_response_format(const bj::object& body, ChatRequest& o
   return {};
 }
 
-core::Result<void> decode_stop(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_stop(bj::object& body, ChatRequest& out) {
   auto it = body.find("stop");
   if (it == body.end() || it->value().is_null()) return {};
   const auto& value = it->value();
@@ -315,7 +321,7 @@ core::Result<void> decode_stop(const bj::object& body, ChatRequest& out) {
   return {};
 }
 
-core::Result<void> decode_sampling(const bj::object& body, ChatRequest& out) {
+core::Result<void> decode_sampling(bj::object& body, ChatRequest& out) {
   for (std::string_view key : {"max_tokens", "max_completion_tokens"}) {
     auto tokens = json::optional_int(body, key, "");
     if (!tokens) return std::unexpected(std::move(tokens.error()));
@@ -584,8 +590,12 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
   ChatRequest request;
   request.arena = std::move(arena);
   request.origin = chat::Dialect::kOpenAI;
-  chat::JsonArena::adopt(request.original, std::move(*parsed));
-  const bj::object& fields = request.original;
+  request.original_body = mapper.finish();
+  // A body that cannot pass through as bytes is kept as a tree, before schemas move out.
+  if (request.original_body.text.empty()) {
+    chat::JsonArena::adopt(request.original, bj::object(*parsed, parsed->storage()));
+  }
+  bj::object& fields = *parsed;
   auto model = json::required_string(fields, "model", "");
   if (!model) return std::unexpected(std::move(model.error()));
   request.model = std::string(*model);
@@ -594,13 +604,13 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
     auto ok = step(fields, request);
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
-  request.original_body = mapper.finish(request.stream);
+  request.original_body.stream = request.stream;
   return request;
 }
 
 std::string encode_request(const ChatRequest& request, std::string_view model) {
   // A request built in code has no original; it is encoded from its fields.
-  if (request.origin != chat::Dialect::kOpenAI || request.original.empty()) {
+  if (request.origin != chat::Dialect::kOpenAI || !request.has_original()) {
     return bj::serialize(encode_fields(request, model));
   }
   // The client's own bytes with the model replaced, unless `stream` was changed since.
@@ -610,7 +620,7 @@ std::string encode_request(const ChatRequest& request, std::string_view model) {
     // Usage arrives only in the final chunk, and only when asked for: backstop needs it.
     if (!sent.has_stream_options) return sent.with_model(model, kIncludeUsage);
   }
-  bj::object body = request.original;
+  bj::object body = request.original_tree();
   body["model"] = model;
   if (request.stream) {
     // Usage arrives only in the final chunk, and only when asked for: backstop needs it.

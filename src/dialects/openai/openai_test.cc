@@ -213,7 +213,8 @@ TEST(DecodeRequestTest, ReadsEveryModelledField) {
   EXPECT_EQ(r.parallel_tool_calls, false);
   EXPECT_EQ(r.metadata.at("user_id"), "u-1");
   EXPECT_EQ(r.origin, chat::Dialect::kOpenAI);
-  EXPECT_EQ(r.original.at("seed"), 3);
+  EXPECT_TRUE(r.has_original());
+  EXPECT_EQ(r.original_tree().at("seed"), 3);
 }
 
 TEST(DecodeRequestTest, ToolChoiceStrings) {
@@ -305,7 +306,6 @@ TEST(EncodeRequestTest, StreamTurnedOnAfterDecodingIsSent) {
   auto request = decode_request(R"({"model":"a","messages":[{"role":"user","content":"hi"}]})");
   ASSERT_TRUE(request);
   request->stream = true;
-  request->original["stream"] = true;
   auto body = parsed(encode_request(*request, "up"));
   EXPECT_EQ(body.at("stream"), true);
   EXPECT_EQ(body.at("stream_options"), bj::value(parsed(R"({"include_usage":true})")));
@@ -314,24 +314,32 @@ TEST(EncodeRequestTest, StreamTurnedOnAfterDecodingIsSent) {
 // The JSON a decoded request holds lives in its arena: copies, assignments and moves must
 // keep it readable after the request they came from is gone.
 TEST(DecodeRequestTest, DecodedJsonOutlivesTheRequestItCameFrom) {
-  const std::string body =
-      R"({"model":"a","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function",)"
-      R"("function":{"name":"f","parameters":{"type":"object","properties":{"city":)"
-      R"({"type":"string","description":"a long description of the city field"}}}}}]})";
-  chat::ChatRequest copy;
-  chat::ChatRequest assigned = decode_request(body).value();
-  {
-    chat::ChatRequest first = decode_request(body).value();
-    copy = first;
-    chat::ChatRequest moved = std::move(first);
-    assigned = moved;
-  }
-  for (const chat::ChatRequest* r : {&copy, &assigned}) {
-    EXPECT_EQ(bj::serialize(r->tools.at(0).parameters),
-              R"({"type":"object","properties":{"city":{"type":"string",)"
-              R"("description":"a long description of the city field"}}})");
-    EXPECT_EQ(r->original.at("model"), "a");
-    EXPECT_EQ(parsed(encode_request(*r, "up")).at("model"), "up");
+  // Mapped (kept as bytes), and unmapped (an escaped key: kept as the tree `original`).
+  for (std::string_view model_key : {R"("model")", R"("mod\u0065l")"}) {
+    const std::string body =
+        "{" + std::string(model_key) +
+        R"(:"a","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function",)"
+        R"("function":{"name":"f","parameters":{"type":"object","properties":{"city":)"
+        R"({"type":"string","description":"a long description of the city field"}}}}}]})";
+    chat::ChatRequest copy;
+    chat::ChatRequest assigned = decode_request(body).value();
+    {
+      chat::ChatRequest first = decode_request(body).value();
+      copy = first;
+      chat::ChatRequest moved = std::move(first);
+      assigned = moved;
+    }
+    for (const chat::ChatRequest* r : {&copy, &assigned}) {
+      EXPECT_EQ(r->original.empty(), model_key == R"("model")");
+      EXPECT_EQ(bj::serialize(r->tools.at(0).parameters),
+                R"({"type":"object","properties":{"city":{"type":"string",)"
+                R"("description":"a long description of the city field"}}})");
+      EXPECT_EQ(r->original_tree().at("model"), "a");
+      const bj::object sent = parsed(encode_request(*r, "up"));
+      EXPECT_EQ(sent.at("model"), "up");
+      // The schema moved out of the decoder's tree still reaches a same-dialect target.
+      EXPECT_EQ(sent.at("tools").at(0).at("function").at("parameters"), r->tools.at(0).parameters);
+    }
   }
 }
 
