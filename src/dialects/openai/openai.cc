@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/openai/response_reader.h"
 #include "dialects/openai/wire.h"
 #include "dialects/stream_json.h"
 #include "dialects/wire_text.h"
@@ -562,19 +563,25 @@ FinishReason decode_finish_reason(std::string_view reason) {
 }
 
 chat::Usage decode_usage(const bj::object& usage) {
-  std::int64_t prompt = int_or_zero(usage, "prompt_tokens");
   std::int64_t cached = 0;
   if (auto details = usage.find("prompt_tokens_details");
       details != usage.end() && details->value().is_object()) {
     cached = int_or_zero(details->value().get_object(), "cached_tokens");
   }
+  return usage_of(int_or_zero(usage, "prompt_tokens"), cached,
+                  int_or_zero(usage, "prompt_cache_hit_tokens"),
+                  int_or_zero(usage, "completion_tokens"));
+}
+
+chat::Usage usage_of(std::int64_t prompt, std::int64_t cached_tokens, std::int64_t cache_hit_tokens,
+                     std::int64_t completion) {
   // DeepSeek's API reports cache hits at the top level instead.
-  if (cached == 0) cached = int_or_zero(usage, "prompt_cache_hit_tokens");
-  cached = std::clamp<std::int64_t>(cached, 0, prompt);
+  const std::int64_t cached =
+      std::clamp<std::int64_t>(cached_tokens != 0 ? cached_tokens : cache_hit_tokens, 0, prompt);
   chat::Usage out;
   out.input_tokens = prompt - cached;
   out.cached_input_tokens = cached;
-  out.output_tokens = int_or_zero(usage, "completion_tokens");
+  out.output_tokens = completion;
   return out;
 }
 
@@ -632,6 +639,11 @@ std::string encode_request(const ChatRequest& request, std::string_view model) {
 }
 
 core::Result<ChatResponse> decode_response(std::string_view body) {
+  if (auto plain = detail::read_plain_response(body)) return std::move(*plain);
+  return detail::decode_response_tree(body);
+}
+
+core::Result<ChatResponse> detail::decode_response_tree(std::string_view body) {
   // The tree lives only while the answer is read out of it: a stack arena serves most.
   unsigned char arena[8192];
   bj::monotonic_resource resource(arena, sizeof arena);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <cstdint>
 #include <string_view>
 
 #include "chat/chat.h"
@@ -13,5 +14,9 @@ namespace backstop::dialects::openai::wire {
 // A completion's usage object: cache hits (prompt_tokens_details.cached_tokens, or DeepSeek's
 // prompt_cache_hit_tokens) are cached input, not input; counts clamped so sums cannot overflow.
 [[nodiscard]] chat::Usage decode_usage(const boost::json::object& usage);
+// The same from the counts read out of it (0 where absent): prompt_tokens,
+// prompt_tokens_details.cached_tokens, prompt_cache_hit_tokens, completion_tokens.
+[[nodiscard]] chat::Usage usage_of(std::int64_t prompt, std::int64_t cached_tokens,
+                                   std::int64_t cache_hit_tokens, std::int64_t completion);
 
 }  // namespace backstop::dialects::openai::wire

@@ -1,0 +1,413 @@
+#include "dialects/openai/response_reader.h"
+
+#include <array>
+#include <boost/json/basic_parser_impl.hpp>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "dialects/openai/wire.h"
+#include "dialects/wire_text.h"
+
+namespace backstop::dialects::openai::detail {
+namespace {
+
+using chat::ChatResponse;
+using chat::FinishReason;
+
+// What the value after a key (or an array element) is read as.
+enum class Field {
+  kSkip,  // not needed: read past, whatever it is
+  kId,
+  kObject,
+  kCreated,
+  kModel,
+  kChoices,
+  kUsage,
+  kMessage,
+  kFinishReason,
+  kContent,
+  kReasoningContent,
+  kReasoning,
+  kToolCalls,
+  kCallId,
+  kFunction,
+  kName,
+  kArguments,
+  kPromptTokens,
+  kCompletionTokens,
+  kCacheHitTokens,
+  kPromptDetails,
+  kCachedTokens,
+  kFirstChoice,  // choices[0]
+  kToolCall,     // an element of tool_calls
+  kDocument,     // the top-level value
+};
+
+// The object or array being read.
+enum class Frame {
+  kTop,
+  kChoices,
+  kChoice,
+  kMessage,
+  kToolCalls,
+  kToolCall,
+  kFunction,
+  kUsage,
+  kDetails,
+  kSkip
+};
+
+// The field a key names in the object being read.
+Field field_of(Frame frame, std::string_view key) {
+  switch (frame) {
+    case Frame::kTop:
+      if (key == "id") return Field::kId;
+      if (key == "object") return Field::kObject;
+      if (key == "created") return Field::kCreated;
+      if (key == "model") return Field::kModel;
+      if (key == "choices") return Field::kChoices;
+      if (key == "usage") return Field::kUsage;
+      break;
+    case Frame::kChoice:
+      if (key == "message") return Field::kMessage;
+      if (key == "finish_reason") return Field::kFinishReason;
+      break;
+    case Frame::kMessage:
+      if (key == "content") return Field::kContent;
+      if (key == "reasoning_content") return Field::kReasoningContent;
+      if (key == "reasoning") return Field::kReasoning;
+      if (key == "tool_calls") return Field::kToolCalls;
+      break;
+    case Frame::kToolCall:
+      if (key == "id") return Field::kCallId;
+      if (key == "function") return Field::kFunction;
+      break;
+    case Frame::kFunction:
+      if (key == "name") return Field::kName;
+      if (key == "arguments") return Field::kArguments;
+      break;
+    case Frame::kUsage:
+      if (key == "prompt_tokens") return Field::kPromptTokens;
+      if (key == "completion_tokens") return Field::kCompletionTokens;
+      if (key == "prompt_cache_hit_tokens") return Field::kCacheHitTokens;
+      if (key == "prompt_tokens_details") return Field::kPromptDetails;
+      break;
+    case Frame::kDetails:
+      if (key == "cached_tokens") return Field::kCachedTokens;
+      break;
+    case Frame::kChoices:
+    case Frame::kToolCalls:
+    case Frame::kSkip:
+      break;
+  }
+  return Field::kSkip;
+}
+
+// Builds the answer from the parser's events. Any event outside the plain shape sets `bail`
+// and stops the parse (returns false): the tree reader takes over then.
+struct Reader {
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+
+  bool on_object_begin(boost::system::error_code& ec) {
+    if (depth == 0) return push(Frame::kTop, ec);
+    switch (take()) {
+      case Field::kChoices:
+      case Field::kContent:
+      case Field::kToolCalls:
+      case Field::kName:
+      case Field::kArguments:
+      case Field::kObject:
+        return stop(ec);
+      case Field::kUsage:
+        return push(Frame::kUsage, ec);
+      case Field::kPromptDetails:
+        return push(Frame::kDetails, ec);
+      case Field::kFirstChoice:
+        choice_seen = true;
+        return push(Frame::kChoice, ec);
+      case Field::kMessage:
+        message_seen = true;
+        return push(Frame::kMessage, ec);
+      case Field::kToolCall:
+        out.tool_calls.emplace_back();
+        return push(Frame::kToolCall, ec);
+      case Field::kFunction:
+        function_seen = true;
+        name_seen = false;
+        return push(Frame::kFunction, ec);
+      default:
+        return push(Frame::kSkip, ec);
+    }
+  }
+
+  bool on_object_end(std::size_t, boost::system::error_code& ec) {
+    const Frame frame = frames[depth - 1];
+    // Fields the tree reader reports missing.
+    if (frame == Frame::kTop && !choice_seen) return stop(ec);
+    if (frame == Frame::kChoice && !message_seen) return stop(ec);
+    if (frame == Frame::kToolCall && !function_seen) return stop(ec);
+    if (frame == Frame::kFunction && !name_seen) return stop(ec);
+    --depth;
+    return true;
+  }
+
+  bool on_array_begin(boost::system::error_code& ec) {
+    if (depth == 0) return stop(ec);
+    switch (take()) {
+      case Field::kChoices:
+        return push(Frame::kChoices, ec);
+      case Field::kToolCalls:
+        return push(Frame::kToolCalls, ec);
+      case Field::kContent:
+      case Field::kName:
+      case Field::kArguments:
+      case Field::kObject:
+      case Field::kMessage:
+      case Field::kFunction:
+      case Field::kFirstChoice:
+      case Field::kToolCall:
+        return stop(ec);
+      default:
+        return push(Frame::kSkip, ec);
+    }
+  }
+
+  bool on_array_end(std::size_t, boost::system::error_code&) {
+    --depth;
+    return true;
+  }
+
+  bool on_key_part(std::string_view s, std::size_t, boost::system::error_code&) {
+    parts.append(s);
+    return true;
+  }
+
+  bool on_key(std::string_view s, std::size_t, boost::system::error_code& ec) {
+    const Frame frame = frames[depth - 1];
+    if (frame == Frame::kSkip) {
+      parts.clear();
+      return true;
+    }
+    pending = field_of(frame, whole(s));
+    parts.clear();
+    if (pending == Field::kSkip) return true;
+    // A repeated field: which one counts is the tree reader's business.
+    const std::uint32_t bit = std::uint32_t{1} << static_cast<int>(pending);
+    std::uint32_t& seen = seen_fields[depth - 1];
+    if ((seen & bit) != 0) return stop(ec);
+    seen |= bit;
+    return true;
+  }
+
+  bool on_string_part(std::string_view s, std::size_t, boost::system::error_code&) {
+    if (depth != 0 && frames[depth - 1] != Frame::kSkip) parts.append(s);
+    return true;
+  }
+
+  bool on_string(std::string_view s, std::size_t, boost::system::error_code& ec) {
+    const Field field = take();
+    const std::string_view text = whole(s);
+    bool ok = true;
+    switch (field) {
+      case Field::kId:
+        out.id.assign(text);
+        break;
+      case Field::kObject:
+        ok = text == "chat.completion";
+        break;
+      case Field::kModel:
+        out.model.assign(text);
+        break;
+      case Field::kFinishReason:
+        out.finish_reason = wire::decode_finish_reason(text);
+        break;
+      case Field::kContent:
+        out.content.emplace(text);
+        break;
+      case Field::kReasoningContent:
+        reasoning_content.emplace(text);
+        break;
+      case Field::kReasoning:
+        reasoning.emplace(text);
+        break;
+      case Field::kCallId:
+        out.tool_calls.back().id.assign(text);
+        break;
+      case Field::kName:
+        name_seen = true;
+        out.tool_calls.back().name.assign(text);
+        break;
+      case Field::kArguments:
+        out.tool_calls.back().arguments.assign(text);
+        break;
+      default:
+        ok = scalar(field);
+        break;
+    }
+    parts.clear();
+    return ok || stop(ec);
+  }
+
+  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t i, std::string_view, boost::system::error_code& ec) {
+    return count(clamped_count(boost::json::value(i)), ec);
+  }
+  bool on_uint64(std::uint64_t u, std::string_view, boost::system::error_code& ec) {
+    return count(clamped_count(boost::json::value(u)), ec);
+  }
+  bool on_double(double d, std::string_view, boost::system::error_code& ec) {
+    // Out of a double's range: the tree reader rejects the body.
+    if (!std::isfinite(d)) return stop(ec);
+    return count(std::nullopt, ec);
+  }
+  bool on_bool(bool, boost::system::error_code& ec) { return scalar(take()) || stop(ec); }
+  bool on_null(boost::system::error_code& ec) {
+    const Field field = take();
+    // null content and tool_calls mean none; null finish_reason is unknown (the default).
+    if (field == Field::kContent || field == Field::kToolCalls) return true;
+    return scalar(field) || stop(ec);
+  }
+  bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(std::string_view, boost::system::error_code&) { return true; }
+
+  // The field the next value belongs to, consumed. Inside arrays it is the element's role.
+  Field take() {
+    if (depth == 0) return Field::kDocument;
+    const Frame frame = frames[depth - 1];
+    if (frame == Frame::kChoices) {
+      return elements[depth - 1]++ == 0 ? Field::kFirstChoice : Field::kSkip;
+    }
+    if (frame == Frame::kToolCalls) {
+      function_seen = false;
+      return Field::kToolCall;
+    }
+    if (frame == Frame::kSkip) return Field::kSkip;
+    const Field field = pending;
+    pending = Field::kSkip;
+    return field;
+  }
+
+  // Whether a non-string scalar (a number other than a count, a bool, null) can stand for
+  // `field`: fields the tree reader ignores then take it; those it rejects do not.
+  static bool scalar(Field field) {
+    switch (field) {
+      case Field::kObject:
+      case Field::kChoices:
+      case Field::kMessage:
+      case Field::kContent:
+      case Field::kToolCalls:
+      case Field::kFunction:
+      case Field::kName:
+      case Field::kArguments:
+      case Field::kFirstChoice:
+      case Field::kToolCall:
+      case Field::kDocument:
+        return false;
+      default:
+        return true;
+    }
+  }
+
+  // A number for the field being read: token counts and `created` keep integers (a double
+  // counts as zero, as in the tree reader).
+  bool count(std::optional<std::int64_t> n, boost::system::error_code& ec) {
+    const Field field = take();
+    const std::int64_t value = n.value_or(0);
+    switch (field) {
+      case Field::kCreated:
+        out.created = value;
+        return true;
+      case Field::kPromptTokens:
+        prompt_tokens = value;
+        return true;
+      case Field::kCompletionTokens:
+        completion_tokens = value;
+        return true;
+      case Field::kCacheHitTokens:
+        cache_hit_tokens = value;
+        return true;
+      case Field::kCachedTokens:
+        cached_tokens = value;
+        return true;
+      default:
+        return scalar(field) || stop(ec);
+    }
+  }
+
+  bool push(Frame frame, boost::system::error_code& ec) {
+    if (depth == frames.size()) return stop(ec);
+    frames[depth] = frame;
+    seen_fields[depth] = 0;
+    elements[depth] = 0;
+    ++depth;
+    return true;
+  }
+
+  bool stop(boost::system::error_code& ec) {
+    bail = true;
+    ec = boost::json::error::syntax;
+    return false;
+  }
+
+  // `s`, or the parts before it with `s` appended.
+  std::string_view whole(std::string_view s) {
+    if (parts.empty()) return s;
+    parts.append(s);
+    return parts;
+  }
+
+  ChatResponse out;
+  std::array<Frame, 64> frames{};
+  std::array<std::uint32_t, 64> seen_fields{};
+  std::array<std::size_t, 64> elements{};
+  std::size_t depth = 0;
+  Field pending = Field::kSkip;
+  std::string parts;  // a key or string that came in parts (escapes), so far
+  bool bail = false;
+  bool choice_seen = false;
+  bool message_seen = false;
+  bool function_seen = false;
+  bool name_seen = false;
+  std::optional<std::string> reasoning_content;
+  std::optional<std::string> reasoning;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t cache_hit_tokens = 0;
+  std::int64_t cached_tokens = 0;
+};
+
+bool only_space(std::string_view rest) {
+  return rest.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<ChatResponse> read_plain_response(std::string_view body) {
+  boost::json::basic_parser<Reader> parser({});
+  Reader& reader = parser.handler();
+  reader.out.finish_reason = FinishReason::kUnknown;
+  boost::system::error_code ec;
+  const std::size_t consumed = parser.write_some(true, body.data(), body.size(), ec);
+  if (ec || !only_space(body.substr(consumed))) return std::nullopt;
+  parser.write_some(false, nullptr, 0, ec);
+  if (ec || reader.bail || !parser.done()) return std::nullopt;
+  ChatResponse out = std::move(reader.out);
+  // DeepSeek and older vLLM call it reasoning_content; newer vLLM calls it reasoning.
+  if (reader.reasoning_content) {
+    out.reasoning = std::move(*reader.reasoning_content);
+  } else if (reader.reasoning) {
+    out.reasoning = std::move(*reader.reasoning);
+  }
+  out.usage = wire::usage_of(reader.prompt_tokens, reader.cached_tokens, reader.cache_hit_tokens,
+                             reader.completion_tokens);
+  return out;
+}
+
+}  // namespace backstop::dialects::openai::detail
