@@ -108,15 +108,8 @@ struct TreeBuilder {
   bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
   bool on_comment(std::string_view, boost::system::error_code&) { return true; }
 
-  // `s` if the parser read it straight from `text` between two quotes, else a null view.
   [[nodiscard]] std::string_view in_text(std::string_view s) const {
-    const auto at = reinterpret_cast<std::uintptr_t>(s.data());
-    const auto begin = reinterpret_cast<std::uintptr_t>(text.data());
-    if (in_parts || at <= begin || at + s.size() >= begin + text.size()) return {};
-    // Read through `text`, which the view is now known to lie in.
-    const std::size_t offset = at - begin;
-    if (text[offset - 1] != '"' || text[offset + s.size()] != '"') return {};
-    return text.substr(offset, s.size());
+    return in_parts ? std::string_view() : view_in_text(text, s);
   }
 
   // Shows `visit` the pending top-level member whose value was not a string.
@@ -143,6 +136,16 @@ core::Result<boost::json::value> parse_visiting(std::string_view text,
                                                 const MemberVisitor* visit);
 
 }  // namespace
+
+std::string_view view_in_text(std::string_view text, std::string_view s) {
+  const auto at = reinterpret_cast<std::uintptr_t>(s.data());
+  const auto begin = reinterpret_cast<std::uintptr_t>(text.data());
+  if (at <= begin || at + s.size() >= begin + text.size()) return {};
+  // Read through `text`, which the view is now known to lie in.
+  const std::size_t offset = at - begin;
+  if (text[offset - 1] != '"' || text[offset + s.size()] != '"') return {};
+  return text.substr(offset, s.size());
+}
 
 core::Result<boost::json::value> parse(std::string_view text) { return parse(text, {}); }
 

@@ -35,6 +35,11 @@ using MemberVisitor = std::function<void(std::string_view key, std::string_view 
                                                              boost::json::storage_ptr storage,
                                                              const MemberVisitor& visit);
 
+// `s`, a key or string a boost::json::basic_parser handler was given while parsing `text`
+// whole, as it stands in `text` between its quotes; a null view when the parser gave it from
+// its own buffer (escapes). A string that came in parts must not be asked about.
+[[nodiscard]] std::string_view view_in_text(std::string_view text, std::string_view s);
+
 // Strict field readers. `where` names the enclosing path for the message
 // ("messages[2]"); a missing optional field is std::nullopt, a field of the wrong
 // type is a kInvalidArgument error naming the path and the expected type.

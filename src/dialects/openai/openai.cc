@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/openai/request_reader.h"
 #include "dialects/openai/response_reader.h"
 #include "dialects/openai/wire.h"
 #include "dialects/stream_json.h"
@@ -588,6 +589,11 @@ chat::Usage usage_of(std::int64_t prompt, std::int64_t cached_tokens, std::int64
 }  // namespace wire
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
+  if (auto plain = detail::read_plain_request(body)) return std::move(*plain);
+  return detail::decode_request_tree(body);
+}
+
+core::Result<ChatRequest> detail::decode_request_tree(std::string_view body) {
   chat::JsonArena arena(body.size());
   chat::OriginalBody::Mapper mapper(body);
   auto parsed = json::parse_object(
