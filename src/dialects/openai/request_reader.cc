@@ -5,6 +5,7 @@
 #include <boost/json/value_stack.hpp>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "json/json.h"
@@ -66,6 +67,8 @@ enum class Field {
   kStopSequence,
   kDocument,  // the top-level value
 };
+// One bit per field in a frame's `seen` mask.
+static_assert(static_cast<int>(Field::kDocument) < 64);
 
 // The object or array being read.
 enum class Frame {

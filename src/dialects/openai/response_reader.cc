@@ -4,6 +4,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "dialects/openai/wire.h"
@@ -43,6 +44,8 @@ enum class Field {
   kToolCall,     // an element of tool_calls
   kDocument,     // the top-level value
 };
+// One bit per field in a frame's `seen_fields` mask.
+static_assert(static_cast<int>(Field::kDocument) < 32);
 
 // The object or array being read.
 enum class Frame {
