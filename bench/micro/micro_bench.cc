@@ -13,6 +13,8 @@
 #include "chat/chat.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
+#include "dialects/openai/request_reader.h"
+#include "dialects/openai/response_reader.h"
 #include "validation/validator.h"
 
 namespace backstop::bench {
@@ -83,6 +85,17 @@ void BM_OpenAIDecodeRequest(benchmark::State& state) {
 }
 BENCHMARK(BM_OpenAIDecodeRequest);
 
+// The tree reader decode_request falls back to: what the one-pass reader saves.
+void BM_OpenAIDecodeRequestTree(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    auto request = openai::detail::decode_request_tree(in.openai_request);
+    benchmark::DoNotOptimize(request);
+  }
+  set_bytes(state, in.openai_request.size());
+}
+BENCHMARK(BM_OpenAIDecodeRequestTree);
+
 void BM_OpenAIEncodeRequest(benchmark::State& state) {
   const Inputs& in = inputs();
   for (auto _ : state) {
@@ -101,6 +114,16 @@ void BM_OpenAIDecodeResponse(benchmark::State& state) {
   set_bytes(state, in.openai_answer.size());
 }
 BENCHMARK(BM_OpenAIDecodeResponse);
+
+void BM_OpenAIDecodeResponseTree(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    auto response = openai::detail::decode_response_tree(in.openai_answer);
+    benchmark::DoNotOptimize(response);
+  }
+  set_bytes(state, in.openai_answer.size());
+}
+BENCHMARK(BM_OpenAIDecodeResponseTree);
 
 void BM_OpenAIEncodeResponse(benchmark::State& state) {
   const Inputs& in = inputs();
