@@ -1,6 +1,5 @@
 #include "dialects/openai/request_reader.h"
 
-#include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
 #include <cmath>
@@ -8,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "dialects/openai/one_pass.h"
 #include "json/json.h"
 
 namespace backstop::dialects::openai::detail {
@@ -256,10 +256,11 @@ struct ChoiceState {
   bool has_name = false;
 };
 
-// Builds the request from the parser's events. Any event outside the plain shape sets the
-// error and stops the parse (returns false): the tree reader takes over then. Tool and
+// Builds the request from the parser's events. Any event outside the plain shape stops the
+// parse: the tree reader takes over then. Tool and
 // response schemas are built as trees in the request's arena, as the tree reader does.
-struct Reader {
+struct Reader : one_pass::Handler {
+  // The tree reader's limits, for the schemas built as trees.
   static constexpr std::size_t max_object_size = boost::json::object::max_size();
   static constexpr std::size_t max_array_size = boost::json::array::max_size();
   static constexpr std::size_t max_key_size = boost::json::string::max_size();
@@ -268,64 +269,60 @@ struct Reader {
   Reader(std::string_view text, boost::json::storage_ptr storage)
       : text(text), mapper(text), storage(std::move(storage)) {}
 
-  bool on_document_begin(boost::system::error_code&) { return true; }
-  bool on_document_end(boost::system::error_code&) { return true; }
-
   bool on_object_begin(boost::system::error_code& ec) {
     if (tree_depth > 0) {
       ++tree_depth;
       return true;
     }
-    if (depth == 0) return push(Frame::kTop, ec);
+    if (frames.empty()) return enter(Frame::kTop, ec);
     switch (take()) {
       case Field::kMessage:
         message = MessageState{};
-        return push(Frame::kMessage, ec);
+        return enter(Frame::kMessage, ec);
       case Field::kPart:
         part = PartState{};
-        return push(Frame::kPart, ec);
+        return enter(Frame::kPart, ec);
       case Field::kImageUrl:
-        return push(Frame::kImageUrl, ec);
+        return enter(Frame::kImageUrl, ec);
       case Field::kMessageToolCall:
         call = CallState{};
-        return push(Frame::kMessageToolCall, ec);
+        return enter(Frame::kMessageToolCall, ec);
       case Field::kTool:
         tool = ToolState{};
-        return push(Frame::kTool, ec);
+        return enter(Frame::kTool, ec);
       case Field::kFunction: {
-        const Frame frame = frames[depth - 1];
+        const Frame frame = frames.top();
         if (frame == Frame::kMessageToolCall) {
           call.function = true;
-          return push(Frame::kCallFunction, ec);
+          return enter(Frame::kCallFunction, ec);
         }
         if (frame == Frame::kTool) {
           tool.function = true;
-          return push(Frame::kToolFunction, ec);
+          return enter(Frame::kToolFunction, ec);
         }
         choice.function = true;
-        return push(Frame::kChoiceFunction, ec);
+        return enter(Frame::kChoiceFunction, ec);
       }
       case Field::kToolChoice:
         choice.object = true;
-        return push(Frame::kToolChoice, ec);
+        return enter(Frame::kToolChoice, ec);
       case Field::kResponseFormat:
         format.present = true;
-        return push(Frame::kResponseFormat, ec);
+        return enter(Frame::kResponseFormat, ec);
       case Field::kJsonSchema:
         format.json_schema = true;
-        return push(Frame::kJsonSchema, ec);
+        return enter(Frame::kJsonSchema, ec);
       case Field::kStreamOptions:
-        return push(Frame::kStreamOptions, ec);
+        return enter(Frame::kStreamOptions, ec);
       case Field::kParameters:
       case Field::kSchema:
         // Built as a tree from here to the matching end.
-        tree_field =
-            frames[depth - 1] == Frame::kToolFunction ? Field::kParameters : Field::kSchema;
+        tree_field = frames.top() == Frame::kToolFunction ? Field::kParameters : Field::kSchema;
         tree_depth = 1;
         stack.reset(storage);
         return true;
       case Field::kSkip:
-        return push(Frame::kSkip, ec);
+        return enter(Frame::kSkip, ec);
       default:
         return stop(ec);
     }
@@ -337,8 +334,8 @@ struct Reader {
       if (--tree_depth == 0) end_tree();
       return true;
     }
-    if (!end_object(frames[depth - 1])) return stop(ec);
-    --depth;
+    if (!end_object(frames.top())) return stop(ec);
+    frames.pop();
     return true;
   }
 
@@ -347,23 +344,23 @@ struct Reader {
       ++tree_depth;
       return true;
     }
-    if (depth == 0) return stop(ec);
+    if (frames.empty()) return stop(ec);
     switch (take()) {
       case Field::kMessages:
         has_messages = true;
-        return push(Frame::kMessages, ec);
+        return enter(Frame::kMessages, ec);
       case Field::kContent:
         message.content = true;
-        return push(Frame::kParts, ec);
+        return enter(Frame::kParts, ec);
       case Field::kMessageToolCalls:
         message.message.tool_calls.clear();
-        return push(Frame::kMessageToolCalls, ec);
+        return enter(Frame::kMessageToolCalls, ec);
       case Field::kTools:
-        return push(Frame::kTools, ec);
+        return enter(Frame::kTools, ec);
       case Field::kStop:
-        return push(Frame::kStop, ec);
+        return enter(Frame::kStop, ec);
       case Field::kSkip:
-        return push(Frame::kSkip, ec);
+        return enter(Frame::kSkip, ec);
       default:
         return stop(ec);
     }
@@ -376,8 +373,8 @@ struct Reader {
       return true;
     }
     // `messages` must not be empty.
-    if (frames[depth - 1] == Frame::kMessages && n == 0) return stop(ec);
-    --depth;
+    if (frames.top() == Frame::kMessages && n == 0) return stop(ec);
+    frames.pop();
     return true;
   }
 
@@ -395,8 +392,8 @@ struct Reader {
       stack.push_key(s);
       return true;
     }
-    const Frame frame = frames[depth - 1];
-    if (depth == 1) {
+    const Frame frame = frames.top();
+    if (frames.depth() == 1) {
       // A key the parser did not read straight from the text could spell "model".
       if (!parts.empty()) return stop(ec);
       flush_member();
@@ -404,20 +401,16 @@ struct Reader {
       if (top_key.data() == nullptr) return stop(ec);
       has_top_key = true;
     }
-    pending = frame == Frame::kSkip ? Field::kSkip : field_of(frame, whole(s));
+    pending = frame == Frame::kSkip ? Field::kSkip : field_of(frame, parts.whole(s));
     parts.clear();
-    if (pending == Field::kSkip) return true;
     // A repeated field: which one counts is the tree reader's business.
-    const std::uint64_t bit = std::uint64_t{1} << static_cast<int>(pending);
-    if ((seen[depth - 1] & bit) != 0) return stop(ec);
-    seen[depth - 1] |= bit;
-    return true;
+    return pending == Field::kSkip || frames.first(static_cast<int>(pending)) || stop(ec);
   }
 
   bool on_string_part(std::string_view s, std::size_t, boost::system::error_code&) {
     if (tree_depth > 0) {
       stack.push_chars(s);
-    } else if (depth != 0 && frames[depth - 1] != Frame::kSkip) {
+    } else if (!frames.empty() && frames.top() != Frame::kSkip) {
       parts.append(s);
     }
     return true;
@@ -428,17 +421,15 @@ struct Reader {
       stack.push_string(s);
       return true;
     }
-    if (depth == 1 && has_top_key) {
+    if (frames.depth() == 1 && has_top_key) {
       mapper.member(top_key, parts.empty() ? json::view_in_text(text, s) : std::string_view());
       has_top_key = false;
     }
     const Field field = take();
-    const bool ok = string(field, whole(s));
+    const bool ok = string(field, parts.whole(s));
     parts.clear();
     return ok || stop(ec);
   }
-
-  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
 
   bool on_int64(std::int64_t i, std::string_view, boost::system::error_code& ec) {
     if (tree_depth > 0) {
@@ -506,13 +497,10 @@ struct Reader {
     return nullable(take()) || stop(ec);
   }
 
-  bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
-  bool on_comment(std::string_view, boost::system::error_code&) { return true; }
-
   // The field the next value belongs to, consumed. Inside arrays it is the element's role.
   Field take() {
-    if (depth == 0) return Field::kDocument;
-    switch (frames[depth - 1]) {
+    if (frames.empty()) return Field::kDocument;
+    switch (frames.top()) {
       case Frame::kMessages:
         return Field::kMessage;
       case Frame::kParts:
@@ -535,7 +523,7 @@ struct Reader {
 
   // A string for `field`; false when the field cannot be one (or not this one).
   bool string(Field field, std::string_view s) {
-    const Frame frame = depth == 0 ? Frame::kTop : frames[depth - 1];
+    const Frame frame = frames.empty() ? Frame::kTop : frames.top();
     switch (field) {
       case Field::kSkip:
         return true;
@@ -774,36 +762,16 @@ struct Reader {
     has_top_key = false;
   }
 
-  bool push(Frame frame, boost::system::error_code& ec) {
-    if (depth == frames.size()) return stop(ec);
-    frames[depth] = frame;
-    seen[depth] = 0;
-    ++depth;
-    return true;
-  }
-
-  bool stop(boost::system::error_code& ec) {
-    ec = boost::json::error::syntax;
-    return false;
-  }
-
-  // `s`, or the parts before it with `s` appended.
-  std::string_view whole(std::string_view s) {
-    if (parts.empty()) return s;
-    parts.append(s);
-    return parts;
-  }
+  bool enter(Frame frame, boost::system::error_code& ec) { return frames.push(frame) || stop(ec); }
 
   std::string_view text;
   chat::OriginalBody::Mapper mapper;
   boost::json::storage_ptr storage;
   ChatRequest request;
 
-  std::array<Frame, 64> frames{};
-  std::array<std::uint64_t, 64> seen{};  // per frame: fields had, one bit each
-  std::size_t depth = 0;
+  one_pass::Frames<Frame> frames;
   Field pending = Field::kSkip;
-  std::string parts;  // a key or string that came in parts (escapes), so far
+  one_pass::Parts parts;
   std::string_view top_key;
   bool has_top_key = false;
 
@@ -829,21 +797,13 @@ struct Reader {
   bool include_usage = false;
 };
 
-bool only_space(std::string_view rest) {
-  return rest.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
-
 }  // namespace
 
 std::optional<ChatRequest> read_plain_request(std::string_view body) {
   chat::JsonArena arena(body.size());
   boost::json::basic_parser<Reader> parser({}, body, arena.storage());
   Reader& reader = parser.handler();
-  boost::system::error_code ec;
-  const std::size_t consumed = parser.write_some(true, body.data(), body.size(), ec);
-  if (ec || !only_space(body.substr(consumed))) return std::nullopt;
-  parser.write_some(false, nullptr, 0, ec);
-  if (ec || !parser.done()) return std::nullopt;
+  if (!one_pass::parse_whole(parser, body)) return std::nullopt;
   ChatRequest out = std::move(reader.request);
   out.original_body = reader.mapper.finish();
   // A body that cannot pass through as bytes is kept as a tree: the tree reader does that.

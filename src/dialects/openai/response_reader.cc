@@ -1,12 +1,12 @@
 #include "dialects/openai/response_reader.h"
 
-#include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "dialects/openai/one_pass.h"
 #include "dialects/openai/wire.h"
 #include "dialects/wire_text.h"
 
@@ -44,8 +44,8 @@ enum class Field {
   kToolCall,     // an element of tool_calls
   kDocument,     // the top-level value
 };
-// One bit per field in a frame's `seen_fields` mask.
-static_assert(static_cast<int>(Field::kDocument) < 32);
+// One bit per field in a frame's mask of fields had.
+static_assert(static_cast<int>(Field::kDocument) < 64);
 
 // The object or array being read.
 enum class Frame {
@@ -107,19 +107,11 @@ Field field_of(Frame frame, std::string_view key) {
   return Field::kSkip;
 }
 
-// Builds the answer from the parser's events. Any event outside the plain shape sets `bail`
-// and stops the parse (returns false): the tree reader takes over then.
-struct Reader {
-  static constexpr std::size_t max_object_size = std::size_t(-1);
-  static constexpr std::size_t max_array_size = std::size_t(-1);
-  static constexpr std::size_t max_key_size = std::size_t(-1);
-  static constexpr std::size_t max_string_size = std::size_t(-1);
-
-  bool on_document_begin(boost::system::error_code&) { return true; }
-  bool on_document_end(boost::system::error_code&) { return true; }
-
+// Builds the answer from the parser's events. Any event outside the plain shape stops the
+// parse: the tree reader takes over then.
+struct Reader : one_pass::Handler {
   bool on_object_begin(boost::system::error_code& ec) {
-    if (depth == 0) return push(Frame::kTop, ec);
+    if (frames.empty()) return enter(Frame::kTop, ec);
     switch (take()) {
       case Field::kChoices:
       case Field::kContent:
@@ -129,45 +121,45 @@ struct Reader {
       case Field::kObject:
         return stop(ec);
       case Field::kUsage:
-        return push(Frame::kUsage, ec);
+        return enter(Frame::kUsage, ec);
       case Field::kPromptDetails:
-        return push(Frame::kDetails, ec);
+        return enter(Frame::kDetails, ec);
       case Field::kFirstChoice:
         choice_seen = true;
-        return push(Frame::kChoice, ec);
+        return enter(Frame::kChoice, ec);
       case Field::kMessage:
         message_seen = true;
-        return push(Frame::kMessage, ec);
+        return enter(Frame::kMessage, ec);
       case Field::kToolCall:
         out.tool_calls.emplace_back();
-        return push(Frame::kToolCall, ec);
+        return enter(Frame::kToolCall, ec);
       case Field::kFunction:
         function_seen = true;
         name_seen = false;
-        return push(Frame::kFunction, ec);
+        return enter(Frame::kFunction, ec);
       default:
-        return push(Frame::kSkip, ec);
+        return enter(Frame::kSkip, ec);
     }
   }
 
   bool on_object_end(std::size_t, boost::system::error_code& ec) {
-    const Frame frame = frames[depth - 1];
+    const Frame frame = frames.top();
     // Fields the tree reader reports missing.
     if (frame == Frame::kTop && !choice_seen) return stop(ec);
     if (frame == Frame::kChoice && !message_seen) return stop(ec);
     if (frame == Frame::kToolCall && !function_seen) return stop(ec);
     if (frame == Frame::kFunction && !name_seen) return stop(ec);
-    --depth;
+    frames.pop();
     return true;
   }
 
   bool on_array_begin(boost::system::error_code& ec) {
-    if (depth == 0) return stop(ec);
+    if (frames.empty()) return stop(ec);
     switch (take()) {
       case Field::kChoices:
-        return push(Frame::kChoices, ec);
+        return enter(Frame::kChoices, ec);
       case Field::kToolCalls:
-        return push(Frame::kToolCalls, ec);
+        return enter(Frame::kToolCalls, ec);
       case Field::kContent:
       case Field::kName:
       case Field::kArguments:
@@ -178,12 +170,12 @@ struct Reader {
       case Field::kToolCall:
         return stop(ec);
       default:
-        return push(Frame::kSkip, ec);
+        return enter(Frame::kSkip, ec);
     }
   }
 
   bool on_array_end(std::size_t, boost::system::error_code&) {
-    --depth;
+    frames.pop();
     return true;
   }
 
@@ -193,30 +185,25 @@ struct Reader {
   }
 
   bool on_key(std::string_view s, std::size_t, boost::system::error_code& ec) {
-    const Frame frame = frames[depth - 1];
+    const Frame frame = frames.top();
     if (frame == Frame::kSkip) {
       parts.clear();
       return true;
     }
-    pending = field_of(frame, whole(s));
+    pending = field_of(frame, parts.whole(s));
     parts.clear();
-    if (pending == Field::kSkip) return true;
     // A repeated field: which one counts is the tree reader's business.
-    const std::uint32_t bit = std::uint32_t{1} << static_cast<int>(pending);
-    std::uint32_t& seen = seen_fields[depth - 1];
-    if ((seen & bit) != 0) return stop(ec);
-    seen |= bit;
-    return true;
+    return pending == Field::kSkip || frames.first(static_cast<int>(pending)) || stop(ec);
   }
 
   bool on_string_part(std::string_view s, std::size_t, boost::system::error_code&) {
-    if (depth != 0 && frames[depth - 1] != Frame::kSkip) parts.append(s);
+    if (!frames.empty() && frames.top() != Frame::kSkip) parts.append(s);
     return true;
   }
 
   bool on_string(std::string_view s, std::size_t, boost::system::error_code& ec) {
     const Field field = take();
-    const std::string_view text = whole(s);
+    const std::string_view text = parts.whole(s);
     bool ok = true;
     switch (field) {
       case Field::kId:
@@ -258,7 +245,6 @@ struct Reader {
     return ok || stop(ec);
   }
 
-  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
   bool on_int64(std::int64_t i, std::string_view, boost::system::error_code& ec) {
     return count(clamped_count(boost::json::value(i)), ec);
   }
@@ -277,15 +263,12 @@ struct Reader {
     if (field == Field::kContent || field == Field::kToolCalls) return true;
     return scalar(field) || stop(ec);
   }
-  bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
-  bool on_comment(std::string_view, boost::system::error_code&) { return true; }
-
   // The field the next value belongs to, consumed. Inside arrays it is the element's role.
   Field take() {
-    if (depth == 0) return Field::kDocument;
-    const Frame frame = frames[depth - 1];
+    if (frames.empty()) return Field::kDocument;
+    const Frame frame = frames.top();
     if (frame == Frame::kChoices) {
-      return elements[depth - 1]++ == 0 ? Field::kFirstChoice : Field::kSkip;
+      return frames.next_element() == 0 ? Field::kFirstChoice : Field::kSkip;
     }
     if (frame == Frame::kToolCalls) {
       function_seen = false;
@@ -344,36 +327,12 @@ struct Reader {
     }
   }
 
-  bool push(Frame frame, boost::system::error_code& ec) {
-    if (depth == frames.size()) return stop(ec);
-    frames[depth] = frame;
-    seen_fields[depth] = 0;
-    elements[depth] = 0;
-    ++depth;
-    return true;
-  }
-
-  bool stop(boost::system::error_code& ec) {
-    bail = true;
-    ec = boost::json::error::syntax;
-    return false;
-  }
-
-  // `s`, or the parts before it with `s` appended.
-  std::string_view whole(std::string_view s) {
-    if (parts.empty()) return s;
-    parts.append(s);
-    return parts;
-  }
+  bool enter(Frame frame, boost::system::error_code& ec) { return frames.push(frame) || stop(ec); }
 
   ChatResponse out;
-  std::array<Frame, 64> frames{};
-  std::array<std::uint32_t, 64> seen_fields{};
-  std::array<std::size_t, 64> elements{};
-  std::size_t depth = 0;
+  one_pass::Frames<Frame> frames;
   Field pending = Field::kSkip;
-  std::string parts;  // a key or string that came in parts (escapes), so far
-  bool bail = false;
+  one_pass::Parts parts;
   bool choice_seen = false;
   bool message_seen = false;
   bool function_seen = false;
@@ -386,21 +345,13 @@ struct Reader {
   std::int64_t cached_tokens = 0;
 };
 
-bool only_space(std::string_view rest) {
-  return rest.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
-
 }  // namespace
 
 std::optional<ChatResponse> read_plain_response(std::string_view body) {
   boost::json::basic_parser<Reader> parser({});
   Reader& reader = parser.handler();
   reader.out.finish_reason = FinishReason::kUnknown;
-  boost::system::error_code ec;
-  const std::size_t consumed = parser.write_some(true, body.data(), body.size(), ec);
-  if (ec || !only_space(body.substr(consumed))) return std::nullopt;
-  parser.write_some(false, nullptr, 0, ec);
-  if (ec || reader.bail || !parser.done()) return std::nullopt;
+  if (!one_pass::parse_whole(parser, body)) return std::nullopt;
   ChatResponse out = std::move(reader.out);
   // DeepSeek and older vLLM call it reasoning_content; newer vLLM calls it reasoning.
   if (reader.reasoning_content) {
