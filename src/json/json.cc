@@ -159,7 +159,7 @@ core::Result<boost::json::value> parse_visiting(std::string_view text,
                                                 boost::json::storage_ptr storage,
                                                 const MemberVisitor* visit) {
   // The parser's working stack lives here, so that only the result is allocated.
-  unsigned char scratch[2048];
+  alignas(boost::json::value) unsigned char scratch[2048];
   boost::json::basic_parser<TreeBuilder> p({}, boost::json::storage_ptr(), scratch, sizeof scratch);
   p.handler().stack.reset(std::move(storage));
   p.handler().visit = visit;

@@ -777,7 +777,7 @@ struct Reader : one_pass::Handler {
 
   // A schema being built as a tree: its depth, and whose it is. The stack's own working
   // memory starts in `scratch`.
-  unsigned char scratch[1024];
+  alignas(boost::json::value) unsigned char scratch[1024];
   boost::json::value_stack stack{boost::json::storage_ptr(), scratch, sizeof scratch};
   std::size_t tree_depth = 0;
   Field tree_field = Field::kSkip;
