@@ -277,6 +277,7 @@ net::awaitable<error_code> read_until(Connection& c, ResponseParser& parser, Don
 net::awaitable<error_code> write_and_read_header(Connection& c, std::string_view body,
                                                  ResponseParser& parser) {
   if (const error_code ec = co_await write_request(c, body)) co_return ec;
+  co_await wire::let_others_run();
   co_return co_await read_until(c, parser, wire::header_done);
 }
 

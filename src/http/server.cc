@@ -494,6 +494,7 @@ net::awaitable<void> serve_requests(Worker* worker, std::shared_ptr<Connection> 
   for (;;) {
     if (c->buffer.size() == 0) {
       // Nothing pipelined: wait for the next request, as an idle connection.
+      if (!first) co_await wire::let_others_run();
       if (worker->draining) co_return;
       c->idle = true;
       arm(c, first ? limits.read_timeout : limits.idle_timeout);
