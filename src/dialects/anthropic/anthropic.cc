@@ -7,6 +7,7 @@
 
 #include "core/ids.h"
 #include "dialects/anthropic/wire.h"
+#include "dialects/decode_json.h"
 #include "dialects/wire_text.h"
 #include "json/json.h"
 
@@ -25,25 +26,9 @@ using chat::ToolCall;
 using chat::ToolChoice;
 using core::ErrorCode;
 
-std::unexpected<core::Error> invalid(std::string message) {
-  return core::fail(ErrorCode::kInvalidArgument, std::move(message));
-}
-
 // An upstream body that does not decode is the upstream's fault, not the client's.
 std::unexpected<core::Error> bad_response(std::string message) {
   return core::fail(ErrorCode::kBadResponse, "not a message: " + std::move(message));
-}
-
-// A client-sent string, quoted and escaped for an error message.
-std::string quoted(std::string_view s) { return bj::serialize(bj::value(bj::string_view(s))); }
-
-std::string_view view(const bj::string& s) { return {s.data(), s.size()}; }
-
-std::string code_quoted(std::string_view path) { return "`" + std::string(path) + "`"; }
-
-std::unexpected<core::Error> not_object(std::string_view path, const bj::value& value) {
-  return invalid(code_quoted(path) + " must be an object, got " +
-                 std::string(json::kind_name(value)));
 }
 
 // {type: base64, media_type, data} → a data: URL; {type: url, url} → the URL.
@@ -648,32 +633,10 @@ std::string_view encode_stop_reason(FinishReason reason) {
 }  // namespace wire
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
-  chat::JsonArena arena(body.size());
-  chat::OriginalBody::Mapper mapper(body);
-  auto parsed = json::parse_object(
-      body, arena.storage(),
-      [&mapper](std::string_view key, std::string_view value) { mapper.member(key, value); });
-  if (!parsed) return std::unexpected(std::move(parsed.error()));
-  ChatRequest request;
-  request.arena = std::move(arena);
-  request.origin = chat::Dialect::kAnthropic;
-  request.original_body = mapper.finish();
-  // A body that cannot pass through as bytes is kept as a tree, before schemas move out.
-  if (request.original_body.text.empty()) {
-    chat::JsonArena::adopt(request.original, bj::object(*parsed, parsed->storage()));
-  }
-  bj::object& fields = *parsed;
-  auto model = json::required_string(fields, "model", "");
-  if (!model) return std::unexpected(std::move(model.error()));
-  request.model = std::string(*model);
   // The system prompt is inserted before the messages, so it is decoded after them.
-  for (auto step :
-       {decode_parameters, decode_messages, decode_system, decode_tools, decode_tool_choice}) {
-    auto ok = step(fields, request);
-    if (!ok) return std::unexpected(std::move(ok.error()));
-  }
-  request.original_body.stream = request.stream;
-  return request;
+  return decode_request_tree(
+      body, chat::Dialect::kAnthropic,
+      {decode_parameters, decode_messages, decode_system, decode_tools, decode_tool_choice});
 }
 
 std::string encode_request(const ChatRequest& request, std::string_view model,
@@ -786,22 +749,6 @@ std::string encode_error(const core::Error& error, const bj::object& extra) {
   return bj::serialize(bj::object{{"type", "error"}, {"error", std::move(inner)}});
 }
 
-std::string upstream_error_message(std::string_view body) {
-  auto parsed = json::parse(body);
-  if (parsed && parsed->is_object()) {
-    const auto& obj = parsed->get_object();
-    if (auto error = obj.find("error"); error != obj.end()) {
-      if (error->value().is_string()) return upstream_text(view(error->value().get_string()));
-      if (error->value().is_object()) {
-        const auto& inner = error->value().get_object();
-        if (auto message = inner.find("message");
-            message != inner.end() && message->value().is_string()) {
-          return upstream_text(view(message->value().get_string()));
-        }
-      }
-    }
-  }
-  return upstream_text(body);
-}
+std::string upstream_error_message(std::string_view body) { return upstream_error_text(body); }
 
 }  // namespace backstop::dialects::anthropic

@@ -8,6 +8,7 @@
 #include "core/ids.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/anthropic/wire.h"
+#include "dialects/decode_json.h"
 #include "dialects/stream_json.h"
 #include "dialects/wire_text.h"
 #include "json/json.h"
@@ -26,15 +27,6 @@ constexpr std::int64_t kMaxBlocks = 4096;
 
 std::unexpected<core::Error> bad_event(std::string message) {
   return core::fail(ErrorCode::kBadResponse, "not a message stream event: " + std::move(message));
-}
-
-std::string_view view(const bj::string& s) { return {s.data(), s.size()}; }
-
-// The string at `key`, or empty when it is absent, null or not a string.
-std::string_view string_or_empty(const bj::object& obj, std::string_view key) {
-  auto it = obj.find(key);
-  return it != obj.end() && it->value().is_string() ? view(it->value().get_string())
-                                                    : std::string_view();
 }
 
 const bj::object* object_at(const bj::object& obj, std::string_view key) {

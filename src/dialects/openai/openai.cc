@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/ids.h"
+#include "dialects/decode_json.h"
 #include "dialects/openai/request_reader.h"
 #include "dialects/openai/response_reader.h"
 #include "dialects/openai/wire.h"
@@ -29,21 +30,10 @@ using chat::ToolCall;
 using chat::ToolChoice;
 using core::ErrorCode;
 
-std::unexpected<core::Error> invalid(std::string message) {
-  return core::fail(ErrorCode::kInvalidArgument, std::move(message));
-}
-
 // An upstream body that does not decode is the upstream's fault, not the client's.
 std::unexpected<core::Error> bad_response(std::string message) {
   return core::fail(ErrorCode::kBadResponse, "not a chat completion: " + std::move(message));
 }
-
-// A client-sent string, quoted and escaped for an error message.
-std::string quoted(std::string_view s) { return bj::serialize(bj::value(bj::string_view(s))); }
-
-std::string_view view(const bj::string& s) { return {s.data(), s.size()}; }
-
-std::string code_quoted(std::string_view path) { return "`" + std::string(path) + "`"; }
 
 constexpr std::string_view kIncludeUsage = R"("stream_options":{"include_usage":true},)";
 
@@ -62,8 +52,7 @@ core::Result<void> decode_content(const bj::value& content, std::string_view whe
   for (std::size_t i = 0; i < parts.size(); ++i) {
     std::string path = json::index_path(where, i);
     if (!parts[i].is_object()) {
-      return invalid(code_quoted(path) + " must be an object, got " +
-                     std::string(json::kind_name(parts[i])));
+      return not_object(path, parts[i]);
     }
     const auto& part = parts[i].get_object();
     auto type = json::required_string(part, "type", path);
@@ -92,8 +81,7 @@ core::Result<void> decode_tool_calls(const bj::array& calls, std::string_view wh
   for (std::size_t i = 0; i < calls.size(); ++i) {
     std::string path = json::index_path(where, i);
     if (!calls[i].is_object()) {
-      return invalid(code_quoted(path) + " must be an object, got " +
-                     std::string(json::kind_name(calls[i])));
+      return not_object(path, calls[i]);
     }
     const auto& call = calls[i].get_object();
     auto id = json::required_string(call, "id", path);
@@ -130,8 +118,7 @@ core::Result<Role> decode_role(const bj::object& message, const std::string& pat
 core::Result<Message> decode_message(const bj::value& value, std::size_t index) {
   std::string path = json::index_path("messages", index);
   if (!value.is_object()) {
-    return invalid(code_quoted(path) + " must be an object, got " +
-                   std::string(json::kind_name(value)));
+    return not_object(path, value);
   }
   const auto& obj = value.get_object();
   Message message;
@@ -193,8 +180,7 @@ core::Result<void> decode_tools(bj::object& body, ChatRequest& out) {
     std::string path = json::index_path("tools", i);
     const auto& value = (**tools)[i];
     if (!value.is_object()) {
-      return invalid(code_quoted(path) + " must be an object, got " +
-                     std::string(json::kind_name(value)));
+      return not_object(path, value);
     }
     const auto& tool = value.get_object();
     auto type = json::optional_string(tool, "type", path);
@@ -594,31 +580,9 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
 }
 
 core::Result<ChatRequest> detail::decode_request_tree(std::string_view body) {
-  chat::JsonArena arena(body.size());
-  chat::OriginalBody::Mapper mapper(body);
-  auto parsed = json::parse_object(
-      body, arena.storage(),
-      [&mapper](std::string_view key, std::string_view value) { mapper.member(key, value); });
-  if (!parsed) return std::unexpected(std::move(parsed.error()));
-  ChatRequest request;
-  request.arena = std::move(arena);
-  request.origin = chat::Dialect::kOpenAI;
-  request.original_body = mapper.finish();
-  // A body that cannot pass through as bytes is kept as a tree, before schemas move out.
-  if (request.original_body.text.empty()) {
-    chat::JsonArena::adopt(request.original, bj::object(*parsed, parsed->storage()));
-  }
-  bj::object& fields = *parsed;
-  auto model = json::required_string(fields, "model", "");
-  if (!model) return std::unexpected(std::move(model.error()));
-  request.model = std::string(*model);
-  for (auto step : {decode_messages, decode_tools, decode_tool_choice, decode_response_format,
-                    decode_stop, decode_sampling}) {
-    auto ok = step(fields, request);
-    if (!ok) return std::unexpected(std::move(ok.error()));
-  }
-  request.original_body.stream = request.stream;
-  return request;
+  return dialects::decode_request_tree(body, chat::Dialect::kOpenAI,
+                                       {decode_messages, decode_tools, decode_tool_choice,
+                                        decode_response_format, decode_stop, decode_sampling});
 }
 
 std::string encode_request(const ChatRequest& request, std::string_view model) {
@@ -791,22 +755,6 @@ std::string encode_error(const core::Error& error, const bj::object& extra) {
   return bj::serialize(bj::object{{"error", std::move(inner)}});
 }
 
-std::string upstream_error_message(std::string_view body) {
-  auto parsed = json::parse(body);
-  if (parsed && parsed->is_object()) {
-    const auto& obj = parsed->get_object();
-    if (auto error = obj.find("error"); error != obj.end()) {
-      if (error->value().is_string()) return upstream_text(view(error->value().get_string()));
-      if (error->value().is_object()) {
-        const auto& inner = error->value().get_object();
-        if (auto message = inner.find("message");
-            message != inner.end() && message->value().is_string()) {
-          return upstream_text(view(message->value().get_string()));
-        }
-      }
-    }
-  }
-  return upstream_text(body);
-}
+std::string upstream_error_message(std::string_view body) { return upstream_error_text(body); }
 
 }  // namespace backstop::dialects::openai

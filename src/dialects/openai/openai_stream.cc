@@ -7,6 +7,7 @@
 
 #include "chat/stream.h"
 #include "core/ids.h"
+#include "dialects/decode_json.h"
 #include "dialects/openai/openai.h"
 #include "dialects/openai/wire.h"
 #include "dialects/stream_json.h"
@@ -27,15 +28,6 @@ constexpr std::int64_t kMaxToolIndex = 1024;
 
 std::unexpected<core::Error> bad_chunk(std::string message) {
   return core::fail(ErrorCode::kBadResponse, "not a chat completion chunk: " + std::move(message));
-}
-
-std::string_view view(const bj::string& s) { return {s.data(), s.size()}; }
-
-// The string at `key`, or empty when it is absent, null or not a string.
-std::string_view string_or_empty(const bj::object& obj, std::string_view key) {
-  auto it = obj.find(key);
-  return it != obj.end() && it->value().is_string() ? view(it->value().get_string())
-                                                    : std::string_view();
 }
 
 // An integer field as sent (an index, an error code), or 0.
