@@ -21,12 +21,12 @@ inline void append_quoted(std::string& out, std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      if (std::size_t n = utf8_sequence(s, i)) {
+      if (std::size_t n = core::utf8_sequence(s, i)) {
         i += n - 1;
         continue;
       }
       out.append(s.substr(run, i - run));
-      out.append(kReplacement);
+      out.append(core::kReplacement);
       run = i + 1;
       continue;
     }

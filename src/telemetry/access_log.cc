@@ -10,37 +10,10 @@
 #include <cstring>
 #include <string_view>
 
+#include "core/utf8.h"
+
 namespace backstop::telemetry {
 namespace {
-
-// Length of the well-formed UTF-8 sequence at the start of `s`, or 0 when it is not one
-// (stray continuation byte, overlong form, surrogate, above U+10FFFF, truncated).
-std::size_t utf8_sequence_length(std::string_view s) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char lead = byte(0);
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() < length) return 0;
-  if (byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return length;
-}
 
 // `value` as a JSON string: quotes, backslashes and control characters escaped, and
 // invalid UTF-8 replaced by U+FFFD so the line stays valid JSON whatever a client sent.
@@ -83,7 +56,7 @@ void append_string(std::string& out, std::string_view value) {
       ++i;
       continue;
     }
-    const std::size_t length = utf8_sequence_length(value.substr(i));
+    const std::size_t length = core::utf8_sequence(value, i);
     if (length == 0) {
       out += "\\ufffd";
       ++i;
