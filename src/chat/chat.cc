@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/json_string.h"
 #include "json/json.h"
 
 namespace backstop::chat {
@@ -13,25 +14,6 @@ bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; 
 std::size_t skip_space(std::string_view text, std::size_t at) {
   while (at < text.size() && is_space(text[at])) ++at;
   return at;
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20) {
-      out += "\\u00";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
 }
 
 }  // namespace
@@ -94,7 +76,7 @@ std::string OriginalBody::with_model(std::string_view model, std::string_view me
   out.append(all.substr(0, first_member));
   out.append(member);
   out.append(all.substr(first_member, model_begin - first_member));
-  append_json_string(out, model);
+  core::append_json_string(out, model);
   out.append(all.substr(model_end));
   return out;
 }

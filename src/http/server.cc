@@ -26,6 +26,7 @@
 #include <optional>
 #include <thread>
 
+#include "core/json_string.h"
 #include "http/wire.h"
 
 namespace backstop::http {
@@ -57,38 +58,6 @@ char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + '
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
                                             [](char x, char y) { return lower(x) == lower(y); });
-}
-
-// Appends `text` as the inside of a JSON string.
-void append_json_escaped(std::string& out, std::string_view text) {
-  constexpr char kHex[] = "0123456789abcdef";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
 }
 
 std::string_view error_code_for(int status) {
@@ -272,9 +241,9 @@ Response Service::protocol_error(int status, std::string_view message, std::stri
   response.status = status;
   response.content_type = "application/json";
   response.body.reserve(96 + message.size());
-  response.body += R"({"error":{"message":")";
-  append_json_escaped(response.body, message);
-  response.body += R"(","type":")";
+  response.body += R"({"error":{"message":)";
+  core::append_json_string(response.body, message);
+  response.body += R"(,"type":")";
   response.body += status >= 500 ? "server_error" : "invalid_request_error";
   response.body += R"(","code":")";
   response.body += error_code_for(status);

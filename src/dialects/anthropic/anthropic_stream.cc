@@ -242,9 +242,9 @@ void StreamEncoder::start(std::string& out) {
   if (id_.empty()) id_ = generated_id("msg_");
   begin_frame(out, "message_start", id_.size() + model_.size() + 128);
   out.append("{\"type\":\"message_start\",\"message\":{\"id\":");
-  append_quoted(out, id_);
+  core::append_json_string(out, id_);
   out.append(",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":");
-  append_quoted(out, model_);
+  core::append_json_string(out, model_);
   out.append(",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
   append_usage(out, usage_);
   out.append("}}");
@@ -277,9 +277,9 @@ void StreamEncoder::open_tool_block(std::string& out, int index, std::string_vie
                                     std::string_view name) {
   std::string block = "{\"type\":\"tool_use\",\"id\":";
   // The SDKs key tool results by this id; an upstream that sent none gets one.
-  append_quoted(block, id.empty() ? std::string_view(generated_id("toolu_")) : id);
+  core::append_json_string(block, id.empty() ? std::string_view(generated_id("toolu_")) : id);
   block.append(",\"name\":");
-  append_quoted(block, name);
+  core::append_json_string(block, name);
   block.append(",\"input\":{}}");
   open_block(out, BlockKind::kToolUse, block);
   if (index >= 0 && static_cast<std::size_t>(index) >= tool_block_.size()) {
@@ -321,7 +321,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       out.append("{\"type\":\"content_block_delta\",\"index\":");
       append_int(out, open_block_);
       out.append(",\"delta\":{\"type\":\"text_delta\",\"text\":");
-      append_quoted(out, event.text);
+      core::append_json_string(out, event.text);
       out.append("}}");
       end_frame(out);
       break;
@@ -338,7 +338,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
         out.append("{\"type\":\"content_block_delta\",\"index\":");
         append_int(out, open_block_);
         out.append(",\"delta\":{\"type\":\"signature_delta\",\"signature\":");
-        append_quoted(out, event.signature);
+        core::append_json_string(out, event.signature);
         out.append("}}");
         end_frame(out);
         break;
@@ -347,7 +347,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       out.append("{\"type\":\"content_block_delta\",\"index\":");
       append_int(out, open_block_);
       out.append(",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":");
-      append_quoted(out, event.text);
+      core::append_json_string(out, event.text);
       out.append("}}");
       end_frame(out);
       break;
@@ -368,7 +368,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       out.append("{\"type\":\"content_block_delta\",\"index\":");
       append_int(out, block);
       out.append(",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":");
-      append_quoted(out, event.text);
+      core::append_json_string(out, event.text);
       out.append("}}");
       end_frame(out);
       break;
@@ -392,11 +392,11 @@ std::string StreamEncoder::finish() {
   FinishReason reason = finish_reason_;
   if (reason == FinishReason::kStop && !tool_block_.empty()) reason = FinishReason::kToolCalls;
   if (reason == FinishReason::kStop && stop_sequence_) {
-    append_quoted(out, "stop_sequence");
+    core::append_json_string(out, "stop_sequence");
     out.append(",\"stop_sequence\":");
-    append_quoted(out, *stop_sequence_);
+    core::append_json_string(out, *stop_sequence_);
   } else {
-    append_quoted(out, wire::encode_stop_reason(reason));
+    core::append_json_string(out, wire::encode_stop_reason(reason));
     out.append(",\"stop_sequence\":null");
   }
   out.append("},\"usage\":");

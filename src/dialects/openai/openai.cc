@@ -699,17 +699,17 @@ std::string encode_response(const ChatResponse& response, std::string_view model
   out.reserve(room);
   out += R"({"id":)";
   if (response.id.empty()) {
-    append_quoted(out, generated_id());
+    core::append_json_string(out, generated_id());
   } else {
-    append_quoted(out, response.id);
+    core::append_json_string(out, response.id);
   }
   out += R"(,"object":"chat.completion","created":)";
   append_int(out, created);
   out += R"(,"model":)";
-  append_quoted(out, model.empty() ? std::string_view(response.model) : model);
+  core::append_json_string(out, model.empty() ? std::string_view(response.model) : model);
   out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
   if (response.content) {
-    append_quoted(out, *response.content);
+    core::append_json_string(out, *response.content);
   } else {
     out += "null";
   }
@@ -719,18 +719,18 @@ std::string encode_response(const ChatResponse& response, std::string_view model
       const ToolCall& call = response.tool_calls[i];
       if (i > 0) out += ',';
       out += R"({"id":)";
-      append_quoted(out, call.id);
+      core::append_json_string(out, call.id);
       out += R"(,"type":"function","function":{"name":)";
-      append_quoted(out, call.name);
+      core::append_json_string(out, call.name);
       out += R"(,"arguments":)";
-      append_quoted(out, call.arguments);
+      core::append_json_string(out, call.arguments);
       out += "}}";
     }
     out += ']';
   }
   if (!response.reasoning.empty()) {
     out += R"(,"reasoning_content":)";
-    append_quoted(out, response.reasoning);
+    core::append_json_string(out, response.reasoning);
   }
   out += R"(},"logprobs":null,"finish_reason":")";
   out += chat::to_string(response.finish_reason);

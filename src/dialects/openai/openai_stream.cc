@@ -189,11 +189,11 @@ const std::string& StreamEncoder::prefix() {
   if (prefix_.empty()) {
     if (id_.empty()) id_ = generated_id("chatcmpl-");
     prefix_.append("{\"id\":");
-    append_quoted(prefix_, id_);
+    core::append_json_string(prefix_, id_);
     prefix_.append(",\"object\":\"chat.completion.chunk\",\"created\":");
     append_int(prefix_, created_);
     prefix_.append(",\"model\":");
-    append_quoted(prefix_, model_);
+    core::append_json_string(prefix_, model_);
     prefix_.push_back(',');
   }
   return prefix_;
@@ -229,7 +229,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       open_chunk(out, event.text.size());
       comma(out);
       out.append("\"content\":");
-      append_quoted(out, event.text);
+      core::append_json_string(out, event.text);
       close_chunk(out, "null");
       break;
     case Kind::kReasoningDelta:
@@ -237,7 +237,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       open_chunk(out, event.text.size());
       comma(out);
       out.append("\"reasoning_content\":");
-      append_quoted(out, event.text);
+      core::append_json_string(out, event.text);
       close_chunk(out, "null");
       break;
     case Kind::kToolCallStart: {
@@ -248,9 +248,9 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       out.append("\"tool_calls\":[{\"index\":");
       append_int(out, event.index);
       out.append(",\"id\":");
-      append_quoted(out, id);
+      core::append_json_string(out, id);
       out.append(",\"type\":\"function\",\"function\":{\"name\":");
-      append_quoted(out, event.tool_call.name);
+      core::append_json_string(out, event.tool_call.name);
       out.append(",\"arguments\":\"\"}}]");
       close_chunk(out, "null");
       break;
@@ -262,7 +262,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       out.append("\"tool_calls\":[{\"index\":");
       append_int(out, event.index);
       out.append(",\"function\":{\"arguments\":");
-      append_quoted(out, event.text);
+      core::append_json_string(out, event.text);
       out.append("}}]");
       close_chunk(out, "null");
       break;
@@ -270,7 +270,7 @@ std::string StreamEncoder::encode(const StreamEvent& event) {
       if (finish_sent_) break;
       finish_sent_ = true;
       std::string reason;
-      append_quoted(reason, chat::to_string(event.finish_reason));
+      core::append_json_string(reason, chat::to_string(event.finish_reason));
       open_chunk(out, 0);
       close_chunk(out, reason);
       break;

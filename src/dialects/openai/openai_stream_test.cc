@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "chat/stream.h"
+#include "core/json_string.h"
 #include "dialects/openai/openai.h"
 #include "dialects/stream_json.h"
 #include "json/json.h"
@@ -315,7 +316,8 @@ TEST(StreamRoundTripTest, ParallelToolCalls) {
 // valid UTF-8 kept as it is and anything else written as U+FFFD.
 TEST(AppendQuotedTest, ReplacesInvalidUtf8) {
   std::string out;
-  append_quoted(out, "\xC3\xA9\xF0\x9F\x98\x80 \"q\"\n\x01 \xff\xC0\xAF\xED\xA0\x80\xE2\x82");
+  core::append_json_string(out,
+                           "\xC3\xA9\xF0\x9F\x98\x80 \"q\"\n\x01 \xff\xC0\xAF\xED\xA0\x80\xE2\x82");
   EXPECT_EQ(out,
             "\"\xC3\xA9\xF0\x9F\x98\x80 \\\"q\\\"\\n\\u0001 "
             "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
