@@ -311,6 +311,16 @@ TEST(EncodeRequestTest, StreamTurnedOnAfterDecodingIsSent) {
   EXPECT_EQ(body.at("stream_options"), bj::value(parsed(R"({"include_usage":true})")));
 }
 
+TEST(EncodeRequestTest, StreamTurnedOffAfterDecodingIsSent) {
+  auto request =
+      decode_request(R"({"model":"a","stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(request);
+  request->stream = false;
+  auto body = parsed(encode_request(*request, "up"));
+  EXPECT_EQ(body.at("stream"), false);
+  EXPECT_FALSE(body.contains("stream_options"));
+}
+
 // The JSON a decoded request holds lives in its arena: copies, assignments and moves must
 // keep it readable after the request they came from is gone.
 TEST(DecodeRequestTest, DecodedJsonOutlivesTheRequestItCameFrom) {
