@@ -5,6 +5,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <charconv>
 #include <optional>
 #include <string_view>
@@ -21,6 +24,7 @@ namespace backstop::providers {
 namespace {
 
 namespace net = boost::asio;
+namespace bj = boost::json;
 namespace openai = dialects::openai;
 namespace anthropic = dialects::anthropic;
 
@@ -102,6 +106,31 @@ std::optional<std::int64_t> delay_marker(std::string_view text) {
   return parse_count(text.substr(at + kOpen.size(), close - at - kOpen.size()));
 }
 
+// `[mock-tool:NAME]`: the name of the tool the answer should call; empty without one.
+std::string_view tool_marker(std::string_view text) {
+  constexpr std::string_view kOpen = "[mock-tool:";
+  const std::size_t at = text.find(kOpen);
+  if (at == std::string_view::npos) return {};
+  const std::size_t close = text.find(']', at);
+  if (close == std::string_view::npos) return {};
+  return text.substr(at + kOpen.size(), close - at - kOpen.size());
+}
+
+// `request` with the tool named `name` moved first (the one a correct answer calls), when
+// it offers that tool and it is not first already; nullopt otherwise.
+std::optional<chat::ChatRequest> with_tool_first(const chat::ChatRequest& request,
+                                                 std::string_view name) {
+  const auto it = std::ranges::find_if(request.tools,
+                                       [&](const chat::Tool& tool) { return tool.name == name; });
+  if (name.empty() || it == request.tools.end() || it == request.tools.begin()) {
+    return std::nullopt;
+  }
+  std::optional<chat::ChatRequest> out(request);
+  const auto index = it - request.tools.begin();
+  std::rotate(out->tools.begin(), out->tools.begin() + index, out->tools.begin() + index + 1);
+  return out;
+}
+
 std::string last_user_text(const chat::ChatRequest& request) {
   for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
     if (it->role == chat::Role::kUser) return it->text();
@@ -173,6 +202,52 @@ std::vector<std::string> stream_frames(chat::Dialect dialect, const chat::ChatRe
 
 std::vector<http::Header> stream_headers() { return {{"cache-control", "no-cache"}}; }
 
+// /v1/messages and what is under it: answered in Anthropic's dialect.
+bool is_anthropic_path(std::string_view path) {
+  return path == "/v1/messages" || path.starts_with("/v1/messages/");
+}
+
+// POST /v1/messages/count_tokens: Anthropic's {"input_tokens": N}, N a deterministic
+// estimate from the body's size; 400 when the body is not an object with model and messages.
+http::Response count_tokens(const std::string& body) {
+  boost::system::error_code ec;
+  const bj::value parsed = bj::parse(body, ec);
+  const bj::object* object = ec ? nullptr : parsed.if_object();
+  if (object == nullptr || !object->contains("model") || !object->contains("messages")) {
+    return error_response(chat::Dialect::kAnthropic, 400, core::ErrorCode::kInvalidArgument,
+                          "count_tokens: the body must be a JSON object with `model` and "
+                          "`messages`");
+  }
+  const auto tokens = std::max<std::size_t>(1, body.size() / 4);
+  return whole(200, "application/json",
+               bj::serialize(bj::object{{"input_tokens", static_cast<std::uint64_t>(tokens)}}));
+}
+
+// A Responder that adds `extra` headers to whatever `inner` sends.
+class AddHeaders final : public http::Responder {
+ public:
+  AddHeaders(http::Responder& inner, std::vector<http::Header> extra)
+      : inner_(inner), extra_(std::move(extra)) {}
+
+  net::awaitable<void> send(http::Response response) override {
+    response.headers.insert(response.headers.end(), extra_.begin(), extra_.end());
+    co_await inner_.send(std::move(response));
+  }
+  net::awaitable<bool> begin_stream(int status, std::string content_type,
+                                    std::vector<http::Header> headers) override {
+    headers.insert(headers.end(), extra_.begin(), extra_.end());
+    co_return co_await inner_.begin_stream(status, std::move(content_type), std::move(headers));
+  }
+  net::awaitable<bool> write(std::string_view data) override {
+    co_return co_await inner_.write(data);
+  }
+  net::awaitable<void> end_stream() override { co_await inner_.end_stream(); }
+
+ private:
+  http::Responder& inner_;
+  std::vector<http::Header> extra_;
+};
+
 }  // namespace
 
 MockUpstream::MockUpstream(net::io_context& loop, MockOptions options)
@@ -198,18 +273,35 @@ net::awaitable<void> MockUpstream::wait(std::chrono::milliseconds delay) {
 }
 
 net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder& responder) {
+  const std::string_view beta = request.header("anthropic-beta");
+  if (!is_anthropic_path(request.path()) || beta.empty()) {
+    co_await answer(std::move(request), responder);
+    co_return;
+  }
+  std::vector<http::Header> extra;
+  extra.push_back({"x-mock-anthropic-beta", std::string(beta)});
+  AddHeaders with_beta(responder, std::move(extra));
+  co_await answer(std::move(request), with_beta);
+}
+
+net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder& responder) {
   const std::string_view path = request.path();
   if (request.method == "GET" && path == "/healthz") {
     co_await responder.send(whole(200, "application/json", R"({"status":"ok"})"));
     co_return;
   }
-  const bool known = path == "/v1/chat/completions" || path == "/v1/messages";
+  const bool known = path == "/v1/chat/completions" || path == "/v1/messages" ||
+                     path == "/v1/messages/count_tokens";
   const chat::Dialect dialect =
-      path == "/v1/messages" ? chat::Dialect::kAnthropic : chat::Dialect::kOpenAI;
+      is_anthropic_path(path) ? chat::Dialect::kAnthropic : chat::Dialect::kOpenAI;
   if (!known || request.method != "POST") {
     co_await responder.send(
         error_response(dialect, 404, core::ErrorCode::kNotFound,
                        "no route for " + request.method + " " + std::string(path)));
+    co_return;
+  }
+  if (path == "/v1/messages/count_tokens") {
+    co_await responder.send(count_tokens(request.body));
     co_return;
   }
   auto decoded = dialect == chat::Dialect::kOpenAI ? openai::decode_request(request.body)
@@ -221,6 +313,8 @@ net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder
   }
   const chat::ChatRequest& chat_request = *decoded;
   const std::string text = last_user_text(chat_request);
+  const std::optional<chat::ChatRequest> reordered =
+      with_tool_first(chat_request, tool_marker(text));
 
   Behaviour behaviour;
   if (const std::string_view name = request.header("x-mock-fault"); !name.empty()) {
@@ -285,8 +379,8 @@ net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder
   }
 
   const std::uint64_t random = mix64(options_.seed + ++served_);
-  chat::ChatResponse response =
-      synthesize(chat_request, behaviour.fault, chat_request.model, random);
+  chat::ChatResponse response = synthesize(reordered ? *reordered : chat_request, behaviour.fault,
+                                           chat_request.model, random);
   response.created = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();

@@ -25,16 +25,24 @@ struct MockOptions {
 };
 
 // The upstream behind `backstop mock`: POST /v1/chat/completions (OpenAI) and
-// POST /v1/messages (Anthropic) answer with synthesized answers; GET /healthz is 200;
-// anything else 404. A request picks a fault with the header `x-mock-fault: NAME`, or with
-// markers in its last user message: `[mock:NAME]`, `[mock:NAME@MODEL]` (only when the
-// request's model is MODEL), `[mock:NAME*N]` (only the first N requests with this
-// x-request-id and model); the first marker that applies wins. NAME is a synth fault
-// (no_tool_call, unknown_tool, invalid_json, schema, empty, truncated) or rate_limited
-// (429, Retry-After: 0), server_error (500), bad_response (200, not JSON), timeout (hang,
-// then 504), slow (wait `x-mock-delay-ms` or `[mock-delay:MS]`, then answer). The delay
-// header or marker alone delays any request. Undecodable requests get 400. Errors come in
-// the endpoint's dialect.
+// POST /v1/messages (Anthropic) answer with synthesized answers (see synthesize(): one tool
+// call when the request offers tools, and a short text once a tool result ends the
+// conversation, so an agent's tool round trip ends); POST /v1/messages/count_tokens answers
+// like Anthropic, {"input_tokens": N} with N the body's bytes / 4 (at least 1), or 400 in
+// Anthropic's error shape for a body that is not a JSON object with `model` and `messages`;
+// GET /healthz is 200; anything else 404. Every answer on an Anthropic path carries
+// `x-mock-anthropic-beta` with the request's `anthropic-beta` header when it had one, so a
+// test can see what reached the upstream. A request picks a fault with the header
+// `x-mock-fault: NAME`, or with markers in its last user message: `[mock:NAME]`,
+// `[mock:NAME@MODEL]` (only when the request's model is MODEL), `[mock:NAME*N]` (only the
+// first N requests with this x-request-id and model); the first marker that applies wins.
+// NAME is a synth fault (no_tool_call, unknown_tool, invalid_json, schema, empty,
+// truncated) or rate_limited (429, Retry-After: 0), server_error (500), bad_response (200,
+// not JSON), timeout (hang, then 504), slow (wait `x-mock-delay-ms` or `[mock-delay:MS]`,
+// then answer). The delay header or marker alone delays any request. `[mock-tool:NAME]` in
+// the last user message makes a tool call name NAME instead of the first tool, when the
+// request offers NAME (Claude Code, say, lists a placeholder tool first). Undecodable
+// requests get 400. Errors come in the endpoint's dialect.
 //
 // A request with "stream": true is answered as a text/event-stream in its dialect (OpenAI
 // chunks ending with data: [DONE], the usage chunk when stream_options.include_usage asks;
@@ -50,6 +58,7 @@ class MockUpstream final : public http::Service {
   boost::asio::awaitable<void> handle(http::Request request, http::Responder& responder) override;
 
  private:
+  boost::asio::awaitable<void> answer(http::Request request, http::Responder& responder);
   // How many requests with this key (x-request-id and model) came so far, this one included.
   int count(const std::string& key);
   boost::asio::awaitable<void> wait(std::chrono::milliseconds delay);

@@ -207,6 +207,118 @@ TEST_F(MockUpstreamTest, SlowWaitsTheGivenDelay) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
 }
 
+TEST_F(MockUpstreamTest, OpenAIToolRoundTripEndsWithTextAfterTheToolResult) {
+  const bj::value body = bj::parse(R"({"model": "m", "tools": )" + std::string(kTools) + R"(,
+    "messages": [
+      {"role": "user", "content": "find it"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "lookup", "arguments": "{\"q\":\"it\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "found it"}]})");
+  const Reply reply = send("POST", "/v1/chat/completions", bj::serialize(body));
+  ASSERT_EQ(status(reply), 200);
+  const bj::object answer = body_of(reply);
+  const auto& message = first_message(answer);
+  EXPECT_FALSE(message.contains("tool_calls") && !message.at("tool_calls").as_array().empty());
+  EXPECT_FALSE(message.at("content").as_string().empty());
+  EXPECT_EQ(answer.at("choices").as_array()[0].at("finish_reason").as_string(), "stop");
+}
+
+TEST_F(MockUpstreamTest, AnthropicToolRoundTripEndsWithTextAfterTheToolResult) {
+  // As Claude Code sends it: the tool_result block followed by a text block.
+  const bj::value body = bj::parse(R"({"model": "m", "max_tokens": 100,
+    "tools": [{"name": "lookup", "input_schema": {"type": "object",
+      "properties": {"q": {"type": "string"}}, "required": ["q"]}}],
+    "messages": [
+      {"role": "user", "content": "find it"},
+      {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+        "input": {"q": "it"}}]},
+      {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found it"},
+        {"type": "text", "text": "<system-reminder>note</system-reminder>"}]}]})");
+  const Reply reply = send("POST", "/v1/messages", bj::serialize(body));
+  ASSERT_EQ(status(reply), 200);
+  const bj::object answer = body_of(reply);
+  EXPECT_EQ(answer.at("stop_reason").as_string(), "end_turn");
+  const auto& content = answer.at("content").as_array();
+  ASSERT_EQ(content.size(), 1u);
+  EXPECT_EQ(content[0].at("type").as_string(), "text");
+  EXPECT_FALSE(content[0].at("text").as_string().empty());
+}
+
+TEST_F(MockUpstreamTest, AToolMarkerChoosesTheToolTheAnswerCalls) {
+  const std::string tools = R"([{"type":"function","function":{"name":"first",
+      "parameters":{"type":"object","properties":{}}}},)" +
+                            std::string(kTools.substr(1));
+  for (const auto& [text, name] :
+       {std::pair{"find it [mock-tool:lookup]", "lookup"},
+        std::pair{"find it [mock-tool:not_offered]", "first"}, std::pair{"find it", "first"}}) {
+    const bj::object body{{"model", "m"},
+                          {"messages", bj::array{bj::object{{"role", "user"}, {"content", text}}}},
+                          {"tools", bj::parse(tools)}};
+    const Reply reply = send("POST", "/v1/chat/completions", bj::serialize(body));
+    ASSERT_EQ(status(reply), 200) << text;
+    const bj::object answer = body_of(reply);
+    const auto& call = first_message(answer).at("tool_calls").as_array()[0];
+    EXPECT_EQ(call.at_pointer("/function/name").as_string(), name) << text;
+  }
+}
+
+TEST_F(MockUpstreamTest, CountTokensAnswersADeterministicEstimateOfTheBody) {
+  const std::string body =
+      R"({"model": "claude-x", "messages": [{"role": "user", "content": "how many tokens?"}]})";
+  const Reply first = send("POST", "/v1/messages/count_tokens", body);
+  ASSERT_EQ(status(first), 200);
+  EXPECT_EQ(first->header("content-type"), "application/json");
+  const bj::object counted = body_of(first);
+  EXPECT_EQ(counted.size(), 1u);
+  EXPECT_EQ(counted.at("input_tokens").to_number<std::int64_t>(),
+            static_cast<std::int64_t>(body.size() / 4));
+  EXPECT_EQ(body_of(send("POST", "/v1/messages/count_tokens", body)), counted);
+}
+
+TEST_F(MockUpstreamTest, CountTokensRejectsABodyWithoutModelAndMessagesInAnthropicShape) {
+  for (const std::string body :
+       {"not json", "[]", R"({"model": "m"})", R"({"messages": []})", ""}) {
+    const Reply reply = send("POST", "/v1/messages/count_tokens", body);
+    ASSERT_EQ(status(reply), 400) << body;
+    const bj::object error = body_of(reply);
+    EXPECT_EQ(error.at("type").as_string(), "error") << body;
+    EXPECT_EQ(error.at("error").at("type").as_string(), "invalid_request_error") << body;
+  }
+  EXPECT_EQ(status(send("GET", "/v1/messages/count_tokens", "")), 404);
+}
+
+TEST_F(MockUpstreamTest, EchoesAnthropicBetaOnEveryAnthropicAnswer) {
+  const std::string beta = "claude-code-20250219,interleaved-thinking-2025-05-14";
+  const std::vector<http::Header> headers{{"anthropic-beta", beta}};
+  const std::string message = R"({"model": "m", "max_tokens": 10,
+      "messages": [{"role": "user", "content": "hi"}]})";
+  const std::string streamed = R"({"model": "m", "max_tokens": 10, "stream": true,
+      "messages": [{"role": "user", "content": "hi"}]})";
+  const std::string limited = R"({"model": "m", "max_tokens": 10,
+      "messages": [{"role": "user", "content": "[mock:rate_limited]"}]})";
+  const std::string counted = R"({"model": "m", "messages": []})";
+  struct Case {
+    std::string target, body;
+    int status;
+  };
+  for (const Case& c : {Case{"/v1/messages", message, 200}, Case{"/v1/messages", streamed, 200},
+                        Case{"/v1/messages", limited, 429}, Case{"/v1/messages", "not json", 400},
+                        Case{"/v1/messages/count_tokens", counted, 200},
+                        Case{"/v1/messages/count_tokens", "{}", 400}}) {
+    const Reply reply = send("POST", c.target, c.body, headers);
+    ASSERT_EQ(status(reply), c.status) << c.target << " " << c.body;
+    EXPECT_EQ(reply->header("x-mock-anthropic-beta"), beta) << c.target << " " << c.body;
+  }
+  // No beta header: none echoed; and OpenAI answers never carry it.
+  const Reply plain = send("POST", "/v1/messages", message);
+  ASSERT_EQ(status(plain), 200);
+  EXPECT_EQ(plain->header("x-mock-anthropic-beta"), "");
+  const Reply openai = chat("m", "q", headers);
+  ASSERT_EQ(status(openai), 200);
+  EXPECT_EQ(openai->header("x-mock-anthropic-beta"), "");
+}
+
 // The SSE events of a body, fed to the parser a few bytes at a time.
 std::vector<http::SseEvent> sse_events(std::string_view body) {
   http::SseParser parser;

@@ -322,12 +322,26 @@ std::int64_t tokens_for(std::size_t characters) {
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(characters / 4));
 }
 
+// Whether a tool result came after the conversation's last assistant message: the model
+// has what it asked for, and the round trip ends with text.
+bool answers_tool_result(const chat::ChatRequest& request) {
+  for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
+    if (it->role == chat::Role::kTool) return true;
+    if (it->role == chat::Role::kAssistant) return false;
+  }
+  return false;
+}
+
 // The tool a correct answer calls, or nullptr when the answer is not a tool call.
 const chat::Tool* chosen_tool(const chat::ChatRequest& request) {
-  if (request.tools.empty() || request.tool_choice.kind == chat::ToolChoice::Kind::kNone) {
+  using Kind = chat::ToolChoice::Kind;
+  const Kind choice = request.tool_choice.kind;
+  if (request.tools.empty() || choice == Kind::kNone) return nullptr;
+  // A forced choice (required, or a named tool) calls a tool whatever came before.
+  if ((choice == Kind::kUnset || choice == Kind::kAuto) && answers_tool_result(request)) {
     return nullptr;
   }
-  if (request.tool_choice.kind == chat::ToolChoice::Kind::kNamed) {
+  if (choice == Kind::kNamed) {
     if (const auto* tool = request.find_tool(request.tool_choice.name)) return tool;
   }
   return &request.tools.front();

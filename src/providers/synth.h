@@ -41,10 +41,15 @@ enum class Fault {
 
 // A model's answer to `request`, with `fault` in it. A correct answer is one tool call
 // (to the tool_choice tool, or the first tool; arguments from its parameters schema) when
-// the request offers tools and tool_choice is not none; else JSON content for a
-// response_format; else a short text. Faults that do not apply to the answer's kind (say,
-// unknown_tool for a text answer) leave it correct. `random` picks ids and wording: the
-// same inputs give the same answer. `created` is left 0 for the caller to set.
+// the request offers tools, tool_choice is not none and the round trip is not over; else
+// JSON content for a response_format; else a short text. A tool round trip is over when a
+// tool result (a Role::kTool message) comes after the conversation's last assistant
+// message: the last message is a tool result, or tool results are followed only by user
+// text or system messages (as Claude Code sends them). Then the correct answer is the text
+// that ends the round trip, so an agent loop against the mock finishes, unless tool_choice
+// forces a call (required, or a named tool). Faults that do not apply to the answer's kind
+// (say, unknown_tool for a text answer) leave it correct. `random` picks ids and wording:
+// the same inputs give the same answer. `created` is left 0 for the caller to set.
 [[nodiscard]] chat::ChatResponse synthesize(const chat::ChatRequest& request, Fault fault,
                                             std::string_view model, std::uint64_t random);
 

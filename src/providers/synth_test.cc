@@ -154,6 +154,71 @@ TEST(Synthesize, AnswersInTextWhenToolChoiceIsNone) {
   EXPECT_EQ(r.finish_reason, chat::FinishReason::kStop);
 }
 
+// `request` after the model called get_weather and the client ran it: an assistant turn with
+// the call, then its result.
+chat::ChatRequest after_tool_result(chat::ChatRequest request) {
+  chat::Message assistant;
+  assistant.role = chat::Role::kAssistant;
+  assistant.tool_calls.push_back({"call_1", "get_weather", R"({"city":"Paris"})"});
+  request.messages.push_back(assistant);
+  chat::Message result;
+  result.role = chat::Role::kTool;
+  result.tool_call_id = "call_1";
+  result.content.push_back({chat::ContentPart::Kind::kText, "18 C, sunny", ""});
+  request.messages.push_back(result);
+  return request;
+}
+
+TEST(Synthesize, EndsTheToolRoundTripWithTextAfterAToolResult) {
+  const auto r = synthesize(after_tool_result(tool_request(kWeather)), Fault::kNone, "m", 1);
+  EXPECT_TRUE(r.tool_calls.empty());
+  ASSERT_TRUE(r.content.has_value());
+  EXPECT_FALSE(r.content->empty());
+  EXPECT_EQ(r.finish_reason, chat::FinishReason::kStop);
+}
+
+TEST(Synthesize, EndsTheToolRoundTripWhenUserTextOrSystemFollowsTheToolResult) {
+  // Claude Code puts text blocks after tool_result blocks, and `role: "system"` entries.
+  auto request = after_tool_result(tool_request(kWeather));
+  chat::Message user;
+  user.role = chat::Role::kUser;
+  user.content.push_back(
+      {chat::ContentPart::Kind::kText, "<system-reminder>x</system-reminder>", ""});
+  request.messages.push_back(user);
+  chat::Message system;
+  system.role = chat::Role::kSystem;
+  system.content.push_back({chat::ContentPart::Kind::kText, "# Environment", ""});
+  request.messages.push_back(system);
+  const auto r = synthesize(request, Fault::kNone, "m", 1);
+  EXPECT_TRUE(r.tool_calls.empty());
+  EXPECT_EQ(r.finish_reason, chat::FinishReason::kStop);
+}
+
+TEST(Synthesize, CallsAToolAgainWhenANewUserTurnFollowsTheAnswerToAToolResult) {
+  auto request = after_tool_result(tool_request(kWeather));
+  chat::Message assistant;
+  assistant.role = chat::Role::kAssistant;
+  assistant.content.push_back({chat::ContentPart::Kind::kText, "It is sunny.", ""});
+  request.messages.push_back(assistant);
+  chat::Message user;
+  user.role = chat::Role::kUser;
+  user.content.push_back({chat::ContentPart::Kind::kText, "And in Rome?", ""});
+  request.messages.push_back(user);
+  const auto r = synthesize(request, Fault::kNone, "m", 1);
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].name, "get_weather");
+}
+
+TEST(Synthesize, AForcedToolChoiceCallsAToolEvenAfterAToolResult) {
+  for (const auto kind : {chat::ToolChoice::Kind::kRequired, chat::ToolChoice::Kind::kNamed}) {
+    auto request = after_tool_result(tool_request(kWeather));
+    request.tool_choice = {kind, kind == chat::ToolChoice::Kind::kNamed ? "get_weather" : ""};
+    const auto r = synthesize(request, Fault::kNone, "m", 1);
+    ASSERT_EQ(r.tool_calls.size(), 1u);
+    EXPECT_EQ(r.finish_reason, chat::FinishReason::kToolCalls);
+  }
+}
+
 TEST(Synthesize, WritesJsonContentForResponseFormats) {
   chat::ChatRequest request;
   request.response_format.kind = chat::ResponseFormat::Kind::kJsonSchema;
