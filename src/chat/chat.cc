@@ -1,6 +1,7 @@
 #include "chat/chat.h"
 
 #include <algorithm>
+#include <boost/json/serialize.hpp>
 #include <cstring>
 
 #include "core/json_string.h"
@@ -142,6 +143,34 @@ std::string_view to_string(FinishReason reason) {
       return "stop";
   }
   return "stop";
+}
+
+std::int64_t estimate_input_tokens(const ChatRequest& request) {
+  constexpr std::int64_t kBytesPerToken = 4;
+  constexpr std::int64_t kFraming = 4;   // a message's or a tool's own tokens
+  constexpr std::int64_t kPerPart = 85;  // an image or a file: unknown here, a low guess
+  std::int64_t bytes = 0;
+  std::int64_t tokens = 0;
+  for (const Message& message : request.messages) {
+    tokens += kFraming;
+    for (const ContentPart& part : message.content) {
+      if (part.kind == ContentPart::Kind::kText) {
+        bytes += static_cast<std::int64_t>(part.text.size());
+      } else {
+        tokens += kPerPart;
+      }
+    }
+    for (const ToolCall& call : message.tool_calls) {
+      bytes += static_cast<std::int64_t>(call.name.size() + call.arguments.size());
+    }
+    bytes += static_cast<std::int64_t>(message.reasoning.size());
+  }
+  for (const Tool& tool : request.tools) {
+    tokens += kFraming;
+    bytes += static_cast<std::int64_t>(tool.name.size() + tool.description.size() +
+                                       boost::json::serialize(tool.parameters).size());
+  }
+  return std::max<std::int64_t>(1, tokens + (bytes + kBytesPerToken - 1) / kBytesPerToken);
 }
 
 std::string_view to_string(Dialect dialect) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace backstop::chat {
@@ -19,13 +20,13 @@ enum class Dialect { kOpenAI, kAnthropic };
 
 enum class Role { kSystem, kUser, kAssistant, kTool };
 
-// One piece of a message's content. Text, or an image given as a URL
-// (http(s) or a data: URL "data:image/png;base64,...").
+// One piece of a message's content. Text, an image given as a URL (http(s) or a data: URL
+// "data:image/png;base64,..."), or a file such as a PDF given as a data: URL.
 struct ContentPart {
-  enum class Kind { kText, kImage };
+  enum class Kind { kText, kImage, kFile };
   Kind kind = Kind::kText;
-  std::string text;       // kText
-  std::string image_url;  // kImage
+  std::string text;       // kText; kFile: the file's name (may be empty)
+  std::string image_url;  // kImage; kFile: its data: URL
 };
 
 // A tool call made by the assistant. `arguments` is JSON text, as OpenAI sends it.
@@ -63,12 +64,15 @@ struct ToolChoice {
   std::string name;  // kNamed
 };
 
-// OpenAI's response_format (Anthropic has none; it is expressed in the prompt there).
+// The answer's format: OpenAI's response_format, Anthropic's output_config.format.
 struct ResponseFormat {
   enum class Kind { kUnset, kText, kJsonObject, kJsonSchema };
   Kind kind = Kind::kUnset;
   std::string name;
   boost::json::value schema;  // kJsonSchema: the schema object
+  // kJsonSchema: decoding is constrained to the schema (OpenAI's strict; Anthropic's
+  // output_config.format always is), so the schema follows the strict subset.
+  bool strict = false;
 };
 
 // The memory a decoded request's JSON values (`original`, tool parameters, schemas) are
@@ -161,6 +165,17 @@ struct ChatRequest {
   bool include_usage = false;    // stream_options.include_usage
   boost::json::object metadata;  // Anthropic's metadata (user_id)
   Dialect origin = Dialect::kOpenAI;
+  // What the client sent that only a target of its own dialect can carry (an Anthropic
+  // server tool, a content block backstop does not model), named by its path and type
+  // ("`tools[2]` (web_search_20250305)"); empty when everything translates. Targets of
+  // another dialect are skipped for such a request.
+  std::string dialect_only;
+  // Headers of the client's that a target of its own dialect is sent as they came
+  // (Anthropic: anthropic-version, anthropic-beta); never sent to another dialect.
+  std::vector<std::pair<std::string, std::string>> dialect_headers;
+  // An assistant turn carries thinking without a signature: reasoning another model wrote
+  // (DeepSeek's, shown to an Anthropic client as thinking), which Anthropic would refuse.
+  bool unsigned_thinking = false;
   // The client's body as a tree, when `original_body` could not map it; else empty.
   boost::json::object original;
   // The client's body as bytes (encoders check `stream` against it; other changes to the
@@ -228,6 +243,11 @@ struct StreamEvent {
   std::string signature;                     // kReasoningDelta: the thinking's signature
   std::optional<std::string> stop_sequence;  // kFinish: the stop sequence that fired
 };
+
+// A rough count of the input tokens a request would take, for token counting when no target
+// can count: about four bytes of text (tool schemas included) a token, a few tokens of framing
+// a message and a tool, 85 an image or file. Not any model's tokenizer; at least 1.
+[[nodiscard]] std::int64_t estimate_input_tokens(const ChatRequest& request);
 
 // Names used on the wire and in logs.
 [[nodiscard]] std::string_view to_string(Role role);

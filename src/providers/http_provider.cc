@@ -255,19 +255,36 @@ core::Error HttpProvider::status_error(const http::ClientResponse& response) con
   return error;
 }
 
+std::vector<http::Header> HttpProvider::headers_for(const chat::ChatRequest& request,
+                                                    const CallContext& context) const {
+  std::vector<http::Header> headers = headers_;
+  if (request.origin == options_.dialect) {
+    for (const auto& [name, value] : request.dialect_headers) {
+      auto same = std::find_if(headers.begin(), headers.end(),
+                               [&name](const http::Header& h) { return h.name == name; });
+      if (same != headers.end()) {
+        same->value = value;
+      } else {
+        headers.push_back({name, value});
+      }
+    }
+  }
+  if (!context.request_id.empty()) {
+    headers.push_back({"x-request-id", std::string(context.request_id)});
+  }
+  return headers;
+}
+
 http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request,
                                            const CallContext& context, bool stream) const {
   http::ClientRequest call;
   call.method = "POST";
   call.target = target_;
-  call.headers = headers_;
+  call.headers = headers_for(request, context);
   if (stream) {
     for (http::Header& header : call.headers) {
       if (header.name == "accept") header.value = "text/event-stream";
     }
-  }
-  if (!context.request_id.empty()) {
-    call.headers.push_back({"x-request-id", std::string(context.request_id)});
   }
   call.body = options_.dialect == chat::Dialect::kOpenAI
                   ? openai::encode_request(request, options_.model)
@@ -298,6 +315,30 @@ net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
     co_return std::unexpected(status_error(response));
   }
   co_return decode(response.status, response.body);
+}
+
+bool HttpProvider::carries(const chat::ChatRequest& request) const {
+  return request.dialect_only.empty() || request.origin == options_.dialect;
+}
+
+net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
+    const chat::ChatRequest& request, CallContext& context) {
+  if (!counts_tokens()) co_return co_await Provider::count_tokens(request, context);
+  http::ClientRequest call;
+  call.method = "POST";
+  call.target = target_ + "/count_tokens";
+  call.headers = headers_for(request, context);
+  // The client's body with the model replaced; it has no max_tokens to add.
+  call.body = anthropic::encode_request(request, options_.model, options_.default_max_tokens);
+  call.timeout = std::chrono::milliseconds(options_.timeout_ms);
+  call.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+  auto sent = co_await context.http.send(origin_, std::move(call));
+  if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
+  RelayedAnswer answer;
+  answer.status = sent->status;
+  answer.content_type = std::string(sent->header("content-type"));
+  answer.body = redact(std::move(sent->body));
+  co_return answer;
 }
 
 net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(

@@ -49,6 +49,14 @@ class HttpProvider final : public Provider {
   // as a whole answer and streamed from it.
   boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
       const chat::ChatRequest& request, CallContext& context) override;
+  // Requests with what only one dialect carries go only to a provider of that dialect.
+  [[nodiscard]] bool carries(const chat::ChatRequest& request) const override;
+  [[nodiscard]] bool counts_tokens() const override {
+    return options_.dialect == chat::Dialect::kAnthropic;
+  }
+  // Anthropic: POST base + /v1/messages/count_tokens with the request (model replaced).
+  boost::asio::awaitable<core::Result<RelayedAnswer>> count_tokens(const chat::ChatRequest& request,
+                                                                   CallContext& context) override;
 
   // The path requests go to: base path + "/chat/completions" or + "/v1/messages".
   [[nodiscard]] const std::string& target() const { return target_; }
@@ -59,6 +67,11 @@ class HttpProvider final : public Provider {
   // The request to send: the encoded body, the headers, the timeouts.
   [[nodiscard]] http::ClientRequest call_for(const chat::ChatRequest& request,
                                              const CallContext& context, bool stream) const;
+  // The headers for a call with this request: the provider's own, the client's dialect
+  // headers when it speaks the same dialect (replacing the provider's of the same name),
+  // the request id.
+  [[nodiscard]] std::vector<http::Header> headers_for(const chat::ChatRequest& request,
+                                                      const CallContext& context) const;
   // The error for a non-2xx answer.
   [[nodiscard]] core::Error status_error(const http::ClientResponse& response) const;
   // `message` with every occurrence of the key replaced.

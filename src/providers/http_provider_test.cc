@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "chat/stream.h"
+#include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
 #include "http/server.h"
 #include "providers/mock_upstream.h"
@@ -288,6 +289,84 @@ TEST(HttpProvider, AnthropicSendsApiKeyAndVersion) {
   const auto body = boost::json::parse(sent.body).as_object();
   EXPECT_EQ(body.at("model").as_string(), "up-model");
   EXPECT_EQ(body.at("max_tokens").as_int64(), 4096);
+}
+
+chat::ChatRequest anthropic_request(std::string_view body,
+                                    std::vector<std::pair<std::string, std::string>> headers) {
+  auto request = dialects::anthropic::decode_count_tokens_request(body);
+  EXPECT_TRUE(request.has_value()) << request.error().message;
+  request->dialect_headers = std::move(headers);
+  return std::move(*request);
+}
+
+constexpr std::string_view kAnthropicBody =
+    R"({"model":"agentic","max_tokens":10,"messages":[{"role":"user","content":"hi"}]})";
+
+TEST(HttpProvider, AnthropicClientHeadersReachAnthropicTargetsOnly) {
+  const chat::ChatRequest request = anthropic_request(
+      kAnthropicBody,
+      {{"anthropic-version", "2099-01-01"}, {"anthropic-beta", "context-management-2025-06-27,x"}});
+  Recorded recorded;
+  const auto upstream = recording_upstream(recorded);
+  (void)call(*make(provider_options(chat::Dialect::kAnthropic, upstream->url())), request);
+  {
+    const std::lock_guard lock(recorded.mutex);
+    ASSERT_TRUE(recorded.last.has_value());
+    EXPECT_EQ(recorded.last->header("anthropic-version"), "2099-01-01");
+    EXPECT_EQ(recorded.last->header("anthropic-beta"), "context-management-2025-06-27,x");
+    EXPECT_EQ(recorded.last->header("x-api-key"), kKey);
+    recorded.last.reset();
+  }
+  (void)call(*make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"))), request);
+  const std::lock_guard lock(recorded.mutex);
+  ASSERT_TRUE(recorded.last.has_value());
+  EXPECT_EQ(recorded.last->header("anthropic-version"), "");
+  EXPECT_EQ(recorded.last->header("anthropic-beta"), "");
+}
+
+net::awaitable<void> count_once(Provider& provider, const chat::ChatRequest& request,
+                                CallContext& context,
+                                std::optional<core::Result<RelayedAnswer>>& out) {
+  out = co_await provider.count_tokens(request, context);
+}
+
+TEST(HttpProvider, CountTokensRelaysTheUpstreamsAnswerWithTheKeyRedacted) {
+  Recorded recorded;
+  const auto upstream = recording_upstream(recorded);
+  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  ASSERT_TRUE(provider->counts_tokens());
+  net::io_context loop;
+  http::Client client(loop);
+  core::SystemClock clock;
+  CallContext context{loop, client, clock, "req-7"};
+  std::optional<core::Result<RelayedAnswer>> out;
+  const auto request =
+      anthropic_request(R"({"model":"agentic","messages":[{"role":"user","content":"hi"}]})",
+                        {{"anthropic-beta", "token-counting-2024-11-01"}});
+  net::co_spawn(loop, count_once(*provider, request, context, out), net::detached);
+  loop.run();
+  ASSERT_TRUE(out.has_value() && out->has_value());
+  EXPECT_EQ((*out)->status, 401);  // the upstream's status, relayed
+  EXPECT_EQ((*out)->body.find(kKey), std::string::npos) << (*out)->body;
+
+  const std::lock_guard lock(recorded.mutex);
+  ASSERT_TRUE(recorded.last.has_value());
+  EXPECT_EQ(recorded.last->target, "/v1/messages/count_tokens");
+  EXPECT_EQ(recorded.last->header("anthropic-beta"), "token-counting-2024-11-01");
+  EXPECT_EQ(recorded.last->body,
+            R"({"model":"up-model","messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_FALSE(
+      make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")))->counts_tokens());
+}
+
+TEST(HttpProvider, ADialectOnlyRequestIsCarriedOnlyInItsDialect) {
+  chat::ChatRequest request = anthropic_request(kAnthropicBody, {});
+  const auto anthropic = make(provider_options(chat::Dialect::kAnthropic, "http://127.0.0.1:1"));
+  const auto openai = make(provider_options(chat::Dialect::kOpenAI, "http://127.0.0.1:1/v1"));
+  EXPECT_TRUE(openai->carries(request));
+  request.dialect_only = "`tools[0]` (web_search_20250305)";
+  EXPECT_TRUE(anthropic->carries(request));
+  EXPECT_FALSE(openai->carries(request));
 }
 
 TEST(HttpProvider, EmptyKeySendsNoAuthHeader) {

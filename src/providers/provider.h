@@ -37,6 +37,13 @@ class EventStream {
   virtual boost::asio::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() = 0;
 };
 
+// An upstream's answer passed to the client as it came (token counting).
+struct RelayedAnswer {
+  int status = 0;
+  std::string content_type;
+  std::string body;  // the key, if it appears, redacted
+};
+
 // One upstream model. Immutable after construction and shared by all workers.
 //
 // Errors of complete(): kRateLimited (429; retry_after_ms when sent), kUpstream (any other
@@ -55,6 +62,18 @@ class Provider {
   // first event (status, connect, timeout) are errors here, as for complete(). The stream
   // must not outlive the context's loop. The default: kInternal, streaming unsupported.
   virtual boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
+      const chat::ChatRequest& request, CallContext& context);
+  // Whether this provider can be sent the request: false when the request holds what only
+  // its client's dialect carries (chat::ChatRequest::dialect_only) and this provider speaks
+  // another. The default: only requests that translate whole.
+  [[nodiscard]] virtual bool carries(const chat::ChatRequest& request) const {
+    return request.dialect_only.empty();
+  }
+  // Whether count_tokens() asks the upstream (an Anthropic API).
+  [[nodiscard]] virtual bool counts_tokens() const { return false; }
+  // The upstream's own count of the request's input tokens, its answer relayed whatever its
+  // status (errors: kConnect, kTimeout, as complete()). The default: kInternal.
+  virtual boost::asio::awaitable<core::Result<RelayedAnswer>> count_tokens(
       const chat::ChatRequest& request, CallContext& context);
 };
 

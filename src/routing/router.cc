@@ -342,6 +342,11 @@ Attempt& with_error(Attempt& a, const core::Error& error) {
 
 }  // namespace
 
+bool Router::carried(const Workload& workload, const chat::ChatRequest& request) {
+  return std::any_of(workload.route.begin(), workload.route.end(),
+                     [&request](const Target& t) { return t.provider->carries(request); });
+}
+
 net::awaitable<RouteResult> Router::route(const Workload& workload,
                                           const chat::ChatRequest& request, WorkerContext& worker,
                                           std::string_view request_id) const {
@@ -353,6 +358,8 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   for (std::size_t t = 0; t < workload.route.size(); ++t) {
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
+    // What only the client's dialect carries goes past targets of another, untried.
+    if (!provider.carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
     bool served = false;
 
@@ -418,6 +425,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   for (std::size_t t = 0; t < workload.route.size() && !result.stream_started; ++t) {
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
+    // What only the client's dialect carries goes past targets of another, untried.
+    if (!provider.carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
 
     for (int retry = 0;; ++retry) {

@@ -160,6 +160,9 @@ class Router {
                                                    std::string_view request_id,
                                                    StreamSink& sink) const;
 
+  // Whether some target of the workload can be sent the request (Provider::carries).
+  [[nodiscard]] static bool carried(const Workload& workload, const chat::ChatRequest& request);
+
   // Counts a request refused before routing (bad input, unknown workload).
   void count_rejected(telemetry::Shard& shard, std::string_view workload) const;
 

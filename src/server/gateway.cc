@@ -7,11 +7,13 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <variant>
 
 #include "core/ids.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
 #include "http/client.h"
+#include "json/json.h"
 #include "providers/http_provider.h"
 #include "providers/simulated_provider.h"
 #include "validation/validator.h"
@@ -24,6 +26,10 @@ using core::ErrorCode;
 
 constexpr std::string_view kChatPath = "/v1/chat/completions";
 constexpr std::string_view kMessagesPath = "/v1/messages";
+constexpr std::string_view kCountTokensPath = "/v1/messages/count_tokens";
+constexpr std::string_view kEndpoints =
+    "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, "
+    "GET /v1/models, GET /metrics, GET /healthz, GET /readyz";
 
 http::Response json_response(int status, std::string body) {
   http::Response r;
@@ -38,8 +44,18 @@ std::string encode_error(chat::Dialect dialect, const core::Error& error,
                                            : dialects::anthropic::encode_error(error, extra);
 }
 
+// Anthropic's shape for its endpoint and everything under it; OpenAI's elsewhere.
 chat::Dialect dialect_of_path(std::string_view path) {
-  return path == kMessagesPath ? chat::Dialect::kAnthropic : chat::Dialect::kOpenAI;
+  return path == kMessagesPath || path.starts_with("/v1/messages/") ? chat::Dialect::kAnthropic
+                                                                    : chat::Dialect::kOpenAI;
+}
+
+// The client's top-level "stream": true in a body that did not decode; false when absent.
+bool asked_for_stream(std::string_view body) {
+  auto parsed = json::parse(body);
+  if (!parsed || !parsed->is_object()) return false;
+  const auto* stream = parsed->get_object().if_contains("stream");
+  return stream != nullptr && stream->is_bool() && stream->get_bool();
 }
 
 std::string workload_names(const routing::Router& router) {
@@ -158,7 +174,7 @@ class GatewayService final : public http::Service {
     }
     log.duration_ms = core::elapsed_ms(started, gateway_.clock().now());
     // Only API calls are logged; probes and scrapes would drown them.
-    if (log.path == kChatPath || log.path == kMessagesPath) gateway_.access_log().write(log);
+    if (log.path.starts_with("/v1/")) gateway_.access_log().write(log);
   }
 
   http::Response protocol_error(int status, std::string_view message,
@@ -185,6 +201,15 @@ class GatewayService final : public http::Service {
       if (!post) co_return method_not_allowed(dialect, "POST", log);
       co_return co_await chat(request, dialect, responder, log);
     }
+    if (path == kCountTokensPath) {
+      if (!post) co_return method_not_allowed(chat::Dialect::kAnthropic, "POST", log);
+      co_return co_await count_tokens(request, log);
+    }
+    if (path == "/") {
+      // Clients probe the base URL (Claude Code sends HEAD /) before their first request.
+      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      co_return json_response(200, R"({"status":"ok"})");
+    }
     if (path == "/v1/models") {
       if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
       co_return models(!request.header("anthropic-version").empty());
@@ -205,12 +230,15 @@ class GatewayService final : public http::Service {
       if (gateway_.draining()) co_return json_response(503, R"({"status":"draining"})");
       co_return json_response(200, R"({"status":"ready"})");
     }
-    co_return error(chat::Dialect::kOpenAI,
-                    {ErrorCode::kNotFound, "no route for " + std::string(path) +
-                                               " (endpoints: POST /v1/chat/completions, POST "
-                                               "/v1/messages, GET /v1/models, GET /metrics, "
-                                               "GET /healthz, GET /readyz)"},
-                    log, {{"code", "not_found"}});
+    // Under /v1/messages in Anthropic's shape (its SDKs read that), elsewhere OpenAI's.
+    chat::Dialect dialect = dialect_of_path(path);
+    boost::json::object extra;
+    if (dialect == chat::Dialect::kOpenAI) extra["code"] = "not_found";
+    co_return error(dialect,
+                    {ErrorCode::kNotFound,
+                     request.method + " " + std::string(path) +
+                         " is not an endpoint (endpoints: " + std::string(kEndpoints) + ")"},
+                    log, std::move(extra));
   }
 
   // The workloads as models, in Anthropic's list shape when the client is an Anthropic SDK
@@ -251,10 +279,90 @@ class GatewayService final : public http::Service {
     return r;
   }
 
+  // The error in the dialect's shape; the access log line says what it was.
   http::Response error(chat::Dialect dialect, core::Error e, telemetry::AccessLogEntry& log,
                        boost::json::object extra) {
     extra["request_id"] = log.request_id;
+    if (const auto* code = extra.if_contains("code"); code != nullptr && code->is_string()) {
+      log.error_code = std::string(code->get_string());
+    } else {
+      log.error_code = std::string(core::to_string(e.code));
+    }
+    log.error = e.message;
     return json_response(core::http_status(e.code), encode_error(dialect, e, extra));
+  }
+
+  // The request refused before routing: counted, its stream wish logged, the error sent.
+  http::Response reject(chat::Dialect dialect, const http::Request& request, core::Error e,
+                        telemetry::AccessLogEntry& log, boost::json::object extra = {}) {
+    log.outcome = "rejected";
+    if (!log.stream) log.stream = asked_for_stream(request.body);
+    gateway_.router().count_rejected(shard_, log.workload);
+    return error(dialect, std::move(e), log, std::move(extra));
+  }
+
+  // The workload named by a decoded request's model; an error response when there is none.
+  std::variant<const routing::Workload*, http::Response> workload_of(
+      chat::Dialect dialect, const http::Request& request, const chat::ChatRequest& chat_request,
+      telemetry::AccessLogEntry& log) {
+    const routing::Router& router = gateway_.router();
+    const routing::Workload* workload = router.find(chat_request.model);
+    if (workload == nullptr) {
+      return reject(dialect, request,
+                    {ErrorCode::kNotFound,
+                     "unknown model \"" + chat_request.model +
+                         "\": a model names a workload; workloads: " + workload_names(router)},
+                    log, {{"code", "model_not_found"}});
+    }
+    return workload;
+  }
+
+  // POST /v1/messages/count_tokens: the workload's first Anthropic target counts; with none,
+  // a local estimate (x-backstop-token-count: estimate).
+  net::awaitable<http::Response> count_tokens(const http::Request& request,
+                                              telemetry::AccessLogEntry& log) {
+    constexpr chat::Dialect kDialect = chat::Dialect::kAnthropic;
+    auto decoded = dialects::anthropic::decode_count_tokens_request(request.body);
+    if (!decoded) co_return reject(kDialect, request, decoded.error(), log);
+    forward_dialect_headers(request, *decoded);
+    auto found = workload_of(kDialect, request, *decoded, log);
+    if (auto* response = std::get_if<http::Response>(&found)) co_return std::move(*response);
+    const routing::Workload& workload = *std::get<const routing::Workload*>(found);
+    log.workload = workload.name;
+    for (const routing::Target& target : workload.route) {
+      providers::Provider& provider = *target.provider;
+      if (!provider.counts_tokens()) continue;
+      providers::CallContext call{loop_, http_, gateway_.clock(), log.request_id};
+      auto answer = co_await provider.count_tokens(*decoded, call);
+      log.served_by = provider.name();
+      if (!answer) {
+        log.outcome = "failed";
+        co_return error(kDialect, answer.error(), log, {});
+      }
+      log.outcome = "primary";
+      http::Response r = json_response(answer->status, std::move(answer->body));
+      if (!answer->content_type.empty()) r.content_type = std::move(answer->content_type);
+      r.headers.push_back({"x-backstop-workload", workload.name});
+      r.headers.push_back({"x-backstop-served-by", provider.name()});
+      co_return r;
+    }
+    log.outcome = "primary";
+    http::Response r = json_response(
+        200, boost::json::serialize(
+                 boost::json::object{{"input_tokens", chat::estimate_input_tokens(*decoded)}}));
+    r.headers.push_back({"x-backstop-workload", workload.name});
+    r.headers.push_back({"x-backstop-token-count", "estimate"});
+    co_return r;
+  }
+
+  // An Anthropic client's own anthropic-version and anthropic-beta, for Anthropic targets.
+  static void forward_dialect_headers(const http::Request& request, chat::ChatRequest& out) {
+    if (out.origin != chat::Dialect::kAnthropic) return;
+    for (std::string_view name : dialects::anthropic::kForwardedHeaders) {
+      if (std::string_view value = request.header(name); !value.empty()) {
+        out.dialect_headers.emplace_back(std::string(name), std::string(value));
+      }
+    }
   }
 
   net::awaitable<std::optional<http::Response>> chat(const http::Request& request,
@@ -265,24 +373,22 @@ class GatewayService final : public http::Service {
     auto decoded = dialect == chat::Dialect::kOpenAI
                        ? dialects::openai::decode_request(request.body)
                        : dialects::anthropic::decode_request(request.body);
-    if (!decoded) {
-      log.outcome = "rejected";
-      router.count_rejected(shard_, "");
-      co_return error(dialect, decoded.error(), log, {});
-    }
+    if (!decoded) co_return reject(dialect, request, decoded.error(), log);
     chat::ChatRequest& chat_request = *decoded;
-    const routing::Workload* workload = router.find(chat_request.model);
-    if (workload == nullptr) {
-      log.outcome = "rejected";
-      router.count_rejected(shard_, "");
-      co_return error(dialect,
-                      {ErrorCode::kNotFound,
-                       "unknown model \"" + chat_request.model +
-                           "\": a model names a workload; workloads: " + workload_names(router)},
-                      log, {{"code", "model_not_found"}});
+    log.stream = chat_request.stream;
+    forward_dialect_headers(request, chat_request);
+    auto found = workload_of(dialect, request, chat_request, log);
+    if (auto* response = std::get_if<http::Response>(&found)) co_return std::move(*response);
+    const routing::Workload* workload = std::get<const routing::Workload*>(found);
+    if (!routing::Router::carried(*workload, chat_request)) {
+      co_return reject(dialect, request,
+                       {ErrorCode::kInvalidArgument,
+                        chat_request.dialect_only + " can only be sent to a target of the " +
+                            std::string(chat::to_string(chat_request.origin)) +
+                            " dialect, and workload \"" + workload->name + "\" has none"},
+                       log);
     }
     log.workload = workload->name;
-    log.stream = chat_request.stream;
     routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_};
     std::optional<ClientStream> stream;
     routing::RouteResult result;

@@ -169,6 +169,14 @@ std::string to_json_line(const AccessLogEntry& entry) {
   append_millis(out, entry.duration_ms);
   append_field(out, "stream");
   out += entry.stream ? "true" : "false";
+  if (!entry.error_code.empty()) {
+    append_field(out, "error");
+    out += "{\"code\":";
+    append_string(out, entry.error_code);
+    out += ",\"message\":";
+    append_string(out, entry.error);
+    out += '}';
+  }
   out += "}\n";
   return out;
 }

@@ -31,7 +31,9 @@ struct AccessLogEntry {
   std::int64_t output_tokens = 0;
   std::int64_t cost_micro_usd = 0;
   double duration_ms = 0;
-  bool stream = false;
+  bool stream = false;     // the client asked for a stream
+  std::string error_code;  // the error answered ("invalid_request", "model_not_found" ...)
+  std::string error;       // its message; empty with error_code when the answer was no error
 };
 
 // The entry as one JSON object and a trailing newline.

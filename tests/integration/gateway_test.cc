@@ -381,6 +381,55 @@ TEST(AccessLogTest, OneLinePerRequestWithoutPromptOrKey) {
   std::remove(path.c_str());
 }
 
+TEST(AccessLogTest, ARejectedRequestsLineSaysWhyAndWhetherItStreamed) {
+  Mock mock;
+  std::string path = ::testing::TempDir() + "backstop_access_log_rejected_test.jsonl";
+  std::remove(path.c_str());
+  std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock.port()));
+  yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
+  yaml = replace_all(yaml, R"(log: {access_log: ""})", "log: {access_log: \"" + path + "\"}");
+  auto loaded = config::parse(yaml, "test.yaml");
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+  core::NullLogger logger;
+  server::GatewayOptions options;
+  options.logger = &logger;
+  auto gateway = server::Gateway::create(loaded.config, std::move(options));
+  ASSERT_TRUE(gateway.has_value()) << gateway.error().message;
+  ASSERT_TRUE((*gateway)->start().has_value());
+  net::io_context loop;
+  http::Client client(loop);
+  http::Origin origin{false, "127.0.0.1", (*gateway)->port(), "", ""};
+  for (
+      std::string body :
+      {R"({"model":"docs","stream":true,"max_tokens":5,"messages":[{"role":"robot","content":"x"}]})",
+       R"({"model":"nope","max_tokens":5,"messages":[{"role":"user","content":"x"}]})"}) {
+    http::ClientRequest request;
+    request.target = "/v1/messages";
+    request.headers = {{"content-type", "application/json"}};
+    request.body = body;
+    auto future = net::co_spawn(loop, client.send(origin, std::move(request)), net::use_future);
+    loop.run();
+    loop.restart();
+    ASSERT_TRUE(future.get().has_value());
+  }
+  (*gateway)->stop();
+  (*gateway)->wait();
+  std::ifstream file(path);
+  std::vector<boost::json::value> lines;
+  for (std::string line; std::getline(file, line);) lines.push_back(boost::json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].at("status"), 400);
+  EXPECT_EQ(lines[0].at("outcome"), "rejected");
+  EXPECT_EQ(lines[0].at("stream"), true);
+  EXPECT_EQ(lines[0].at_pointer("/error/code"), "invalid_argument");
+  EXPECT_EQ(lines[0].at_pointer("/error/message"),
+            "`messages[0].role` must be one of user, assistant, system; got \"robot\"");
+  EXPECT_EQ(lines[1].at("status"), 404);
+  EXPECT_EQ(lines[1].at("stream"), false);
+  EXPECT_EQ(lines[1].at_pointer("/error/code"), "model_not_found");
+  std::remove(path.c_str());
+}
+
 TEST_F(GatewayTest, OversizedBodiesGet413InTheEndpointsDialect) {
   std::string big(70'000, 'x');
   auto openai = call("POST", "/v1/chat/completions", big);
@@ -412,6 +461,107 @@ TEST_F(GatewayTest, AnthropicClientsGetAnthropicShape) {
   auto body = json(r);
   EXPECT_EQ(body.at("type"), "message");
   EXPECT_EQ(body.at("role"), "assistant");
+}
+
+// What Claude Code sends: system messages inside `messages` (its last entry among them),
+// betas, thinking, context management, effort, a deferred tool, a JSON string as user_id.
+constexpr const char* kClaudeCodeBody = R"({"model":"WORKLOAD","max_tokens":32000,"stream":false,
+  "system":[{"type":"text","text":"x-anthropic-billing-header: cc_version=2.1.332;"},
+            {"type":"text","text":"You are Claude Code.","cache_control":{"type":"ephemeral"}}],
+  "messages":[{"role":"user","content":[{"type":"text","text":"<system-reminder>r</system-reminder>"},
+                                        {"type":"text","text":"say hi"}]},
+              {"role":"system","content":[{"type":"text","text":"# Environment",
+                                           "cache_control":{"type":"ephemeral"}}]}],
+  "tools":[{"name":"DeferredToolPlaceholder","description":"d","defer_loading":true,
+            "input_schema":{"type":"object","properties":{}}}],
+  "metadata":{"user_id":"{\"device_id\":\"abc\"}"},
+  "thinking":{"type":"adaptive","display":"omitted"},
+  "context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},
+  "output_config":{"effort":"high"}})";
+
+const std::vector<http::Header> kClaudeCodeHeaders = {
+    {"anthropic-version", "2023-06-01"},
+    {"anthropic-beta", "claude-code-20250219,context-management-2025-06-27"},
+    {"x-api-key", "anything"}};
+
+TEST_F(GatewayTest, ClaudeCodesFirstRequestIsServedOnEveryKindOfRoute) {
+  // docs: a translating OpenAI primary with checks; plain: the primary alone; anthropic-only
+  // is not configured here, the translated route is the one that used to answer 400.
+  for (std::string workload : {"docs", "plain"}) {
+    auto r = call("POST", "/v1/messages?beta=true",
+                  replace_all(kClaudeCodeBody, "WORKLOAD", workload), kClaudeCodeHeaders);
+    ASSERT_EQ(r.status, 200) << workload << ": " << r.body;
+    EXPECT_EQ(r.header("x-backstop-served-by"), "v4") << workload;
+    EXPECT_EQ(json(r).at("type"), "message");
+  }
+}
+
+TEST_F(GatewayTest, CountTokensIsForwardedToTheFirstAnthropicTarget) {
+  const std::string body =
+      R"({"model":"docs","messages":[{"role":"user","content":"how many tokens is this?"}]})";
+  auto r = call("POST", "/v1/messages/count_tokens", body, kClaudeCodeHeaders);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-token-count"), "");
+  EXPECT_GT(json(r).at("input_tokens").as_int64(), 0);
+}
+
+TEST_F(GatewayTest, CountTokensWithoutAnAnthropicTargetIsALocalEstimate) {
+  const std::string body = R"({"model":"classify","system":"Label it.","messages":[
+    {"role":"user","content":")" +
+                           std::string(400, 'a') + R"("}]})";
+  auto r = call("POST", "/v1/messages/count_tokens", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-token-count"), "estimate");
+  const std::int64_t tokens = json(r).at("input_tokens").as_int64();
+  EXPECT_GE(tokens, 100);  // 409 bytes of text at about four a token, plus framing
+  EXPECT_LE(tokens, 130);
+  auto unknown = call("POST", "/v1/messages/count_tokens",
+                      R"({"model":"nope","messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(json(unknown).at_pointer("/error/type"), "not_found_error");
+}
+
+TEST_F(GatewayTest, UnknownPathsAnswerInTheirEndpointsDialect) {
+  auto anthropic = call("POST", "/v1/messages/batches", "{}");
+  EXPECT_EQ(anthropic.status, 404);
+  EXPECT_EQ(json(anthropic).at("type"), "error");
+  EXPECT_EQ(json(anthropic).at_pointer("/error/type"), "not_found_error");
+  auto openai = call("POST", "/v1/chat/completion", "{}");
+  EXPECT_EQ(openai.status, 404);
+  EXPECT_EQ(json(openai).at_pointer("/error/code"), "not_found");
+  EXPECT_EQ(call("HEAD", "/", "").status, 200);  // Claude Code's probe of the base URL
+}
+
+TEST_F(GatewayTest, ServerToolsGoToTheAnthropicTargetOrGetA400) {
+  const std::string body = R"({"model":"WORKLOAD","max_tokens":64,
+    "tools":[{"type":"web_search_20250305","name":"web_search"}],
+    "messages":[{"role":"user","content":"news?"}]})";
+  auto served = call("POST", "/v1/messages", replace_all(body, "WORKLOAD", "docs"));
+  ASSERT_EQ(served.status, 200) << served.body;
+  EXPECT_EQ(served.header("x-backstop-served-by"), "claude");  // v4 is skipped, not tried
+  EXPECT_EQ(served.header("x-backstop-attempts"), "1");
+  auto refused = call("POST", "/v1/messages", replace_all(body, "WORKLOAD", "classify"));
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json(refused).at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(json(refused).at_pointer("/error/message"),
+            "`tools[0]` (web_search_20250305) can only be sent to a target of the anthropic "
+            "dialect, and workload \"classify\" has none");
+}
+
+TEST_F(GatewayTest, OutputConfigFormatIsCheckedByContentSchema) {
+  const std::string body = R"({"model":"classify","max_tokens":64,
+    "messages":[{"role":"user","content":"label it MARKER"}],
+    "output_config":{"format":{"type":"json_schema","schema":{"type":"object",
+      "properties":{"label":{"type":"string"}},"required":["label"],
+      "additionalProperties":false}}}})";
+  auto ok = call("POST", "/v1/messages", replace_all(body, "MARKER", ""));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.header("x-backstop-served-by"), "v4");
+  auto bad = call("POST", "/v1/messages", replace_all(body, "MARKER", "[mock:schema@v4-flash]"));
+  ASSERT_EQ(bad.status, 200) << bad.body;
+  EXPECT_EQ(bad.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(bad.header("x-backstop-fallback-reason"), "schema");
 }
 
 TEST_F(GatewayTest, MetricsAfterAKnownSequence) {

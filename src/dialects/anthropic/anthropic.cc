@@ -57,16 +57,93 @@ core::Result<ContentPart> decode_image(const bj::object& block, const std::strin
   return part;
 }
 
-// A text or image block, the only kinds allowed inside a tool_result.
-core::Result<ContentPart> decode_media_block(const bj::object& block, const std::string& path,
-                                             std::string_view type) {
-  if (type == "image") return decode_image(block, path);
-  auto text = json::required_string(block, "text", path);
-  if (!text) return std::unexpected(std::move(text.error()));
-  return ContentPart{ContentPart::Kind::kText, std::string(*text), {}};
+// Notes the first thing in a request that only an Anthropic target can carry.
+void only_anthropic(ChatRequest& out, const std::string& path, std::string_view type) {
+  if (out.dialect_only.empty())
+    out.dialect_only = code_quoted(path) + " (" + std::string(type) + ")";
 }
 
-core::Result<Message> decode_tool_result(const bj::object& block, const std::string& path) {
+// The text blocks of a document's {type: content} source, as text parts.
+core::Result<void> decode_document_content(const bj::value& content, const std::string& path,
+                                           std::vector<ContentPart>& out) {
+  if (content.is_string()) {
+    out.push_back({ContentPart::Kind::kText, std::string(view(content.get_string())), {}});
+    return {};
+  }
+  if (!content.is_array()) {
+    return invalid(code_quoted(path) + " must be a string or an array, got " +
+                   std::string(json::kind_name(content)));
+  }
+  const auto& blocks = content.get_array();
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    std::string bpath = json::index_path(path, i);
+    if (!blocks[i].is_object()) return not_object(bpath, blocks[i]);
+    // Only text is read; an image inside a document reaches an Anthropic target alone.
+    if (string_or_empty(blocks[i].get_object(), "type") != "text") continue;
+    auto text = json::required_string(blocks[i].get_object(), "text", bpath);
+    if (!text) return std::unexpected(std::move(text.error()));
+    out.push_back({ContentPart::Kind::kText, std::string(*text), {}});
+  }
+  return {};
+}
+
+// A document block: a PDF as base64 becomes a file part, plain text and content sources text
+// parts; a document by URL or file id only an Anthropic target can fetch.
+core::Result<void> decode_document(const bj::object& block, const std::string& path,
+                                   ChatRequest& request, std::vector<ContentPart>& out) {
+  auto source = json::optional_object(block, "source", path);
+  if (!source) return std::unexpected(std::move(source.error()));
+  if (*source == nullptr) return invalid(code_quoted(path + ".source") + " is required");
+  std::string spath = path + ".source";
+  auto type = json::required_string(**source, "type", spath);
+  if (!type) return std::unexpected(std::move(type.error()));
+  if (*type == "base64") {
+    auto media_type = json::required_string(**source, "media_type", spath);
+    if (!media_type) return std::unexpected(std::move(media_type.error()));
+    auto data = json::required_string(**source, "data", spath);
+    if (!data) return std::unexpected(std::move(data.error()));
+    out.push_back({ContentPart::Kind::kFile, std::string(string_or_empty(block, "title")),
+                   "data:" + std::string(*media_type) + ";base64," + std::string(*data)});
+  } else if (*type == "text") {
+    auto data = json::required_string(**source, "data", spath);
+    if (!data) return std::unexpected(std::move(data.error()));
+    out.push_back({ContentPart::Kind::kText, std::string(*data), {}});
+  } else if (*type == "content") {
+    auto content = source.value()->find("content");
+    if (content == source.value()->end()) {
+      return invalid(code_quoted(spath + ".content") + " is required");
+    }
+    return decode_document_content(content->value(), spath + ".content", out);
+  } else {
+    only_anthropic(request, path, "document " + std::string(*type));
+  }
+  return {};
+}
+
+// A block of user content: text, image or document; any other kind is carried only to an
+// Anthropic target. False when it was not one of the three.
+core::Result<bool> decode_media_block(const bj::object& block, const std::string& path,
+                                      std::string_view type, ChatRequest& request,
+                                      std::vector<ContentPart>& out) {
+  if (type == "image") {
+    auto part = decode_image(block, path);
+    if (!part) return std::unexpected(std::move(part.error()));
+    out.push_back(std::move(*part));
+  } else if (type == "text") {
+    auto text = json::required_string(block, "text", path);
+    if (!text) return std::unexpected(std::move(text.error()));
+    out.push_back({ContentPart::Kind::kText, std::string(*text), {}});
+  } else if (type == "document") {
+    auto ok = decode_document(block, path, request, out);
+    if (!ok) return std::unexpected(std::move(ok.error()));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+core::Result<Message> decode_tool_result(const bj::object& block, const std::string& path,
+                                         ChatRequest& request) {
   Message message;
   message.role = Role::kTool;
   auto id = json::required_string(block, "tool_use_id", path);
@@ -93,21 +170,46 @@ core::Result<Message> decode_tool_result(const bj::object& block, const std::str
     if (!blocks[i].is_object()) return not_object(bpath, blocks[i]);
     auto type = json::required_string(blocks[i].get_object(), "type", bpath);
     if (!type) return std::unexpected(std::move(type.error()));
-    if (*type != "text" && *type != "image") {
-      return invalid(code_quoted(bpath + ".type") + " must be one of text, image; got " +
-                     quoted(*type));
-    }
-    auto part = decode_media_block(blocks[i].get_object(), bpath, *type);
-    if (!part) return std::unexpected(std::move(part.error()));
-    message.content.push_back(std::move(*part));
+    auto media = decode_media_block(blocks[i].get_object(), bpath, *type, request, message.content);
+    if (!media) return std::unexpected(std::move(media.error()));
+    if (!*media) only_anthropic(request, bpath, *type);
   }
   return message;
 }
 
+// Text blocks (with cache_control or citations, which only Anthropic reads) as the text
+// parts of a system prompt: the top-level `system`, or a `role: "system"` message.
+core::Result<void> decode_system_blocks(const bj::value& value, const std::string& path,
+                                        Message& out) {
+  if (value.is_string()) {
+    out.content.push_back({ContentPart::Kind::kText, std::string(view(value.get_string())), {}});
+    return {};
+  }
+  if (!value.is_array()) {
+    return invalid(code_quoted(path) + " must be a string or an array of text blocks, got " +
+                   std::string(json::kind_name(value)));
+  }
+  const auto& blocks = value.get_array();
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    std::string bpath = json::index_path(path, i);
+    if (!blocks[i].is_object()) return not_object(bpath, blocks[i]);
+    auto type = json::required_string(blocks[i].get_object(), "type", bpath);
+    if (!type) return std::unexpected(std::move(type.error()));
+    if (*type != "text") {
+      return invalid(code_quoted(bpath + ".type") + " must be \"text\", got " + quoted(*type));
+    }
+    auto text = json::required_string(blocks[i].get_object(), "text", bpath);
+    if (!text) return std::unexpected(std::move(text.error()));
+    out.content.push_back({ContentPart::Kind::kText, std::string(*text), {}});
+  }
+  return {};
+}
+
 // One client message; a user message with tool_result blocks becomes several messages
-// (each tool_result a Role::kTool message, text around them user messages), in order.
-core::Result<void> decode_message(const bj::value& value, std::size_t index,
-                                  std::vector<Message>& out) {
+// (each tool_result a Role::kTool message, text around them user messages), in order. A
+// `role: "system"` message (Claude Code sends them between turns) stays where it is.
+core::Result<void> decode_message(const bj::value& value, std::size_t index, ChatRequest& request) {
+  std::vector<Message>& out = request.messages;
   std::string path = json::index_path("messages", index);
   if (!value.is_object()) return not_object(path, value);
   const auto& obj = value.get_object();
@@ -118,8 +220,10 @@ core::Result<void> decode_message(const bj::value& value, std::size_t index,
     role = Role::kUser;
   } else if (*role_name == "assistant") {
     role = Role::kAssistant;
+  } else if (*role_name == "system") {
+    role = Role::kSystem;
   } else {
-    return invalid(code_quoted(path + ".role") + " must be one of user, assistant; got " +
+    return invalid(code_quoted(path + ".role") + " must be one of user, assistant, system; got " +
                    quoted(*role_name));
   }
   auto content = obj.find("content");
@@ -129,6 +233,12 @@ core::Result<void> decode_message(const bj::value& value, std::size_t index,
   }
   Message current;
   current.role = role;
+  if (role == Role::kSystem) {
+    auto ok = decode_system_blocks(content->value(), cpath, current);
+    if (!ok) return std::unexpected(std::move(ok.error()));
+    out.push_back(std::move(current));
+    return {};
+  }
   if (content->value().is_string()) {
     current.content.push_back(
         {ContentPart::Kind::kText, std::string(view(content->value().get_string())), {}});
@@ -147,19 +257,14 @@ core::Result<void> decode_message(const bj::value& value, std::size_t index,
     const auto& block = blocks[i].get_object();
     auto type = json::required_string(block, "type", bpath);
     if (!type) return std::unexpected(std::move(type.error()));
-    if (*type == "text" || (*type == "image" && role == Role::kUser)) {
-      auto part = decode_media_block(block, bpath, *type);
-      if (!part) return std::unexpected(std::move(part.error()));
-      current.content.push_back(std::move(*part));
-      pending = true;
-    } else if (*type == "tool_result" && role == Role::kUser) {
+    if (*type == "tool_result" && role == Role::kUser) {
       if (pending) {
         out.push_back(std::move(current));
         current = Message();
         current.role = Role::kUser;
       }
       pending = false;
-      auto result = decode_tool_result(block, bpath);
+      auto result = decode_tool_result(block, bpath, request);
       if (!result) return std::unexpected(std::move(result.error()));
       out.push_back(std::move(*result));
     } else if (*type == "tool_use" && role == Role::kAssistant) {
@@ -176,14 +281,22 @@ core::Result<void> decode_message(const bj::value& value, std::size_t index,
       auto thinking = json::required_string(block, "thinking", bpath);
       if (!thinking) return std::unexpected(std::move(thinking.error()));
       current.reasoning += *thinking;
+      if (string_or_empty(block, "signature").empty()) request.unsigned_thinking = true;
       pending = true;
     } else if (*type == "redacted_thinking" && role == Role::kAssistant) {
       // Encrypted reasoning only the Anthropic API can read; the original body keeps it.
       pending = true;
+    } else if (*type == "text" || role == Role::kUser) {
+      // Images and documents are read from user turns only, as Anthropic takes them.
+      auto media = decode_media_block(block, bpath, *type, request, current.content);
+      if (!media) return std::unexpected(std::move(media.error()));
+      if (!*media) only_anthropic(request, bpath, *type);
+      pending = true;
     } else {
-      return invalid(code_quoted(bpath + ".type") + " " + quoted(*type) + " is not supported in a" +
-                     (role == Role::kUser ? " user message (text, image, tool_result)"
-                                          : "n assistant message (text, tool_use, thinking)"));
+      // Server tool calls and their results, and whatever block Anthropic adds next: the
+      // client's bytes carry them to an Anthropic target; no other dialect has them.
+      only_anthropic(request, bpath, *type);
+      pending = true;
     }
   }
   if (pending || blocks.empty()) out.push_back(std::move(current));
@@ -196,7 +309,7 @@ core::Result<void> decode_messages(bj::object& body, ChatRequest& out) {
   if (*messages == nullptr) return invalid("`messages` is required");
   if ((*messages)->empty()) return invalid("`messages` must not be empty");
   for (std::size_t i = 0; i < (*messages)->size(); ++i) {
-    auto ok = decode_message((**messages)[i], i, out.messages);
+    auto ok = decode_message((**messages)[i], i, out);
     if (!ok) return std::unexpected(std::move(ok.error()));
   }
   return {};
@@ -207,27 +320,8 @@ core::Result<void> decode_system(bj::object& body, ChatRequest& out) {
   if (it == body.end() || it->value().is_null()) return {};
   Message system;
   system.role = Role::kSystem;
-  if (it->value().is_string()) {
-    system.content.push_back(
-        {ContentPart::Kind::kText, std::string(view(it->value().get_string())), {}});
-  } else if (it->value().is_array()) {
-    const auto& blocks = it->value().get_array();
-    for (std::size_t i = 0; i < blocks.size(); ++i) {
-      std::string path = json::index_path("system", i);
-      if (!blocks[i].is_object()) return not_object(path, blocks[i]);
-      auto type = json::required_string(blocks[i].get_object(), "type", path);
-      if (!type) return std::unexpected(std::move(type.error()));
-      if (*type != "text") {
-        return invalid(code_quoted(path + ".type") + " must be \"text\", got " + quoted(*type));
-      }
-      auto text = json::required_string(blocks[i].get_object(), "text", path);
-      if (!text) return std::unexpected(std::move(text.error()));
-      system.content.push_back({ContentPart::Kind::kText, std::string(*text), {}});
-    }
-  } else {
-    return invalid("`system` must be a string or an array of text blocks, got " +
-                   std::string(json::kind_name(it->value())));
-  }
+  auto ok = decode_system_blocks(it->value(), "system", system);
+  if (!ok) return std::unexpected(std::move(ok.error()));
   out.messages.insert(out.messages.begin(), std::move(system));
   return {};
 }
@@ -245,10 +339,9 @@ core::Result<void> decode_tools(bj::object& body, ChatRequest& out) {
     if (!type) return std::unexpected(std::move(type.error()));
     if (*type && **type != "custom") {
       // Server tools (web search, code execution ...) run inside Anthropic's API and have
-      // no equivalent on another target.
-      return invalid(code_quoted(path + ".type") + " " + quoted(**type) +
-                     " is not supported; only custom tools (name, description, input_schema)"
-                     " can be routed");
+      // no equivalent on another target: the client's bytes carry them to Anthropic.
+      only_anthropic(out, path, **type);
+      continue;
     }
     auto name = json::required_string(tool, "name", path);
     if (!name) return std::unexpected(std::move(name.error()));
@@ -282,7 +375,8 @@ core::Result<void> decode_tool_choice(bj::object& body, ChatRequest& out) {
   } else if (*type == "tool") {
     auto name = json::required_string(**choice, "name", "tool_choice");
     if (!name) return std::unexpected(std::move(name.error()));
-    if (out.find_tool(*name) == nullptr) {
+    // A server tool's name is not among the custom tools; Anthropic checks it.
+    if (out.find_tool(*name) == nullptr && out.dialect_only.empty()) {
       return invalid("`tool_choice.name` is " + quoted(*name) + ", which is not one of `tools`");
     }
     out.tool_choice = {ToolChoice::Kind::kNamed, std::string(*name)};
@@ -295,7 +389,7 @@ core::Result<void> decode_tool_choice(bj::object& body, ChatRequest& out) {
   return {};
 }
 
-core::Result<void> decode_parameters(bj::object& body, ChatRequest& out) {
+core::Result<void> decode_max_tokens(bj::object& body, ChatRequest& out) {
   auto max_tokens = json::optional_int(body, "max_tokens", "");
   if (!max_tokens) return std::unexpected(std::move(max_tokens.error()));
   if (!*max_tokens) return invalid("`max_tokens` is required");
@@ -303,6 +397,56 @@ core::Result<void> decode_parameters(bj::object& body, ChatRequest& out) {
     return invalid("`max_tokens` must be at least 1, got " + std::to_string(**max_tokens));
   }
   out.max_tokens = **max_tokens;
+  return {};
+}
+
+// Structured output: `output_config.format` (or the beta's top-level `output_format`), a
+// JSON schema the answer must follow, becomes the request's response format. `effort`, and
+// `thinking` and `context_management` (checked only for their type), mean nothing to other
+// dialects: the client's bytes carry them to Anthropic; they are dropped for other targets.
+core::Result<void> decode_output_config(bj::object& body, ChatRequest& out) {
+  for (std::string_view key : {"thinking", "context_management"}) {
+    auto field = json::optional_object(body, key, "");
+    if (!field) return std::unexpected(std::move(field.error()));
+  }
+  auto config = json::optional_object(body, "output_config", "");
+  if (!config) return std::unexpected(std::move(config.error()));
+  // The format's holder and the path to it: output_config.format, else output_format.
+  bj::object* holder = nullptr;
+  std::string path;
+  if (*config != nullptr) {
+    auto format = json::optional_object(**config, "format", "output_config");
+    if (!format) return std::unexpected(std::move(format.error()));
+    if (*format != nullptr) {
+      holder = &body.at("output_config").get_object();
+      path = "output_config.format";
+    }
+  }
+  if (holder == nullptr) {
+    auto beta = json::optional_object(body, "output_format", "");
+    if (!beta) return std::unexpected(std::move(beta.error()));
+    if (*beta == nullptr) return {};
+    holder = &body;
+    path = "output_format";
+  }
+  bj::object& format = holder->at(holder == &body ? "output_format" : "format").get_object();
+  auto type = json::required_string(format, "type", path);
+  if (!type) return std::unexpected(std::move(type.error()));
+  if (*type != "json_schema") {
+    return invalid(code_quoted(path + ".type") + " must be \"json_schema\", got " + quoted(*type));
+  }
+  auto schema = json::optional_object(format, "schema", path);
+  if (!schema) return std::unexpected(std::move(schema.error()));
+  if (*schema == nullptr) return invalid(code_quoted(path + ".schema") + " is required");
+  out.response_format.kind = ResponseFormat::Kind::kJsonSchema;
+  out.response_format.name = "output";
+  out.response_format.strict = true;
+  // Moved out of the tree the decoder owns, not copied: the same arena holds both.
+  chat::JsonArena::adopt(out.response_format.schema, std::move(format.at("schema")));
+  return {};
+}
+
+core::Result<void> decode_parameters(bj::object& body, ChatRequest& out) {
   auto stops = json::optional_array(body, "stop_sequences", "");
   if (!stops) return std::unexpected(std::move(stops.error()));
   if (*stops) {
@@ -353,13 +497,33 @@ bj::object encode_image(const std::string& url) {
   return {{"type", "image"}, {"source", bj::object{{"type", "url"}, {"url", url}}}};
 }
 
+// A file (a data: URL) as a document block.
+bj::object encode_document(const ContentPart& part) {
+  std::string_view media_type, data;
+  if (!split_data_url(part.image_url, media_type, data)) {
+    media_type = "application/pdf";
+    data = part.image_url;
+  }
+  bj::object block{
+      {"type", "document"},
+      {"source", bj::object{{"type", "base64"}, {"media_type", media_type}, {"data", data}}}};
+  if (!part.text.empty()) block["title"] = part.text;
+  return block;
+}
+
 // Anthropic rejects empty text blocks, so empty text parts are dropped.
 void encode_parts(const std::vector<ContentPart>& parts, bj::array& out) {
   for (const auto& part : parts) {
-    if (part.kind == ContentPart::Kind::kImage) {
-      out.push_back(encode_image(part.image_url));
-    } else if (!part.text.empty()) {
-      out.push_back(bj::object{{"type", "text"}, {"text", part.text}});
+    switch (part.kind) {
+      case ContentPart::Kind::kImage:
+        out.push_back(encode_image(part.image_url));
+        break;
+      case ContentPart::Kind::kFile:
+        out.push_back(encode_document(part));
+        break;
+      case ContentPart::Kind::kText:
+        if (!part.text.empty()) out.push_back(bj::object{{"type", "text"}, {"text", part.text}});
+        break;
     }
   }
 }
@@ -434,7 +598,16 @@ bj::array encode_messages(const ChatRequest& request) {
   return out;
 }
 
-// System messages, and for a response_format the instruction Anthropic has no field for.
+// Whether the format goes to Anthropic as output_config.format.
+bool constrained(const ResponseFormat& format) {
+  return format.kind == ResponseFormat::Kind::kJsonSchema && format.strict &&
+         format.schema.is_object();
+}
+
+// System messages, and for a response_format the instruction Anthropic has no field for. A
+// strict JSON schema goes to output_config.format instead: Anthropic constrains decoding to
+// the same subset of JSON Schema (additionalProperties false) as OpenAI's strict mode, and
+// refuses schemas outside it, so a schema that was not strict is only asked for in words.
 std::string encode_system(const ChatRequest& request) {
   std::string system;
   auto add = [&system](std::string_view text) {
@@ -450,6 +623,11 @@ std::string encode_system(const ChatRequest& request) {
       add("Respond with a single JSON object and nothing else.");
       break;
     case ResponseFormat::Kind::kJsonSchema:
+      if (constrained(request.response_format)) break;
+      if (request.response_format.schema.is_null()) {
+        add("Respond with a single JSON object and nothing else.");
+        break;
+      }
       add("Respond with a single JSON object and nothing else. It must conform to this JSON "
           "Schema: " +
           bj::serialize(request.response_format.schema));
@@ -523,6 +701,11 @@ bj::object encode_fields(const ChatRequest& request, std::string_view model,
   if (request.temperature) body["temperature"] = std::min(*request.temperature, 1.0);
   if (request.top_p) body["top_p"] = *request.top_p;
   if (request.stream) body["stream"] = true;
+  if (constrained(request.response_format)) {
+    body["output_config"] =
+        bj::object{{"format", bj::object{{"type", "json_schema"},
+                                         {"schema", request.response_format.schema}}}};
+  }
   // Anthropic's metadata takes only user_id; anything else is rejected.
   if (auto user = request.metadata.find("user_id");
       user != request.metadata.end() && user->value().is_string()) {
@@ -601,6 +784,25 @@ std::string_view error_type(int status) {
   }
 }
 
+// Removes the thinking blocks that have no signature from the assistant turns: Anthropic
+// refuses them, and they hold another model's reasoning, which Claude cannot continue anyway.
+void drop_unsigned_thinking(bj::object& body) {
+  auto* messages = body.if_contains("messages");
+  if (messages == nullptr || !messages->is_array()) return;
+  for (auto& message : messages->get_array()) {
+    auto* content = message.is_object() ? message.get_object().if_contains("content") : nullptr;
+    if (content == nullptr || !content->is_array()) continue;
+    auto& blocks = content->get_array();
+    auto unsigned_thinking = [](const bj::value& block) {
+      return block.is_object() && string_or_empty(block.get_object(), "type") == "thinking" &&
+             string_or_empty(block.get_object(), "signature").empty();
+    };
+    blocks.erase(std::remove_if(blocks.begin(), blocks.end(), unsigned_thinking), blocks.end());
+    // A turn of nothing but such thinking keeps a word, so that turns still alternate.
+    if (blocks.empty()) blocks.push_back(bj::object{{"type", "text"}, {"text", "(reasoning)"}});
+  }
+}
+
 }  // namespace
 
 namespace wire {
@@ -634,9 +836,15 @@ std::string_view encode_stop_reason(FinishReason reason) {
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
   // The system prompt is inserted before the messages, so it is decoded after them.
-  return decode_request_tree(
-      body, chat::Dialect::kAnthropic,
-      {decode_parameters, decode_messages, decode_system, decode_tools, decode_tool_choice});
+  return decode_request_tree(body, chat::Dialect::kAnthropic,
+                             {decode_max_tokens, decode_parameters, decode_output_config,
+                              decode_messages, decode_system, decode_tools, decode_tool_choice});
+}
+
+core::Result<ChatRequest> decode_count_tokens_request(std::string_view body) {
+  return decode_request_tree(body, chat::Dialect::kAnthropic,
+                             {decode_parameters, decode_output_config, decode_messages,
+                              decode_system, decode_tools, decode_tool_choice});
 }
 
 std::string encode_request(const ChatRequest& request, std::string_view model,
@@ -645,11 +853,15 @@ std::string encode_request(const ChatRequest& request, std::string_view model,
   if (request.origin != chat::Dialect::kAnthropic || !request.has_original()) {
     return bj::serialize(encode_fields(request, model, default_max_tokens));
   }
-  // The client's own bytes with the model replaced, unless `stream` was changed since.
+  // The client's own bytes with the model replaced, unless `stream` was changed since or
+  // thinking without a signature has to go.
   const chat::OriginalBody& sent = request.original_body;
-  if (!sent.text.empty() && sent.stream == request.stream) return sent.with_model(model);
+  if (!sent.text.empty() && sent.stream == request.stream && !request.unsigned_thinking) {
+    return sent.with_model(model);
+  }
   bj::object body = request.original_tree();
   body["model"] = model;
+  if (request.unsigned_thinking) drop_unsigned_thinking(body);
   return bj::serialize(body);
 }
 

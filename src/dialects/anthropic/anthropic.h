@@ -18,6 +18,12 @@ namespace backstop::dialects::anthropic {
 // path of what is wrong.
 [[nodiscard]] core::Result<chat::ChatRequest> decode_request(std::string_view body);
 
+// A count_tokens body (POST /v1/messages/count_tokens): a request without max_tokens.
+[[nodiscard]] core::Result<chat::ChatRequest> decode_count_tokens_request(std::string_view body);
+
+// The client headers a request from an Anthropic client carries to Anthropic targets.
+inline constexpr std::string_view kForwardedHeaders[] = {"anthropic-version", "anthropic-beta"};
+
 // The body to send to the Messages API with `model` as the model. A request from an
 // OpenAI client is translated: system messages to `system`, tool calls to `tool_use`
 // blocks, consecutive tool messages to one user turn of `tool_result` blocks, tools to

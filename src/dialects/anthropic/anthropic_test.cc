@@ -53,18 +53,22 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{R"({"model":"m","max_tokens":1,"messages":{}})",
                    "`messages` must be an array, got an object"},
         BadRequest{R"({"model":"m","max_tokens":1,"messages":[]})", "`messages` must not be empty"},
-        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]})",
-                   "`messages[0].role` must be one of user, assistant; got \"system\""},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"tool","content":"x"}]})",
+                   "`messages[0].role` must be one of user, assistant, system; got \"tool\""},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":7}]})",
+                   "`messages[0].content` must be a string or an array of text blocks, got a "
+                   "number"},
+        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":
+                   [{"type":"image","source":{}}]}]})",
+                   "`messages[0].content[0].type` must be \"text\", got \"image\""},
         BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"user"}]})",
                    "`messages[0].content` is required"},
         BadRequest{USER("7"), "`messages[0].content` must be a string or an array, got a number"},
         BadRequest{USER(R"([{"type":"document","source":{}}])"),
-                   "`messages[0].content[0].type` \"document\" is not supported in a user message "
-                   "(text, image, tool_result)"},
-        BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":
-                   [{"type":"tool_result","tool_use_id":"t"}]}]})",
-                   "`messages[0].content[0].type` \"tool_result\" is not supported in an "
-                   "assistant message (text, tool_use, thinking)"},
+                   "`messages[0].content[0].source.type` is required"},
+        BadRequest{USER(R"([{"type":"document"}])"), "`messages[0].content[0].source` is required"},
+        BadRequest{USER(R"([{"type":"document","source":{"type":"base64","data":"AA"}}])"),
+                   "`messages[0].content[0].source.media_type` is required"},
         BadRequest{USER(R"([{"type":"text"}])"), "`messages[0].content[0].text` is required"},
         BadRequest{USER(R"([{"type":"image","source":{"type":"file","file_id":"f"}}])"),
                    "`messages[0].content[0].source.type` must be one of base64, url; got \"file\""},
@@ -73,10 +77,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{USER(R"([{"type":"image"}])"), "`messages[0].content[0].source` is required"},
         BadRequest{USER(R"([{"type":"tool_result","content":"x"}])"),
                    "`messages[0].content[0].tool_use_id` is required"},
-        BadRequest{
-            USER(R"([{"type":"tool_result","tool_use_id":"t","content":[{"type":"tool_use"}]}])"),
-            "`messages[0].content[0].content[0].type` must be one of text, image; got "
-            "\"tool_use\""},
         BadRequest{USER(R"([{"type":"tool_result","tool_use_id":"t","is_error":"yes"}])"),
                    "`messages[0].content[0].is_error` must be a boolean, got a string"},
         BadRequest{R"({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":
@@ -92,9 +92,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{"{" BASE R"(,"tools":[{"description":"d","input_schema":{}}]})",
                    "`tools[0].name` is required"},
         BadRequest{"{" BASE R"(,"tools":[{"name":"f"}]})", "`tools[0].input_schema` is required"},
-        BadRequest{"{" BASE R"(,"tools":[{"type":"web_search_20250305","name":"web_search"}]})",
-                   "`tools[0].type` \"web_search_20250305\" is not supported; only custom tools "
-                   "(name, description, input_schema) can be routed"},
+        BadRequest{"{" BASE R"(,"thinking":"on"})", "`thinking` must be an object, got a string"},
+        BadRequest{"{" BASE R"(,"context_management":[]})",
+                   "`context_management` must be an object, got an array"},
+        BadRequest{"{" BASE R"(,"output_config":"high"})",
+                   "`output_config` must be an object, got a string"},
+        BadRequest{"{" BASE R"(,"output_config":{"format":{"type":"text"}}})",
+                   "`output_config.format.type` must be \"json_schema\", got \"text\""},
+        BadRequest{"{" BASE R"(,"output_config":{"format":{"type":"json_schema"}}})",
+                   "`output_config.format.schema` is required"},
+        BadRequest{"{" BASE R"(,"output_format":{"schema":{}}})",
+                   "`output_format.type` is required"},
         BadRequest{"{" BASE R"(,"tool_choice":"auto"})",
                    "`tool_choice` must be an object, got a string"},
         BadRequest{"{" BASE R"(,"tool_choice":{"type":"sometimes"}})",
@@ -177,6 +185,97 @@ TEST(DecodeRequestTest, ReadsEveryModelledField) {
   EXPECT_EQ(r.messages[5].text(), "next");
   EXPECT_EQ(r.origin, chat::Dialect::kAnthropic);
   EXPECT_EQ(r.original_tree().at("top_k"), 5);
+}
+
+TEST(DecodeRequestTest, SystemMessagesStayWhereTheClientPutThem) {
+  auto result = decode_request(R"({"model": "m", "max_tokens": 10, "system": "top",
+    "messages": [
+      {"role": "user", "content": "hi"},
+      {"role": "system", "content": [{"type": "text", "text": "env", "cache_control":
+        {"type": "ephemeral"}}, {"type": "text", "text": "more"}]},
+      {"role": "assistant", "content": "hello"},
+      {"role": "system", "content": "late"}]})");
+  ASSERT_TRUE(result) << result.error().message;
+  const auto& m = result->messages;
+  ASSERT_EQ(m.size(), 5u);
+  EXPECT_EQ(m[0].role, Role::kSystem);
+  EXPECT_EQ(m[0].text(), "top");
+  EXPECT_EQ(m[1].role, Role::kUser);
+  EXPECT_EQ(m[2].role, Role::kSystem);
+  ASSERT_EQ(m[2].content.size(), 2u);
+  EXPECT_EQ(m[2].content[0].text, "env");
+  EXPECT_EQ(m[2].content[1].text, "more");
+  EXPECT_EQ(m[3].role, Role::kAssistant);
+  EXPECT_EQ(m[4].role, Role::kSystem);
+  EXPECT_EQ(m[4].text(), "late");
+  EXPECT_TRUE(result->dialect_only.empty());
+}
+
+TEST(DecodeRequestTest, ServerToolsAreCarriedOnlyToAnthropic) {
+  auto result = decode_request(R"({"model": "m", "max_tokens": 10,
+    "tools": [{"name": "f", "input_schema": {"type": "object"}},
+              {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+    "tool_choice": {"type": "tool", "name": "web_search"},
+    "messages": [{"role": "user", "content": "news?"}]})");
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(result->dialect_only, "`tools[1]` (web_search_20250305)");
+  ASSERT_EQ(result->tools.size(), 1u);  // the custom tool only
+  EXPECT_EQ(result->tools[0].name, "f");
+}
+
+TEST(DecodeRequestTest, UnmodelledBlocksAreCarriedOnlyToAnthropic) {
+  struct Case {
+    std::string messages;
+    std::string dialect_only;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+               {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {}},
+               {"type": "text", "text": "found"}]}])",
+            "`messages[1].content[0]` (server_tool_use)"},
+           {R"([{"role": "user", "content": [{"type": "search_result", "source": "x"}]}])",
+            "`messages[0].content[0]` (search_result)"},
+           {R"([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+               "content": [{"type": "search_result"}]}]}])",
+            "`messages[0].content[0].content[0]` (search_result)"},
+           {R"([{"role": "user", "content": [{"type": "document",
+               "source": {"type": "url", "url": "https://x/a.pdf"}}]}])",
+            "`messages[0].content[0]` (document url)"}}) {
+    auto result =
+        decode_request(R"({"model": "m", "max_tokens": 10, "messages": )" + c.messages + "}");
+    ASSERT_TRUE(result) << c.messages << ": " << result.error().message;
+    EXPECT_EQ(result->dialect_only, c.dialect_only) << c.messages;
+  }
+}
+
+TEST(DecodeRequestTest, OutputConfigFormatIsTheResponseFormat) {
+  for (std::string_view field :
+       {R"("output_config": {"effort": "low", "format": {"type": "json_schema", "schema":)",
+        R"("output_format": {"type": "json_schema", "schema":)"}) {
+    std::string body = R"({"model": "m", "max_tokens": 10, "messages": [{"role": "user",
+      "content": "x"}], )" +
+                       std::string(field) +
+                       R"( {"type": "object", "properties": {"a": {"type": "string"}}}}})";
+    if (field.starts_with(R"("output_config")")) body += "}";
+    auto result = decode_request(body);
+    ASSERT_TRUE(result) << body << ": " << result.error().message;
+    EXPECT_EQ(result->response_format.kind, chat::ResponseFormat::Kind::kJsonSchema);
+    EXPECT_TRUE(result->response_format.strict);
+    EXPECT_EQ(bj::serialize(result->response_format.schema),
+              R"({"type":"object","properties":{"a":{"type":"string"}}})");
+  }
+}
+
+TEST(DecodeCountTokensRequestTest, NeedsNoMaxTokens) {
+  auto counted = decode_count_tokens_request(
+      R"({"model": "m", "messages": [{"role": "user", "content": "hi"}]})");
+  ASSERT_TRUE(counted) << counted.error().message;
+  EXPECT_FALSE(counted->max_tokens);
+  EXPECT_FALSE(
+      decode_request(R"({"model": "m", "messages": [{"role": "user", "content": "hi"}]})"));
+  // The same body passes through to an Anthropic target with only the model replaced.
+  EXPECT_EQ(encode_request(*counted, "claude-x", 4096),
+            R"({"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]})");
 }
 
 TEST(DecodeRequestTest, ToolChoiceKinds) {

@@ -273,6 +273,7 @@ core::Result<void> decode_response_format(bj::object& body, ChatRequest& out) {
     if (!strict) return std::unexpected(std::move(strict.error()));
     out.response_format.kind = ResponseFormat::Kind::kJsonSchema;
     out.response_format.name = std::string(*name);
+    out.response_format.strict = strict->value_or(false);
     if (*schema) {
       // Moved out of the tree the decoder owns, not copied: the same arena holds both.
       bj::value& owned =
@@ -347,11 +348,11 @@ core::Result<void> decode_sampling(bj::object& body, ChatRequest& out) {
 }
 
 // Text-only content becomes a string (what every OpenAI-compatible server accepts); content
-// with images becomes an array of parts.
+// with images or files becomes an array of parts.
 bj::value encode_content(const std::vector<ContentPart>& parts) {
-  bool has_image = false;
-  for (const auto& part : parts) has_image |= part.kind == ContentPart::Kind::kImage;
-  if (!has_image) {
+  bool text_only = true;
+  for (const auto& part : parts) text_only &= part.kind == ContentPart::Kind::kText;
+  if (text_only) {
     std::string text;
     for (std::size_t i = 0; i < parts.size(); ++i) {
       if (i > 0) text += "\n\n";
@@ -361,11 +362,20 @@ bj::value encode_content(const std::vector<ContentPart>& parts) {
   }
   bj::array out;
   for (const auto& part : parts) {
-    if (part.kind == ContentPart::Kind::kText) {
-      out.push_back(bj::object{{"type", "text"}, {"text", part.text}});
-    } else {
-      out.push_back(
-          bj::object{{"type", "image_url"}, {"image_url", bj::object{{"url", part.image_url}}}});
+    switch (part.kind) {
+      case ContentPart::Kind::kText:
+        out.push_back(bj::object{{"type", "text"}, {"text", part.text}});
+        break;
+      case ContentPart::Kind::kImage:
+        out.push_back(
+            bj::object{{"type", "image_url"}, {"image_url", bj::object{{"url", part.image_url}}}});
+        break;
+      case ContentPart::Kind::kFile: {
+        bj::object file{{"file_data", part.image_url}};
+        if (!part.text.empty()) file["filename"] = part.text;
+        out.push_back(bj::object{{"type", "file"}, {"file", std::move(file)}});
+        break;
+      }
     }
   }
   return out;

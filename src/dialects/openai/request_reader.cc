@@ -247,6 +247,7 @@ struct FormatState {
   bool json_schema = false;
   bool has_name = false;
   bool has_schema = false;
+  bool strict = false;
 };
 struct ChoiceState {
   std::string name;
@@ -482,6 +483,8 @@ struct Reader : one_pass::Handler {
         include_usage = b;
         return true;
       case Field::kStrict:
+        format.strict = b;
+        return true;
       case Field::kSkip:
         return true;
       default:
@@ -729,6 +732,7 @@ struct Reader : one_pass::Handler {
       } else if (format.type == "json_schema" && format.json_schema && format.has_name) {
         out.kind = ResponseFormat::Kind::kJsonSchema;
         out.name = std::move(format.name);
+        out.strict = format.strict;
         if (format.has_schema) chat::JsonArena::adopt(out.schema, std::move(format.schema));
       } else {
         return false;
