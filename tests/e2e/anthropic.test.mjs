@@ -164,6 +164,59 @@ test('streaming from the OpenAI-dialect primary arrives as Anthropic events', op
   }
 });
 
+test(
+    'streaming tool use from an Anthropic target (claude-only): finalMessage() has a tool_use with the parsed input',
+    options, async () => {
+      const stream =
+          client.messages.stream({...toolRequest, model: 'claude-only'}, streamOptions());
+      let json = '';
+      stream.on('inputJson', (partial) => {
+        json += partial;
+      });
+      const {response} = await stream.withResponse();
+      assert.equal(response.headers.get('x-backstop-served-by'), 'claude');
+      const message = await stream.finalMessage();
+      assert.equal(message.model, 'claude-sonnet');
+      const use = assertWeatherUse(message);
+      assert.match(use.id, /^toolu_/);
+      assert.deepEqual(JSON.parse(json), use.input);
+    });
+
+// Token counting (POST /v1/messages/count_tokens).
+
+const countRequest = {
+  model: 'docs',
+  messages: ask('How many tokens is this question?'),
+  tools: [anthropicWeatherTool],
+};
+
+test(
+    'countTokens on a route with an Anthropic target (docs): forwarded, the mock\'s count comes back',
+    options, async () => {
+      const {data: counted, response} =
+          await client.messages.countTokens(countRequest).withResponse();
+      assert.equal(response.headers.get('x-backstop-workload'), 'docs');
+      assert.equal(response.headers.get('x-backstop-served-by'), 'claude');
+      // The mock counts the bytes it received / 4: the client's body, its model now claude's.
+      const forwarded = JSON.stringify({...countRequest, model: 'claude-sonnet'});
+      assert.deepEqual(counted, {input_tokens: Math.floor(Buffer.byteLength(forwarded) / 4)});
+    });
+
+test(
+    'countTokens on a route with no Anthropic target (plain): a local estimate above 0', options,
+    async () => {
+      const counted = await client.messages.countTokens({...countRequest, model: 'plain'});
+      assert.equal(typeof counted.input_tokens, 'number');
+      assert.ok(Number.isInteger(counted.input_tokens), `${counted.input_tokens}`);
+      assert.ok(counted.input_tokens > 0, `${counted.input_tokens}`);
+    });
+
+test('countTokens for an unknown workload: Anthropic.NotFoundError', options, async () => {
+  const error = await rejection(client.messages.countTokens({...countRequest, model: 'nope'}));
+  assert.ok(error instanceof Anthropic.NotFoundError, `got ${error}`);
+  assert.equal(error.status, 404);
+});
+
 test('serve drains and exits 0 on SIGTERM', options, async () => {
   const exits = await gateway.stop();
   assert.deepEqual(exits.serve, {code: 0, signal: null}, gateway.logs());

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,7 +48,8 @@ export const weatherSchema = {
   required: ['city', 'unit'],
 };
 
-function configYaml(mockPort) {
+// `accessLog`: the access log's file, or "" for none.
+function configYaml(mockPort, accessLog) {
   return `# written by tests/e2e/harness.mjs
 providers:
   v4:
@@ -81,7 +82,16 @@ workloads:
   doomed:
     route: [v4, claude]
     validate: {content: non_empty}
-log: {access_log: ""}
+  # Claude Code (claude_code.test.mjs) and the Anthropic SDK on an Anthropic-only route,
+  # through a translating route, and with checks (streams buffered).
+  claude-only:
+    route: [claude]
+  cc-translate:
+    route: [v4, claude]
+  cc-checked:
+    route: [v4, claude]
+    validate: {content: non_empty}
+log: {access_log: ${JSON.stringify(accessLog)}}
 `;
 }
 
@@ -199,14 +209,31 @@ async function waitReady(url, child, timeoutMs) {
       `${child.name}: ${url} not ready within ${timeoutMs} ms (${last}):\n${child.output}`);
 }
 
+// The access log's lines, parsed (one JSON object per API request).
+function readAccessLog(file) {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => {
+    try {
+      return JSON.parse(line);
+    } catch (error) {
+      throw new Error(`access log line is not JSON (${error.message}): ${line}`);
+    }
+  });
+}
+
 // Starts the mock and the gateway; resolves with the gateway's URL and a stop() that ends both.
-export async function startGateway() {
+// With `accessLog: true` the gateway writes an access log, read by stop() (after the drain, so
+// every request's line is in) and returned by accessLog() from then on.
+export async function startGateway({accessLog = false} = {}) {
   const dir = mkdtempSync(path.join(stateDir ?? os.tmpdir(), 'backstop-e2e-'));
+  const accessLogFile = accessLog ? path.join(dir, 'access.log') : '';
+  let accessEntries = null;
   const children = [];
   const cleanup = async () => {
     const exits = {};
     // The gateway first, so it drains while its upstream still answers.
     for (const child of [...children].reverse()) exits[child.name] = await child.stop();
+    if (accessLogFile) accessEntries = readAccessLog(accessLogFile);
     rmSync(dir, {recursive: true, force: true});
     return exits;
   };
@@ -217,7 +244,7 @@ export async function startGateway() {
     const mockPort = Number(match[1]);
 
     const configFile = path.join(dir, 'backstop.yaml');
-    writeFileSync(configFile, configYaml(mockPort));
+    writeFileSync(configFile, configYaml(mockPort, accessLogFile));
 
     // Another process may take the free port between the probe and the bind: try again then.
     let serve;
@@ -243,6 +270,12 @@ export async function startGateway() {
       logs: () => children.map((c) => `--- ${c.name}\n${c.output}`).join('\n'),
       // Idempotent: the exits of {serve, mock}.
       stop: () => (stopped ??= cleanup()),
+      // The access log's entries, once stop() has resolved.
+      accessLog: () => {
+        assert.ok(accessLogFile, 'startGateway({accessLog: true}) writes an access log');
+        assert.ok(accessEntries, 'the access log is read by stop(): await it first');
+        return accessEntries;
+      },
     };
   } catch (error) {
     await cleanup();

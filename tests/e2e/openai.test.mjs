@@ -141,7 +141,9 @@ test('an unknown workload is a NotFoundError naming the workloads', options, asy
 test('models.list() lists the workloads', options, async () => {
   const ids = [];
   for await (const model of client.models.list()) ids.push(model.id);
-  assert.deepEqual(ids.sort(), ['agentic', 'docs', 'doomed', 'plain']);
+  assert.deepEqual(
+      ids.sort(),
+      ['agentic', 'cc-checked', 'cc-translate', 'claude-only', 'docs', 'doomed', 'plain']);
 });
 
 // Streaming (DESIGN.md: `stream` true or false on both endpoints).
