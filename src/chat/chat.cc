@@ -174,7 +174,15 @@ std::int64_t estimate_input_tokens(const ChatRequest& request) {
 }
 
 std::string_view to_string(Dialect dialect) {
-  return dialect == Dialect::kOpenAI ? "openai" : "anthropic";
+  switch (dialect) {
+    case Dialect::kOpenAI:
+      return "openai";
+    case Dialect::kAnthropic:
+      return "anthropic";
+    case Dialect::kResponses:
+      return "responses";
+  }
+  return "openai";
 }
 
 }  // namespace backstop::chat

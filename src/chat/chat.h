@@ -16,7 +16,8 @@
 namespace backstop::chat {
 
 // The wire formats backstop speaks, in and out.
-enum class Dialect { kOpenAI, kAnthropic };
+// kResponses (OpenAI's Responses API) is only spoken to clients: no target speaks it.
+enum class Dialect { kOpenAI, kAnthropic, kResponses };
 
 enum class Role { kSystem, kUser, kAssistant, kTool };
 
@@ -161,6 +162,9 @@ struct ChatRequest {
   std::optional<double> top_p;
   std::vector<std::string> stop;
   std::optional<bool> parallel_tool_calls;
+  // How hard a reasoning model should think ("low", "medium", "high", ...), as the Responses
+  // API's reasoning.effort; sent to OpenAI targets as reasoning_effort. Empty: not asked.
+  std::string reasoning_effort;
   bool stream = false;
   bool include_usage = false;    // stream_options.include_usage
   boost::json::object metadata;  // Anthropic's metadata (user_id)
@@ -252,6 +256,6 @@ struct StreamEvent {
 // Names used on the wire and in logs.
 [[nodiscard]] std::string_view to_string(Role role);
 [[nodiscard]] std::string_view to_string(FinishReason reason);  // OpenAI's names
-[[nodiscard]] std::string_view to_string(Dialect dialect);      // "openai" | "anthropic"
+[[nodiscard]] std::string_view to_string(Dialect dialect);  // "openai" | "anthropic" | "responses"
 
 }  // namespace backstop::chat

@@ -14,6 +14,7 @@
 
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
+#include "dialects/responses/responses.h"
 #include "http/sse.h"
 #include "json/json.h"
 
@@ -30,7 +31,7 @@ constexpr std::string_view kAny = "<any>";
 
 struct GoldenCase {
   std::string kind;  // "request" | "response" | "stream"
-  std::string from;  // dialect of the input
+  std::string from;  // dialect of the input: openai, anthropic, responses (clients only)
   std::string to;    // dialect of the output
   fs::path file;
   std::string name;  // "request/openai-to-anthropic/plain"
@@ -101,8 +102,9 @@ void compare(const bj::value& expected, const bj::value& actual, const std::stri
 
 core::Result<std::string> translate_request(const GoldenCase& c, const bj::object& spec) {
   std::string input = bj::serialize(spec.at("input"));
-  auto decoded =
-      c.from == "openai" ? openai::decode_request(input) : anthropic::decode_request(input);
+  auto decoded = c.from == "openai"      ? openai::decode_request(input)
+                 : c.from == "responses" ? responses::decode_request(input)
+                                         : anthropic::decode_request(input);
   if (!decoded) return std::unexpected(decoded.error());
   std::string model = "upstream-model";
   if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
@@ -121,6 +123,11 @@ core::Result<std::string> translate_response(const GoldenCase& c, const bj::obje
   if (!decoded) return std::unexpected(decoded.error());
   std::string model;
   if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
+  if (c.to == "responses") {
+    responses::Echo echo;
+    echo.model = model.empty() ? decoded->model : model;
+    return responses::encode_response(*decoded, echo);
+  }
   return c.to == "openai" ? openai::encode_response(*decoded, model)
                           : anthropic::encode_response(*decoded, model);
 }
@@ -177,21 +184,30 @@ core::Result<std::string> translate_stream(const GoldenCase& c, const bj::object
   anthropic::StreamDecoder anthropic_decoder;
   openai::StreamEncoder openai_encoder(model, include_usage);
   anthropic::StreamEncoder anthropic_encoder(model);
+  responses::Echo echo;
+  echo.model = model;
+  responses::StreamEncoder responses_encoder(echo);
+  auto encode = [&](const chat::StreamEvent& event) {
+    return c.to == "openai"      ? openai_encoder.encode(event)
+           : c.to == "responses" ? responses_encoder.encode(event)
+                                 : anthropic_encoder.encode(event);
+  };
   std::string out;
   for (const auto& frame : upstream) {
     std::vector<chat::StreamEvent> events;
     auto ok = c.from == "openai" ? openai_decoder.feed(frame.data, events)
                                  : anthropic_decoder.feed(frame.event, frame.data, events);
-    for (const auto& event : events) {
-      out += c.to == "openai" ? openai_encoder.encode(event) : anthropic_encoder.encode(event);
-    }
+    for (const auto& event : events) out += encode(event);
     if (!ok) {
-      out +=
-          c.to == "openai" ? openai_encoder.error(ok.error()) : anthropic_encoder.error(ok.error());
+      out += c.to == "openai"      ? openai_encoder.error(ok.error())
+             : c.to == "responses" ? responses_encoder.error(ok.error())
+                                   : anthropic_encoder.error(ok.error());
       return client_frames(out);
     }
   }
-  out += c.to == "openai" ? openai_encoder.finish() : anthropic_encoder.finish();
+  out += c.to == "openai"      ? openai_encoder.finish()
+         : c.to == "responses" ? responses_encoder.finish()
+                               : anthropic_encoder.finish();
   return client_frames(out);
 }
 
@@ -266,13 +282,32 @@ TEST(GoldenCasesTest, CategoryIsCoveredByItsNameOrANameWithADetail) {
   EXPECT_FALSE(covers("overloaded-error", "error"));
 }
 
+// The pairs a kind of case is written for: every pair of the two upstream dialects, and the
+// Responses API as a client's dialect (requests from it; answers and streams to it).
+std::vector<std::pair<std::string_view, std::string_view>> pairs_of(std::string_view kind) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  for (std::string_view from : {"openai", "anthropic"}) {
+    for (std::string_view to : {"openai", "anthropic"}) out.emplace_back(from, to);
+  }
+  for (std::string_view upstream : {"openai", "anthropic"}) {
+    if (kind == "request") {
+      out.emplace_back("responses", upstream);
+    } else {
+      out.emplace_back(upstream, "responses");
+    }
+  }
+  return out;
+}
+
 TEST(GoldenCasesTest, EveryPairHasEveryCategory) {
   auto cases = find_cases();
   for (const auto& [kind, categories] : required_cases()) {
-    for (std::string_view from : {"openai", "anthropic"}) {
-      for (std::string_view to : {"openai", "anthropic"}) {
+    for (auto [from, to] : pairs_of(kind)) {
+      {
         std::string dir = std::string(kind) + "/" + std::string(from) + "-to-" + std::string(to);
         for (std::string_view category : categories) {
+          // The Responses API has no stop sequences.
+          if (from == "responses" && category == "stop-sequences") continue;
           bool found = std::any_of(cases.begin(), cases.end(), [&](const GoldenCase& c) {
             return c.kind == kind && c.from == from && c.to == to &&
                    covers(c.file.stem().string(), category);

@@ -12,6 +12,7 @@
 #include "core/ids.h"
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
+#include "dialects/responses/responses.h"
 #include "http/client.h"
 #include "json/json.h"
 #include "providers/http_provider.h"
@@ -27,8 +28,10 @@ using core::ErrorCode;
 constexpr std::string_view kChatPath = "/v1/chat/completions";
 constexpr std::string_view kMessagesPath = "/v1/messages";
 constexpr std::string_view kCountTokensPath = "/v1/messages/count_tokens";
+constexpr std::string_view kResponsesPath = "/v1/responses";
 constexpr std::string_view kEndpoints =
     "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, "
+    "POST /v1/responses, "
     "GET /v1/models, GET /metrics, GET /healthz, GET /readyz";
 
 http::Response json_response(int status, std::string body) {
@@ -40,14 +43,41 @@ http::Response json_response(int status, std::string body) {
 
 std::string encode_error(chat::Dialect dialect, const core::Error& error,
                          const boost::json::object& extra) {
-  return dialect == chat::Dialect::kOpenAI ? dialects::openai::encode_error(error, extra)
-                                           : dialects::anthropic::encode_error(error, extra);
+  switch (dialect) {
+    case chat::Dialect::kAnthropic:
+      return dialects::anthropic::encode_error(error, extra);
+    case chat::Dialect::kResponses:
+      return dialects::responses::encode_error(error, extra);
+    case chat::Dialect::kOpenAI:
+      break;
+  }
+  return dialects::openai::encode_error(error, extra);
 }
 
-// Anthropic's shape for its endpoint and everything under it; OpenAI's elsewhere.
+bool under(std::string_view path, std::string_view endpoint) {
+  return path == endpoint || (path.starts_with(endpoint) && path.size() > endpoint.size() &&
+                              path[endpoint.size()] == '/');
+}
+
+// Anthropic's shape for its endpoint and everything under it, the Responses API's for its own;
+// OpenAI's elsewhere.
 chat::Dialect dialect_of_path(std::string_view path) {
-  return path == kMessagesPath || path.starts_with("/v1/messages/") ? chat::Dialect::kAnthropic
-                                                                    : chat::Dialect::kOpenAI;
+  if (under(path, kMessagesPath)) return chat::Dialect::kAnthropic;
+  if (under(path, kResponsesPath)) return chat::Dialect::kResponses;
+  return chat::Dialect::kOpenAI;
+}
+
+// A client's request body in the dialect of the endpoint it came to.
+core::Result<chat::ChatRequest> decode(chat::Dialect dialect, std::string_view body) {
+  switch (dialect) {
+    case chat::Dialect::kAnthropic:
+      return dialects::anthropic::decode_request(body);
+    case chat::Dialect::kResponses:
+      return dialects::responses::decode_request(body);
+    case chat::Dialect::kOpenAI:
+      break;
+  }
+  return dialects::openai::decode_request(body);
 }
 
 // The client's top-level "stream": true in a body that did not decode; false when absent.
@@ -86,20 +116,28 @@ boost::json::array attempts_json(const std::vector<routing::Attempt>& attempts) 
 // Writes a routed stream to the client in its dialect, headers first.
 class ClientStream final : public routing::StreamSink {
  public:
-  ClientStream(http::Responder& responder, chat::Dialect dialect, bool include_usage,
-               std::string request_id, std::string workload)
+  ClientStream(http::Responder& responder, const chat::ChatRequest& request, std::string request_id,
+               std::string workload)
       : responder_(responder),
-        dialect_(dialect),
-        include_usage_(include_usage),
+        dialect_(request.origin),
+        include_usage_(request.include_usage),
+        echo_(dialects::responses::echo_of(request, {})),
         request_id_(std::move(request_id)),
         workload_(std::move(workload)) {}
 
   net::awaitable<bool> begin(const routing::RouteResult& result) override {
     const providers::Provider& served = *result.served_by->provider;
-    if (dialect_ == chat::Dialect::kOpenAI) {
-      openai_.emplace(served.model(), include_usage_);
-    } else {
-      anthropic_.emplace(served.model());
+    switch (dialect_) {
+      case chat::Dialect::kOpenAI:
+        openai_.emplace(served.model(), include_usage_);
+        break;
+      case chat::Dialect::kAnthropic:
+        anthropic_.emplace(served.model());
+        break;
+      case chat::Dialect::kResponses:
+        echo_.model = served.model();
+        responses_.emplace(std::move(echo_));
+        break;
     }
     std::vector<http::Header> headers = {
         {"cache-control", "no-cache"},
@@ -117,18 +155,26 @@ class ClientStream final : public routing::StreamSink {
 
   net::awaitable<bool> send(const std::vector<chat::StreamEvent>& events) override {
     std::string out;
-    for (const auto& e : events) out += openai_ ? openai_->encode(e) : anthropic_->encode(e);
+    for (const auto& e : events) {
+      out += openai_      ? openai_->encode(e)
+             : anthropic_ ? anthropic_->encode(e)
+                          : responses_->encode(e);
+    }
     if (out.empty()) co_return true;
     co_return co_await responder_.write(out);
   }
 
   net::awaitable<void> finish() override {
-    std::string out = openai_ ? openai_->finish() : anthropic_->finish();
+    std::string out = openai_      ? openai_->finish()
+                      : anthropic_ ? anthropic_->finish()
+                                   : responses_->finish();
     if (co_await responder_.write(out)) co_await responder_.end_stream();
   }
 
   net::awaitable<void> abort(const core::Error& error) override {
-    std::string out = openai_ ? openai_->error(error) : anthropic_->error(error);
+    std::string out = openai_      ? openai_->error(error)
+                      : anthropic_ ? anthropic_->error(error)
+                                   : responses_->error(error);
     if (co_await responder_.write(out)) co_await responder_.end_stream();
   }
 
@@ -138,10 +184,12 @@ class ClientStream final : public routing::StreamSink {
   http::Responder& responder_;
   chat::Dialect dialect_;
   bool include_usage_;
+  dialects::responses::Echo echo_;  // kResponses: what the stream's response object repeats
   std::string request_id_;
   std::string workload_;
   std::optional<dialects::openai::StreamEncoder> openai_;
   std::optional<dialects::anthropic::StreamEncoder> anthropic_;
+  std::optional<dialects::responses::StreamEncoder> responses_;
   bool started_ = false;
 };
 
@@ -196,7 +244,7 @@ class GatewayService final : public http::Service {
     std::string_view path = request.path();
     const bool post = request.method == "POST";
     const bool get = request.method == "GET" || request.method == "HEAD";
-    if (path == kChatPath || path == kMessagesPath) {
+    if (path == kChatPath || path == kMessagesPath || path == kResponsesPath) {
       chat::Dialect dialect = dialect_of_path(path);
       if (!post) co_return method_not_allowed(dialect, "POST", log);
       co_return co_await chat(request, dialect, responder, log);
@@ -233,7 +281,7 @@ class GatewayService final : public http::Service {
     // Under /v1/messages in Anthropic's shape (its SDKs read that), elsewhere OpenAI's.
     chat::Dialect dialect = dialect_of_path(path);
     boost::json::object extra;
-    if (dialect == chat::Dialect::kOpenAI) extra["code"] = "not_found";
+    if (dialect != chat::Dialect::kAnthropic) extra["code"] = "not_found";
     co_return error(dialect,
                     {ErrorCode::kNotFound,
                      request.method + " " + std::string(path) +
@@ -370,9 +418,7 @@ class GatewayService final : public http::Service {
                                                      http::Responder& responder,
                                                      telemetry::AccessLogEntry& log) {
     const routing::Router& router = gateway_.router();
-    auto decoded = dialect == chat::Dialect::kOpenAI
-                       ? dialects::openai::decode_request(request.body)
-                       : dialects::anthropic::decode_request(request.body);
+    auto decoded = decode(dialect, request.body);
     if (!decoded) co_return reject(dialect, request, decoded.error(), log);
     chat::ChatRequest& chat_request = *decoded;
     log.stream = chat_request.stream;
@@ -393,8 +439,7 @@ class GatewayService final : public http::Service {
     std::optional<ClientStream> stream;
     routing::RouteResult result;
     if (chat_request.stream) {
-      stream.emplace(responder, dialect, chat_request.include_usage, log.request_id,
-                     workload->name);
+      stream.emplace(responder, chat_request, log.request_id, workload->name);
       result =
           co_await router.route_stream(*workload, chat_request, worker, log.request_id, *stream);
     } else {
@@ -439,9 +484,18 @@ class GatewayService final : public http::Service {
     const std::string& model =
         result.response->model.empty() ? served.model() : result.response->model;
     http::Response r;
-    r.body = dialect == chat::Dialect::kOpenAI
-                 ? dialects::openai::encode_response(*result.response, model)
-                 : dialects::anthropic::encode_response(*result.response, model);
+    switch (dialect) {
+      case chat::Dialect::kOpenAI:
+        r.body = dialects::openai::encode_response(*result.response, model);
+        break;
+      case chat::Dialect::kAnthropic:
+        r.body = dialects::anthropic::encode_response(*result.response, model);
+        break;
+      case chat::Dialect::kResponses:
+        r.body = dialects::responses::encode_response(
+            *result.response, dialects::responses::echo_of(chat_request, model));
+        break;
+    }
     r.headers = std::move(headers);
     co_return r;
   }

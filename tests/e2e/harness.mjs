@@ -79,6 +79,9 @@ workloads:
     validate: {content: non_empty}
   plain:
     route: [v4, gpt]
+  classify:
+    route: [v4, gpt]
+    validate: {content: schema}
   doomed:
     route: [v4, claude]
     validate: {content: non_empty}

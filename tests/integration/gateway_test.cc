@@ -747,5 +747,64 @@ TEST_F(GatewayTest, AnthropicStreamFromAnOpenAIUpstream) {
   EXPECT_EQ(events[events.size() - 2], "message_delta");
 }
 
+TEST_F(GatewayTest, ResponsesApiIsBridgedToAChatCompletionsPrimary) {
+  auto r = call("POST", "/v1/responses",
+                R"({"model":"agentic","input":"weather in Paris?","store":true,
+                    "tools":[{"type":"function","name":"get_weather","parameters":{"type":"object",
+                    "properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["c","f"]}},
+                    "required":["city","unit"]}}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
+  auto body = json(r);
+  EXPECT_EQ(body.at("object"), "response");
+  EXPECT_EQ(body.at("status"), "completed");
+  EXPECT_EQ(body.at("store"), false);
+  const auto& output = body.at("output").as_array();
+  ASSERT_FALSE(output.empty());
+  EXPECT_EQ(output.back().at("type"), "function_call");
+  EXPECT_EQ(output.back().at("name"), "get_weather");
+  EXPECT_TRUE(body.at("usage").as_object().contains("input_tokens"));
+}
+
+TEST_F(GatewayTest, ResponsesStreamFallsBackOnATextFormatSchemaFailure) {
+  auto r = call("POST", "/v1/responses",
+                R"({"model":"classify","input":"label it [mock:schema@v4-flash]","stream":true,
+                    "text":{"format":{"type":"json_schema","name":"label","strict":true,
+                    "schema":{"type":"object","properties":{"label":{"type":"string"}},
+                    "required":["label"],"additionalProperties":false}}}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "schema");
+  auto events = sse_events(r.body);
+  ASSERT_GE(events.size(), 4u) << r.body;
+  EXPECT_EQ(events.front(), "response.created");
+  EXPECT_EQ(events[1], "response.in_progress");
+  EXPECT_EQ(events.back(), "response.completed");
+  std::string text;
+  for (const auto& data : sse_data(r.body)) {
+    auto v = boost::json::parse(data);
+    if (v.at("type") == "response.output_text.delta") text += v.at("delta").as_string();
+  }
+  auto label = boost::json::parse(text);
+  EXPECT_TRUE(label.as_object().contains("label")) << text;
+}
+
+TEST_F(GatewayTest, ResponsesErrorsComeInTheResponsesShape) {
+  auto stateful = call("POST", "/v1/responses",
+                       R"({"model":"docs","input":"hi","previous_response_id":"resp_1"})");
+  EXPECT_EQ(stateful.status, 400);
+  EXPECT_NE(std::string(json(stateful).at_pointer("/error/message").as_string())
+                .find("previous_response_id"),
+            std::string::npos);
+  auto stored = call("GET", "/v1/responses/resp_1", "");
+  EXPECT_EQ(stored.status, 404);
+  EXPECT_EQ(json(stored).at_pointer("/error/code"), "not_found");
+  auto failed = call("POST", "/v1/responses",
+                     R"({"model":"refused","input":"hi [mock:server_error@gpt-x]"})");
+  EXPECT_EQ(failed.status, 502) << failed.body;
+  EXPECT_EQ(json(failed).at_pointer("/error/code"), "all_targets_failed");
+  EXPECT_GE(json(failed).at_pointer("/error/attempts").as_array().size(), 2u);
+}
+
 }  // namespace
 }  // namespace backstop

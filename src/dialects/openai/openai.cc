@@ -471,6 +471,7 @@ bj::object encode_fields(const ChatRequest& request, std::string_view model) {
       break;
   }
   if (request.max_tokens) body["max_tokens"] = *request.max_tokens;
+  if (!request.reasoning_effort.empty()) body["reasoning_effort"] = request.reasoning_effort;
   if (request.temperature) body["temperature"] = *request.temperature;
   if (request.top_p) body["top_p"] = *request.top_p;
   if (!request.stop.empty()) {
