@@ -134,32 +134,73 @@ class SseEventStream final : public EventStream {
         if (!piece || piece->empty()) state_ = State::kEnded;
         continue;
       }
-      if (!piece) co_return fail(std::move(piece.error()));
+      if (!piece) {
+        // A body that breaks is a broken stream; a timeout stays one.
+        if (piece.error().code != core::ErrorCode::kTimeout) {
+          piece.error().code = core::ErrorCode::kBrokenStream;
+        }
+        co_return fail(std::move(piece.error()));
+      }
       if (piece->empty()) {
-        // A cut stream must never look complete.
-        co_return fail(core::Error{core::ErrorCode::kUpstream,
-                                   dialect_ == chat::Dialect::kOpenAI
-                                       ? "stream ended before it was complete (no [DONE])"
-                                       : "stream ended before it was complete (no message_stop)"});
+        // The body's clean end is the answer's only when the dialect's own end came first
+        // and something decoded; a cut stream must never look complete.
+        if (complete() && decoded_) {
+          state_ = State::kEnded;
+          continue;
+        }
+        co_return fail(incomplete());
       }
       events_.clear();
       parser_.feed(*piece, events_);
       for (const http::SseEvent& event : events_) {
         if (done()) break;  // anything after the end belongs to no answer
+        const std::size_t had = out.size();
         auto fed = dialect_ == chat::Dialect::kOpenAI
                        ? openai_.feed(event.data, out)
                        : anthropic_.feed(event.event, event.data, out);
-        if (!fed) co_return fail(std::move(fed.error()));
+        if (fed) {
+          decoded_ = decoded_ || out.size() > had;
+          if (done() && !decoded_) co_return fail(incomplete());
+          continue;
+        }
+        if (fed.error().code != core::ErrorCode::kBadResponse) {
+          co_return fail(std::move(fed.error()));
+        }
+        // An undecodable event is skipped (the decoder kept no trace of it); a stream that
+        // never reaches its end after it is broken there.
+        ++skipped_;
+        last_skipped_ = std::move(fed.error().message);
       }
     }
     co_return out;
   }
 
+  [[nodiscard]] std::int64_t skipped_events() const override { return skipped_; }
+
  private:
   enum class State { kReading, kEnded, kFailed };
 
+  // True after the last event the dialect sends ([DONE], message_stop).
   [[nodiscard]] bool done() const {
     return dialect_ == chat::Dialect::kOpenAI ? openai_.done() : anthropic_.done();
+  }
+
+  // True once the answer is whole by the dialect's own end (finish_reason, message_stop).
+  [[nodiscard]] bool complete() const {
+    return dialect_ == chat::Dialect::kOpenAI ? openai_.complete() : anthropic_.complete();
+  }
+
+  // The error for a body that ended cleanly before the answer was whole.
+  [[nodiscard]] core::Error incomplete() const {
+    std::string message = dialect_ == chat::Dialect::kOpenAI
+                              ? "stream ended before it was complete (no finish_reason)"
+                              : "stream ended before it was complete (no message_stop)";
+    if (!decoded_ && complete()) message = "stream ended with no event that decodes";
+    if (skipped_ > 0) {
+      message += "; " + std::to_string(skipped_) +
+                 " undecodable event(s) skipped, the last: " + last_skipped_;
+    }
+    return core::Error{core::ErrorCode::kBrokenStream, std::move(message)};
   }
 
   std::unexpected<core::Error> fail(core::Error error) {
@@ -176,6 +217,9 @@ class SseEventStream final : public EventStream {
   std::int64_t timeout_ms_;
   std::string key_;
   State state_ = State::kReading;
+  bool decoded_ = false;  // some event decoded into the answer
+  std::int64_t skipped_ = 0;
+  std::string last_skipped_;  // why the last skipped event did not decode
   http::SseParser parser_;
   std::vector<http::SseEvent> events_;
   openai::StreamDecoder openai_;

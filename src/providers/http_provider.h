@@ -41,12 +41,14 @@ class HttpProvider final : public Provider {
       const chat::ChatRequest& request, CallContext& context) override;
   // Sends the request with stream: true (OpenAI: and stream_options.include_usage) and
   // accept: text/event-stream. Errors before the first event are those of complete(). The
-  // stream's errors: kUpstream when the body ends before [DONE] / message_stop, breaks, or
-  // carries an error event; kBadResponse for bytes that are not the dialect's events;
-  // kTimeout when the whole exchange, from the call of stream() to the stream's end, takes
-  // longer than timeout_ms (the same bound as complete(), so a stream never gets more time
-  // than the same answer unstreamed). A 2xx answer that is not an event stream is decoded
-  // as a whole answer and streamed from it.
+  // stream is complete after a finish_reason (OpenAI; [DONE] may or may not follow) or
+  // message_stop (Anthropic). An event that does not decode is skipped and counted
+  // (skipped_events()). The stream's errors: kBrokenStream when the body ends before the
+  // answer is complete (or with nothing that decoded) or breaks; kUpstream when it carries
+  // an error event; kTimeout when the whole exchange, from the call of stream() to the stream's
+  // end, takes longer than timeout_ms (the same bound as complete(), so a stream never gets more
+  // time than the same answer unstreamed). A 2xx answer that is not an event stream is decoded as a
+  // whole answer and streamed from it.
   boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
       const chat::ChatRequest& request, CallContext& context) override;
   // Requests with what only one dialect carries go only to a provider of that dialect.

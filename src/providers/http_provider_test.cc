@@ -402,6 +402,7 @@ struct Streamed {
   std::vector<std::vector<chat::StreamEvent>> batches;
   std::optional<core::Error> error;
   bool ended = false;
+  std::int64_t skipped = 0;
 
   [[nodiscard]] chat::ChatResponse assembled() const {
     chat::StreamAssembler assembler;
@@ -419,6 +420,7 @@ net::awaitable<void> stream_once(Provider& provider, const chat::ChatRequest& re
   }
   for (int i = 0; i < 10'000; ++i) {
     auto batch = co_await (*opened)->next();
+    out.skipped = (*opened)->skipped_events();
     if (!batch) {
       out.error = batch.error();
       co_return;
@@ -537,7 +539,7 @@ TEST(HttpProviderStream, ErrorsBeforeTheStreamAreMappedAsForComplete) {
   }
 }
 
-TEST(HttpProviderStream, ABrokenStreamIsAnUpstreamErrorAfterSomeEvents) {
+TEST(HttpProviderStream, ABrokenStreamIsBrokenStreamAfterSomeEvents) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
     SCOPED_TRACE(chat::to_string(dialect));
@@ -547,14 +549,14 @@ TEST(HttpProviderStream, ABrokenStreamIsAnUpstreamErrorAfterSomeEvents) {
     EXPECT_FALSE(s.batches.empty());
     EXPECT_FALSE(s.ended);
     ASSERT_TRUE(s.error.has_value());
-    EXPECT_EQ(s.error->code, core::ErrorCode::kUpstream);
+    EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
     EXPECT_NE(s.error->message.find("stream ended before it was complete"), std::string::npos)
         << s.error->message;
     EXPECT_FALSE(s.assembled().tool_calls.empty());
   }
 }
 
-TEST(HttpProviderStream, AnAbortedConnectionIsAnUpstreamErrorAfterSomeEvents) {
+TEST(HttpProviderStream, AnAbortedConnectionIsBrokenStreamAfterSomeEvents) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
     SCOPED_TRACE(chat::to_string(dialect));
@@ -563,8 +565,110 @@ TEST(HttpProviderStream, AnAbortedConnectionIsAnUpstreamErrorAfterSomeEvents) {
     ASSERT_FALSE(s.open_error.has_value());
     EXPECT_FALSE(s.batches.empty());
     ASSERT_TRUE(s.error.has_value());
-    EXPECT_EQ(s.error->code, core::ErrorCode::kUpstream) << s.error->message;
+    EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream) << s.error->message;
   }
+}
+
+TEST(HttpProviderStream, AnOpenAIStreamIsCompleteAfterItsFinishReasonWithoutDone) {
+  const auto upstream = mock_upstream();
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const Streamed s = stream(*provider, request_saying("w? [mock:stream_no_done]", true));
+  ASSERT_FALSE(s.open_error.has_value()) << s.open_error->message;
+  ASSERT_FALSE(s.error.has_value()) << s.error->message;
+  EXPECT_TRUE(s.ended);
+  EXPECT_EQ(s.assembled().finish_reason, chat::FinishReason::kToolCalls);
+  EXPECT_EQ(s.assembled().tool_calls.size(), 1u);
+}
+
+TEST(HttpProviderStream, AnAnthropicStreamWithoutMessageStopIsBroken) {
+  const auto upstream = mock_upstream();
+  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  // Everything came, the stop_reason included, but not message_stop.
+  const Streamed s = stream(*provider, request_saying("w? [mock:stream_no_done]", true));
+  ASSERT_FALSE(s.open_error.has_value());
+  EXPECT_FALSE(s.ended);
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
+  EXPECT_EQ(s.error->message, "stream ended before it was complete (no message_stop)");
+}
+
+TEST(HttpProviderStream, AnUndecodableEventIsSkippedAndCounted) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Streamed s = stream(*provider, request_saying("w? [mock:stream_malformed]", true));
+    ASSERT_FALSE(s.open_error.has_value());
+    ASSERT_FALSE(s.error.has_value()) << s.error->message;
+    EXPECT_TRUE(s.ended);
+    EXPECT_EQ(s.skipped, 1);
+    const chat::ChatResponse got = s.assembled();
+    ASSERT_EQ(got.tool_calls.size(), 1u);
+    EXPECT_NO_THROW(boost::json::parse(got.tool_calls[0].arguments));
+  }
+}
+
+// Answers every request with a text/event-stream of the given frames, then a clean end.
+class ScriptedStreamService final : public http::Service {
+ public:
+  explicit ScriptedStreamService(std::vector<std::string> frames) : frames_(std::move(frames)) {}
+  net::awaitable<void> handle(http::Request, http::Responder& responder) override {
+    if (!co_await responder.begin_stream(200, "text/event-stream", {})) co_return;
+    for (const std::string& frame : frames_) {
+      if (!co_await responder.write(frame)) co_return;
+    }
+    co_await responder.end_stream();
+  }
+
+ private:
+  std::vector<std::string> frames_;
+};
+
+Streamed scripted_stream(std::vector<std::string> frames) {
+  const TestUpstream upstream(
+      [frames](net::io_context&, int) { return std::make_unique<ScriptedStreamService>(frames); });
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream.url("/v1")));
+  return stream(*provider, text_request(true));
+}
+
+#define OPENAI_CHUNK(fields) \
+  "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\"," fields "}\n\n"
+
+TEST(HttpProviderStream, AnUndecodableEventThatNothingCompletesAfterIsBroken) {
+  const Streamed s = scripted_stream(
+      {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hel"}}])"), "data: {oops\n\n"});
+  EXPECT_FALSE(s.ended);
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
+  EXPECT_TRUE(
+      s.error->message.starts_with("stream ended before it was complete (no "
+                                   "finish_reason); 1 undecodable event(s) skipped"))
+      << s.error->message;
+  EXPECT_EQ(s.skipped, 1);
+}
+
+TEST(HttpProviderStream, AStreamOfNothingButUndecodableEventsIsBrokenEvenWithDone) {
+  const Streamed s = scripted_stream({"data: {oops\n\n", "data: [1]\n\n", "data: [DONE]\n\n"});
+  EXPECT_FALSE(s.ended);
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
+  EXPECT_EQ(s.skipped, 2);
+}
+
+TEST(HttpProviderStream, AFinishReasonThenACleanEndIsCompleteWithUsageOrWithout) {
+  const Streamed bare = scripted_stream(
+      {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hi"}}])"),
+       OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}])")});
+  ASSERT_FALSE(bare.error.has_value()) << bare.error->message;
+  EXPECT_TRUE(bare.ended);
+  EXPECT_EQ(bare.assembled().content, "Hi");
+
+  const Streamed with_usage = scripted_stream(
+      {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}])"),
+       OPENAI_CHUNK(R"("choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1})")});
+  ASSERT_FALSE(with_usage.error.has_value()) << with_usage.error->message;
+  EXPECT_TRUE(with_usage.ended);
+  EXPECT_EQ(with_usage.assembled().usage.output_tokens, 1);
 }
 
 TEST(HttpProviderStream, NoAnswerBeforeTheTimeoutIsTimeout) {

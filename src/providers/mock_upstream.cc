@@ -38,7 +38,9 @@ struct Behaviour {
     kTimeout,
     kSlow,
     kStreamBreak,
-    kStreamAbort
+    kStreamAbort,
+    kStreamNoDone,
+    kStreamMalformed
   };
   Kind kind = Kind::kAnswer;
   Fault fault = Fault::kNone;  // kAnswer: the defect in the answer
@@ -54,6 +56,8 @@ std::optional<Behaviour> parse_behaviour(std::string_view name) {
   if (name == "slow") return Behaviour{Kind::kSlow};
   if (name == "stream_break") return Behaviour{Kind::kStreamBreak};
   if (name == "stream_abort") return Behaviour{Kind::kStreamAbort};
+  if (name == "stream_no_done") return Behaviour{Kind::kStreamNoDone};
+  if (name == "stream_malformed") return Behaviour{Kind::kStreamMalformed};
   return std::nullopt;
 }
 
@@ -375,6 +379,8 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     case Kind::kSlow:
     case Kind::kStreamBreak:
     case Kind::kStreamAbort:
+    case Kind::kStreamNoDone:
+    case Kind::kStreamMalformed:
       break;
   }
 
@@ -393,6 +399,17 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
   }
   if (chat_request.stream) {
     std::vector<std::string> frames = stream_frames(dialect, response, chat_request);
+    if (behaviour.kind == Kind::kStreamNoDone) {
+      // The whole answer, without the last event: OpenAI's [DONE], Anthropic's message_stop.
+      std::string& last = frames.back();
+      last.erase(
+          last.rfind(dialect == chat::Dialect::kOpenAI ? "data: [DONE]" : "event: message_stop"));
+    } else if (behaviour.kind == Kind::kStreamMalformed) {
+      // One event that is not JSON, after the first.
+      frames.insert(frames.begin() + 1, dialect == chat::Dialect::kOpenAI
+                                            ? "data: {\"choices\": [oops\n\n"
+                                            : "event: content_block_delta\ndata: {oops\n\n");
+    }
     const bool cut = behaviour.kind == Kind::kStreamBreak || behaviour.kind == Kind::kStreamAbort;
     // A cut stream stops halfway, before its end frame, but after at least one chunk.
     const std::size_t count =

@@ -203,6 +203,10 @@ Reason reason_of(const core::Error& error) {
       return Reason::kConnect;
     case core::ErrorCode::kBadResponse:
       return Reason::kBadResponse;
+    case core::ErrorCode::kBrokenStream:
+      return Reason::kBrokenStream;
+    case core::ErrorCode::kRejected:
+      return Reason::kRejected;
     default:
       return Reason::kUpstreamError;
   }
@@ -483,6 +487,10 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
           result.client_gone = true;
           break;
         }
+      }
+      if (const std::int64_t skipped = upstream->skipped_events(); skipped > 0) {
+        m.add(metrics_.stream_events_skipped_total, {provider.name()},
+              static_cast<double>(skipped));
       }
       upstream.reset();  // closes the upstream connection if it was not read to its end
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -105,6 +106,11 @@ workloads:
     validate: {content: non_empty}
   plain:
     route: [v4]
+  claude-plain:
+    route: [claude, gpt]
+  claude-checked:
+    route: [claude, gpt]
+    validate: {content: non_empty}
 )";
 
 constexpr const char* kTools = R"([{"type":"function","function":{"name":"get_weather",
@@ -745,6 +751,78 @@ TEST_F(GatewayTest, AnthropicStreamFromAnOpenAIUpstream) {
   EXPECT_EQ(events[1], "content_block_start");
   EXPECT_EQ(events.back(), "message_stop");
   EXPECT_EQ(events[events.size() - 2], "message_delta");
+}
+
+// Stream completeness by each dialect's own end, passed through and buffered.
+TEST_F(GatewayTest, AnOpenAIStreamWithoutDoneIsCompletePassedThroughAndBuffered) {
+  auto passed = chat("plain", "hello [mock:stream_no_done]", false, R"(,"stream":true)");
+  ASSERT_EQ(passed.status, 200) << passed.body;
+  Assembled a = assemble_openai(passed.body);
+  EXPECT_TRUE(a.done) << passed.body;
+  EXPECT_FALSE(a.error) << passed.body;
+  EXPECT_FALSE(a.content.empty());
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
+
+  auto held = chat("agentic", "weather? [mock:stream_no_done]", true, R"(,"stream":true)");
+  ASSERT_EQ(held.status, 200) << held.body;
+  EXPECT_EQ(held.header("x-backstop-served-by"), "v4");
+  Assembled b = assemble_openai(held.body);
+  EXPECT_TRUE(b.done);
+  EXPECT_FALSE(b.error);
+  EXPECT_EQ(b.tool_name, "get_weather");
+}
+
+TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopEndsInAnErrorWhenPassedThrough) {
+  auto r =
+      chat("claude-plain", "hello [mock:stream_no_done@claude-sonnet]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Assembled a = assemble_openai(r.body);
+  EXPECT_FALSE(a.content.empty());  // the answer's text went out as it came
+  EXPECT_TRUE(a.error) << r.body;
+  EXPECT_FALSE(a.done) << r.body;
+  EXPECT_NE(r.body.find("\"code\":\"broken_stream\""), std::string::npos) << r.body;
+  EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "failed"}), 1);
+}
+
+TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopFallsBackWhenBuffered) {
+  auto r = chat("claude-checked", "hello [mock:stream_no_done@claude-sonnet]", false,
+                R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_FALSE(a.error);
+  EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});
+  EXPECT_EQ(
+      counter(metrics().fallbacks_total, {"claude-checked", "claude", "gpt", "broken_stream"}), 1);
+}
+
+TEST_F(GatewayTest, AnAnthropicClientGetsAnErrorEventForABrokenStream) {
+  auto r = call("POST", "/v1/messages",
+                R"({"model":"plain","max_tokens":64,"stream":true,)"
+                R"("messages":[{"role":"user","content":"hi [mock:stream_break]"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sse_events(r.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "error") << r.body;
+  EXPECT_EQ(std::count(events.begin(), events.end(), "message_stop"), 0) << r.body;
+}
+
+TEST_F(GatewayTest, AnUndecodableStreamEventIsSkippedAndCounted) {
+  for (const char* workload : {"plain", "claude-plain"}) {
+    SCOPED_TRACE(workload);
+    auto r = chat(workload, "hello [mock:stream_malformed]", false, R"(,"stream":true)");
+    ASSERT_EQ(r.status, 200) << r.body;
+    Assembled a = assemble_openai(r.body);
+    EXPECT_TRUE(a.done) << r.body;
+    EXPECT_FALSE(a.error) << r.body;
+  }
+  EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"v4"}), 1);
+  EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"claude"}), 1);
+  EXPECT_NE(call("GET", "/metrics", "")
+                .body.find("backstop_stream_events_skipped_total{provider=\"v4\"} 1"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -63,6 +63,8 @@ class StreamDecoder {
                                         std::vector<chat::StreamEvent>& out);
   // True after message_stop.
   [[nodiscard]] bool done() const { return done_; }
+  // True once the answer is whole: after message_stop, the Messages stream's only end.
+  [[nodiscard]] bool complete() const { return done_; }
 
  private:
   core::Result<void> block_start(const boost::json::object& data,
