@@ -242,6 +242,7 @@ Router::Router(const config::Config& config,
     if (wc.validate.enabled) w->validator = validation::make_validator(to_spec(wc.validate));
     w->retries = wc.retries;
     w->bands = wc.bands;
+    w->stream_mode = wc.stream_mode;
     w->window = std::make_unique<FallbackWindow>(wc.bands.window_s);
     workloads_.push_back(std::move(w));
   }
@@ -423,7 +424,11 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
-  const bool buffered = workload.validator != nullptr;
+  // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
+  const bool buffered =
+      workload.stream_mode == config::StreamMode::kBuffer ||
+      (workload.stream_mode == config::StreamMode::kAuto && workload.validator != nullptr);
+  const bool checked = buffered && workload.validator != nullptr;
   bool finish_pending = false;  // the stream's clean end is written after the books close
 
   for (std::size_t t = 0; t < workload.route.size() && !result.stream_started; ++t) {
@@ -532,8 +537,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
 
       validation::Verdict verdict =
-          buffered ? workload.validator->check(request, assembled.response(), worker.schemas)
-                   : validation::Verdict::ok();
+          checked ? workload.validator->check(request, assembled.response(), worker.schemas)
+                  : validation::Verdict::ok();
       if (!verdict.pass) {
         attempt.reason = verdict.reason;
         attempt.detail = std::move(verdict.detail);

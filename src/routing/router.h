@@ -72,6 +72,7 @@ struct Workload {
   std::unique_ptr<validation::Validator> validator;
   config::Retries retries;
   config::Bands bands;
+  config::StreamMode stream_mode = config::StreamMode::kAuto;
   std::unique_ptr<FallbackWindow> window;
 };
 
@@ -149,11 +150,11 @@ class Router {
                                             const chat::ChatRequest& request, WorkerContext& worker,
                                             std::string_view request_id) const;
 
-  // The streaming attempt loop. A workload with checks buffers each target's stream until
-  // it ends, checks the assembled answer, then replays it to the sink or falls back before
-  // the client saw a byte; a workload without checks streams straight through and falls
-  // back only on failures before the first event. When nothing was sent and every target
-  // failed, the result is kFailed with stream_started false: the caller answers 502.
+  // The streaming attempt loop. A buffered workload (stream_mode buffer, or auto with checks)
+  // holds each target's stream until it ends, checks the assembled answer, then replays it to
+  // the sink or falls back before the client saw a byte; any other streams straight through,
+  // unchecked, and falls back only on failures before the first event. When nothing was sent and
+  // every target failed, the result is kFailed with stream_started false: the caller answers 502.
   boost::asio::awaitable<RouteResult> route_stream(const Workload& workload,
                                                    const chat::ChatRequest& request,
                                                    WorkerContext& worker,

@@ -106,6 +106,13 @@ workloads:
     validate: {content: non_empty}
   plain:
     route: [v4]
+  held:
+    route: [v4, gpt]
+    stream_mode: buffer
+  passed:
+    route: [v4, claude]
+    validate: {tool_call: required}
+    stream_mode: pass
   claude-plain:
     route: [claude, gpt]
   claude-checked:
@@ -823,6 +830,32 @@ TEST_F(GatewayTest, AnUndecodableStreamEventIsSkippedAndCounted) {
   EXPECT_NE(call("GET", "/metrics", "")
                 .body.find("backstop_stream_events_skipped_total{provider=\"v4\"} 1"),
             std::string::npos);
+}
+
+TEST_F(GatewayTest, BufferModeFallsBackFromACutStreamBeforeTheClientSeesAByte) {
+  auto r = chat("held", "hello [mock:stream_break@v4-flash]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_FALSE(a.error) << r.body;
+  EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});  // nothing of the cut stream went out
+  EXPECT_EQ(counter(metrics().requests_total, {"held", "fallback"}), 1);
+}
+
+TEST_F(GatewayTest, PassModeStreamsUncheckedWhileUnstreamedRequestsAreStillChecked) {
+  auto streamed = chat("passed", "hello [mock:no_tool_call@v4-flash]", true, R"(,"stream":true)");
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  EXPECT_EQ(streamed.header("x-backstop-served-by"), "v4");
+  Assembled a = assemble_openai(streamed.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_TRUE(a.tool_name.empty());
+
+  auto whole = chat("passed", "hello [mock:no_tool_call@v4-flash]", true);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  EXPECT_EQ(whole.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(whole.header("x-backstop-fallback-reason"), "no_tool_call");
 }
 
 }  // namespace
