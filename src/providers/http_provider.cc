@@ -239,7 +239,63 @@ class WholeAnswerStream final : public EventStream {
   std::vector<chat::StreamEvent> events_;
 };
 
+// Whether `text` holds any of `needles` (lower case), ignoring case.
+bool mentions(std::string_view text, std::initializer_list<std::string_view> needles) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return std::any_of(needles.begin(), needles.end(), [&lower](std::string_view needle) {
+    return lower.find(needle) != std::string::npos;
+  });
+}
+
+// A refusal on content grounds (OpenAI's and Azure's codes and wording).
+bool says_content_policy(std::string_view text) {
+  return mentions(text, {"content_filter", "content_policy", "content policy",
+                         "content management policy", "safety system", "responsibleaipolicy"});
+}
+
+// A 400 that another target may answer: its window (context length, max_tokens), what it
+// supports, its model, its account. Such a 400 is the target's, not the request's.
+bool says_target_limit(std::string_view text) {
+  return mentions(
+      text,
+      {"context_length",  "context length",   "context window",           "prompt is too long",
+       "too many tokens", "max_tokens",       "max_completion_tokens",    "not supported",
+       "unsupported",     "does not support", "model_not_found",          "does not exist",
+       "not found",       "unrecognized",     "unknown parameter",        "unknown field",
+       "extra inputs",    "extra_forbidden",  "credit balance",           "billing",
+       "quota",           "api key",          "--enable-auto-tool-choice"});
+}
+
 }  // namespace
+
+core::Error status_error(const http::ClientResponse& response, chat::Dialect dialect) {
+  const bool openai_dialect = dialect == chat::Dialect::kOpenAI;
+  const std::string detail = openai_dialect ? openai::upstream_error_message(response.body)
+                                            : anthropic::upstream_error_message(response.body);
+  // nullopt: not the API's error shape (a proxy or load balancer answered), never a rejection.
+  const std::optional<std::string> code = openai_dialect
+                                              ? openai::upstream_error_code(response.body)
+                                              : anthropic::upstream_error_code(response.body);
+  const int status = response.status;
+  core::Error error;
+  error.upstream_status = status;
+  error.retry_after_ms = retry_after_ms(response);
+  error.code = status == 429 ? core::ErrorCode::kRateLimited : core::ErrorCode::kUpstream;
+  if (code && (status == 400 || status == 403 || status == 422)) {
+    const std::string said = *code + ' ' + detail;
+    const bool policy = says_content_policy(said);
+    if (policy || (status != 403 && !says_target_limit(said))) {
+      error.code = core::ErrorCode::kRejected;
+      error.message = detail;  // as the upstream said it
+      error.upstream_code = *code;
+      return error;
+    }
+  }
+  error.message = "HTTP " + std::to_string(status) + ": " + detail;
+  return error;
+}
 
 int retry_after_ms(const http::ClientResponse& response) {
   std::optional<double> ms = parse_decimal(response.header("retry-after-ms"));
@@ -288,14 +344,9 @@ core::Error HttpProvider::redact(core::Error error) const {
 }
 
 core::Error HttpProvider::status_error(const http::ClientResponse& response) const {
-  const std::string detail = options_.dialect == chat::Dialect::kOpenAI
-                                 ? openai::upstream_error_message(response.body)
-                                 : anthropic::upstream_error_message(response.body);
-  core::Error error;
-  error.code = response.status == 429 ? core::ErrorCode::kRateLimited : core::ErrorCode::kUpstream;
-  error.message = redact("HTTP " + std::to_string(response.status) + ": " + detail);
-  error.upstream_status = response.status;
-  error.retry_after_ms = retry_after_ms(response);
+  core::Error error = providers::status_error(response, options_.dialect);
+  error.message = redact(std::move(error.message));
+  error.upstream_code = redact(std::move(error.upstream_code));
   return error;
 }
 

@@ -89,6 +89,13 @@ class HttpProvider final : public Provider {
   std::vector<http::Header> headers_;  // sent on every request
 };
 
+// The error for a non-2xx answer from an upstream of `dialect` (the key not yet redacted):
+// 429 kRateLimited; a 400, 403 or 422 that says content policy, or a 400 or 422 about the
+// request itself, kRejected with the upstream's message and code; anything else kUpstream,
+// the target's fault (5xx; 401, 403 and other 4xx; context length, max_tokens, an
+// unsupported feature or an unknown model in a 400; an answer that is not an API error).
+[[nodiscard]] core::Error status_error(const http::ClientResponse& response, chat::Dialect dialect);
+
 // Milliseconds to wait from a 429's `retry-after-ms` or `Retry-After` (delta seconds);
 // -1 when neither is present or parses (an HTTP date, say).
 [[nodiscard]] int retry_after_ms(const http::ClientResponse& response);

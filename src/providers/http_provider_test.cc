@@ -387,6 +387,111 @@ http::ClientResponse with_header(std::string name, std::string value) {
   return response;
 }
 
+// One row of the status table: what an upstream answered, and what backstop makes of it.
+struct StatusCase {
+  chat::Dialect dialect;
+  int status;
+  std::string body;
+  core::ErrorCode code;
+  std::string upstream_code;  // kRejected only
+};
+
+TEST(StatusError, EachClassOfUpstreamErrorGetsItsCode) {
+  using core::ErrorCode;
+  constexpr auto kO = chat::Dialect::kOpenAI;
+  constexpr auto kA = chat::Dialect::kAnthropic;
+  const std::vector<StatusCase> cases = {
+      // Content policy: the request's own fault, whichever status carries it.
+      {kO, 400,
+       R"({"error":{"message":"Your request was rejected as a result of our safety system.",)"
+       R"("type":"invalid_request_error","param":null,"code":"content_policy_violation"}})",
+       ErrorCode::kRejected, "content_policy_violation"},
+      {kO, 400,
+       R"({"error":{"message":"The response was filtered due to the prompt triggering Azure )"
+       R"(OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter"}})",
+       ErrorCode::kRejected, "content_filter"},
+      {kO, 403, R"({"error":{"message":"flagged","type":"content_policy","code":null}})",
+       ErrorCode::kRejected, "content_policy"},
+      // Any other invalid request about the request itself.
+      {kO, 422,
+       R"({"error":{"message":"messages[1].role is invalid","type":"invalid_request_error"}})",
+       ErrorCode::kRejected, "invalid_request_error"},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"messages: text )"
+       R"(content blocks must be non-empty"}})",
+       ErrorCode::kRejected, "invalid_request_error"},
+      // vLLM's older error shape.
+      {kO, 400,
+       R"({"object":"error","message":"Input contains an invalid image","type":"BadRequestError","code":400})",
+       ErrorCode::kRejected, "BadRequestError"},
+      // The context window: a larger one may take it.
+      {kO, 400,
+       R"({"error":{"message":"This model's maximum context length is 8192 tokens.",)"
+       R"("type":"invalid_request_error","code":"context_length_exceeded"}})",
+       ErrorCode::kUpstream, ""},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"prompt is too )"
+       R"(long: 210000 tokens > 200000 maximum"}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 400,
+       R"({"object":"error","message":"'max_tokens' or 'max_completion_tokens' is too large: )"
+       R"(32000.","type":"BadRequestError","code":400})",
+       ErrorCode::kUpstream, ""},
+      // What this target does not support, its model, its account.
+      {kO, 400,
+       R"({"object":"error","message":"\"auto\" tool choice requires --enable-auto-tool-choice )"
+       R"(and --tool-call-parser to be set","type":"BadRequestError","code":400})",
+       ErrorCode::kUpstream, ""},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"This model does )"
+       R"(not support assistant message prefill."}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 400, R"({"error":{"message":"The model `x` does not exist","code":"model_not_found"}})",
+       ErrorCode::kUpstream, ""},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit )"
+       R"(balance is too low to access the Anthropic API."}})",
+       ErrorCode::kUpstream, ""},
+      // Auth, permission, not found, body limits: the target's.
+      {kO, 401, R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})",
+       ErrorCode::kUpstream, ""},
+      {kA, 403,
+       R"({"type":"error","error":{"type":"permission_error","message":"Your API key does not )"
+       R"(have permission to use the specified resource."}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 404, R"({"error":{"message":"Not Found"}})", ErrorCode::kUpstream, ""},
+      {kA, 404,
+       R"({"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 413, "<html>413 Request Entity Too Large</html>", ErrorCode::kUpstream, ""},
+      // A 400 that is not the API's error shape came from something in front of it.
+      {kO, 400, "<html>400 Bad Request</html>", ErrorCode::kUpstream, ""},
+      // Rate limits and server errors keep their codes.
+      {kO, 429, R"({"error":{"message":"slow down","code":"rate_limit_exceeded"}})",
+       ErrorCode::kRateLimited, ""},
+      {kA, 529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+       ErrorCode::kUpstream, ""},
+  };
+  for (const StatusCase& c : cases) {
+    SCOPED_TRACE(std::to_string(c.status) + " " + c.body);
+    http::ClientResponse response;
+    response.status = c.status;
+    response.body = c.body;
+    const core::Error error = status_error(response, c.dialect);
+    EXPECT_EQ(error.code, c.code) << core::to_string(error.code);
+    EXPECT_EQ(error.upstream_status, c.status);
+    EXPECT_EQ(error.upstream_code, c.upstream_code);
+    if (c.code == core::ErrorCode::kRejected) {
+      // As the upstream said it, without backstop's "HTTP 400: ".
+      EXPECT_FALSE(error.message.starts_with("HTTP ")) << error.message;
+      EXPECT_FALSE(error.message.empty());
+    } else {
+      EXPECT_TRUE(error.message.starts_with("HTTP " + std::to_string(c.status) + ": "))
+          << error.message;
+    }
+  }
+}
+
 TEST(RetryAfter, ReadsMillisecondsThenSeconds) {
   EXPECT_EQ(retry_after_ms(with_header("retry-after-ms", "1500")), 1500);
   EXPECT_EQ(retry_after_ms(with_header("Retry-After", "2")), 2000);

@@ -52,7 +52,9 @@ struct MockOptions {
 // clean end of the body with no [DONE] / message_stop), stream_abort (the first part,
 // then the connection closes mid-body), stream_no_done (the whole answer without its last
 // event, [DONE] or message_stop: complete for OpenAI, broken for Anthropic) and
-// stream_malformed (one event that is not JSON after the first). One per worker thread.
+// stream_malformed (one event that is not JSON after the first). content_filter (400,
+// code content_policy_violation) and context_length (400, context_length_exceeded; Anthropic:
+// "prompt is too long") answer like the APIs' refusals. One per worker thread.
 class MockUpstream final : public http::Service {
  public:
   explicit MockUpstream(boost::asio::io_context& loop, MockOptions options = {});

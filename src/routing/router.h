@@ -99,8 +99,10 @@ struct RouteResult {
   double duration_ms = 0;
   chat::Usage usage;                // summed over attempts
   std::int64_t cost_micro_usd = 0;  // summed over attempts
-  bool stream_started = false;      // streams: the client has seen the start of an answer
-  bool client_gone = false;         // streams: the client went away mid-stream
+  // kRejected: the upstream's refusal of the request itself, for the client as it was said.
+  std::optional<core::Error> rejection;
+  bool stream_started = false;  // streams: the client has seen the start of an answer
+  bool client_gone = false;     // streams: the client went away mid-stream
 };
 
 // Where a streamed answer goes (the server's dialect encoder and HTTP response). The
@@ -144,7 +146,8 @@ class Router {
 
   // Tries the workload's route in order: same-target retries on 429, 5xx, connect errors
   // and timeouts (exponential backoff with full jitter, Retry-After honoured up to a cap);
-  // any other failure, validation failures included, moves to the next target at once.
+  // any other failure, validation failures included, moves to the next target at once,
+  // except a rejection (kRejected), which ends the route: outcome kRejected.
   // Records every metric and the spend of every attempt.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
                                             const chat::ChatRequest& request, WorkerContext& worker,

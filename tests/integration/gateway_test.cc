@@ -858,5 +858,42 @@ TEST_F(GatewayTest, PassModeStreamsUncheckedWhileUnstreamedRequestsAreStillCheck
   EXPECT_EQ(whole.header("x-backstop-fallback-reason"), "no_tool_call");
 }
 
+TEST_F(GatewayTest, AContentPolicyRefusalReachesTheClientAsTheUpstreamSaidIt) {
+  auto r = chat("agentic", "weather? [mock:content_filter@v4-flash]", true);
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");  // no fallback
+  auto body = json(r);
+  EXPECT_EQ(body.at_pointer("/error/code"), "content_policy_violation");
+  EXPECT_EQ(body.at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(body.at_pointer("/error/message"),
+            "mock: this request was rejected by the content policy");
+  EXPECT_EQ(counter(metrics().requests_total, {"agentic", "rejected"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "claude", "pass"}), 0);
+
+  // In Anthropic's shape for an Anthropic client, from an Anthropic upstream; streamed too.
+  auto anthropic = call("POST", "/v1/messages",
+                        R"({"model":"claude-plain","max_tokens":64,"stream":true,)"
+                        R"("messages":[{"role":"user","content":"hi [mock:content_filter]"}]})");
+  ASSERT_EQ(anthropic.status, 400) << anthropic.body;
+  auto a = json(anthropic);
+  EXPECT_EQ(a.at_pointer("/type"), "error");
+  EXPECT_EQ(a.at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(a.at_pointer("/error/message"),
+            "mock: this request was rejected by the content policy");
+  EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "rejected"}), 1);
+}
+
+TEST_F(GatewayTest, AContextLengthRefusalMovesToTheNextTarget) {
+  auto r = chat("agentic", "weather? [mock:context_length@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "upstream_error");
+
+  auto anthropic_first =
+      chat("claude-plain", "hi [mock:context_length@claude-sonnet]", false, R"(,"stream":true)");
+  ASSERT_EQ(anthropic_first.status, 200) << anthropic_first.body;
+  EXPECT_EQ(anthropic_first.header("x-backstop-served-by"), "gpt");
+}
+
 }  // namespace
 }  // namespace backstop

@@ -46,6 +46,10 @@ inline constexpr std::string_view kForwardedHeaders[] = {"anthropic-version", "a
 // The `error.message` of an upstream's error body, cut to at most 300 bytes.
 [[nodiscard]] std::string upstream_error_message(std::string_view body);
 
+// The `error.type` of an upstream's error body ("invalid_request_error"), else ""; nullopt
+// when the body is not an API error (a proxy's page).
+[[nodiscard]] std::optional<std::string> upstream_error_code(std::string_view body);
+
 }  // namespace backstop::dialects::anthropic
 
 namespace backstop::dialects::anthropic {

@@ -3,6 +3,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,10 @@ namespace backstop::dialects::openai {
 // The `error.message` of an upstream's error body, cut to at most 300 bytes; the raw body
 // (cut likewise) when it is not in OpenAI's shape.
 [[nodiscard]] std::string upstream_error_message(std::string_view body);
+
+// The `error.code` of an upstream's error body ("content_policy_violation"), else its
+// `error.type`, else ""; nullopt when the body is not an API error (a proxy's page).
+[[nodiscard]] std::optional<std::string> upstream_error_code(std::string_view body);
 
 }  // namespace backstop::dialects::openai
 
