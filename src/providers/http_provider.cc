@@ -59,6 +59,25 @@ std::string redact_key(std::string message, std::string_view key) {
   return message;
 }
 
+// `text` with every occurrence of `what` that stands alone (not inside a longer name or
+// number) replaced by `with`.
+std::string replace_token(std::string text, std::string_view what, std::string_view with) {
+  if (what.empty()) return text;
+  const auto part_of_name = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_';
+  };
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at)) {
+    const std::size_t end = at + what.size();
+    if ((at > 0 && part_of_name(text[at - 1])) || (end < text.size() && part_of_name(text[end]))) {
+      at = end;
+      continue;
+    }
+    text.replace(at, what.size(), with);
+    at += with.size();
+  }
+  return text;
+}
+
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() &&
          std::equal(prefix.begin(), prefix.end(), text.begin(), [](char a, char b) {
@@ -111,13 +130,13 @@ class SseEventStream final : public EventStream {
  public:
   SseEventStream(net::io_context& loop, std::unique_ptr<http::BodyStream> body,
                  chat::Dialect dialect, SteadyClock::time_point deadline, std::int64_t timeout_ms,
-                 std::string key)
+                 const HttpProvider& provider)
       : loop_(loop),
         body_(std::move(body)),
         dialect_(dialect),
         deadline_(deadline),
         timeout_ms_(timeout_ms),
-        key_(std::move(key)) {}
+        provider_(provider) {}
 
   net::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() override {
     std::vector<chat::StreamEvent> out;
@@ -206,8 +225,7 @@ class SseEventStream final : public EventStream {
   std::unexpected<core::Error> fail(core::Error error) {
     state_ = State::kFailed;
     body_.reset();  // a broken body never goes back to the pool
-    error.message = redact_key(std::move(error.message), key_);
-    return std::unexpected(std::move(error));
+    return std::unexpected(provider_.redact(std::move(error)));
   }
 
   net::io_context& loop_;
@@ -215,7 +233,7 @@ class SseEventStream final : public EventStream {
   chat::Dialect dialect_;
   SteadyClock::time_point deadline_;
   std::int64_t timeout_ms_;
-  std::string key_;
+  const HttpProvider& provider_;  // outlives its streams; redacts their errors
   State state_ = State::kReading;
   bool decoded_ = false;  // some event decoded into the answer
   std::int64_t skipped_ = 0;
@@ -335,7 +353,12 @@ HttpProvider::HttpProvider(HttpProviderOptions options, http::Origin origin)
 }
 
 std::string HttpProvider::redact(std::string message) const {
-  return redact_key(std::move(message), options_.api_key);
+  message = redact_key(std::move(message), options_.api_key);
+  // The address a client must not learn: host:port first, then the host in DNS errors.
+  const std::string name = "provider " + options_.name;
+  message =
+      replace_token(std::move(message), origin_.host + ":" + std::to_string(origin_.port), name);
+  return replace_token(std::move(message), origin_.host, name);
 }
 
 core::Error HttpProvider::redact(core::Error error) const {
@@ -466,7 +489,7 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
   }
   co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),
                                              options_.dialect, deadline, options_.timeout_ms,
-                                             options_.api_key);
+                                             *this);
 }
 
 }  // namespace backstop::providers

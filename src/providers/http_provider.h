@@ -63,6 +63,12 @@ class HttpProvider final : public Provider {
   // The path requests go to: base path + "/chat/completions" or + "/v1/messages".
   [[nodiscard]] const std::string& target() const { return target_; }
 
+  // `message` with the key replaced, and the upstream's address (host:port, or the host
+  // alone) replaced by "provider NAME": what a provider says may reach a client.
+  [[nodiscard]] std::string redact(std::string message) const;
+  // `error` with its message redacted.
+  [[nodiscard]] core::Error redact(core::Error error) const;
+
  private:
   HttpProvider(HttpProviderOptions options, http::Origin origin);
 
@@ -76,10 +82,6 @@ class HttpProvider final : public Provider {
                                                       const CallContext& context) const;
   // The error for a non-2xx answer.
   [[nodiscard]] core::Error status_error(const http::ClientResponse& response) const;
-  // `message` with every occurrence of the key replaced.
-  [[nodiscard]] std::string redact(std::string message) const;
-  // `error` with its message redacted.
-  [[nodiscard]] core::Error redact(core::Error error) const;
   // The answer of a 2xx body, or kBadResponse.
   [[nodiscard]] core::Result<chat::ChatResponse> decode(int status, std::string_view body) const;
 

@@ -191,6 +191,23 @@ TEST(HttpProvider, RefusedConnectionIsConnect) {
   EXPECT_EQ(r.error().message.find(kKey), std::string::npos);
 }
 
+TEST(HttpProvider, ErrorsNameTheProviderNeverTheUpstreamsAddress) {
+  net::io_context loop;
+  net::ip::tcp::acceptor probe(loop, {net::ip::make_address("127.0.0.1"), 0});
+  const std::uint16_t port = probe.local_endpoint().port();
+  probe.close();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, "http://" + address + "/v1"));
+  const Outcome r = call(*provider, request_saying("hi"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, core::ErrorCode::kConnect);
+  EXPECT_EQ(r.error().message.find("127.0.0.1"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("provider up"), std::string::npos) << r.error().message;
+  // Only whole names are replaced: a longer name or number that holds the host stays.
+  EXPECT_EQ(provider->redact("at " + address + ", not 127.0.0.10 or x127.0.0.1"),
+            "at provider up, not 127.0.0.10 or x127.0.0.1");
+}
+
 TEST(HttpProvider, SlowUpstreamIsTimeout) {
   MockOptions mock;
   mock.timeout_wait = std::chrono::milliseconds(400);
@@ -671,6 +688,8 @@ TEST(HttpProviderStream, AnAbortedConnectionIsBrokenStreamAfterSomeEvents) {
     EXPECT_FALSE(s.batches.empty());
     ASSERT_TRUE(s.error.has_value());
     EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream) << s.error->message;
+    EXPECT_EQ(s.error->message.find(std::to_string(upstream->port())), std::string::npos)
+        << s.error->message;
   }
 }
 

@@ -106,6 +106,8 @@ workloads:
     validate: {content: non_empty}
   plain:
     route: [v4]
+  dead-only:
+    route: [dead]
   held:
     route: [v4, gpt]
     stream_mode: buffer
@@ -893,6 +895,25 @@ TEST_F(GatewayTest, AContextLengthRefusalMovesToTheNextTarget) {
       chat("claude-plain", "hi [mock:context_length@claude-sonnet]", false, R"(,"stream":true)");
   ASSERT_EQ(anthropic_first.status, 200) << anthropic_first.body;
   EXPECT_EQ(anthropic_first.header("x-backstop-served-by"), "gpt");
+}
+
+TEST_F(GatewayTest, NoUpstreamAddressReachesTheClient) {
+  auto refused = chat("dead-only", "hello");
+  ASSERT_EQ(refused.status, 502) << refused.body;
+  EXPECT_EQ(refused.body.find("127.0.0.1"), std::string::npos) << refused.body;
+  auto body = json(refused);
+  EXPECT_EQ(body.at_pointer("/error/attempts/0/reason"), "connect");
+  EXPECT_NE(
+      std::string(body.at_pointer("/error/attempts/0/detail").as_string()).find("provider dead"),
+      std::string::npos)
+      << refused.body;
+
+  // A stream cut after bytes went out: the error event names no address either.
+  auto cut = chat("plain", "hello [mock:stream_abort]", false, R"(,"stream":true)");
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_TRUE(assemble_openai(cut.body).error) << cut.body;
+  EXPECT_EQ(cut.body.find("127.0.0.1"), std::string::npos) << cut.body;
+  EXPECT_EQ(cut.body.find(":" + std::to_string(mock_.port())), std::string::npos) << cut.body;
 }
 
 }  // namespace
