@@ -86,10 +86,16 @@ struct Bands {
   std::int64_t window_s = 600;  // the recent window the ratio gauge covers
 };
 
+// How a workload's streamed answers reach the client: kBuffer holds each target's whole
+// answer before the first byte goes out (a cut or stalled target falls back unseen), kPass
+// streams straight through (no checks on streams), kAuto buffers when there are checks.
+enum class StreamMode { kAuto, kBuffer, kPass };
+
 struct Workload {
   std::string name;
   std::vector<std::string> route;  // provider names, tried in order
   Validate validate;
+  StreamMode stream_mode = StreamMode::kAuto;
   Retries retries;
   Bands bands;
   int line = 0;

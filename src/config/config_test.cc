@@ -458,6 +458,35 @@ workloads:
           "got \"text\""));
 }
 
+TEST(ConfigParse, StreamModeIsAutoUnlessSet) {
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m}
+workloads:
+  w: {route: [a]}
+  held: {route: [a], stream_mode: buffer}
+  passed: {route: [a], stream_mode: pass, validate: {content: non_empty}}
+  chosen: {route: [a], stream_mode: auto}
+)");
+  ASSERT_TRUE(r.errors.empty()) << errors_of(r).front();
+  EXPECT_EQ(r.config->find_workload("w")->stream_mode, StreamMode::kAuto);
+  EXPECT_EQ(r.config->find_workload("held")->stream_mode, StreamMode::kBuffer);
+  EXPECT_EQ(r.config->find_workload("passed")->stream_mode, StreamMode::kPass);
+  EXPECT_EQ(r.config->find_workload("chosen")->stream_mode, StreamMode::kAuto);
+}
+
+TEST(ConfigErrors, StreamModeMustBeAutoBufferOrPass) {
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m}
+workloads:
+  w: {route: [a], stream_mode: hold}
+  v: {route: [a], stream_mode: [buffer]}
+)");
+  EXPECT_THAT(errors_of(r),
+              ElementsAre("test.yaml:4: workloads.w.stream_mode: must be one of auto, buffer, "
+                          "pass, got \"hold\"",
+                          HasSubstr("test.yaml:5: workloads.v.stream_mode: must be")));
+}
+
 TEST(ConfigErrors, DuplicateKeysAreReportedAtTheSecondOccurrence) {
   LoadResult r = load(R"(providers:
   a:

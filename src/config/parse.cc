@@ -205,7 +205,8 @@ constexpr std::array<std::string_view, 4> kSimulationKeys{"latency_p50_ms", "lat
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
-constexpr std::array<std::string_view, 4> kWorkloadKeys{"route", "validate", "retries", "bands"};
+constexpr std::array<std::string_view, 5> kWorkloadKeys{"route", "validate", "retries", "bands",
+                                                        "stream_mode"};
 constexpr std::array<std::string_view, 5> kValidateKeys{"tool_call", "tool_names", "arguments",
                                                         "content", "allow_truncated"};
 constexpr std::array<std::string_view, 4> kRetriesKeys{"max", "base_backoff_ms", "max_backoff_ms",
@@ -217,6 +218,11 @@ constexpr std::array<std::pair<std::string_view, ProviderKind>, 3> kKinds{{
     {"openai", ProviderKind::kOpenAI},
     {"anthropic", ProviderKind::kAnthropic},
     {"simulated", ProviderKind::kSimulated},
+}};
+constexpr std::array<std::pair<std::string_view, StreamMode>, 3> kStreamModes{{
+    {"auto", StreamMode::kAuto},
+    {"buffer", StreamMode::kBuffer},
+    {"pass", StreamMode::kPass},
 }};
 constexpr std::array<std::pair<std::string_view, ToolCallCheck>, 2> kToolCallChecks{{
     {"required", ToolCallCheck::kRequired},
@@ -647,6 +653,8 @@ class Parser {
       if (f.key == "validate") validate(f, w.validate);
       if (f.key == "retries") retries(f, w.retries);
       if (f.key == "bands") bands(f, w.bands);
+      if (f.key == "stream_mode")
+        assign(w.stream_mode, choice(f, Choices<StreamMode>(kStreamModes)));
     });
     require(e, "route", map);
   }

@@ -28,6 +28,10 @@ int http_status(ErrorCode code) {
       return 502;
     case ErrorCode::kBadResponse:
       return 502;
+    case ErrorCode::kBrokenStream:
+      return 502;
+    case ErrorCode::kRejected:
+      return 400;
     case ErrorCode::kAllTargetsFailed:
       return 502;
     case ErrorCode::kUnavailable:
@@ -36,6 +40,14 @@ int http_status(ErrorCode code) {
       return 500;
   }
   return 500;
+}
+
+int client_status(const Error& error) {
+  if (error.code == ErrorCode::kRejected && error.upstream_status >= 400 &&
+      error.upstream_status <= 499) {
+    return error.upstream_status;
+  }
+  return http_status(error.code);
 }
 
 std::string_view to_string(ErrorCode code) {
@@ -64,6 +76,10 @@ std::string_view to_string(ErrorCode code) {
       return "connect";
     case ErrorCode::kBadResponse:
       return "bad_response";
+    case ErrorCode::kBrokenStream:
+      return "broken_stream";
+    case ErrorCode::kRejected:
+      return "rejected";
     case ErrorCode::kAllTargetsFailed:
       return "all_targets_failed";
     case ErrorCode::kUnavailable:

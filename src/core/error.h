@@ -20,6 +20,8 @@ enum class ErrorCode {
   kTimeout,           // upstream deadline passed
   kConnect,           // upstream connect/DNS/TLS failure
   kBadResponse,       // upstream answered something we could not decode
+  kBrokenStream,      // an upstream stream stopped before the dialect's own end: 502
+  kRejected,          // an upstream refused the request itself: its own 4xx reaches the client
   kAllTargetsFailed,  // every target of a route failed: 502
   kUnavailable,       // draining or overloaded: 503
   kInternal,          // a bug: 500
@@ -32,6 +34,8 @@ struct Error {
   std::string message;
   int upstream_status = 0;
   int retry_after_ms = -1;  // -1: the upstream sent no Retry-After
+  std::string upstream_code =
+      {};  // kRejected: the upstream's error code or type ("content_filter")
 };
 
 template <typename T>
@@ -44,6 +48,10 @@ using Result = std::expected<T, Error>;
 
 // The HTTP status a client sees for this code.
 [[nodiscard]] int http_status(ErrorCode code);
+
+// The HTTP status a client sees for this error: the upstream's own 4xx for kRejected,
+// else http_status(error.code).
+[[nodiscard]] int client_status(const Error& error);
 
 // Stable snake_case name of the code ("invalid_argument"), for logs and tests.
 [[nodiscard]] std::string_view to_string(ErrorCode code);

@@ -14,6 +14,17 @@ TEST(ErrorTest, EachCodeHasItsStatus) {
   EXPECT_EQ(http_status(ErrorCode::kUnavailable), 503);
 }
 
+TEST(ErrorTest, ARejectionReachesTheClientWithTheUpstreamsStatus) {
+  Error rejected{ErrorCode::kRejected, "flagged", 422};
+  EXPECT_EQ(client_status(rejected), 422);
+  EXPECT_EQ(to_string(rejected.code), "rejected");
+  // Only a 4xx is the upstream's to give; anything else falls back to the code's status.
+  EXPECT_EQ(client_status(Error{ErrorCode::kRejected, "odd", 500}), 400);
+  EXPECT_EQ(client_status(Error{ErrorCode::kUpstream, "down", 503}), 502);
+  EXPECT_EQ(client_status(Error{ErrorCode::kBrokenStream, "cut"}), 502);
+  EXPECT_EQ(to_string(ErrorCode::kBrokenStream), "broken_stream");
+}
+
 TEST(ErrorTest, FailBuildsAnUnexpected) {
   Result<int> r = fail(ErrorCode::kTimeout, "slow");
   ASSERT_FALSE(r.has_value());

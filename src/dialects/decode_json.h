@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 #include <expected>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,24 +54,51 @@ namespace backstop::dialects {
                  std::string(json::kind_name(value)));
 }
 
-// The message in an upstream's error body ({"error": "..."} or {"error": {"message": ...}},
-// the shape both APIs use), or the body itself; cut and made valid UTF-8 (upstream_text).
+// The error object of an upstream's error body: `error` in {"error": {...}} (the shape both
+// APIs use), or the body itself in vLLM's older {"object": "error", "message", ...}; nullptr
+// for anything else.
+[[nodiscard]] inline const boost::json::object* upstream_error_object(
+    const boost::json::value& body) {
+  if (!body.is_object()) return nullptr;
+  const auto& obj = body.get_object();
+  if (const auto* error = obj.if_contains("error"); error != nullptr && error->is_object()) {
+    return &error->get_object();
+  }
+  if (string_or_empty(obj, "object") == "error") return &obj;
+  return nullptr;
+}
+
+// The message in an upstream's error body ({"error": "..."}, an error object's `message`),
+// or the body itself; cut and made valid UTF-8 (upstream_text).
 [[nodiscard]] inline std::string upstream_error_text(std::string_view body) {
   auto parsed = json::parse(body);
   if (parsed && parsed->is_object()) {
     const auto& obj = parsed->get_object();
-    if (auto error = obj.find("error"); error != obj.end()) {
-      if (error->value().is_string()) return upstream_text(view(error->value().get_string()));
-      if (error->value().is_object()) {
-        const auto& inner = error->value().get_object();
-        if (auto message = inner.find("message");
-            message != inner.end() && message->value().is_string()) {
-          return upstream_text(view(message->value().get_string()));
-        }
+    if (const auto* error = obj.if_contains("error"); error != nullptr && error->is_string()) {
+      return upstream_text(view(error->get_string()));
+    }
+    if (const auto* error = upstream_error_object(*parsed)) {
+      if (auto message = string_or_empty(*error, "message"); !message.empty()) {
+        return upstream_text(message);
       }
     }
   }
   return upstream_text(body);
+}
+
+// The first of `keys` that is a non-empty string in an upstream's error object (cut like
+// upstream_text), "" when none is; nullopt when the body has no error object (a proxy's
+// HTML page, say).
+[[nodiscard]] inline std::optional<std::string> upstream_error_code_text(
+    std::string_view body, std::initializer_list<std::string_view> keys) {
+  auto parsed = json::parse(body);
+  if (!parsed) return std::nullopt;
+  const auto* error = upstream_error_object(*parsed);
+  if (error == nullptr) return std::nullopt;
+  for (std::string_view key : keys) {
+    if (auto value = string_or_empty(*error, key); !value.empty()) return upstream_text(value);
+  }
+  return std::string();
 }
 
 // One part of reading a request from its tree; it may move values out of the tree.

@@ -59,6 +59,25 @@ std::string redact_key(std::string message, std::string_view key) {
   return message;
 }
 
+// `text` with every occurrence of `what` that stands alone (not inside a longer name or
+// number) replaced by `with`.
+std::string replace_token(std::string text, std::string_view what, std::string_view with) {
+  if (what.empty()) return text;
+  const auto part_of_name = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_';
+  };
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at)) {
+    const std::size_t end = at + what.size();
+    if ((at > 0 && part_of_name(text[at - 1])) || (end < text.size() && part_of_name(text[end]))) {
+      at = end;
+      continue;
+    }
+    text.replace(at, what.size(), with);
+    at += with.size();
+  }
+  return text;
+}
+
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() &&
          std::equal(prefix.begin(), prefix.end(), text.begin(), [](char a, char b) {
@@ -111,13 +130,13 @@ class SseEventStream final : public EventStream {
  public:
   SseEventStream(net::io_context& loop, std::unique_ptr<http::BodyStream> body,
                  chat::Dialect dialect, SteadyClock::time_point deadline, std::int64_t timeout_ms,
-                 std::string key)
+                 const HttpProvider& provider)
       : loop_(loop),
         body_(std::move(body)),
         dialect_(dialect),
         deadline_(deadline),
         timeout_ms_(timeout_ms),
-        key_(std::move(key)) {}
+        provider_(provider) {}
 
   net::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() override {
     std::vector<chat::StreamEvent> out;
@@ -134,39 +153,79 @@ class SseEventStream final : public EventStream {
         if (!piece || piece->empty()) state_ = State::kEnded;
         continue;
       }
-      if (!piece) co_return fail(std::move(piece.error()));
+      if (!piece) {
+        // A body that breaks is a broken stream; a timeout stays one.
+        if (piece.error().code != core::ErrorCode::kTimeout) {
+          piece.error().code = core::ErrorCode::kBrokenStream;
+        }
+        co_return fail(std::move(piece.error()));
+      }
       if (piece->empty()) {
-        // A cut stream must never look complete.
-        co_return fail(core::Error{core::ErrorCode::kUpstream,
-                                   dialect_ == chat::Dialect::kOpenAI
-                                       ? "stream ended before it was complete (no [DONE])"
-                                       : "stream ended before it was complete (no message_stop)"});
+        // The body's clean end is the answer's only when the dialect's own end came first
+        // and something decoded; a cut stream must never look complete.
+        if (complete() && decoded_) {
+          state_ = State::kEnded;
+          continue;
+        }
+        co_return fail(incomplete());
       }
       events_.clear();
       parser_.feed(*piece, events_);
       for (const http::SseEvent& event : events_) {
         if (done()) break;  // anything after the end belongs to no answer
+        const std::size_t had = out.size();
         auto fed = dialect_ == chat::Dialect::kOpenAI
                        ? openai_.feed(event.data, out)
                        : anthropic_.feed(event.event, event.data, out);
-        if (!fed) co_return fail(std::move(fed.error()));
+        if (fed) {
+          decoded_ = decoded_ || out.size() > had;
+          if (done() && !decoded_) co_return fail(incomplete());
+          continue;
+        }
+        if (fed.error().code != core::ErrorCode::kBadResponse) {
+          co_return fail(std::move(fed.error()));
+        }
+        // An undecodable event is skipped (the decoder kept no trace of it); a stream that
+        // never reaches its end after it is broken there.
+        ++skipped_;
+        last_skipped_ = std::move(fed.error().message);
       }
     }
     co_return out;
   }
 
+  [[nodiscard]] std::int64_t skipped_events() const override { return skipped_; }
+
  private:
   enum class State { kReading, kEnded, kFailed };
 
+  // True after the last event the dialect sends ([DONE], message_stop).
   [[nodiscard]] bool done() const {
     return dialect_ == chat::Dialect::kOpenAI ? openai_.done() : anthropic_.done();
+  }
+
+  // True once the answer is whole by the dialect's own end (finish_reason, message_stop).
+  [[nodiscard]] bool complete() const {
+    return dialect_ == chat::Dialect::kOpenAI ? openai_.complete() : anthropic_.complete();
+  }
+
+  // The error for a body that ended cleanly before the answer was whole.
+  [[nodiscard]] core::Error incomplete() const {
+    std::string message = dialect_ == chat::Dialect::kOpenAI
+                              ? "stream ended before it was complete (no finish_reason)"
+                              : "stream ended before it was complete (no message_stop)";
+    if (!decoded_ && complete()) message = "stream ended with no event that decodes";
+    if (skipped_ > 0) {
+      message += "; " + std::to_string(skipped_) +
+                 " undecodable event(s) skipped, the last: " + last_skipped_;
+    }
+    return core::Error{core::ErrorCode::kBrokenStream, std::move(message)};
   }
 
   std::unexpected<core::Error> fail(core::Error error) {
     state_ = State::kFailed;
     body_.reset();  // a broken body never goes back to the pool
-    error.message = redact_key(std::move(error.message), key_);
-    return std::unexpected(std::move(error));
+    return std::unexpected(provider_.redact(std::move(error)));
   }
 
   net::io_context& loop_;
@@ -174,8 +233,11 @@ class SseEventStream final : public EventStream {
   chat::Dialect dialect_;
   SteadyClock::time_point deadline_;
   std::int64_t timeout_ms_;
-  std::string key_;
+  const HttpProvider& provider_;  // outlives its streams; redacts their errors
   State state_ = State::kReading;
+  bool decoded_ = false;  // some event decoded into the answer
+  std::int64_t skipped_ = 0;
+  std::string last_skipped_;  // why the last skipped event did not decode
   http::SseParser parser_;
   std::vector<http::SseEvent> events_;
   openai::StreamDecoder openai_;
@@ -195,7 +257,63 @@ class WholeAnswerStream final : public EventStream {
   std::vector<chat::StreamEvent> events_;
 };
 
+// Whether `text` holds any of `needles` (lower case), ignoring case.
+bool mentions(std::string_view text, std::initializer_list<std::string_view> needles) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return std::any_of(needles.begin(), needles.end(), [&lower](std::string_view needle) {
+    return lower.find(needle) != std::string::npos;
+  });
+}
+
+// A refusal on content grounds (OpenAI's and Azure's codes and wording).
+bool says_content_policy(std::string_view text) {
+  return mentions(text, {"content_filter", "content_policy", "content policy",
+                         "content management policy", "safety system", "responsibleaipolicy"});
+}
+
+// A 400 that another target may answer: its window (context length, max_tokens), what it
+// supports, its model, its account. Such a 400 is the target's, not the request's.
+bool says_target_limit(std::string_view text) {
+  return mentions(
+      text,
+      {"context_length",  "context length",   "context window",           "prompt is too long",
+       "too many tokens", "max_tokens",       "max_completion_tokens",    "not supported",
+       "unsupported",     "does not support", "model_not_found",          "does not exist",
+       "not found",       "unrecognized",     "unknown parameter",        "unknown field",
+       "extra inputs",    "extra_forbidden",  "credit balance",           "billing",
+       "quota",           "api key",          "--enable-auto-tool-choice"});
+}
+
 }  // namespace
+
+core::Error status_error(const http::ClientResponse& response, chat::Dialect dialect) {
+  const bool openai_dialect = dialect == chat::Dialect::kOpenAI;
+  const std::string detail = openai_dialect ? openai::upstream_error_message(response.body)
+                                            : anthropic::upstream_error_message(response.body);
+  // nullopt: not the API's error shape (a proxy or load balancer answered), never a rejection.
+  const std::optional<std::string> code = openai_dialect
+                                              ? openai::upstream_error_code(response.body)
+                                              : anthropic::upstream_error_code(response.body);
+  const int status = response.status;
+  core::Error error;
+  error.upstream_status = status;
+  error.retry_after_ms = retry_after_ms(response);
+  error.code = status == 429 ? core::ErrorCode::kRateLimited : core::ErrorCode::kUpstream;
+  if (code && (status == 400 || status == 403 || status == 422)) {
+    const std::string said = *code + ' ' + detail;
+    const bool policy = says_content_policy(said);
+    if (policy || (status != 403 && !says_target_limit(said))) {
+      error.code = core::ErrorCode::kRejected;
+      error.message = detail;  // as the upstream said it
+      error.upstream_code = *code;
+      return error;
+    }
+  }
+  error.message = "HTTP " + std::to_string(status) + ": " + detail;
+  return error;
+}
 
 int retry_after_ms(const http::ClientResponse& response) {
   std::optional<double> ms = parse_decimal(response.header("retry-after-ms"));
@@ -235,7 +353,12 @@ HttpProvider::HttpProvider(HttpProviderOptions options, http::Origin origin)
 }
 
 std::string HttpProvider::redact(std::string message) const {
-  return redact_key(std::move(message), options_.api_key);
+  message = redact_key(std::move(message), options_.api_key);
+  // The address a client must not learn: host:port first, then the host in DNS errors.
+  const std::string name = "provider " + options_.name;
+  message =
+      replace_token(std::move(message), origin_.host + ":" + std::to_string(origin_.port), name);
+  return replace_token(std::move(message), origin_.host, name);
 }
 
 core::Error HttpProvider::redact(core::Error error) const {
@@ -244,14 +367,9 @@ core::Error HttpProvider::redact(core::Error error) const {
 }
 
 core::Error HttpProvider::status_error(const http::ClientResponse& response) const {
-  const std::string detail = options_.dialect == chat::Dialect::kOpenAI
-                                 ? openai::upstream_error_message(response.body)
-                                 : anthropic::upstream_error_message(response.body);
-  core::Error error;
-  error.code = response.status == 429 ? core::ErrorCode::kRateLimited : core::ErrorCode::kUpstream;
-  error.message = redact("HTTP " + std::to_string(response.status) + ": " + detail);
-  error.upstream_status = response.status;
-  error.retry_after_ms = retry_after_ms(response);
+  core::Error error = providers::status_error(response, options_.dialect);
+  error.message = redact(std::move(error.message));
+  error.upstream_code = redact(std::move(error.upstream_code));
   return error;
 }
 
@@ -371,7 +489,7 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
   }
   co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),
                                              options_.dialect, deadline, options_.timeout_ms,
-                                             options_.api_key);
+                                             *this);
 }
 
 }  // namespace backstop::providers

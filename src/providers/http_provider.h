@@ -41,12 +41,14 @@ class HttpProvider final : public Provider {
       const chat::ChatRequest& request, CallContext& context) override;
   // Sends the request with stream: true (OpenAI: and stream_options.include_usage) and
   // accept: text/event-stream. Errors before the first event are those of complete(). The
-  // stream's errors: kUpstream when the body ends before [DONE] / message_stop, breaks, or
-  // carries an error event; kBadResponse for bytes that are not the dialect's events;
-  // kTimeout when the whole exchange, from the call of stream() to the stream's end, takes
-  // longer than timeout_ms (the same bound as complete(), so a stream never gets more time
-  // than the same answer unstreamed). A 2xx answer that is not an event stream is decoded
-  // as a whole answer and streamed from it.
+  // stream is complete after a finish_reason (OpenAI; [DONE] may or may not follow) or
+  // message_stop (Anthropic). An event that does not decode is skipped and counted
+  // (skipped_events()). The stream's errors: kBrokenStream when the body ends before the
+  // answer is complete (or with nothing that decoded) or breaks; kUpstream when it carries
+  // an error event; kTimeout when the whole exchange, from the call of stream() to the stream's
+  // end, takes longer than timeout_ms (the same bound as complete(), so a stream never gets more
+  // time than the same answer unstreamed). A 2xx answer that is not an event stream is decoded as a
+  // whole answer and streamed from it.
   boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
       const chat::ChatRequest& request, CallContext& context) override;
   // Requests with what only one dialect carries go only to a provider of that dialect.
@@ -61,6 +63,12 @@ class HttpProvider final : public Provider {
   // The path requests go to: base path + "/chat/completions" or + "/v1/messages".
   [[nodiscard]] const std::string& target() const { return target_; }
 
+  // `message` with the key replaced, and the upstream's address (host:port, or the host
+  // alone) replaced by "provider NAME": what a provider says may reach a client.
+  [[nodiscard]] std::string redact(std::string message) const;
+  // `error` with its message redacted.
+  [[nodiscard]] core::Error redact(core::Error error) const;
+
  private:
   HttpProvider(HttpProviderOptions options, http::Origin origin);
 
@@ -74,10 +82,6 @@ class HttpProvider final : public Provider {
                                                       const CallContext& context) const;
   // The error for a non-2xx answer.
   [[nodiscard]] core::Error status_error(const http::ClientResponse& response) const;
-  // `message` with every occurrence of the key replaced.
-  [[nodiscard]] std::string redact(std::string message) const;
-  // `error` with its message redacted.
-  [[nodiscard]] core::Error redact(core::Error error) const;
   // The answer of a 2xx body, or kBadResponse.
   [[nodiscard]] core::Result<chat::ChatResponse> decode(int status, std::string_view body) const;
 
@@ -86,6 +90,13 @@ class HttpProvider final : public Provider {
   std::string target_;
   std::vector<http::Header> headers_;  // sent on every request
 };
+
+// The error for a non-2xx answer from an upstream of `dialect` (the key not yet redacted):
+// 429 kRateLimited; a 400, 403 or 422 that says content policy, or a 400 or 422 about the
+// request itself, kRejected with the upstream's message and code; anything else kUpstream,
+// the target's fault (5xx; 401, 403 and other 4xx; context length, max_tokens, an
+// unsupported feature or an unknown model in a 400; an answer that is not an API error).
+[[nodiscard]] core::Error status_error(const http::ClientResponse& response, chat::Dialect dialect);
 
 // Milliseconds to wait from a 429's `retry-after-ms` or `Retry-After` (delta seconds);
 // -1 when neither is present or parses (an HTTP date, say).

@@ -191,6 +191,23 @@ TEST(HttpProvider, RefusedConnectionIsConnect) {
   EXPECT_EQ(r.error().message.find(kKey), std::string::npos);
 }
 
+TEST(HttpProvider, ErrorsNameTheProviderNeverTheUpstreamsAddress) {
+  net::io_context loop;
+  net::ip::tcp::acceptor probe(loop, {net::ip::make_address("127.0.0.1"), 0});
+  const std::uint16_t port = probe.local_endpoint().port();
+  probe.close();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, "http://" + address + "/v1"));
+  const Outcome r = call(*provider, request_saying("hi"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, core::ErrorCode::kConnect);
+  EXPECT_EQ(r.error().message.find("127.0.0.1"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("provider up"), std::string::npos) << r.error().message;
+  // Only whole names are replaced: a longer name or number that holds the host stays.
+  EXPECT_EQ(provider->redact("at " + address + ", not 127.0.0.10 or x127.0.0.1"),
+            "at provider up, not 127.0.0.10 or x127.0.0.1");
+}
+
 TEST(HttpProvider, SlowUpstreamIsTimeout) {
   MockOptions mock;
   mock.timeout_wait = std::chrono::milliseconds(400);
@@ -387,6 +404,111 @@ http::ClientResponse with_header(std::string name, std::string value) {
   return response;
 }
 
+// One row of the status table: what an upstream answered, and what backstop makes of it.
+struct StatusCase {
+  chat::Dialect dialect;
+  int status;
+  std::string body;
+  core::ErrorCode code;
+  std::string upstream_code;  // kRejected only
+};
+
+TEST(StatusError, EachClassOfUpstreamErrorGetsItsCode) {
+  using core::ErrorCode;
+  constexpr auto kO = chat::Dialect::kOpenAI;
+  constexpr auto kA = chat::Dialect::kAnthropic;
+  const std::vector<StatusCase> cases = {
+      // Content policy: the request's own fault, whichever status carries it.
+      {kO, 400,
+       R"({"error":{"message":"Your request was rejected as a result of our safety system.",)"
+       R"("type":"invalid_request_error","param":null,"code":"content_policy_violation"}})",
+       ErrorCode::kRejected, "content_policy_violation"},
+      {kO, 400,
+       R"({"error":{"message":"The response was filtered due to the prompt triggering Azure )"
+       R"(OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter"}})",
+       ErrorCode::kRejected, "content_filter"},
+      {kO, 403, R"({"error":{"message":"flagged","type":"content_policy","code":null}})",
+       ErrorCode::kRejected, "content_policy"},
+      // Any other invalid request about the request itself.
+      {kO, 422,
+       R"({"error":{"message":"messages[1].role is invalid","type":"invalid_request_error"}})",
+       ErrorCode::kRejected, "invalid_request_error"},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"messages: text )"
+       R"(content blocks must be non-empty"}})",
+       ErrorCode::kRejected, "invalid_request_error"},
+      // vLLM's older error shape.
+      {kO, 400,
+       R"({"object":"error","message":"Input contains an invalid image","type":"BadRequestError","code":400})",
+       ErrorCode::kRejected, "BadRequestError"},
+      // The context window: a larger one may take it.
+      {kO, 400,
+       R"({"error":{"message":"This model's maximum context length is 8192 tokens.",)"
+       R"("type":"invalid_request_error","code":"context_length_exceeded"}})",
+       ErrorCode::kUpstream, ""},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"prompt is too )"
+       R"(long: 210000 tokens > 200000 maximum"}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 400,
+       R"({"object":"error","message":"'max_tokens' or 'max_completion_tokens' is too large: )"
+       R"(32000.","type":"BadRequestError","code":400})",
+       ErrorCode::kUpstream, ""},
+      // What this target does not support, its model, its account.
+      {kO, 400,
+       R"({"object":"error","message":"\"auto\" tool choice requires --enable-auto-tool-choice )"
+       R"(and --tool-call-parser to be set","type":"BadRequestError","code":400})",
+       ErrorCode::kUpstream, ""},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"This model does )"
+       R"(not support assistant message prefill."}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 400, R"({"error":{"message":"The model `x` does not exist","code":"model_not_found"}})",
+       ErrorCode::kUpstream, ""},
+      {kA, 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit )"
+       R"(balance is too low to access the Anthropic API."}})",
+       ErrorCode::kUpstream, ""},
+      // Auth, permission, not found, body limits: the target's.
+      {kO, 401, R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})",
+       ErrorCode::kUpstream, ""},
+      {kA, 403,
+       R"({"type":"error","error":{"type":"permission_error","message":"Your API key does not )"
+       R"(have permission to use the specified resource."}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 404, R"({"error":{"message":"Not Found"}})", ErrorCode::kUpstream, ""},
+      {kA, 404,
+       R"({"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}})",
+       ErrorCode::kUpstream, ""},
+      {kO, 413, "<html>413 Request Entity Too Large</html>", ErrorCode::kUpstream, ""},
+      // A 400 that is not the API's error shape came from something in front of it.
+      {kO, 400, "<html>400 Bad Request</html>", ErrorCode::kUpstream, ""},
+      // Rate limits and server errors keep their codes.
+      {kO, 429, R"({"error":{"message":"slow down","code":"rate_limit_exceeded"}})",
+       ErrorCode::kRateLimited, ""},
+      {kA, 529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+       ErrorCode::kUpstream, ""},
+  };
+  for (const StatusCase& c : cases) {
+    SCOPED_TRACE(std::to_string(c.status) + " " + c.body);
+    http::ClientResponse response;
+    response.status = c.status;
+    response.body = c.body;
+    const core::Error error = status_error(response, c.dialect);
+    EXPECT_EQ(error.code, c.code) << core::to_string(error.code);
+    EXPECT_EQ(error.upstream_status, c.status);
+    EXPECT_EQ(error.upstream_code, c.upstream_code);
+    if (c.code == core::ErrorCode::kRejected) {
+      // As the upstream said it, without backstop's "HTTP 400: ".
+      EXPECT_FALSE(error.message.starts_with("HTTP ")) << error.message;
+      EXPECT_FALSE(error.message.empty());
+    } else {
+      EXPECT_TRUE(error.message.starts_with("HTTP " + std::to_string(c.status) + ": "))
+          << error.message;
+    }
+  }
+}
+
 TEST(RetryAfter, ReadsMillisecondsThenSeconds) {
   EXPECT_EQ(retry_after_ms(with_header("retry-after-ms", "1500")), 1500);
   EXPECT_EQ(retry_after_ms(with_header("Retry-After", "2")), 2000);
@@ -402,6 +524,7 @@ struct Streamed {
   std::vector<std::vector<chat::StreamEvent>> batches;
   std::optional<core::Error> error;
   bool ended = false;
+  std::int64_t skipped = 0;
 
   [[nodiscard]] chat::ChatResponse assembled() const {
     chat::StreamAssembler assembler;
@@ -419,6 +542,7 @@ net::awaitable<void> stream_once(Provider& provider, const chat::ChatRequest& re
   }
   for (int i = 0; i < 10'000; ++i) {
     auto batch = co_await (*opened)->next();
+    out.skipped = (*opened)->skipped_events();
     if (!batch) {
       out.error = batch.error();
       co_return;
@@ -537,7 +661,7 @@ TEST(HttpProviderStream, ErrorsBeforeTheStreamAreMappedAsForComplete) {
   }
 }
 
-TEST(HttpProviderStream, ABrokenStreamIsAnUpstreamErrorAfterSomeEvents) {
+TEST(HttpProviderStream, ABrokenStreamIsBrokenStreamAfterSomeEvents) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
     SCOPED_TRACE(chat::to_string(dialect));
@@ -547,14 +671,14 @@ TEST(HttpProviderStream, ABrokenStreamIsAnUpstreamErrorAfterSomeEvents) {
     EXPECT_FALSE(s.batches.empty());
     EXPECT_FALSE(s.ended);
     ASSERT_TRUE(s.error.has_value());
-    EXPECT_EQ(s.error->code, core::ErrorCode::kUpstream);
+    EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
     EXPECT_NE(s.error->message.find("stream ended before it was complete"), std::string::npos)
         << s.error->message;
     EXPECT_FALSE(s.assembled().tool_calls.empty());
   }
 }
 
-TEST(HttpProviderStream, AnAbortedConnectionIsAnUpstreamErrorAfterSomeEvents) {
+TEST(HttpProviderStream, AnAbortedConnectionIsBrokenStreamAfterSomeEvents) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
     SCOPED_TRACE(chat::to_string(dialect));
@@ -563,8 +687,112 @@ TEST(HttpProviderStream, AnAbortedConnectionIsAnUpstreamErrorAfterSomeEvents) {
     ASSERT_FALSE(s.open_error.has_value());
     EXPECT_FALSE(s.batches.empty());
     ASSERT_TRUE(s.error.has_value());
-    EXPECT_EQ(s.error->code, core::ErrorCode::kUpstream) << s.error->message;
+    EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream) << s.error->message;
+    EXPECT_EQ(s.error->message.find(std::to_string(upstream->port())), std::string::npos)
+        << s.error->message;
   }
+}
+
+TEST(HttpProviderStream, AnOpenAIStreamIsCompleteAfterItsFinishReasonWithoutDone) {
+  const auto upstream = mock_upstream();
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const Streamed s = stream(*provider, request_saying("w? [mock:stream_no_done]", true));
+  ASSERT_FALSE(s.open_error.has_value()) << s.open_error->message;
+  ASSERT_FALSE(s.error.has_value()) << s.error->message;
+  EXPECT_TRUE(s.ended);
+  EXPECT_EQ(s.assembled().finish_reason, chat::FinishReason::kToolCalls);
+  EXPECT_EQ(s.assembled().tool_calls.size(), 1u);
+}
+
+TEST(HttpProviderStream, AnAnthropicStreamWithoutMessageStopIsBroken) {
+  const auto upstream = mock_upstream();
+  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  // Everything came, the stop_reason included, but not message_stop.
+  const Streamed s = stream(*provider, request_saying("w? [mock:stream_no_done]", true));
+  ASSERT_FALSE(s.open_error.has_value());
+  EXPECT_FALSE(s.ended);
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
+  EXPECT_EQ(s.error->message, "stream ended before it was complete (no message_stop)");
+}
+
+TEST(HttpProviderStream, AnUndecodableEventIsSkippedAndCounted) {
+  const auto upstream = mock_upstream();
+  for (const auto dialect : kDialects) {
+    SCOPED_TRACE(chat::to_string(dialect));
+    const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
+    const Streamed s = stream(*provider, request_saying("w? [mock:stream_malformed]", true));
+    ASSERT_FALSE(s.open_error.has_value());
+    ASSERT_FALSE(s.error.has_value()) << s.error->message;
+    EXPECT_TRUE(s.ended);
+    EXPECT_EQ(s.skipped, 1);
+    const chat::ChatResponse got = s.assembled();
+    ASSERT_EQ(got.tool_calls.size(), 1u);
+    EXPECT_NO_THROW(boost::json::parse(got.tool_calls[0].arguments));
+  }
+}
+
+// Answers every request with a text/event-stream of the given frames, then a clean end.
+class ScriptedStreamService final : public http::Service {
+ public:
+  explicit ScriptedStreamService(std::vector<std::string> frames) : frames_(std::move(frames)) {}
+  net::awaitable<void> handle(http::Request, http::Responder& responder) override {
+    if (!co_await responder.begin_stream(200, "text/event-stream", {})) co_return;
+    for (const std::string& frame : frames_) {
+      if (!co_await responder.write(frame)) co_return;
+    }
+    co_await responder.end_stream();
+  }
+
+ private:
+  std::vector<std::string> frames_;
+};
+
+Streamed scripted_stream(std::vector<std::string> frames) {
+  const TestUpstream upstream(
+      [frames](net::io_context&, int) { return std::make_unique<ScriptedStreamService>(frames); });
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream.url("/v1")));
+  return stream(*provider, text_request(true));
+}
+
+#define OPENAI_CHUNK(fields) \
+  "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\"," fields "}\n\n"
+
+TEST(HttpProviderStream, AnUndecodableEventThatNothingCompletesAfterIsBroken) {
+  const Streamed s = scripted_stream(
+      {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hel"}}])"), "data: {oops\n\n"});
+  EXPECT_FALSE(s.ended);
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
+  EXPECT_TRUE(
+      s.error->message.starts_with("stream ended before it was complete (no "
+                                   "finish_reason); 1 undecodable event(s) skipped"))
+      << s.error->message;
+  EXPECT_EQ(s.skipped, 1);
+}
+
+TEST(HttpProviderStream, AStreamOfNothingButUndecodableEventsIsBrokenEvenWithDone) {
+  const Streamed s = scripted_stream({"data: {oops\n\n", "data: [1]\n\n", "data: [DONE]\n\n"});
+  EXPECT_FALSE(s.ended);
+  ASSERT_TRUE(s.error.has_value());
+  EXPECT_EQ(s.error->code, core::ErrorCode::kBrokenStream);
+  EXPECT_EQ(s.skipped, 2);
+}
+
+TEST(HttpProviderStream, AFinishReasonThenACleanEndIsCompleteWithUsageOrWithout) {
+  const Streamed bare = scripted_stream(
+      {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hi"}}])"),
+       OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}])")});
+  ASSERT_FALSE(bare.error.has_value()) << bare.error->message;
+  EXPECT_TRUE(bare.ended);
+  EXPECT_EQ(bare.assembled().content, "Hi");
+
+  const Streamed with_usage = scripted_stream(
+      {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}])"),
+       OPENAI_CHUNK(R"("choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1})")});
+  ASSERT_FALSE(with_usage.error.has_value()) << with_usage.error->message;
+  EXPECT_TRUE(with_usage.ended);
+  EXPECT_EQ(with_usage.assembled().usage.output_tokens, 1);
 }
 
 TEST(HttpProviderStream, NoAnswerBeforeTheTimeoutIsTimeout) {

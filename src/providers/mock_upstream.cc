@@ -38,7 +38,11 @@ struct Behaviour {
     kTimeout,
     kSlow,
     kStreamBreak,
-    kStreamAbort
+    kStreamAbort,
+    kStreamNoDone,
+    kStreamMalformed,
+    kContentFilter,
+    kContextLength
   };
   Kind kind = Kind::kAnswer;
   Fault fault = Fault::kNone;  // kAnswer: the defect in the answer
@@ -54,6 +58,10 @@ std::optional<Behaviour> parse_behaviour(std::string_view name) {
   if (name == "slow") return Behaviour{Kind::kSlow};
   if (name == "stream_break") return Behaviour{Kind::kStreamBreak};
   if (name == "stream_abort") return Behaviour{Kind::kStreamAbort};
+  if (name == "stream_no_done") return Behaviour{Kind::kStreamNoDone};
+  if (name == "stream_malformed") return Behaviour{Kind::kStreamMalformed};
+  if (name == "content_filter") return Behaviour{Kind::kContentFilter};
+  if (name == "context_length") return Behaviour{Kind::kContextLength};
   return std::nullopt;
 }
 
@@ -153,6 +161,17 @@ http::Response error_response(chat::Dialect dialect, int status, core::ErrorCode
   const core::Error error{code, std::move(message)};
   http::Response response;
   response.status = status;
+  response.body = dialect == chat::Dialect::kOpenAI ? openai::encode_error(error)
+                                                    : anthropic::encode_error(error);
+  return response;
+}
+
+// A 400 in the dialect's error shape, with OpenAI's `code` when given.
+http::Response refusal(chat::Dialect dialect, std::string code, std::string message) {
+  core::Error error{core::ErrorCode::kRejected, std::move(message), 400};
+  error.upstream_code = std::move(code);
+  http::Response response;
+  response.status = 400;
   response.body = dialect == chat::Dialect::kOpenAI ? openai::encode_error(error)
                                                     : anthropic::encode_error(error);
   return response;
@@ -366,6 +385,17 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     case Kind::kBadResponse:
       co_await responder.send(whole(200, "text/html", "<html>mock: this is not JSON</html>"));
       co_return;
+    case Kind::kContentFilter:
+      co_await responder.send(refusal(dialect, "content_policy_violation",
+                                      "mock: this request was rejected by the content policy"));
+      co_return;
+    case Kind::kContextLength:
+      co_await responder.send(
+          dialect == chat::Dialect::kOpenAI
+              ? refusal(dialect, "context_length_exceeded",
+                        "mock: This model's maximum context length is 8192 tokens")
+              : refusal(dialect, "", "mock: prompt is too long: 300000 tokens > 200000 maximum"));
+      co_return;
     case Kind::kTimeout:
       co_await wait(options_.timeout_wait);
       co_await responder.send(
@@ -375,6 +405,8 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     case Kind::kSlow:
     case Kind::kStreamBreak:
     case Kind::kStreamAbort:
+    case Kind::kStreamNoDone:
+    case Kind::kStreamMalformed:
       break;
   }
 
@@ -393,6 +425,17 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
   }
   if (chat_request.stream) {
     std::vector<std::string> frames = stream_frames(dialect, response, chat_request);
+    if (behaviour.kind == Kind::kStreamNoDone) {
+      // The whole answer, without the last event: OpenAI's [DONE], Anthropic's message_stop.
+      std::string& last = frames.back();
+      last.erase(
+          last.rfind(dialect == chat::Dialect::kOpenAI ? "data: [DONE]" : "event: message_stop"));
+    } else if (behaviour.kind == Kind::kStreamMalformed) {
+      // One event that is not JSON, after the first.
+      frames.insert(frames.begin() + 1, dialect == chat::Dialect::kOpenAI
+                                            ? "data: {\"choices\": [oops\n\n"
+                                            : "event: content_block_delta\ndata: {oops\n\n");
+    }
     const bool cut = behaviour.kind == Kind::kStreamBreak || behaviour.kind == Kind::kStreamAbort;
     // A cut stream stops halfway, before its end frame, but after at least one chunk.
     const std::size_t count =

@@ -49,8 +49,12 @@ struct MockOptions {
 // Anthropic events with a ping after message_start, ending with message_stop), the text and
 // arguments cut across several deltas. Faults apply as above, the errors before any stream
 // byte, plus two that only streams feel: stream_break (the first part of the stream, then a
-// clean end of the body with no [DONE] / message_stop) and stream_abort (the first part,
-// then the connection closes mid-body). One per worker thread.
+// clean end of the body with no [DONE] / message_stop), stream_abort (the first part,
+// then the connection closes mid-body), stream_no_done (the whole answer without its last
+// event, [DONE] or message_stop: complete for OpenAI, broken for Anthropic) and
+// stream_malformed (one event that is not JSON after the first). content_filter (400,
+// code content_policy_violation) and context_length (400, context_length_exceeded; Anthropic:
+// "prompt is too long") answer like the APIs' refusals. One per worker thread.
 class MockUpstream final : public http::Service {
  public:
   explicit MockUpstream(boost::asio::io_context& loop, MockOptions options = {});

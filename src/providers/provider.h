@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,10 +32,13 @@ struct CallContext {
 class EventStream {
  public:
   virtual ~EventStream() = default;
-  // The next events (one or more); an empty vector at the clean end of the stream.
-  // Errors: kTimeout (no bytes within the provider's timeout), kUpstream (the stream broke
-  // or carried an error event), kBadResponse (bytes that are not the dialect's events).
+  // The next events (one or more); an empty vector at the clean end of the stream, which
+  // comes only after the dialect's own end of the answer. Errors: kTimeout (no bytes within
+  // the provider's timeout), kBrokenStream (the body stopped or broke before that end),
+  // kUpstream (the stream carried an error event).
   virtual boost::asio::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() = 0;
+  // Events that did not decode and were skipped so far.
+  [[nodiscard]] virtual std::int64_t skipped_events() const { return 0; }
 };
 
 // An upstream's answer passed to the client as it came (token counting).

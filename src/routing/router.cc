@@ -203,6 +203,10 @@ Reason reason_of(const core::Error& error) {
       return Reason::kConnect;
     case core::ErrorCode::kBadResponse:
       return Reason::kBadResponse;
+    case core::ErrorCode::kBrokenStream:
+      return Reason::kBrokenStream;
+    case core::ErrorCode::kRejected:
+      return Reason::kRejected;
     default:
       return Reason::kUpstreamError;
   }
@@ -238,6 +242,7 @@ Router::Router(const config::Config& config,
     if (wc.validate.enabled) w->validator = validation::make_validator(to_spec(wc.validate));
     w->retries = wc.retries;
     w->bands = wc.bands;
+    w->stream_mode = wc.stream_mode;
     w->window = std::make_unique<FallbackWindow>(wc.bands.window_s);
     workloads_.push_back(std::move(w));
   }
@@ -311,7 +316,10 @@ void Router::conclude(const Workload& workload, core::Clock::TimePoint started, 
   m.add(metrics_.requests_total, {workload.name, outcome});
   m.observe(metrics_.request_duration_seconds, {workload.name, outcome},
             result.duration_ms / 1000.0);
-  workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
+  // A rejected request says nothing of the primary: it stays out of the fallback rate.
+  if (result.outcome != Outcome::kRejected) {
+    workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
+  }
 }
 
 net::awaitable<void> Router::backoff(const Workload& workload, int retry, const core::Error& error,
@@ -373,6 +381,10 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
         final_reason = reason_of(answer.error());
         fail_attempt(workload, provider, std::move(with_error(attempt, answer.error())), false,
                      result, m);
+        if (answer.error().code == core::ErrorCode::kRejected) {
+          result.rejection = answer.error();  // the request's own fault: no target is tried
+          break;
+        }
         if (is_retryable(answer.error()) && retry < workload.retries.max) {
           co_await backoff(workload, retry, answer.error(), worker);
           continue;
@@ -402,11 +414,15 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       fail_attempt(workload, provider, std::move(attempt), true, result, m);
       break;  // a wrong answer is not retried on the same target
     }
-    if (served) break;
+    if (served || result.rejection) break;
     count_fallback(workload, t, final_reason, result, m);
   }
 
-  if (!result.served_by) result.outcome = Outcome::kFailed;
+  if (result.rejection) {
+    result.outcome = Outcome::kRejected;
+  } else if (!result.served_by) {
+    result.outcome = Outcome::kFailed;
+  }
   conclude(workload, started, result, m);
   co_return result;
 }
@@ -419,10 +435,15 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
-  const bool buffered = workload.validator != nullptr;
+  // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
+  const bool buffered =
+      workload.stream_mode == config::StreamMode::kBuffer ||
+      (workload.stream_mode == config::StreamMode::kAuto && workload.validator != nullptr);
+  const bool checked = buffered && workload.validator != nullptr;
   bool finish_pending = false;  // the stream's clean end is written after the books close
 
-  for (std::size_t t = 0; t < workload.route.size() && !result.stream_started; ++t) {
+  for (std::size_t t = 0; t < workload.route.size() && !result.stream_started && !result.rejection;
+       ++t) {
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
     // What only the client's dialect carries goes past targets of another, untried.
@@ -439,6 +460,10 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         final_reason = reason_of(opened.error());
         fail_attempt(workload, provider, std::move(with_error(attempt, opened.error())), false,
                      result, m);
+        if (opened.error().code == core::ErrorCode::kRejected) {
+          result.rejection = opened.error();  // the request's own fault: no target is tried
+          break;
+        }
         if (is_retryable(opened.error()) && retry < workload.retries.max) {
           co_await backoff(workload, retry, opened.error(), worker);
           continue;
@@ -484,6 +509,10 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
           break;
         }
       }
+      if (const std::int64_t skipped = upstream->skipped_events(); skipped > 0) {
+        m.add(metrics_.stream_events_skipped_total, {provider.name()},
+              static_cast<double>(skipped));
+      }
       upstream.reset();  // closes the upstream connection if it was not read to its end
 
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
@@ -524,8 +553,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
 
       validation::Verdict verdict =
-          buffered ? workload.validator->check(request, assembled.response(), worker.schemas)
-                   : validation::Verdict::ok();
+          checked ? workload.validator->check(request, assembled.response(), worker.schemas)
+                  : validation::Verdict::ok();
       if (!verdict.pass) {
         attempt.reason = verdict.reason;
         attempt.detail = std::move(verdict.detail);
@@ -548,10 +577,16 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
       break;
     }
-    if (!result.stream_started) count_fallback(workload, t, final_reason, result, m);
+    if (!result.stream_started && !result.rejection) {
+      count_fallback(workload, t, final_reason, result, m);
+    }
   }
 
-  if (!result.served_by) result.outcome = Outcome::kFailed;
+  if (result.rejection) {
+    result.outcome = Outcome::kRejected;
+  } else if (!result.served_by) {
+    result.outcome = Outcome::kFailed;
+  }
   // Booked before the last bytes go out, so that a client that has read the whole stream
   // finds it in /metrics.
   conclude(workload, started, result, m);

@@ -72,6 +72,7 @@ struct Workload {
   std::unique_ptr<validation::Validator> validator;
   config::Retries retries;
   config::Bands bands;
+  config::StreamMode stream_mode = config::StreamMode::kAuto;
   std::unique_ptr<FallbackWindow> window;
 };
 
@@ -98,8 +99,10 @@ struct RouteResult {
   double duration_ms = 0;
   chat::Usage usage;                // summed over attempts
   std::int64_t cost_micro_usd = 0;  // summed over attempts
-  bool stream_started = false;      // streams: the client has seen the start of an answer
-  bool client_gone = false;         // streams: the client went away mid-stream
+  // kRejected: the upstream's refusal of the request itself, for the client as it was said.
+  std::optional<core::Error> rejection;
+  bool stream_started = false;  // streams: the client has seen the start of an answer
+  bool client_gone = false;     // streams: the client went away mid-stream
 };
 
 // Where a streamed answer goes (the server's dialect encoder and HTTP response). The
@@ -143,17 +146,18 @@ class Router {
 
   // Tries the workload's route in order: same-target retries on 429, 5xx, connect errors
   // and timeouts (exponential backoff with full jitter, Retry-After honoured up to a cap);
-  // any other failure, validation failures included, moves to the next target at once.
+  // any other failure, validation failures included, moves to the next target at once,
+  // except a rejection (kRejected), which ends the route: outcome kRejected.
   // Records every metric and the spend of every attempt.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
                                             const chat::ChatRequest& request, WorkerContext& worker,
                                             std::string_view request_id) const;
 
-  // The streaming attempt loop. A workload with checks buffers each target's stream until
-  // it ends, checks the assembled answer, then replays it to the sink or falls back before
-  // the client saw a byte; a workload without checks streams straight through and falls
-  // back only on failures before the first event. When nothing was sent and every target
-  // failed, the result is kFailed with stream_started false: the caller answers 502.
+  // The streaming attempt loop. A buffered workload (stream_mode buffer, or auto with checks)
+  // holds each target's stream until it ends, checks the assembled answer, then replays it to
+  // the sink or falls back before the client saw a byte; any other streams straight through,
+  // unchecked, and falls back only on failures before the first event. When nothing was sent and
+  // every target failed, the result is kFailed with stream_started false: the caller answers 502.
   boost::asio::awaitable<RouteResult> route_stream(const Workload& workload,
                                                    const chat::ChatRequest& request,
                                                    WorkerContext& worker,

@@ -179,6 +179,29 @@ TEST_F(RouterTest, ClientErrorsAreNotRetried) {
   EXPECT_EQ(r.outcome, Outcome::kFallback);
 }
 
+TEST_F(RouterTest, ARejectionEndsTheRouteWithoutFallback) {
+  core::Error refused{ErrorCode::kRejected, "flagged by the content policy", 400};
+  refused.upstream_code = "content_filter";
+  primary_->script.push_back(std::unexpected(refused));
+  fallback_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kRejected);
+  ASSERT_TRUE(r.rejection.has_value());
+  EXPECT_EQ(r.rejection->upstream_code, "content_filter");
+  EXPECT_EQ(r.rejection->upstream_status, 400);
+  EXPECT_EQ(primary_->calls, 1);   // not retried
+  EXPECT_EQ(fallback_->calls, 0);  // not fallen back
+  ASSERT_EQ(r.attempts.size(), 1u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kRejected);
+  EXPECT_FALSE(r.fallback_reason.has_value());
+  EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "rejected"}), 1);
+  EXPECT_EQ(
+      counter(router_->metrics().fallbacks_total, {"agentic", "primary", "fallback", "rejected"}),
+      0);
+  // A rejection says nothing about the primary: the fallback rate does not move.
+  EXPECT_EQ(router_->find("agentic")->window->requests(clock_.unix_ms()), 0);
+}
+
 TEST_F(RouterTest, EveryTargetFailingListsEveryAttempt) {
   primary_->script.push_back(tool_answer("{\"unit\":"));
   fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));

@@ -337,7 +337,7 @@ class GatewayService final : public http::Service {
       log.error_code = std::string(core::to_string(e.code));
     }
     log.error = e.message;
-    return json_response(core::http_status(e.code), encode_error(dialect, e, extra));
+    return json_response(core::client_status(e), encode_error(dialect, e, extra));
   }
 
   // The request refused before routing: counted, its stream wish logged, the error sent.
@@ -465,6 +465,12 @@ class GatewayService final : public http::Service {
     std::vector<http::Header> headers;
     headers.push_back({"x-backstop-workload", workload->name});
     headers.push_back({"x-backstop-attempts", std::to_string(result.attempts.size())});
+    if (result.outcome == routing::Outcome::kRejected && result.rejection) {
+      // The upstream's status, code and message, in the client's dialect.
+      http::Response r = error(dialect, *result.rejection, log, {});
+      r.headers = std::move(headers);
+      co_return r;
+    }
     if (result.outcome == routing::Outcome::kFailed) {
       http::Response r = error(
           dialect,

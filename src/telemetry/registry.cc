@@ -429,6 +429,9 @@ Metrics Metrics::declare(Registry& registry) {
                                                 MetricType::kGauge,
                                                 {"workload"},
                                                 {}});
+  m.stream_events_skipped_total =
+      counter("backstop_stream_events_skipped_total", "Undecodable upstream stream events skipped.",
+              {"provider"});
   return m;
 }
 

@@ -78,15 +78,16 @@ class Registry {
 
 // DESIGN's metric table, declared in one place.
 struct Metrics {
-  FamilyId requests_total;             // workload, outcome
-  FamilyId fallbacks_total;            // workload, from, to, reason
-  FamilyId validation_failures_total;  // workload, provider, reason
-  FamilyId attempts_total;             // workload, provider, result
-  FamilyId spend_usd_total;            // workload, provider, model
-  FamilyId tokens_total;               // provider, model, type
-  FamilyId request_duration_seconds;   // workload, outcome
-  FamilyId upstream_duration_seconds;  // provider
-  FamilyId fallback_ratio;             // workload (gauge; its source is set by the router)
+  FamilyId requests_total;               // workload, outcome
+  FamilyId fallbacks_total;              // workload, from, to, reason
+  FamilyId validation_failures_total;    // workload, provider, reason
+  FamilyId attempts_total;               // workload, provider, result
+  FamilyId spend_usd_total;              // workload, provider, model
+  FamilyId tokens_total;                 // provider, model, type
+  FamilyId request_duration_seconds;     // workload, outcome
+  FamilyId upstream_duration_seconds;    // provider
+  FamilyId fallback_ratio;               // workload (gauge; its source is set by the router)
+  FamilyId stream_events_skipped_total;  // provider
 
   static Metrics declare(Registry& registry);
 };

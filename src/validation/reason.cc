@@ -7,7 +7,7 @@ namespace backstop::validation {
 namespace {
 
 // In the enum's order, so to_string is an index.
-constexpr std::array<std::pair<Reason, std::string_view>, 12> kReasonNames = {{
+constexpr std::array<std::pair<Reason, std::string_view>, 14> kReasonNames = {{
     {Reason::kNoToolCall, "no_tool_call"},
     {Reason::kToolMismatch, "tool_mismatch"},
     {Reason::kInvalidJson, "invalid_json"},
@@ -20,6 +20,8 @@ constexpr std::array<std::pair<Reason, std::string_view>, 12> kReasonNames = {{
     {Reason::kTimeout, "timeout"},
     {Reason::kConnect, "connect"},
     {Reason::kBadResponse, "bad_response"},
+    {Reason::kRejected, "rejected"},
+    {Reason::kBrokenStream, "broken_stream"},
 }};
 
 constexpr bool in_enum_order() {

@@ -18,10 +18,12 @@ TEST(ReasonTest, NamesAreDesignsList) {
   EXPECT_EQ(to_string(Reason::kTimeout), "timeout");
   EXPECT_EQ(to_string(Reason::kConnect), "connect");
   EXPECT_EQ(to_string(Reason::kBadResponse), "bad_response");
+  EXPECT_EQ(to_string(Reason::kRejected), "rejected");
+  EXPECT_EQ(to_string(Reason::kBrokenStream), "broken_stream");
 }
 
 TEST(ReasonTest, ParseRoundTripsEveryReason) {
-  for (int i = 0; i <= static_cast<int>(Reason::kBadResponse); ++i) {
+  for (int i = 0; i <= static_cast<int>(Reason::kBrokenStream); ++i) {
     auto reason = static_cast<Reason>(i);
     EXPECT_EQ(parse_reason(to_string(reason)), reason) << to_string(reason);
   }

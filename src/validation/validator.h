@@ -26,6 +26,8 @@ enum class Reason {
   kTimeout,
   kConnect,
   kBadResponse,
+  kRejected,      // an upstream's 4xx that no other target would answer differently
+  kBrokenStream,  // a stream that stopped before its dialect's end
 };
 
 // "no_tool_call", "tool_mismatch", ...

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -105,6 +106,20 @@ workloads:
     validate: {content: non_empty}
   plain:
     route: [v4]
+  dead-only:
+    route: [dead]
+  held:
+    route: [v4, gpt]
+    stream_mode: buffer
+  passed:
+    route: [v4, claude]
+    validate: {tool_call: required}
+    stream_mode: pass
+  claude-plain:
+    route: [claude, gpt]
+  claude-checked:
+    route: [claude, gpt]
+    validate: {content: non_empty}
 )";
 
 constexpr const char* kTools = R"([{"type":"function","function":{"name":"get_weather",
@@ -804,7 +819,161 @@ TEST_F(GatewayTest, ResponsesErrorsComeInTheResponsesShape) {
   EXPECT_EQ(failed.status, 502) << failed.body;
   EXPECT_EQ(json(failed).at_pointer("/error/code"), "all_targets_failed");
   EXPECT_GE(json(failed).at_pointer("/error/attempts").as_array().size(), 2u);
-}
+
+  // Stream completeness by each dialect's own end, passed through and buffered.
+  TEST_F(GatewayTest, AnOpenAIStreamWithoutDoneIsCompletePassedThroughAndBuffered) {
+    auto passed = chat("plain", "hello [mock:stream_no_done]", false, R"(,"stream":true)");
+    ASSERT_EQ(passed.status, 200) << passed.body;
+    Assembled a = assemble_openai(passed.body);
+    EXPECT_TRUE(a.done) << passed.body;
+    EXPECT_FALSE(a.error) << passed.body;
+    EXPECT_FALSE(a.content.empty());
+    EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
+
+    auto held = chat("agentic", "weather? [mock:stream_no_done]", true, R"(,"stream":true)");
+    ASSERT_EQ(held.status, 200) << held.body;
+    EXPECT_EQ(held.header("x-backstop-served-by"), "v4");
+    Assembled b = assemble_openai(held.body);
+    EXPECT_TRUE(b.done);
+    EXPECT_FALSE(b.error);
+    EXPECT_EQ(b.tool_name, "get_weather");
+  }
+
+  TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopEndsInAnErrorWhenPassedThrough) {
+    auto r = chat("claude-plain", "hello [mock:stream_no_done@claude-sonnet]", false,
+                  R"(,"stream":true)");
+    ASSERT_EQ(r.status, 200) << r.body;
+    Assembled a = assemble_openai(r.body);
+    EXPECT_FALSE(a.content.empty());  // the answer's text went out as it came
+    EXPECT_TRUE(a.error) << r.body;
+    EXPECT_FALSE(a.done) << r.body;
+    EXPECT_NE(r.body.find("\"code\":\"broken_stream\""), std::string::npos) << r.body;
+    EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "failed"}), 1);
+  }
+
+  TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopFallsBackWhenBuffered) {
+    auto r = chat("claude-checked", "hello [mock:stream_no_done@claude-sonnet]", false,
+                  R"(,"stream":true)");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
+    Assembled a = assemble_openai(r.body);
+    EXPECT_TRUE(a.done);
+    EXPECT_FALSE(a.error);
+    EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});
+    EXPECT_EQ(
+        counter(metrics().fallbacks_total, {"claude-checked", "claude", "gpt", "broken_stream"}),
+        1);
+  }
+
+  TEST_F(GatewayTest, AnAnthropicClientGetsAnErrorEventForABrokenStream) {
+    auto r = call("POST", "/v1/messages",
+                  R"({"model":"plain","max_tokens":64,"stream":true,)"
+                  R"("messages":[{"role":"user","content":"hi [mock:stream_break]"}]})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto events = sse_events(r.body);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back(), "error") << r.body;
+    EXPECT_EQ(std::count(events.begin(), events.end(), "message_stop"), 0) << r.body;
+  }
+
+  TEST_F(GatewayTest, AnUndecodableStreamEventIsSkippedAndCounted) {
+    for (const char* workload : {"plain", "claude-plain"}) {
+      SCOPED_TRACE(workload);
+      auto r = chat(workload, "hello [mock:stream_malformed]", false, R"(,"stream":true)");
+      ASSERT_EQ(r.status, 200) << r.body;
+      Assembled a = assemble_openai(r.body);
+      EXPECT_TRUE(a.done) << r.body;
+      EXPECT_FALSE(a.error) << r.body;
+    }
+    EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"v4"}), 1);
+    EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"claude"}), 1);
+    EXPECT_NE(call("GET", "/metrics", "")
+                  .body.find("backstop_stream_events_skipped_total{provider=\"v4\"} 1"),
+              std::string::npos);
+  }
+
+  TEST_F(GatewayTest, BufferModeFallsBackFromACutStreamBeforeTheClientSeesAByte) {
+    auto r = chat("held", "hello [mock:stream_break@v4-flash]", false, R"(,"stream":true)");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
+    Assembled a = assemble_openai(r.body);
+    EXPECT_TRUE(a.done);
+    EXPECT_FALSE(a.error) << r.body;
+    EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});  // nothing of the cut stream went out
+    EXPECT_EQ(counter(metrics().requests_total, {"held", "fallback"}), 1);
+  }
+
+  TEST_F(GatewayTest, PassModeStreamsUncheckedWhileUnstreamedRequestsAreStillChecked) {
+    auto streamed = chat("passed", "hello [mock:no_tool_call@v4-flash]", true, R"(,"stream":true)");
+    ASSERT_EQ(streamed.status, 200) << streamed.body;
+    EXPECT_EQ(streamed.header("x-backstop-served-by"), "v4");
+    Assembled a = assemble_openai(streamed.body);
+    EXPECT_TRUE(a.done);
+    EXPECT_TRUE(a.tool_name.empty());
+
+    auto whole = chat("passed", "hello [mock:no_tool_call@v4-flash]", true);
+    ASSERT_EQ(whole.status, 200) << whole.body;
+    EXPECT_EQ(whole.header("x-backstop-served-by"), "claude");
+    EXPECT_EQ(whole.header("x-backstop-fallback-reason"), "no_tool_call");
+  }
+
+  TEST_F(GatewayTest, AContentPolicyRefusalReachesTheClientAsTheUpstreamSaidIt) {
+    auto r = chat("agentic", "weather? [mock:content_filter@v4-flash]", true);
+    ASSERT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.header("x-backstop-attempts"), "1");  // no fallback
+    auto body = json(r);
+    EXPECT_EQ(body.at_pointer("/error/code"), "content_policy_violation");
+    EXPECT_EQ(body.at_pointer("/error/type"), "invalid_request_error");
+    EXPECT_EQ(body.at_pointer("/error/message"),
+              "mock: this request was rejected by the content policy");
+    EXPECT_EQ(counter(metrics().requests_total, {"agentic", "rejected"}), 1);
+    EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "claude", "pass"}), 0);
+
+    // In Anthropic's shape for an Anthropic client, from an Anthropic upstream; streamed too.
+    auto anthropic = call("POST", "/v1/messages",
+                          R"({"model":"claude-plain","max_tokens":64,"stream":true,)"
+                          R"("messages":[{"role":"user","content":"hi [mock:content_filter]"}]})");
+    ASSERT_EQ(anthropic.status, 400) << anthropic.body;
+    auto a = json(anthropic);
+    EXPECT_EQ(a.at_pointer("/type"), "error");
+    EXPECT_EQ(a.at_pointer("/error/type"), "invalid_request_error");
+    EXPECT_EQ(a.at_pointer("/error/message"),
+              "mock: this request was rejected by the content policy");
+    EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "rejected"}), 1);
+  }
+
+  TEST_F(GatewayTest, AContextLengthRefusalMovesToTheNextTarget) {
+    auto r = chat("agentic", "weather? [mock:context_length@v4-flash]", true);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "upstream_error");
+
+    auto anthropic_first =
+        chat("claude-plain", "hi [mock:context_length@claude-sonnet]", false, R"(,"stream":true)");
+    ASSERT_EQ(anthropic_first.status, 200) << anthropic_first.body;
+    EXPECT_EQ(anthropic_first.header("x-backstop-served-by"), "gpt");
+  }
+
+  TEST_F(GatewayTest, NoUpstreamAddressReachesTheClient) {
+    auto refused = chat("dead-only", "hello");
+    ASSERT_EQ(refused.status, 502) << refused.body;
+    EXPECT_EQ(refused.body.find("127.0.0.1"), std::string::npos) << refused.body;
+    auto body = json(refused);
+    EXPECT_EQ(body.at_pointer("/error/attempts/0/reason"), "connect");
+    EXPECT_NE(
+        std::string(body.at_pointer("/error/attempts/0/detail").as_string()).find("provider dead"),
+        std::string::npos)
+        << refused.body;
+
+    // A stream cut after bytes went out: the error event names no address either.
+    auto cut = chat("plain", "hello [mock:stream_abort]", false, R"(,"stream":true)");
+    ASSERT_EQ(cut.status, 200) << cut.body;
+    EXPECT_TRUE(assemble_openai(cut.body).error) << cut.body;
+    EXPECT_EQ(cut.body.find("127.0.0.1"), std::string::npos) << cut.body;
+    EXPECT_EQ(cut.body.find(":" + std::to_string(mock_.port())), std::string::npos) << cut.body;
+  }
 
 }  // namespace
 }  // namespace backstop

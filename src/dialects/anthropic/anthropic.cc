@@ -766,10 +766,13 @@ std::string_view error_type(int status) {
     case 400:
     case 405:
     case 408:
+    case 422:
     case 431:
       return "invalid_request_error";
     case 401:
       return "authentication_error";
+    case 403:
+      return "permission_error";
     case 404:
       return "not_found_error";
     case 413:
@@ -956,11 +959,15 @@ std::string encode_response(const ChatResponse& response, std::string_view model
 }
 
 std::string encode_error(const core::Error& error, const bj::object& extra) {
-  bj::object inner{{"type", error_type(core::http_status(error.code))}, {"message", error.message}};
+  bj::object inner{{"type", error_type(core::client_status(error))}, {"message", error.message}};
   for (const auto& field : extra) inner[field.key()] = field.value();
   return bj::serialize(bj::object{{"type", "error"}, {"error", std::move(inner)}});
 }
 
 std::string upstream_error_message(std::string_view body) { return upstream_error_text(body); }
+
+std::optional<std::string> upstream_error_code(std::string_view body) {
+  return upstream_error_code_text(body, {"type"});
+}
 
 }  // namespace backstop::dialects::anthropic

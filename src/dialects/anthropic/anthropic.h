@@ -46,6 +46,10 @@ inline constexpr std::string_view kForwardedHeaders[] = {"anthropic-version", "a
 // The `error.message` of an upstream's error body, cut to at most 300 bytes.
 [[nodiscard]] std::string upstream_error_message(std::string_view body);
 
+// The `error.type` of an upstream's error body ("invalid_request_error"), else ""; nullopt
+// when the body is not an API error (a proxy's page).
+[[nodiscard]] std::optional<std::string> upstream_error_code(std::string_view body);
+
 }  // namespace backstop::dialects::anthropic
 
 namespace backstop::dialects::anthropic {
@@ -63,6 +67,8 @@ class StreamDecoder {
                                         std::vector<chat::StreamEvent>& out);
   // True after message_stop.
   [[nodiscard]] bool done() const { return done_; }
+  // True once the answer is whole: after message_stop, the Messages stream's only end.
+  [[nodiscard]] bool complete() const { return done_; }
 
  private:
   core::Result<void> block_start(const boost::json::object& data,

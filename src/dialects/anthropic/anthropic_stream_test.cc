@@ -185,6 +185,18 @@ TEST(StreamEncoderTest, WritesTheSignatureAndTheStopSequence) {
       << fs[5].data;
 }
 
+TEST(StreamDecoderTest, OnlyMessageStopCompletesTheAnswer) {
+  StreamDecoder decoder;
+  std::vector<StreamEvent> events;
+  ASSERT_TRUE(decoder.feed("message_delta",
+                           R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},)"
+                           R"("usage":{"output_tokens":3}})",
+                           events));
+  EXPECT_FALSE(decoder.complete());  // a stop_reason alone is not the end of the stream
+  ASSERT_TRUE(decoder.feed("message_stop", R"({"type":"message_stop"})", events));
+  EXPECT_TRUE(decoder.complete());
+}
+
 TEST(StreamDecoderTest, TakesTheEventNameFromTheTypeWhenThereIsNoEventLine) {
   StreamDecoder decoder;
   std::vector<StreamEvent> events;

@@ -539,8 +539,12 @@ std::string_view error_type(int status) {
     case 413:
     case 431:
       return "invalid_request_error";
+    case 422:
+      return "invalid_request_error";
     case 401:
       return "authentication_error";
+    case 403:
+      return "permission_error";
     case 429:
       return "rate_limit_error";
     default:
@@ -758,14 +762,20 @@ std::string encode_response(const ChatResponse& response, std::string_view model
 }
 
 std::string encode_error(const core::Error& error, const bj::object& extra) {
+  // A rejection carries the upstream's own code, as the upstream said it.
   bj::object inner{{"message", error.message},
-                   {"type", error_type(core::http_status(error.code))},
+                   {"type", error_type(core::client_status(error))},
                    {"param", nullptr},
-                   {"code", core::to_string(error.code)}};
+                   {"code", error.upstream_code.empty() ? core::to_string(error.code)
+                                                        : std::string_view(error.upstream_code)}};
   for (const auto& field : extra) inner[field.key()] = field.value();
   return bj::serialize(bj::object{{"error", std::move(inner)}});
 }
 
 std::string upstream_error_message(std::string_view body) { return upstream_error_text(body); }
+
+std::optional<std::string> upstream_error_code(std::string_view body) {
+  return upstream_error_code_text(body, {"code", "type"});
+}
 
 }  // namespace backstop::dialects::openai

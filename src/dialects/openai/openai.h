@@ -3,6 +3,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,10 @@ namespace backstop::dialects::openai {
 // (cut likewise) when it is not in OpenAI's shape.
 [[nodiscard]] std::string upstream_error_message(std::string_view body);
 
+// The `error.code` of an upstream's error body ("content_policy_violation"), else its
+// `error.type`, else ""; nullopt when the body is not an API error (a proxy's page).
+[[nodiscard]] std::optional<std::string> upstream_error_code(std::string_view body);
+
 }  // namespace backstop::dialects::openai
 
 namespace backstop::dialects::openai {
@@ -47,12 +52,17 @@ namespace backstop::dialects::openai {
 class StreamDecoder {
  public:
   // Decodes one chunk's JSON (or "[DONE]") and appends its events. kBadResponse when the
-  // payload is not a chunk; an in-stream {"error":...} payload is kUpstream.
+  // payload is not a chunk, and then neither `out` nor the decoder has changed, so that the
+  // caller may skip the chunk; an in-stream {"error":...} payload is kUpstream.
   [[nodiscard]] core::Result<void> feed(std::string_view data, std::vector<chat::StreamEvent>& out);
   // True after "[DONE]".
   [[nodiscard]] bool done() const { return done_; }
+  // True once the answer is whole: after a chunk with a finish_reason (the usage chunk and
+  // [DONE] may follow; some servers send neither), or after [DONE].
+  [[nodiscard]] bool complete() const { return finished_ || done_; }
 
  private:
+  core::Result<void> decode_chunk(std::string_view data, std::vector<chat::StreamEvent>& out);
   core::Result<void> decode_choice(const boost::json::object& choice,
                                    std::vector<chat::StreamEvent>& out);
   core::Result<void> decode_tool_call(const boost::json::value& call, int position,
@@ -60,6 +70,7 @@ class StreamDecoder {
 
   bool started_ = false;
   bool done_ = false;
+  bool finished_ = false;
   std::vector<int> tools_seen_;  // tool call indexes already announced with kToolCallStart
 };
 

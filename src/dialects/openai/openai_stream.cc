@@ -63,6 +63,23 @@ void comma(std::string& out) {
 }  // namespace
 
 core::Result<void> StreamDecoder::feed(std::string_view data, std::vector<StreamEvent>& out) {
+  const std::size_t had = out.size();
+  const bool started = started_;
+  const bool finished = finished_;
+  const std::size_t tools_seen = tools_seen_.size();
+  auto fed = decode_chunk(data, out);
+  if (!fed && fed.error().code == ErrorCode::kBadResponse) {
+    // A chunk that does not decode leaves no trace: the caller may skip it.
+    out.resize(had);
+    started_ = started;
+    finished_ = finished;
+    tools_seen_.resize(tools_seen);
+  }
+  return fed;
+}
+
+core::Result<void> StreamDecoder::decode_chunk(std::string_view data,
+                                               std::vector<StreamEvent>& out) {
   while (!data.empty() && (data.front() == ' ' || data.back() == ' ')) {
     data = data.front() == ' ' ? data.substr(1) : data.substr(0, data.size() - 1);
   }
@@ -136,6 +153,7 @@ core::Result<void> StreamDecoder::decode_choice(const bj::object& choice,
       reason != choice.end() && reason->value().is_string()) {
     out.push_back(
         chat::finish_event(wire::decode_finish_reason(view(reason->value().get_string()))));
+    finished_ = true;
   }
   return {};
 }

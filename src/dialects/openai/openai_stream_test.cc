@@ -169,6 +169,39 @@ TEST(StreamDecoderTest, RejectsWhatIsNotAChunk) {
   }
 }
 
+TEST(StreamDecoderTest, AFinishReasonCompletesTheAnswerBeforeDone) {
+  StreamDecoder decoder;
+  decode_all({CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}])")},
+             decoder);
+  EXPECT_FALSE(decoder.complete());
+  decode_all({CHUNK(R"("choices":[{"index":0,"delta":{},"finish_reason":"stop"}])")}, decoder);
+  EXPECT_TRUE(decoder.complete());
+  EXPECT_FALSE(decoder.done());  // the usage chunk and [DONE] may still come
+  decode_all({"[DONE]"}, decoder);
+  EXPECT_TRUE(decoder.done());
+}
+
+TEST(StreamDecoderTest, AChunkThatDoesNotDecodeLeavesNoTrace) {
+  StreamDecoder decoder;
+  std::vector<StreamEvent> events;
+  // The first chunk would start the answer and a tool call before failing on its finish.
+  auto result =
+      decoder.feed(CHUNK(R"("choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a",)"
+                         R"("function":{"name":"f"}},{"index":-1}]},"finish_reason":"stop"}])"),
+                   events);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kBadResponse);
+  EXPECT_TRUE(events.empty());
+  EXPECT_FALSE(decoder.complete());
+  // The next good chunk starts the answer and announces the call as if the first never came.
+  auto events2 =
+      decode_all({CHUNK(R"("choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a",)"
+                        R"("function":{"name":"f","arguments":"{}"}}]}}])")},
+                 decoder);
+  EXPECT_EQ(kinds(events2),
+            (std::vector<Kind>{Kind::kStart, Kind::kToolCallStart, Kind::kToolCallDelta}));
+}
+
 TEST(StreamEncoderTest, EncodesTextWithTheRoleOnTheFirstChunk) {
   StreamEncoder encoder("served", true);
   std::string out = encoder.encode(chat::start_event("chatcmpl-up", "upstream-model"));
