@@ -57,9 +57,12 @@ class PendingFaultTest : public FaultGatewayTest {
     return std::chrono::duration_cast<Ms>(SteadyClock::now() - from);
   }
   // Milliseconds between the primary's first request and the fallback's first request.
+  // Ms::max() when either saw none.
   Ms hop() const {
-    return std::chrono::duration_cast<Ms>(fallback_.received().at(0).arrived -
-                                          primary_.received().at(0).arrived);
+    const auto primary = primary_.received();
+    const auto fallback = fallback_.received();
+    if (primary.empty() || fallback.empty()) return Ms::max();
+    return std::chrono::duration_cast<Ms>(fallback[0].arrived - primary[0].arrived);
   }
   // The stream of `workload` served whole by the fallback after `reason`.
   void expect_fallback_stream(const http::ClientResponse& r, std::string_view reason) {
@@ -334,9 +337,10 @@ TEST_F(PendingFaultTest, PooledConnectionHeldThenClosedIsNotReplayedSilently) {
     seen += q.header("x-request-id") == "held-then-closed";
   for (const Received& q : fallback_.received())
     seen += q.header("x-request-id") == "held-then-closed";
-  // Every request an upstream saw is an attempt the client is told about.
+  // The held request failed and something answered after it (a counted replay or retry, or
+  // the fallback): every request an upstream saw is an attempt the client is told about.
+  EXPECT_GE(seen, 2u);
   EXPECT_EQ(r.header("x-backstop-attempts"), std::to_string(seen));
-  EXPECT_EQ(r.header("x-backstop-served-by"), "fallback");
 }
 
 TEST_F(PendingFaultTest, ErrorsNeverNameTheUpstreamsAddress) {
