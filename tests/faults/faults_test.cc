@@ -81,6 +81,18 @@ TEST_F(FaultTest, RetryAfterIsCappedByRetryAfterCapMs) {
   EXPECT_LT(gap, Ms(2000));  // not the 30 s the upstream asked for
 }
 
+TEST_F(FaultTest, RetryAfterIsWaitedBeforeAStreamsRetry) {
+  primary_.script({rate_limited({{"retry-after-ms", "150"}})});
+  auto r = chat("honoured", "retry-after-stream", R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "primary");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_TRUE(read_openai_stream(r.body).done);
+  ASSERT_EQ(primary_.count(), 2u);
+  EXPECT_GE(primary_.spacing("retry-after-stream").at(0), Ms(150));
+  EXPECT_EQ(fallback_.count(), 0u);
+}
+
 TEST_F(FaultTest, PersistentRateLimitBacksOffWithJitterThenFallsBack) {
   primary_.otherwise(rate_limited());
   constexpr int kRequests = 5;

@@ -182,6 +182,24 @@ TEST_F(PendingFaultTest, LongStreamThatKeepsFlowingIsNeverCut) {
   EXPECT_EQ(fallback_.count(), 0u);
 }
 
+TEST_F(PendingFaultTest, StreamStillFlowingAtTimeoutMsIsCut) {
+  std::string sixty_words;
+  for (int i = 0; i < 60; ++i) sixty_words += "word ";
+  Behaviour endless = Behaviour::ok({sixty_words, 11, 7});
+  endless.event_delay = Ms(40);  // 64 events: about 2.5 s, past timeout_ms (1.5 s)
+  primary_.script({endless});
+  const auto started = SteadyClock::now();
+  auto r = chat("plain", "past-timeout", kStream);
+  const Ms took = since(started);
+  ASSERT_EQ(r.status, 200) << r.body;
+  OpenAIStream s = read_openai_stream(r.body);
+  EXPECT_TRUE(s.error) << r.body;
+  EXPECT_FALSE(s.done);
+  EXPECT_GE(took, Ms(1500));
+  EXPECT_LT(took, Ms(2300));
+  EXPECT_EQ(primary_.count(), 1u);
+}
+
 TEST_F(PendingFaultTest, WorkloadDeadlineBoundsEveryAttempt) {
   primary_.otherwise(Behaviour::silent());
   fallback_.otherwise(Behaviour::silent());
