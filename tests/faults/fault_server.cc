@@ -353,6 +353,13 @@ void FaultServer::otherwise(Behaviour behaviour) {
   otherwise_ = std::move(behaviour);
 }
 
+SteadyTime FaultServer::outage(Ms length, Behaviour during) {
+  std::lock_guard lock(mutex_);
+  outage_end_ = Clock::now() + length;
+  outage_ = std::move(during);
+  return outage_end_;
+}
+
 std::vector<Received> FaultServer::received() const {
   std::lock_guard lock(mutex_);
   return received_;
@@ -433,7 +440,7 @@ bool FaultServer::pause(int fd, Ms d) const {
 
 Behaviour FaultServer::next(Received request) {
   std::lock_guard lock(mutex_);
-  Behaviour b = otherwise_;
+  Behaviour b = request.arrived < outage_end_ ? outage_ : otherwise_;
   if (!script_.empty()) {
     b = std::move(script_.front());
     script_.pop_front();

@@ -121,6 +121,9 @@ class FaultServer {
   void script(std::initializer_list<Behaviour> behaviours);
   // What requests get once the script is used up (at first: Behaviour::ok()).
   void otherwise(Behaviour behaviour);
+  // From now until `length` has passed, requests the script does not cover get `during`
+  // instead of the default: an outage on the clock, that ends by itself. Returns its end.
+  SteadyTime outage(Ms length, Behaviour during);
 
   // Every request so far, in arrival order.
   [[nodiscard]] std::vector<Received> received() const;
@@ -150,6 +153,8 @@ class FaultServer {
   mutable std::condition_variable arrived_;
   std::deque<Behaviour> script_;
   Behaviour otherwise_;
+  SteadyTime outage_end_{};
+  Behaviour outage_;
   std::vector<Received> received_;
   std::vector<std::thread> connections_;
   std::vector<int> open_fds_;

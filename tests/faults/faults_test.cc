@@ -81,6 +81,18 @@ TEST_F(FaultTest, RetryAfterIsCappedByRetryAfterCapMs) {
   EXPECT_LT(gap, Ms(2000));  // not the 30 s the upstream asked for
 }
 
+TEST_F(FaultTest, RetryAfterIsWaitedBeforeAStreamsRetry) {
+  primary_.script({rate_limited({{"retry-after-ms", "150"}})});
+  auto r = chat("honoured", "retry-after-stream", R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "primary");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_TRUE(read_openai_stream(r.body).done);
+  ASSERT_EQ(primary_.count(), 2u);
+  EXPECT_GE(primary_.spacing("retry-after-stream").at(0), Ms(150));
+  EXPECT_EQ(fallback_.count(), 0u);
+}
+
 TEST_F(FaultTest, PersistentRateLimitBacksOffWithJitterThenFallsBack) {
   primary_.otherwise(rate_limited());
   constexpr int kRequests = 5;
@@ -252,6 +264,70 @@ TEST_F(FaultTest, PrimaryOutageIsServedByTheFallbackThenByThePrimaryAgain) {
   EXPECT_EQ(fallback_.count(), 3u);  // nothing more once the primary is back
   EXPECT_EQ(counter(metrics().requests_total, {"plain", "fallback"}), 3);
   EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 3);
+}
+
+TEST_F(FaultTest, PrimaryDownForAWhileIsServedByTheFallbackThenBackOnThePrimaryAtOnce) {
+  // "A minute" scaled down to 300 ms: the primary answers 503 until then, and heals by itself.
+  const SteadyTime healed = primary_.outage(Ms(300), server_error(503));
+  std::size_t during = 0;
+  std::string back;  // the request id of the first answer from the primary again
+  for (int i = 0; i < 200 && back.empty(); ++i) {
+    const std::string id = "down-" + std::to_string(i);
+    auto r = chat("plain", id);
+    ASSERT_EQ(r.status, 200) << r.body;
+    if (r.header("x-backstop-served-by") == "primary") {
+      back = id;
+      break;
+    }
+    EXPECT_EQ(r.header("x-backstop-served-by"), "fallback");
+    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "upstream_error");
+    ++during;
+  }
+  ASSERT_FALSE(back.empty()) << "the primary never served again";
+  EXPECT_GT(during, 0u);
+  EXPECT_EQ(fallback_.count(), during);
+  // Each request of the outage tried the primary (and failed there) before the fallback; the
+  // first request after it was the primary's again.
+  SteadyTime last_try{};
+  for (const Received& q : primary_.received()) {
+    if (q.header("x-request-id") == back) {
+      last_try = q.arrived;
+    } else {
+      EXPECT_LT(q.arrived, healed);
+    }
+  }
+  EXPECT_GE(last_try, healed);
+  EXPECT_EQ(primary_.count(), 2 * during + (primary_.spacing(back).size() + 1));
+  auto after = chat("plain", "healed");
+  EXPECT_EQ(after.header("x-backstop-served-by"), "primary");
+  EXPECT_EQ(after.header("x-backstop-attempts"), "1");
+  EXPECT_EQ(fallback_.count(), during);
+}
+
+TEST_F(FaultTest, StreamCutMidAnswerEndsAnAnthropicClientsStreamWithAnErrorEvent) {
+  primary_.script({cut_after(3)});
+  auto r = messages("plain", "cut-anthropic", R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "primary");
+  EXPECT_NE(r.body.find("event: content_block_delta"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("event: error"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("event: message_stop"), std::string::npos) << r.body;
+  EXPECT_EQ(primary_.count(), 1u);
+  EXPECT_EQ(fallback_.count(), 0u);
+}
+
+TEST_F(FaultTest, PersistentServiceUnavailableFallsBackForAnAnthropicClient) {
+  primary_.otherwise(server_error(503));
+  auto r = messages("plain", "unavailable-anthropic");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "fallback");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "upstream_error");
+  auto body = json(r);
+  EXPECT_EQ(body.at("type"), "message");
+  EXPECT_EQ(body.at("model"), "fallback-model");
+  EXPECT_EQ(body.at_pointer("/content/0/text").as_string(), kFullText);
+  EXPECT_EQ(primary_.count(), 2u);
+  EXPECT_EQ(fallback_.count(), 1u);
 }
 
 // 120 input tokens at $3/M and 45 output tokens at $15/M.
