@@ -2,19 +2,17 @@
 #include <boost/json/serializer.hpp>
 #include <charconv>
 #include <exception>
+#include <expected>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <valijson/adapters/boost_json_adapter.hpp>
-#include <valijson/schema.hpp>
-#include <valijson/schema_parser.hpp>
-#include <valijson/validation_results.hpp>
-#include <valijson/validator.hpp>
 #include <vector>
 
+#include "validation/pattern.h"
 #include "validation/validator.h"
+#include "validation/valijson_re2.h"
 
 namespace backstop::validation {
 namespace {
@@ -598,13 +596,51 @@ struct Entry {
   // request, and the compiled schema keeps values (enum, const) that point into its source.
   std::unique_ptr<bj::value> source;
   std::unique_ptr<valijson::Schema> schema;  // nullptr: the schema does not compile
+  PatternTable patterns;                     // its `pattern`s and `patternProperties` keys
   std::string error;                         // why it does not
 };
+
+// Values of these keywords are data, not schemas: a "pattern" inside them is no pattern.
+bool holds_data(std::string_view keyword) {
+  return keyword == "enum" || keyword == "const" || keyword == "default" || keyword == "examples";
+}
+
+// Compiles every `pattern` and `patternProperties` key under `node` into `patterns`. It
+// reads "pattern" wherever a schema could have it, a property so named included: a spare
+// compiled pattern costs a little memory, a missing one would be compiled at each use.
+std::expected<void, std::string> compile_patterns(const bj::value& node, PatternTable& patterns) {
+  if (const auto* list = node.if_array()) {
+    for (const auto& item : *list) {
+      if (auto done = compile_patterns(item, patterns); !done) return done;
+    }
+    return {};
+  }
+  const auto* object = node.if_object();
+  if (object == nullptr) return {};
+  for (const auto& member : *object) {
+    const std::string_view key = member.key();
+    if (holds_data(key)) continue;
+    const bj::value& value = member.value();
+    if (key == "pattern" && value.is_string()) {
+      if (auto added = patterns.add(value.get_string()); !added) return added;
+    } else if (key == "patternProperties" && value.is_object()) {
+      for (const auto& property : value.get_object()) {
+        if (auto added = patterns.add(property.key()); !added) return added;
+      }
+    }
+    if (auto done = compile_patterns(value, patterns); !done) return done;
+  }
+  return {};
+}
 
 Entry compile(const bj::value& schema) {
   Entry entry;
   try {
     entry.source = std::make_unique<bj::value>(schema, bj::storage_ptr());
+    if (auto compiled = compile_patterns(*entry.source, entry.patterns); !compiled) {
+      entry.error = capped(std::move(compiled.error()));
+      return entry;
+    }
     auto compiled = std::make_unique<valijson::Schema>();
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::BoostJsonAdapter adapter(*entry.source);
@@ -640,7 +676,8 @@ struct SchemaCache::Impl {
   std::string key;
   bj::serializer serializer;
   std::unordered_map<std::string, Entry, TextHash, std::equal_to<>> entries;
-  valijson::Validator validator;  // holds the compiled `pattern` regexes between calls
+  // Its std::regex cache stays empty: patterns run on RE2 (validation/valijson_re2.h).
+  valijson::Validator validator;
 };
 
 SchemaCache::SchemaCache() : SchemaCache(kDefaultCapacity) {}
@@ -655,6 +692,7 @@ SchemaOutcome SchemaCache::validate(const bj::value& schema, const bj::value& in
   Entry& entry = impl_->lookup(schema);
   if (!entry.schema) return {SchemaOutcome::Kind::kInvalidSchema, entry.error};
   try {
+    const ActivePatterns active(entry.patterns);
     valijson::adapters::BoostJsonAdapter target(instance);
     // A first pass collects no messages; only a failing value is validated again. A plain
     // schema the quick path did not pass is all but certain to fail: no first pass then.
@@ -663,7 +701,7 @@ SchemaOutcome SchemaCache::validate(const bj::value& schema, const bj::value& in
     if (impl_->validator.validate(*entry.schema, target, &results)) return {};
     return {SchemaOutcome::Kind::kMismatch, first_error(results, schema, instance)};
   } catch (const std::exception& e) {
-    // valijson compiles `pattern` regexes while validating: a bad one throws here.
+    // Not expected (patterns compile with the schema), but a throw must not reach a worker.
     entry.schema.reset();
     entry.error = capped(e.what());
   } catch (...) {

@@ -3,13 +3,10 @@
 #include <algorithm>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
-#include <valijson/adapters/boost_json_adapter.hpp>
-#include <valijson/schema.hpp>
-#include <valijson/schema_parser.hpp>
-#include <valijson/validator.hpp>
 #include <vector>
 
 #include "validation/validator.h"
+#include "validation/valijson_re2.h"
 
 namespace backstop::validation {
 namespace {
@@ -224,6 +221,77 @@ TEST(SchemaCacheTest, BadRegexIsAnInvalidSchemaNotACrash) {
   SchemaOutcome outcome = cache.validate(schema, bj::parse(R"("x")"));
   EXPECT_EQ(outcome.kind, SchemaOutcome::Kind::kInvalidSchema);
   EXPECT_EQ(cache.validate(schema, bj::parse(R"("y")")).kind, SchemaOutcome::Kind::kInvalidSchema);
+}
+
+TEST(SchemaCacheTest, CatastrophicPatternOnALongStringIsAPlainMismatch) {
+  SchemaCache cache;
+  // Exponential for a backtracking engine; RE2 answers in one pass over the text.
+  const bj::value schema = bj::parse(R"({"type": "string", "pattern": "^(a+)+$"})");
+  const bj::value instance(std::string(100'000, 'a') + "!");
+  SchemaOutcome outcome = cache.validate(schema, instance);
+  EXPECT_EQ(outcome.kind, SchemaOutcome::Kind::kMismatch);
+  EXPECT_EQ(outcome.message, "/ must match pattern ^(a+)+$");
+  EXPECT_EQ(cache.validate(schema, bj::value(std::string(100'000, 'a'))).kind,
+            SchemaOutcome::Kind::kValid);
+}
+
+TEST(SchemaCacheTest, PatternOnAMegabyteStringDoesNotExhaustTheStack) {
+  SchemaCache cache;
+  // std::regex recursed once per character here and overflowed the stack.
+  const bj::value schema = bj::parse(R"({"type": "string", "pattern": "^(a|b)*$"})");
+  EXPECT_EQ(cache.validate(schema, bj::value(std::string(1 << 20, 'b'))).kind,
+            SchemaOutcome::Kind::kValid);
+}
+
+TEST(SchemaCacheTest, LookaheadPatternIsAnInvalidSchema) {
+  SchemaCache cache;
+  const bj::value schema = bj::parse(R"json({"type": "string", "pattern": "^(?=x)"})json");
+  SchemaOutcome outcome = cache.validate(schema, bj::parse(R"("x")"));
+  EXPECT_EQ(outcome.kind, SchemaOutcome::Kind::kInvalidSchema);
+  EXPECT_EQ(outcome.message,
+            "pattern \"^(?=x)\" does not compile: invalid perl operator: (?= (patterns run on "
+            "RE2: no lookaround, no backreferences)");
+}
+
+TEST(SchemaCacheTest, BackreferenceInAPatternPropertyIsAnInvalidSchema) {
+  SchemaCache cache;
+  const bj::value schema =
+      bj::parse(R"({"type": "object", "patternProperties": {"^(a)\\1$": {"type": "integer"}}})");
+  EXPECT_EQ(cache.validate(schema, bj::parse(R"({"aa": 1})")).kind,
+            SchemaOutcome::Kind::kInvalidSchema);
+}
+
+TEST(SchemaCacheTest, PatternPropertiesMatchKeysWithRE2) {
+  SchemaCache cache;
+  const bj::value schema = bj::parse(R"({"type": "object",
+    "patternProperties": {"^(a+)+$": {"type": "integer"}}, "additionalProperties": false})");
+  EXPECT_EQ(cache.validate(schema, bj::parse(R"({"aaa": 1})")).kind, SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.check(schema, bj::parse(R"({"aaa": "x"})")), "/aaa has the wrong type");
+  bj::object long_key;
+  long_key[std::string(50'000, 'a') + "!"] = 1;
+  EXPECT_EQ(cache.validate(schema, long_key).kind, SchemaOutcome::Kind::kMismatch);
+}
+
+TEST(SchemaCacheTest, PropertyNamesPatternRunsOnRE2) {
+  SchemaCache cache;
+  const bj::value schema =
+      bj::parse(R"({"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}})");
+  EXPECT_EQ(cache.validate(schema, bj::parse(R"({"abc": 1})")).kind, SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.validate(schema, bj::parse(R"({"ABC": 1})")).kind,
+            SchemaOutcome::Kind::kMismatch);
+}
+
+TEST(SchemaCacheTest, FormatChecksDatesAndIgnoresNonStrings) {
+  SchemaCache cache;
+  const bj::value schema = bj::parse(R"({"format": "date-time"})");
+  EXPECT_EQ(cache.validate(schema, bj::parse(R"("2024-01-02T03:04:05Z")")).kind,
+            SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.check(schema, bj::parse(R"("2024-02-30T03:04:05Z")")),
+            "/ string should be a valid date-time");
+  EXPECT_EQ(cache.check(schema, bj::parse(R"("tomorrow")")),
+            "/ string should be a valid date-time");
+  // valijson 1.0 threw on a number here, which read as an invalid schema.
+  EXPECT_EQ(cache.validate(schema, bj::parse("12")).kind, SchemaOutcome::Kind::kValid);
 }
 
 TEST(SchemaCacheTest, ValidateTellsMismatchFromValid) {
