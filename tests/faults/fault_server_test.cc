@@ -169,7 +169,7 @@ TEST(FaultServerTest, CutClosesMidBodyAndStallKeepsItOpen) {
   }
   RawClient client(server.port());
   client.post("/v1/chat/completions", kOpenAIStream);
-  auto read = client.read(Ms(150));
+  auto read = client.read(Ms(500));
   EXPECT_FALSE(read.closed);
   EXPECT_FALSE(read.reset);
   EXPECT_EQ(sse_data(read.bytes).size(), 2u);
@@ -187,7 +187,7 @@ TEST(FaultServerTest, ResetAndSilence) {
   }
   RawClient client(server.port());
   client.post("/v1/chat/completions", "{}");
-  auto read = client.read(Ms(150));
+  auto read = client.read(Ms(500));
   EXPECT_TRUE(read.bytes.empty());
   EXPECT_FALSE(read.closed);
   EXPECT_EQ(server.count(), 2u);
