@@ -209,5 +209,16 @@ TEST(FaultServerTest, DelaysComeBeforeTheHeadersAndBeforeTheFirstEvent) {
   EXPECT_NE(client.read(Ms(1000)).bytes.find("[DONE]"), std::string::npos);
 }
 
+TEST(FaultServerTest, PerEventDelaysPauseTheStreamWhereTheyAreGiven) {
+  FaultServer server;
+  Behaviour b = Behaviour::ok();
+  b.delays = {Ms(0), Ms(0), Ms(400)};  // the third event comes late
+  server.script({b});
+  RawClient client(server.port());
+  client.post("/v1/chat/completions", kOpenAIStream);
+  EXPECT_EQ(sse_data(client.read(Ms(200)).bytes).size(), 2u);
+  EXPECT_NE(client.read(Ms(1000)).bytes.find("[DONE]"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace backstop::faults
