@@ -501,10 +501,12 @@ void FaultServer::serve(int fd) {
                   head(200, "text/event-stream", b.headers, "transfer-encoding: chunked\r\n"))) {
       return false;
     }
-    if (b.first_event_delay.count() > 0 && !pause(-1, b.first_event_delay)) return false;
     for (std::size_t i = 0; i < events.size(); ++i) {
       if (b.stop_after_events >= 0 && i == static_cast<std::size_t>(b.stop_after_events)) break;
-      if (i > 0 && b.event_delay.count() > 0 && !pause(-1, b.event_delay)) return false;
+      const Ms delay = i < b.delays.size() ? b.delays[i]
+                       : i == 0            ? b.first_event_delay
+                                           : b.event_delay;
+      if (delay.count() > 0 && !pause(-1, delay)) return false;
       if (!send_all(fd, chunk(events[i]))) return false;
     }
     switch (b.end) {

@@ -80,6 +80,7 @@ struct Behaviour {
   Answer answer;
   Ms first_event_delay{0};     // streams: after the headers, before the first event
   Ms event_delay{0};           // streams: between two events
+  std::vector<Ms> delays;      // streams: when given, delays[i] before event i (the rest: above)
   int stop_after_events = -1;  // streams: write only the first N events, then `end`
   StreamEnd end = StreamEnd::kComplete;
   int malformed_at = -1;   // streams: an event whose data is not JSON goes before event N

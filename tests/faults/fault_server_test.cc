@@ -169,7 +169,7 @@ TEST(FaultServerTest, CutClosesMidBodyAndStallKeepsItOpen) {
   }
   RawClient client(server.port());
   client.post("/v1/chat/completions", kOpenAIStream);
-  auto read = client.read(Ms(150));
+  auto read = client.read(Ms(500));
   EXPECT_FALSE(read.closed);
   EXPECT_FALSE(read.reset);
   EXPECT_EQ(sse_data(read.bytes).size(), 2u);
@@ -187,7 +187,7 @@ TEST(FaultServerTest, ResetAndSilence) {
   }
   RawClient client(server.port());
   client.post("/v1/chat/completions", "{}");
-  auto read = client.read(Ms(150));
+  auto read = client.read(Ms(500));
   EXPECT_TRUE(read.bytes.empty());
   EXPECT_FALSE(read.closed);
   EXPECT_EQ(server.count(), 2u);
@@ -206,6 +206,17 @@ TEST(FaultServerTest, DelaysComeBeforeTheHeadersAndBeforeTheFirstEvent) {
   const std::string headers_only = client.read(Ms(100)).bytes;
   EXPECT_TRUE(headers_only.starts_with("HTTP/1.1 200 ")) << headers_only;
   EXPECT_TRUE(sse_data(headers_only).empty());
+  EXPECT_NE(client.read(Ms(1000)).bytes.find("[DONE]"), std::string::npos);
+}
+
+TEST(FaultServerTest, PerEventDelaysPauseTheStreamWhereTheyAreGiven) {
+  FaultServer server;
+  Behaviour b = Behaviour::ok();
+  b.delays = {Ms(0), Ms(0), Ms(400)};  // the third event comes late
+  server.script({b});
+  RawClient client(server.port());
+  client.post("/v1/chat/completions", kOpenAIStream);
+  EXPECT_EQ(sse_data(client.read(Ms(200)).bytes).size(), 2u);
   EXPECT_NE(client.read(Ms(1000)).bytes.find("[DONE]"), std::string::npos);
 }
 

@@ -278,6 +278,25 @@ TEST_F(PendingFaultTest, MalformedEventIsSkippedCountedAndTheStreamCompletes) {
       << text;
 }
 
+TEST_F(PendingFaultTest, MalformedAnthropicEventIsSkippedAndCountedForItsProvider) {
+  primary_.otherwise(Behaviour::reply(503, openai_error("down", "server_error", "")));
+  Behaviour malformed = Behaviour::ok();
+  malformed.malformed_at = 3;  // after message_start, content_block_start and one word
+  fallback_.script({malformed});
+  auto r = chat("plain", "malformed-anthropic", kStream);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "fallback");
+  OpenAIStream s = read_openai_stream(r.body);
+  EXPECT_EQ(s.content, kFullText);
+  EXPECT_TRUE(s.done);
+  EXPECT_FALSE(s.error) << r.body;
+  EXPECT_EQ(fallback_.count(), 1u);
+  const std::string text = metrics_text();
+  EXPECT_NE(text.find("backstop_stream_events_skipped_total{provider=\"fallback\"} 1"),
+            std::string::npos)
+      << text;
+}
+
 TEST_F(PendingFaultTest, MalformedEventBeforeTheChecksDecideIsSkipped) {
   Behaviour malformed = Behaviour::ok();
   malformed.malformed_at = 2;
