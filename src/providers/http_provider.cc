@@ -63,12 +63,17 @@ std::string redact_key(std::string message, std::string_view key) {
 // number) replaced by `with`.
 std::string replace_token(std::string text, std::string_view what, std::string_view with) {
   if (what.empty()) return text;
-  const auto part_of_name = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_';
+  const auto name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
   };
   for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at)) {
     const std::size_t end = at + what.size();
-    if ((at > 0 && part_of_name(text[at - 1])) || (end < text.size() && part_of_name(text[end]))) {
+    const bool joined_before = at > 0 && (name_char(text[at - 1]) || text[at - 1] == '.');
+    // A dot after it goes on a longer name only when a name character follows the dot.
+    const bool joined_after =
+        end < text.size() && (name_char(text[end]) || (text[end] == '.' && end + 1 < text.size() &&
+                                                       name_char(text[end + 1])));
+    if (joined_before || joined_after) {
       at = end;
       continue;
     }

@@ -204,8 +204,9 @@ TEST(HttpProvider, ErrorsNameTheProviderNeverTheUpstreamsAddress) {
   EXPECT_EQ(r.error().message.find("127.0.0.1"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("provider up"), std::string::npos) << r.error().message;
   // Only whole names are replaced: a longer name or number that holds the host stays.
-  EXPECT_EQ(provider->redact("at " + address + ", not 127.0.0.10 or x127.0.0.1"),
-            "at provider up, not 127.0.0.10 or x127.0.0.1");
+  EXPECT_EQ(provider->redact("at " + address + ", not 127.0.0.10 or x127.0.0.1 or 127.0.0.1.x"),
+            "at provider up, not 127.0.0.10 or x127.0.0.1 or 127.0.0.1.x");
+  EXPECT_EQ(provider->redact("cannot resolve 127.0.0.1."), "cannot resolve provider up.");
 }
 
 TEST(HttpProvider, SlowUpstreamIsTimeout) {

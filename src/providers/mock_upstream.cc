@@ -389,13 +389,17 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
       co_await responder.send(refusal(dialect, "content_policy_violation",
                                       "mock: this request was rejected by the content policy"));
       co_return;
-    case Kind::kContextLength:
-      co_await responder.send(
+    case Kind::kContextLength: {
+      // Built before the co_await: GCC 12 destroys a temporary of a conditional operator
+      // inside a co_await expression twice.
+      http::Response response =
           dialect == chat::Dialect::kOpenAI
               ? refusal(dialect, "context_length_exceeded",
                         "mock: This model's maximum context length is 8192 tokens")
-              : refusal(dialect, "", "mock: prompt is too long: 300000 tokens > 200000 maximum"));
+              : refusal(dialect, "", "mock: prompt is too long: 300000 tokens > 200000 maximum");
+      co_await responder.send(std::move(response));
       co_return;
+    }
     case Kind::kTimeout:
       co_await wait(options_.timeout_wait);
       co_await responder.send(
@@ -430,6 +434,7 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
       std::string& last = frames.back();
       last.erase(
           last.rfind(dialect == chat::Dialect::kOpenAI ? "data: [DONE]" : "event: message_stop"));
+      if (last.empty()) frames.pop_back();  // an empty write would end the chunked body
     } else if (behaviour.kind == Kind::kStreamMalformed) {
       // One event that is not JSON, after the first.
       frames.insert(frames.begin() + 1, dialect == chat::Dialect::kOpenAI

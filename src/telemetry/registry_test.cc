@@ -206,6 +206,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_request_duration_seconds histogram",
                        "backstop_upstream_duration_seconds histogram",
                        "backstop_fallback_ratio gauge",
+                       "backstop_stream_events_skipped_total counter",
                    }));
 
   const std::string text = registry.render();

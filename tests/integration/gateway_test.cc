@@ -459,7 +459,7 @@ TEST_F(GatewayTest, OversizedBodiesGet413InTheEndpointsDialect) {
 
 TEST_F(GatewayTest, ModelsHealthAndReadiness) {
   auto models = json(call("GET", "/v1/models", ""));
-  ASSERT_EQ(models.at("data").as_array().size(), 5u);
+  ASSERT_EQ(models.at("data").as_array().size(), 10u);
   EXPECT_EQ(models.at_pointer("/data/0/id"), "agentic");
   auto anthropic = json(call("GET", "/v1/models", "", {{"anthropic-version", "2023-06-01"}}));
   EXPECT_EQ(anthropic.at_pointer("/data/0/type"), "model");
