@@ -173,7 +173,11 @@ bj::value number_for(const bj::object& obj, bool integer) {
     const double up = std::ceil(v / *m) * *m;
     v = above(up) ? std::floor(v / *m) * *m : up;
   }
-  if (integer) return bj::value(static_cast<std::int64_t>(std::llround(v)));
+  // A whole number is written as one ("1", not "1.0"): clients that read a `number` into an
+  // integer type (Codex CLI's tool arguments) refuse the other spelling.
+  if (integer || (v == std::floor(v) && std::fabs(v) < 1e15)) {
+    return bj::value(static_cast<std::int64_t>(std::llround(v)));
+  }
   return bj::value(v);
 }
 

@@ -51,8 +51,18 @@ TEST(InstanceOf, SatisfiesTypesBoundsEnumsAndFormats) {
   EXPECT_EQ(o.at("days").as_int64(), 3);
   EXPECT_EQ(o.at("when").as_string(), "2026-12-01");
   EXPECT_EQ(o.at("detailed").as_bool(), true);
-  ASSERT_TRUE(o.at("ratio").is_double());
-  EXPECT_GT(o.at("ratio").as_double(), 5.0);
+  ASSERT_TRUE(o.at("ratio").is_number());
+  EXPECT_GT(o.at("ratio").to_number<double>(), 5.0);
+}
+
+TEST(InstanceOf, WholeNumbersAreWrittenWithoutAFraction) {
+  // Codex CLI reads `number` arguments into integer types and refuses "1.0".
+  const bj::value v = instance_of(schema(R"({"type":"object","properties":{
+    "n":{"type":"number"},"half":{"type":"number","minimum":0.25,"maximum":0.75}},
+    "required":["n","half"]})"));
+  EXPECT_TRUE(v.at("n").is_int64()) << bj::serialize(v);
+  EXPECT_EQ(bj::serialize(v.at("n")), "1");
+  EXPECT_TRUE(v.at("half").is_double()) << bj::serialize(v);
 }
 
 TEST(InstanceOf, FollowsNestedObjectsArraysRefsAndCombinators) {

@@ -255,6 +255,9 @@ core::Result<void> decode_tools(bj::object& body, ChatRequest& out) {
     const auto& tool = value.get_object();
     auto type = json::required_string(tool, "type", path);
     if (!type) return std::unexpected(std::move(type.error()));
+    // Codex CLI offers these on every request: web search (the model answers without it) and a
+    // namespace of sub-agent tools; both are left out rather than refused.
+    if (*type == "web_search" || *type == "web_search_preview" || *type == "namespace") continue;
     if (*type != "function") {
       return needs_responses_target(code_quoted(path) + " is the built-in tool " + quoted(*type));
     }

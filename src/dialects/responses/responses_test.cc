@@ -131,14 +131,24 @@ TEST(ResponsesDecode, StatefulFieldsAndBuiltInToolsAreRefusedNamingWhat) {
             std::string::npos);
   EXPECT_NE(refusal(R"({"model":"m","input":"x","conversation":"conv_1"})").find("`conversation`"),
             std::string::npos);
-  EXPECT_NE(refusal(R"({"model":"m","input":"x","tools":[{"type":"web_search"}]})")
-                .find("`tools[0]` is the built-in tool \"web_search\""),
+  EXPECT_NE(refusal(R"({"model":"m","input":"x","tools":[{"type":"file_search"}]})")
+                .find("`tools[0]` is the built-in tool \"file_search\""),
             std::string::npos);
   EXPECT_NE(refusal(R"({"model":"m","input":[{"type":"item_reference","id":"msg_1"}]})")
                 .find("`input[0]`"),
             std::string::npos);
   EXPECT_NE(refusal(R"({"model":"m","input":"x","background":true})").find("`background"),
             std::string::npos);
+}
+
+TEST(ResponsesDecode, CodexsWebSearchAndNamespaceToolsAreLeftOut) {
+  auto request = decoded(R"({"model":"m","input":"x","tools":[
+    {"type":"function","name":"exec_command","parameters":{"type":"object"}},
+    {"type":"namespace","name":"multi_agent_v1","description":"Sub-agents",
+     "tools":[{"type":"function","name":"spawn_agent","parameters":{"type":"object"}}]},
+    {"type":"web_search","external_web_access":false}]})");
+  ASSERT_EQ(request.tools.size(), 1u);
+  EXPECT_EQ(request.tools[0].name, "exec_command");
 }
 
 TEST(ResponsesDecode, BadInputNamesThePath) {
