@@ -275,8 +275,24 @@ std::vector<http::Header> HttpProvider::headers_for(const chat::ChatRequest& req
   return headers;
 }
 
-http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request,
-                                           const CallContext& context, bool stream) const {
+void HttpProvider::limit(http::ClientRequest& call, CallContext& context) const {
+  const auto cut = [&context](std::int64_t ms) {
+    return std::min(std::chrono::milliseconds(ms),
+                    std::max(context.budget, std::chrono::milliseconds(0)));
+  };
+  call.connect_timeout = cut(options_.connect_timeout_ms);
+  call.first_byte_timeout = context.first_token_limit ? cut(options_.first_token_timeout_ms)
+                                                      : std::chrono::milliseconds(0);
+  call.idle_timeout = cut(options_.idle_timeout_ms);
+  call.timeout = cut(options_.timeout_ms);
+  call.cancel = context.cancel;
+  call.on_replay = [&replays = context.replays](const core::Error& error) {
+    replays.push_back(error);
+  };
+}
+
+http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request, CallContext& context,
+                                           bool stream) const {
   http::ClientRequest call;
   call.method = "POST";
   call.target = target_;
@@ -289,8 +305,7 @@ http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request,
   call.body = options_.dialect == chat::Dialect::kOpenAI
                   ? openai::encode_request(request, options_.model)
                   : anthropic::encode_request(request, options_.model, options_.default_max_tokens);
-  call.timeout = std::chrono::milliseconds(options_.timeout_ms);
-  call.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+  limit(call, context);
   return call;
 }
 
@@ -330,8 +345,7 @@ net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
   call.headers = headers_for(request, context);
   // The client's body with the model replaced; it has no max_tokens to add.
   call.body = anthropic::encode_request(request, options_.model, options_.default_max_tokens);
-  call.timeout = std::chrono::milliseconds(options_.timeout_ms);
-  call.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+  limit(call, context);
   auto sent = co_await context.http.send(origin_, std::move(call));
   if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
   RelayedAnswer answer;
@@ -343,9 +357,11 @@ net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
 
 net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
     const chat::ChatRequest& request, CallContext& context) {
-  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options_.timeout_ms);
   http::ClientRequest call = request.stream ? call_for(request, context, true)
                                             : call_for(streaming(request), context, true);
+  // The client bounds the exchange too; this bound covers the reads of the provider's own.
+  const auto deadline = SteadyClock::now() + call.timeout;
+  const std::int64_t timeout_ms = call.timeout.count();
   auto opened = co_await context.http.open(origin_, std::move(call));
   if (!opened) co_return std::unexpected(redact(std::move(opened.error())));
   http::StreamedResponse& response = *opened;
@@ -355,22 +371,22 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
     whole.status = response.status;
     whole.headers = std::move(response.headers);
     // An error body that cannot be read whole still names the status.
-    auto body = co_await read_body(*response.body, context.loop, deadline, options_.timeout_ms,
-                                   kMaxErrorBody);
+    auto body =
+        co_await read_body(*response.body, context.loop, deadline, timeout_ms, kMaxErrorBody);
     if (body) whole.body = std::move(*body);
     co_return std::unexpected(status_error(whole));
   }
   if (!starts_with_nocase(response.header("content-type"), "text/event-stream")) {
     // An upstream that ignored stream: true answered whole.
-    auto body = co_await read_body(*response.body, context.loop, deadline, options_.timeout_ms,
-                                   kMaxWholeBody);
+    auto body =
+        co_await read_body(*response.body, context.loop, deadline, timeout_ms, kMaxWholeBody);
     if (!body) co_return std::unexpected(redact(std::move(body.error())));
     auto decoded = decode(response.status, *body);
     if (!decoded) co_return std::unexpected(std::move(decoded.error()));
     co_return std::make_unique<WholeAnswerStream>(chat::to_events(*decoded));
   }
   co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),
-                                             options_.dialect, deadline, options_.timeout_ms,
+                                             options_.dialect, deadline, timeout_ms,
                                              options_.api_key);
 }
 

@@ -1,12 +1,14 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "chat/chat.h"
+#include "core/cancellation.h"
 #include "core/clock.h"
 #include "core/error.h"
 
@@ -25,6 +27,17 @@ struct CallContext {
   http::Client& http;             // the worker's pooled client
   const core::Clock& clock;
   std::string_view request_id;  // forwarded as x-request-id
+  // What the caller allows this call (the request's deadline less the time already spent):
+  // every timeout of the call is cut to it.
+  std::chrono::milliseconds budget = std::chrono::milliseconds::max();
+  // Whether the provider's first-token timeout applies (false on a route's last target,
+  // which has nobody to hand over to).
+  bool first_token_limit = true;
+  // When requested (the client went away), the call ends at once. Null: none.
+  core::Cancellation* cancel = nullptr;
+  // Out: each failure of a pooled connection after which the call went out again on a fresh
+  // one (a replay), appended as it happens.
+  std::vector<core::Error> replays{};
 };
 
 // The events of one streamed answer, read batch by batch.
@@ -32,7 +45,7 @@ class EventStream {
  public:
   virtual ~EventStream() = default;
   // The next events (one or more); an empty vector at the clean end of the stream.
-  // Errors: kTimeout (no bytes within the provider's timeout), kUpstream (the stream broke
+  // Errors: kTimeout (one of the provider's timeouts passed), kUpstream (the stream broke
   // or carried an error event), kBadResponse (bytes that are not the dialect's events).
   virtual boost::asio::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() = 0;
 };

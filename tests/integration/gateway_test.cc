@@ -3,9 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
@@ -710,7 +715,7 @@ TEST_F(GatewayTest, StreamWhereEveryTargetFailsGets502) {
   EXPECT_EQ(json(r).at_pointer("/error/code"), "all_targets_failed");
 }
 
-TEST_F(GatewayTest, ClientGoneMidStreamIsStillCountedAndPriced) {
+TEST_F(GatewayTest, ClientGoneBeforeTheStreamIsStillCounted) {
   {
     // A raw client that sends a streaming request and hangs up before any answer.
     net::ip::tcp::socket socket(loop_);
@@ -724,12 +729,13 @@ TEST_F(GatewayTest, ClientGoneMidStreamIsStillCountedAndPriced) {
     net::write(socket, net::buffer(head + body));
     socket.shutdown(net::ip::tcp::socket::shutdown_both);
   }
-  // The gateway notices when it writes the stream; wait until it has booked the request.
-  for (int i = 0; i < 2000 && counter(metrics().requests_total, {"plain", "primary"}) < 1; ++i) {
+  // The gateway sees the client leave while the upstream is still thinking, and cancels the
+  // call; wait until it has booked the request.
+  for (int i = 0; i < 2000 && counter(metrics().requests_total, {"plain", "failed"}) < 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
-  EXPECT_EQ(counter(metrics().attempts_total, {"plain", "v4", "pass"}), 1);
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "failed"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"plain", "v4", "fail"}), 1);
   // The gateway still answers (no connection or coroutine leaked on the way).
   EXPECT_EQ(call("GET", "/healthz", "").status, 200);
 }
@@ -746,6 +752,148 @@ TEST_F(GatewayTest, AnthropicStreamFromAnOpenAIUpstream) {
   EXPECT_EQ(events.back(), "message_stop");
   EXPECT_EQ(events[events.size() - 2], "message_delta");
 }
+
+// ---------------------------------------------------------------- a client that leaves
+
+// An upstream that reads requests and never answers. It counts the requests it has read and
+// the connections the gateway closed.
+class SilentUpstream {
+ public:
+  SilentUpstream() {
+    net::co_spawn(loop_, accept(), net::detached);
+    thread_ = std::thread([this] { loop_.run(); });
+  }
+  ~SilentUpstream() {
+    loop_.stop();
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+  std::atomic<int> requests{0};
+  std::atomic<int> closed{0};
+
+ private:
+  static constexpr auto kAwait = net::as_tuple(net::use_awaitable);
+
+  net::awaitable<void> accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kAwait);
+      if (ec) co_return;
+      net::co_spawn(loop_, hold(std::move(socket)), net::detached);
+    }
+  }
+  net::awaitable<void> hold(net::ip::tcp::socket socket) {
+    std::string buffer;
+    auto [ec, n] =
+        co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
+    if (ec) co_return;
+    ++requests;
+    char sink[256];
+    for (;;) {
+      auto [read_ec, read] = co_await socket.async_read_some(net::buffer(sink), kAwait);
+      if (read_ec) break;
+    }
+    ++closed;
+  }
+
+  net::io_context loop_;
+  net::ip::tcp::acceptor acceptor_{loop_, {net::ip::make_address("127.0.0.1"), 0}};
+  std::thread thread_;
+};
+
+// Waits (polling, at most ~5 s) until `done` holds; returns whether it did.
+template <typename Done>
+bool eventually(Done done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+struct LeaveCase {
+  const char* name;
+  const char* workload;
+  bool stream;
+};
+
+class ClientGoneTest : public ::testing::TestWithParam<LeaveCase> {
+ protected:
+  void SetUp() override {
+    // Timeouts far beyond the test: only the client's leaving can end the upstream call.
+    const std::string yaml = replace_all(R"(
+listen: 127.0.0.1:0
+threads: 1
+server: {drain_timeout_ms: 100}
+log: {access_log: ""}
+providers:
+  held:
+    kind: openai
+    base_url: http://127.0.0.1:HELD/v1
+    model: held-model
+    first_token_timeout_ms: 60000
+    idle_timeout_ms: 60000
+    timeout_ms: 60000
+    price: {input: 1.0, output: 2.0}
+  spare:
+    kind: openai
+    base_url: http://127.0.0.1:HELD/v1
+    model: spare-model
+workloads:
+  plain: {route: [held, spare], deadline_ms: 60000}
+  checked: {route: [held, spare], validate: {content: non_empty}, deadline_ms: 60000}
+)",
+                                         "HELD", std::to_string(upstream_.port()));
+    auto loaded = config::parse(yaml, "test.yaml");
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+    server::GatewayOptions options;
+    options.logger = &logger_;
+    auto g = server::Gateway::create(loaded.config, std::move(options));
+    ASSERT_TRUE(g.has_value()) << g.error().message;
+    gateway_ = std::move(*g);
+    ASSERT_TRUE(gateway_->start().has_value());
+  }
+
+  double counter(telemetry::FamilyId family, std::vector<std::string> labels) {
+    return gateway_->registry().counter_value(family, labels);
+  }
+
+  core::NullLogger logger_;
+  SilentUpstream upstream_;
+  std::unique_ptr<server::Gateway> gateway_;
+};
+
+TEST_P(ClientGoneTest, TheUpstreamCallIsCancelledAtOnceAndStillBooked) {
+  const LeaveCase& c = GetParam();
+  {
+    net::io_context io;
+    net::ip::tcp::socket socket(io);
+    socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+    const std::string body = std::string(R"({"model":")") + c.workload +
+                             R"(","messages":[{"role":"user","content":"hi"}],"stream":)" +
+                             (c.stream ? "true" : "false") + "}";
+    const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: "
+        "application/json\r\ncontent-length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    net::write(socket, net::buffer(head + body));
+    ASSERT_TRUE(eventually([&] { return upstream_.requests.load() == 1; }));
+    EXPECT_EQ(upstream_.closed.load(), 0);
+  }  // the client leaves
+  EXPECT_TRUE(eventually([&] { return upstream_.closed.load() == 1; }));
+  const auto& m = gateway_->router().metrics();
+  EXPECT_TRUE(eventually([&] { return counter(m.requests_total, {c.workload, "failed"}) == 1; }));
+  EXPECT_EQ(counter(m.attempts_total, {c.workload, "held", "fail"}), 1);
+  EXPECT_EQ(upstream_.requests.load(), 1);  // nothing else was tried for a client that left
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryMode, ClientGoneTest,
+                         ::testing::Values(LeaveCase{"whole", "plain", false},
+                                           LeaveCase{"pass_through", "plain", true},
+                                           LeaveCase{"buffered", "checked", true}),
+                         [](const ::testing::TestParamInfo<LeaveCase>& info) {
+                           return std::string(info.param.name);
+                         });
 
 }  // namespace
 }  // namespace backstop
