@@ -278,6 +278,16 @@ TEST_F(GatewayTest, TimeoutFallsBack) {
   EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
 }
 
+TEST_F(GatewayTest, ATimedOutTargetIsNotRetriedButLeftForTheNext) {
+  // agentic has retries {max: 1}: a 5xx would have had a second call to v4.
+  auto r = chat("agentic", "weather? [mock:timeout@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "timeout");
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "v4", "fail"}), 1);
+}
+
 TEST_F(GatewayTest, ConnectionRefusedFallsBack) {
   auto r = chat("refused", "hello");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -755,8 +765,9 @@ TEST_F(GatewayTest, AnthropicStreamFromAnOpenAIUpstream) {
 
 // ---------------------------------------------------------------- a client that leaves
 
-// An upstream that reads requests and never answers. It counts the requests it has read and
-// the connections the gateway closed.
+// An upstream that reads requests and never answers (or, with `trickle`, sends the start of a
+// stream and then nothing). It counts the requests it has read and the connections the
+// gateway closed.
 class SilentUpstream {
  public:
   SilentUpstream() {
@@ -771,6 +782,7 @@ class SilentUpstream {
 
   std::atomic<int> requests{0};
   std::atomic<int> closed{0};
+  std::atomic<bool> trickle{false};
 
  private:
   static constexpr auto kAwait = net::as_tuple(net::use_awaitable);
@@ -787,6 +799,20 @@ class SilentUpstream {
     auto [ec, n] =
         co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
     if (ec) co_return;
+    if (trickle) {
+      const std::string chunk =
+          R"(data: {"id":"c1","object":"chat.completion.chunk","created":0,"model":"m",)"
+          R"("choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},)"
+          R"("finish_reason":null}]})"
+          "\n\n";
+      std::string start =
+          "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: "
+          "chunked\r\n\r\n";
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+      start += size + chunk + "\r\n";
+      co_await net::async_write(socket, net::buffer(start), kAwait);
+    }
     ++requests;
     char sink[256];
     for (;;) {
@@ -885,6 +911,38 @@ TEST_P(ClientGoneTest, TheUpstreamCallIsCancelledAtOnceAndStillBooked) {
   EXPECT_TRUE(eventually([&] { return counter(m.requests_total, {c.workload, "failed"}) == 1; }));
   EXPECT_EQ(counter(m.attempts_total, {c.workload, "held", "fail"}), 1);
   EXPECT_EQ(upstream_.requests.load(), 1);  // nothing else was tried for a client that left
+}
+
+TEST_F(ClientGoneTest, AClientLeavingAStalledPassThroughStreamCancelsTheUpstream) {
+  upstream_.trickle = true;
+  {
+    net::io_context io;
+    net::ip::tcp::socket socket(io);
+    socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+    const std::string body =
+        R"({"model":"plain","messages":[{"role":"user","content":"hi"}],"stream":true})";
+    const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: "
+        "application/json\r\ncontent-length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    net::write(socket, net::buffer(head + body));
+    // Read until the first words of the answer have come through.
+    std::string got;
+    char buffer[1024];
+    while (got.find("Hel") == std::string::npos) {
+      boost::system::error_code ec;
+      const std::size_t n = socket.read_some(net::buffer(buffer), ec);
+      ASSERT_FALSE(ec) << ec.message() << " after: " << got;
+      got.append(buffer, n);
+    }
+    EXPECT_EQ(upstream_.closed.load(), 0);
+  }  // the client leaves while the upstream is silent
+  EXPECT_TRUE(eventually([&] { return upstream_.closed.load() == 1; }));
+  const auto& m = gateway_->router().metrics();
+  // The client had part of the answer from the primary: counted as served by it, and booked.
+  EXPECT_TRUE(eventually([&] { return counter(m.requests_total, {"plain", "primary"}) == 1; }));
+  EXPECT_EQ(counter(m.attempts_total, {"plain", "held", "pass"}), 1);
+  EXPECT_EQ(upstream_.requests.load(), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryMode, ClientGoneTest,
