@@ -260,7 +260,8 @@ namespace {
 // What a handler asked to hear of its client leaving (Responder::watch_client).
 struct ClientWatch {
   std::function<void()> on_gone;
-  bool waiting = false;  // a wait for the socket's readability is pending
+  bool waiting = false;          // a wait for the socket's readability is pending
+  std::uint64_t generation = 0;  // a wait started before the last stop is stale
 };
 
 // Waits until the client's socket is readable while the request is handled: a close (or a
@@ -268,7 +269,8 @@ struct ClientWatch {
 // the watch, since a close could no longer be told from them.
 void wait_for_close(const std::shared_ptr<Connection>& c, const std::shared_ptr<ClientWatch>& w) {
   w->waiting = true;
-  c->socket.async_wait(tcp::socket::wait_read, [c, w](error_code ec) {
+  c->socket.async_wait(tcp::socket::wait_read, [c, w, generation = w->generation](error_code ec) {
+    if (generation != w->generation) return;
     w->waiting = false;
     if (!w->on_gone) return;
     if (!ec) {
@@ -317,7 +319,16 @@ class ConnectionResponder final : public Responder {
 
   void watch_client(std::function<void()> on_gone) override {
     client_->on_gone = std::move(on_gone);
-    if (client_->on_gone && !client_->waiting) wait_for_close(c_, client_);
+    if (client_->on_gone) {
+      if (!client_->waiting) wait_for_close(c_, client_);
+    } else if (client_->waiting) {
+      // Nothing else is pending on the socket while the handler runs. Left queued, the wait
+      // would keep the next request's read from being tried at once.
+      ++client_->generation;
+      client_->waiting = false;
+      error_code ignored;
+      c_->socket.cancel(ignored);
+    }
   }
 
   void reset(bool keep_alive, int version, bool head_only) {

@@ -288,6 +288,34 @@ TEST_F(GatewayTest, ATimedOutTargetIsNotRetriedButLeftForTheNext) {
   EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "v4", "fail"}), 1);
 }
 
+TEST_F(GatewayTest, PipelinedRequestsAreEachAnsweredWhileTheClientIsWatched) {
+  net::ip::tcp::socket socket(loop_);
+  socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+  const std::string body = R"({"model":"docs","messages":[{"role":"user","content":"hi"}]})";
+  const auto request = [&body](std::string_view extra) {
+    return "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: "
+           "application/json\r\n" +
+           std::string(extra) + "content-length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           body;
+  };
+  net::write(socket, net::buffer(request("") + request("") + request("connection: close\r\n")));
+  std::string got;
+  char buffer[4096];
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = socket.read_some(net::buffer(buffer), ec);
+    got.append(buffer, n);
+    if (ec) break;
+  }
+  std::size_t answered = 0;
+  for (std::size_t at = got.find("HTTP/1.1 200 OK"); at != std::string::npos;
+       at = got.find("HTTP/1.1 200 OK", at + 1)) {
+    ++answered;
+  }
+  EXPECT_EQ(answered, 3u) << got;
+  EXPECT_EQ(counter(metrics().requests_total, {"docs", "primary"}), 3);
+}
+
 TEST_F(GatewayTest, ConnectionRefusedFallsBack) {
   auto r = chat("refused", "hello");
   ASSERT_EQ(r.status, 200) << r.body;
