@@ -276,15 +276,18 @@ std::vector<http::Header> HttpProvider::headers_for(const chat::ChatRequest& req
 }
 
 void HttpProvider::limit(http::ClientRequest& call, CallContext& context) const {
-  const auto cut = [&context](std::int64_t ms) {
-    return std::min(std::chrono::milliseconds(ms),
-                    std::max(context.budget, std::chrono::milliseconds(0)));
-  };
-  call.connect_timeout = cut(options_.connect_timeout_ms);
-  call.first_byte_timeout = context.first_token_limit ? cut(options_.first_token_timeout_ms)
-                                                      : std::chrono::milliseconds(0);
-  call.idle_timeout = cut(options_.idle_timeout_ms);
-  call.timeout = cut(options_.timeout_ms);
+  using std::chrono::milliseconds;
+  // The caller's budget bounds the wait for the answer to begin; an answer already flowing
+  // is bounded by the idle and whole-call timeouts alone, so that a long stream is never cut
+  // before timeout_ms.
+  const milliseconds whole(options_.timeout_ms);
+  const milliseconds begin = std::min(whole, std::max(context.budget, milliseconds(1)));
+  call.connect_timeout = std::min(milliseconds(options_.connect_timeout_ms), begin);
+  call.first_byte_timeout = context.first_token_limit
+                                ? std::min(milliseconds(options_.first_token_timeout_ms), begin)
+                                : begin;
+  call.idle_timeout = milliseconds(options_.idle_timeout_ms);
+  call.timeout = whole;
   call.cancel = context.cancel;
   call.on_replay = [&replays = context.replays](const core::Error& error) {
     replays.push_back(error);

@@ -46,10 +46,10 @@ class HttpProvider final : public Provider {
   // stream's errors: kUpstream when the body ends before [DONE] / message_stop, breaks, or
   // carries an error event; kBadResponse for bytes that are not the dialect's events;
   // kTimeout when the first byte of the body is later than first_token_timeout_ms (when the
-  // context asks for it), the stream is silent for idle_timeout_ms, or the whole exchange,
-  // from the call of stream() to the stream's end, takes longer than timeout_ms (each cut to
-  // the context's budget). A 2xx answer that is not an event stream is decoded as a whole
-  // answer and streamed from it.
+  // context asks for it) or the context's budget, the stream is silent for idle_timeout_ms,
+  // or the whole exchange, from the call of stream() to the stream's end, takes longer than
+  // timeout_ms. A 2xx answer that is not an event stream is decoded as a whole answer and
+  // streamed from it.
   boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
       const chat::ChatRequest& request, CallContext& context) override;
   // Requests with what only one dialect carries go only to a provider of that dialect.
@@ -70,7 +70,8 @@ class HttpProvider final : public Provider {
   // The request to send: the encoded body, the headers, the limits.
   [[nodiscard]] http::ClientRequest call_for(const chat::ChatRequest& request, CallContext& context,
                                              bool stream) const;
-  // Sets the call's timeouts (cut to the context's budget), cancellation and replay count.
+  // Sets the call's timeouts (the wait for the answer to begin cut to the context's budget),
+  // cancellation and replay count.
   void limit(http::ClientRequest& call, CallContext& context) const;
   // The headers for a call with this request: the provider's own, the client's dialect
   // headers when it speaks the same dialect (replacing the provider's of the same name),

@@ -235,7 +235,8 @@ TEST(HttpProvider, TheCallersBudgetCutsTheTimeouts) {
       });
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, core::ErrorCode::kTimeout);
-  EXPECT_NE(r.error().message.find("did not answer within 50 ms"), std::string::npos)
+  EXPECT_NE(r.error().message.find("sent no first byte of its answer within 50 ms"),
+            std::string::npos)
       << r.error().message;
 }
 
@@ -468,11 +469,13 @@ net::awaitable<void> stream_once(Provider& provider, const chat::ChatRequest& re
   }
 }
 
-Streamed stream(Provider& provider, const chat::ChatRequest& request) {
+Streamed stream(Provider& provider, const chat::ChatRequest& request,
+                const std::function<void(CallContext&)>& setup = {}) {
   net::io_context loop;
   http::Client client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, "req-s"};
+  if (setup) setup(context);
   Streamed out;
   net::co_spawn(loop, stream_once(provider, request, context, out), net::detached);
   loop.run();
@@ -631,6 +634,21 @@ TEST(HttpProviderStream, TheTimeoutBoundsTheWholeStream) {
   EXPECT_EQ(s.error->code, core::ErrorCode::kTimeout);
   EXPECT_EQ(s.error->message, "the streamed answer did not end within 150 ms");
   EXPECT_LT(took, std::chrono::milliseconds(1000));
+}
+
+TEST(HttpProviderStream, AStreamThatKeepsFlowingOutlivesTheCallersBudget) {
+  MockOptions mock;
+  mock.stream_frame_delay = std::chrono::milliseconds(30);
+  const auto upstream = mock_upstream(mock);
+  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  options.idle_timeout_ms = 1'000;
+  // The budget bounds the wait for the first frame; the stream (8 frames, 30 ms apart) flows
+  // on past it, bounded by the idle and whole-call timeouts only.
+  const Streamed s = stream(*make(options), request_saying("weather?", true),
+                            [](CallContext& c) { c.budget = std::chrono::milliseconds(100); });
+  ASSERT_FALSE(s.open_error.has_value()) << s.open_error->message;
+  EXPECT_FALSE(s.error.has_value()) << s.error->message;
+  EXPECT_TRUE(s.ended);
 }
 
 TEST(HttpProviderStream, SendsStreamAcceptAndIncludeUsage) {

@@ -28,7 +28,8 @@ struct CallContext {
   const core::Clock& clock;
   std::string_view request_id;  // forwarded as x-request-id
   // What the caller allows this call (the request's deadline less the time already spent):
-  // every timeout of the call is cut to it.
+  // the wait for the answer to begin (connect, head, first byte) is cut to it. An answer
+  // already flowing is bounded by the provider's idle and whole-call timeouts alone.
   std::chrono::milliseconds budget = std::chrono::milliseconds::max();
   // Whether the provider's first-token timeout applies (false on a route's last target,
   // which has nobody to hand over to).

@@ -150,8 +150,9 @@ class Router {
   // Tries the workload's route in order: same-target retries on 429, 5xx and connect errors
   // (exponential backoff with full jitter, Retry-After honoured up to a cap); any other
   // failure, a timeout and validation failures included, moves to the next target at once.
-  // Each call gets what is left of the workload's deadline (and no first-token limit on the
-  // last target); once the deadline has passed or the client has gone, nothing more is tried.
+  // Each call has what is left of the workload's deadline for its answer to begin (and no
+  // first-token limit on the last target); once the deadline has passed or the client has
+  // gone, nothing more is tried.
   // A replay of the request on a fresh connection is an attempt of its own (reason connect).
   // Records every metric and the spend of every attempt.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
