@@ -46,8 +46,10 @@ struct Provider {
   std::string model;        // the upstream's model name
   std::string api_key_env;  // the variable holding the key; empty: no key sent
   std::string ca_file;      // extra CA bundle for TLS; empty: the system store
-  std::int64_t timeout_ms = 30'000;
-  std::int64_t connect_timeout_ms = 5'000;
+  std::int64_t connect_timeout_ms = 5'000;       // TCP + TLS handshake
+  std::int64_t first_token_timeout_ms = 10'000;  // head + first body byte; not on a last target
+  std::int64_t idle_timeout_ms = 30'000;         // longest silence once the body has begun
+  std::int64_t timeout_ms = 600'000;             // the whole call, a streamed body included
   std::int64_t max_tokens = 4096;  // Anthropic requires max_tokens: used when the client sent none
   std::string anthropic_version = "2023-06-01";
   Price price;
@@ -97,6 +99,7 @@ struct Workload {
   Validate validate;
   StreamMode stream_mode = StreamMode::kAuto;
   Retries retries;
+  std::int64_t deadline_ms = 120'000;  // the whole request, every attempt included
   Bands bands;
   int line = 0;
 };

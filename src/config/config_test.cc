@@ -51,6 +51,8 @@ providers:
     ca_file: /etc/ssl/extra.pem
     timeout_ms: 30000
     connect_timeout_ms: 2500
+    first_token_timeout_ms: 8000
+    idle_timeout_ms: 20000
     max_tokens: 8192
     price: {input: 0.14, output: 0.28, cached_input: 0.014}
   claude:
@@ -79,6 +81,7 @@ workloads:
       arguments: schema
       allow_truncated: true
     retries: {max: 2, base_backoff_ms: 50, max_backoff_ms: 400, retry_after_cap_ms: 0}
+    deadline_ms: 90000
     bands: {move_above: 0.4, underused_below: 0.02, healthy_low: 0.05, healthy_high: 0.3,
             window_s: 120}
   extract:
@@ -115,6 +118,8 @@ workloads:
   EXPECT_EQ(flash.ca_file, "/etc/ssl/extra.pem");
   EXPECT_EQ(flash.timeout_ms, 30000);
   EXPECT_EQ(flash.connect_timeout_ms, 2500);
+  EXPECT_EQ(flash.first_token_timeout_ms, 8000);
+  EXPECT_EQ(flash.idle_timeout_ms, 20000);
   EXPECT_EQ(flash.max_tokens, 8192);
   EXPECT_EQ(flash.anthropic_version, "2023-06-01");
   EXPECT_EQ(flash.price.input, 140000);
@@ -129,8 +134,11 @@ workloads:
   EXPECT_EQ(claude.price.input, 3000000);
   EXPECT_EQ(claude.price.output, 15000000);
   EXPECT_EQ(claude.price.cached_input, std::nullopt);
-  EXPECT_EQ(claude.timeout_ms, 30000);  // default
-  EXPECT_EQ(claude.max_tokens, 4096);   // default
+  EXPECT_EQ(claude.connect_timeout_ms, 5000);       // default
+  EXPECT_EQ(claude.first_token_timeout_ms, 10000);  // default
+  EXPECT_EQ(claude.idle_timeout_ms, 30000);         // default
+  EXPECT_EQ(claude.timeout_ms, 600000);             // default
+  EXPECT_EQ(claude.max_tokens, 4096);               // default
 
   const Provider& sim = c.providers[2];
   EXPECT_EQ(sim.kind, ProviderKind::kSimulated);
@@ -151,7 +159,7 @@ workloads:
   ASSERT_EQ(c.workloads.size(), 3u);
   const Workload& agentic = c.workloads[0];
   EXPECT_EQ(agentic.name, "agentic");
-  EXPECT_EQ(agentic.line, 41);
+  EXPECT_EQ(agentic.line, 43);
   EXPECT_THAT(agentic.route, ElementsAre("v4-flash", "claude"));
   EXPECT_TRUE(agentic.validate.enabled);
   EXPECT_EQ(agentic.validate.tool_call, ToolCallCheck::kRequired);
@@ -164,6 +172,8 @@ workloads:
   EXPECT_EQ(agentic.retries.base_backoff_ms, 50);
   EXPECT_EQ(agentic.retries.max_backoff_ms, 400);
   EXPECT_EQ(agentic.retries.retry_after_cap_ms, 0);
+  EXPECT_EQ(agentic.deadline_ms, 90000);
+  EXPECT_EQ(c.workloads[1].deadline_ms, 120000);  // default
   EXPECT_EQ(agentic.bands.move_above, 0.4);
   EXPECT_EQ(agentic.bands.underused_below, 0.02);
   EXPECT_EQ(agentic.bands.healthy_low, 0.05);
@@ -354,8 +364,8 @@ colour: blue
       errors_of(r),
       ElementsAre("test.yaml:5: providers.a.timout_ms: unknown key \"timout_ms\" (did you mean "
                   "\"timeout_ms\"?); allowed keys: kind, base_url, model, api_key_env, ca_file, "
-                  "timeout_ms, connect_timeout_ms, max_tokens, anthropic_version, price, "
-                  "simulation",
+                  "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
+                  "max_tokens, anthropic_version, price, simulation",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
                   "server, ledger, log, providers, workloads"));
 }
@@ -537,6 +547,42 @@ workloads:
                   "test.yaml:10: providers.c: missing required key \"model\"",
                   "test.yaml:16: providers.d.timeout_ms: must be at least 1, got 0",
                   "test.yaml:17: providers.d.simulation: is only allowed for kind simulated"));
+}
+
+TEST(ConfigErrors, APartOfTheCallMayNotExceedTheWholeCall) {
+  LoadResult r = load(R"(providers:
+  a:
+    kind: simulated
+    model: m
+    timeout_ms: 1000
+    connect_timeout_ms: 1000
+    first_token_timeout_ms: 1001
+    idle_timeout_ms: 0
+  b:
+    kind: simulated
+    model: m
+    idle_timeout_ms: 700000
+workloads:
+  w: {route: [a, b], deadline_ms: 0}
+)");
+  EXPECT_THAT(errors_of(r),
+              ElementsAre("test.yaml:7: providers.a.first_token_timeout_ms: first_token_timeout_ms "
+                          "(1001) must not exceed timeout_ms (1000)",
+                          "test.yaml:8: providers.a.idle_timeout_ms: must be at least 1, got 0",
+                          "test.yaml:12: providers.b.idle_timeout_ms: idle_timeout_ms (700000) "
+                          "must not exceed timeout_ms (600000)",
+                          "test.yaml:14: workloads.w.deadline_ms: must be at least 1, got 0"));
+}
+
+TEST(ConfigParse, AShortTimeoutAloneIsValid) {
+  // The defaults of its parts (connect 5 s, first token 10 s, idle 30 s) are cut to it.
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m, timeout_ms: 300}
+workloads:
+  w: {route: [a]}
+)");
+  ASSERT_THAT(errors_of(r), ElementsAre());
+  EXPECT_EQ(r.config->providers[0].timeout_ms, 300);
 }
 
 TEST(ConfigErrors, SimulationRanges) {

@@ -195,18 +195,27 @@ constexpr std::array<std::string_view, 6> kServerKeys{"max_body_bytes",  "max_he
                                                       "max_connections", "drain_timeout_ms"};
 constexpr std::array<std::string_view, 1> kLedgerKeys{"path"};
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
-constexpr std::array<std::string_view, 11> kProviderKeys{
-    "kind",       "base_url",           "model",      "api_key_env",       "ca_file",
-    "timeout_ms", "connect_timeout_ms", "max_tokens", "anthropic_version", "price",
-    "simulation"};
+constexpr std::array<std::string_view, 13> kProviderKeys{"kind",
+                                                         "base_url",
+                                                         "model",
+                                                         "api_key_env",
+                                                         "ca_file",
+                                                         "connect_timeout_ms",
+                                                         "first_token_timeout_ms",
+                                                         "idle_timeout_ms",
+                                                         "timeout_ms",
+                                                         "max_tokens",
+                                                         "anthropic_version",
+                                                         "price",
+                                                         "simulation"};
 constexpr std::array<std::string_view, 3> kPriceKeys{"input", "output", "cached_input"};
 constexpr std::array<std::string_view, 4> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
                                                           "seed", "faults"};
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
-constexpr std::array<std::string_view, 5> kWorkloadKeys{"route", "validate", "retries", "bands",
-                                                        "stream_mode"};
+constexpr std::array<std::string_view, 6> kWorkloadKeys{"route",       "validate", "retries",
+                                                        "deadline_ms", "bands",    "stream_mode"};
 constexpr std::array<std::string_view, 5> kValidateKeys{"tool_call", "tool_names", "arguments",
                                                         "content", "allow_truncated"};
 constexpr std::array<std::string_view, 4> kRetriesKeys{"max", "base_backoff_ms", "max_backoff_ms",
@@ -510,6 +519,12 @@ class Parser {
       return;
     }
     std::optional<ProviderKind> kind;
+    std::vector<std::string> timeouts_read;  // the timeout keys whose values were valid
+    const auto timeout = [&](const Field& f, std::int64_t& out) {
+      std::optional<std::int64_t> v = integer(f, 1);
+      if (v) timeouts_read.push_back(f.key);
+      assign(out, v);
+    };
     Entries e = entries(map, kProviderKeys, [&](const Field& f) {
       if (f.key == "kind") {
         kind = choice(f, Choices<ProviderKind>(kKinds));
@@ -540,10 +555,14 @@ class Parser {
         }
       } else if (f.key == "ca_file") {
         assign(p.ca_file, text(f));
-      } else if (f.key == "timeout_ms") {
-        assign(p.timeout_ms, integer(f, 1));
       } else if (f.key == "connect_timeout_ms") {
-        assign(p.connect_timeout_ms, integer(f, 1));
+        timeout(f, p.connect_timeout_ms);
+      } else if (f.key == "first_token_timeout_ms") {
+        timeout(f, p.first_token_timeout_ms);
+      } else if (f.key == "idle_timeout_ms") {
+        timeout(f, p.idle_timeout_ms);
+      } else if (f.key == "timeout_ms") {
+        timeout(f, p.timeout_ms);
       } else if (f.key == "max_tokens") {
         assign(p.max_tokens, integer(f, 1));
       } else if (f.key == "anthropic_version") {
@@ -559,11 +578,33 @@ class Parser {
     });
     require(e, "kind", map);
     require(e, "model", map);
+    timeouts(e, p, timeouts_read);
     if (kind && *kind != ProviderKind::kSimulated) {
       require(e, "base_url", map);
       if (const Field* sim = e.find("simulation")) {
         error(sim->key_line, sim->path, "is only allowed for kind simulated");
       }
+    }
+  }
+
+  // A part of the call cannot be allowed longer than the whole call. Only a part given is
+  // blamed: a default longer than a short timeout_ms is simply cut to it when used. Values
+  // that did not parse (`read` lacks them) were reported already.
+  void timeouts(const Entries& e, const Provider& p, const std::vector<std::string>& read) {
+    const auto was_read = [&read](std::string_view key) {
+      return std::find(read.begin(), read.end(), key) != read.end();
+    };
+    if (e.find("timeout_ms") != nullptr && !was_read("timeout_ms")) return;
+    const std::pair<std::string_view, std::int64_t> parts[] = {
+        {"connect_timeout_ms", p.connect_timeout_ms},
+        {"first_token_timeout_ms", p.first_token_timeout_ms},
+        {"idle_timeout_ms", p.idle_timeout_ms}};
+    for (const auto& [key, value] : parts) {
+      const Field* part = e.find(key);
+      if (part == nullptr || !was_read(key) || value <= p.timeout_ms) continue;
+      error(part->line, part->path,
+            std::string(key) + " (" + std::to_string(value) + ") must not exceed timeout_ms (" +
+                std::to_string(p.timeout_ms) + ")");
     }
   }
 
@@ -652,6 +693,7 @@ class Parser {
       if (f.key == "route") route(f, w.route);
       if (f.key == "validate") validate(f, w.validate);
       if (f.key == "retries") retries(f, w.retries);
+      if (f.key == "deadline_ms") assign(w.deadline_ms, integer(f, 1));
       if (f.key == "bands") bands(f, w.bands);
       if (f.key == "stream_mode")
         assign(w.stream_mode, choice(f, Choices<StreamMode>(kStreamModes)));

@@ -103,6 +103,7 @@ struct Watch {
   std::uint64_t generation = 0;
   tcp::socket* socket = nullptr;  // null once the connection is gone
   bool expired = false;
+  bool cancelled = false;  // the caller's cancellation closed the socket
 };
 
 void wake_at(const std::shared_ptr<Watch>& w, Clock::time_point at) {
@@ -147,8 +148,23 @@ struct Connection {
   std::string head;
   Clock::time_point idle_since;
   std::shared_ptr<Watch> watch;
+  core::Cancellation::Subscription on_cancel;
 
   tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
+
+  // From now on, a request of `cancel` closes the socket, so that the pending operation fails
+  // at once. Null: nothing to follow.
+  void follow(core::Cancellation* cancel) {
+    on_cancel.reset();
+    watch->cancelled = false;
+    if (cancel == nullptr) return;
+    on_cancel = cancel->subscribe([w = watch] {
+      w->cancelled = true;
+      error_code ignored;
+      if (w->socket != nullptr) w->socket->close(ignored);
+    });
+  }
+  [[nodiscard]] bool cancelled() const { return watch->cancelled; }
 
   // Operations from now on fail once `deadline` has passed.
   void expect_by(Clock::time_point deadline) {
@@ -304,13 +320,62 @@ bool is_parse_error(error_code ec) {
          ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
 }
 
+// Which of the request's timeouts bounds a wait, for the message when it passes.
+enum class Limit { kWhole, kFirstByte, kIdle };
+
+// When a wait must end, and why.
+struct Due {
+  Clock::time_point at = kNever;
+  Limit limit = Limit::kWhole;
+  std::chrono::milliseconds length{0};
+};
+
+// The timeouts of one exchange, fixed when it starts.
+struct Limits {
+  explicit Limits(const ClientRequest& request)
+      : whole{Clock::now() + request.timeout, Limit::kWhole, request.timeout},
+        first_byte(request.first_byte_timeout),
+        idle(request.idle_timeout) {}
+
+  // The nearer of the whole exchange's end and `length` from now (zero length: the former).
+  [[nodiscard]] Due within(std::chrono::milliseconds length, Limit limit) const {
+    if (length.count() <= 0) return whole;
+    const Clock::time_point at = Clock::now() + length;
+    return at < whole.at ? Due{at, limit, length} : whole;
+  }
+
+  Due whole;
+  std::chrono::milliseconds first_byte;
+  std::chrono::milliseconds idle;
+};
+
+core::Error cancelled_error(const Origin& origin) {
+  return core::Error{core::ErrorCode::kUpstream,
+                     "the call to " + where(origin) + " was cancelled: its caller went away"};
+}
+
 // The error for a failed exchange after the connection was made.
-core::Error exchange_error(error_code ec, const Origin& origin, std::chrono::milliseconds timeout,
-                           Clock::time_point deadline, bool got_response_bytes) {
+core::Error exchange_error(error_code ec, const Origin& origin, const Due& due,
+                           bool got_response_bytes, bool cancelled) {
+  if (cancelled) return cancelled_error(origin);
   // The watch closes the socket at the deadline; whatever error that gave, it is a timeout.
-  if (Clock::now() >= deadline) {
-    return core::Error{core::ErrorCode::kTimeout, where(origin) + " did not answer within " +
-                                                      std::to_string(timeout.count()) + " ms"};
+  if (Clock::now() >= due.at) {
+    const std::string ms = std::to_string(due.length.count()) + " ms";
+    switch (due.limit) {
+      case Limit::kFirstByte:
+        return core::Error{core::ErrorCode::kTimeout,
+                           where(origin) + " sent no first byte of its answer within " + ms};
+      case Limit::kIdle:
+        return core::Error{core::ErrorCode::kTimeout,
+                           where(origin) + " went silent for " + ms + " in mid-answer"};
+      case Limit::kWhole:
+        break;
+    }
+    return core::Error{core::ErrorCode::kTimeout,
+                       where(origin) +
+                           (got_response_bytes ? " did not finish its answer within "
+                                               : " did not answer within ") +
+                           ms};
   }
   if (ec == bhttp::error::body_limit) {
     return core::Error{core::ErrorCode::kBadResponse,
@@ -341,14 +406,20 @@ struct Pools {
   std::unique_ptr<Connection> take_idle(const Origin& origin);
   // Puts a connection whose last response ended cleanly back in its origin's pool.
   void give_back(const Origin& origin, std::unique_ptr<Connection> connection);
-  // Resolves, connects and (for https) handshakes before `deadline`.
+  // Resolves, connects and (for https) handshakes before `deadline`, or until `cancel`.
   net::awaitable<core::Result<std::unique_ptr<Connection>>> connect(
-      Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout);
+      Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout,
+      core::Cancellation* cancel);
   // Writes the request and reads the response header into `parser`, replaying once on a
-  // fresh connection when a pooled one turns out to be stale.
+  // fresh connection when a pooled one turns out to be stale. `first` is set to when the
+  // first byte of the body is due.
   net::awaitable<core::Result<std::unique_ptr<Connection>>> start(
       const Origin& origin, const ClientRequest& request, std::optional<ResponseParser>& parser,
-      Clock::time_point deadline);
+      const Limits& limits, Due& first);
+  // The time the replay window is measured in.
+  [[nodiscard]] Clock::time_point replay_now() const {
+    return options.clock != nullptr ? options.clock->now() : Clock::now();
+  }
 
   net::io_context& loop;
   ClientOptions options;
@@ -409,6 +480,7 @@ void Pools::give_back(const Origin& origin, std::unique_ptr<Connection> connecti
   if (connection->buffer.size() != 0 || options.max_idle_per_origin == 0) return;
   // An idle connection awaits nothing; a pending wait would keep the loop from ending.
   stop_watching(*connection->watch);
+  connection->follow(nullptr);
   Pool* pool = nullptr;
   for (Pool& candidate : pools) {
     if (candidate.serves(origin)) pool = &candidate;
@@ -427,7 +499,8 @@ void Pools::give_back(const Origin& origin, std::unique_ptr<Connection> connecti
 }
 
 net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
-    Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout) {
+    Origin origin, Clock::time_point deadline, std::chrono::milliseconds timeout,
+    core::Cancellation* cancel) {
   auto c = std::make_unique<Connection>(loop.get_executor());
   ssl::context* context = nullptr;
   if (origin.tls) {
@@ -440,6 +513,7 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
   }
   tcp::socket& socket = c->socket();
   c->watch->socket = &socket;
+  c->follow(cancel);
   const auto timed_out = [&] {
     return core::fail(core::ErrorCode::kTimeout, "connecting to " + where(origin) +
                                                      " timed out after " +
@@ -461,10 +535,12 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
       co_return core::fail(core::ErrorCode::kConnect,
                            "cannot resolve " + origin.host + ": " + rec.message());
     }
+    if (c->cancelled()) co_return std::unexpected(cancelled_error(origin));
     if (Clock::now() >= deadline) co_return timed_out();
     auto [cec, endpoint] = co_await net::async_connect(socket, endpoints, kAwait);
     ec = cec;
   }
+  if (c->cancelled()) co_return std::unexpected(cancelled_error(origin));
   if (c->timed_out()) co_return timed_out();
   if (ec) {
     co_return core::fail(core::ErrorCode::kConnect,
@@ -480,6 +556,7 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
     if (!is_ip_literal(origin.host)) SSL_set_tlsext_host_name(ssl_handle, origin.host.c_str());
     c->secure->set_verify_callback(ssl::host_name_verification(origin.host));
     auto [hec] = co_await c->secure->async_handshake(ssl::stream_base::client, kAwait);
+    if (c->cancelled()) co_return std::unexpected(cancelled_error(origin));
     if (c->timed_out()) co_return timed_out();
     if (hec) {
       const long verify = SSL_get_verify_result(ssl_handle);
@@ -502,20 +579,27 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::connect(
 
 net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::start(
     const Origin& origin, const ClientRequest& request, std::optional<ResponseParser>& parser,
-    Clock::time_point deadline) {
+    const Limits& limits, Due& first) {
   // Replay at most once, and only on a fresh connection.
   for (int attempt = 0;; ++attempt) {
+    if (request.cancel != nullptr && request.cancel->requested()) {
+      co_return std::unexpected(cancelled_error(origin));
+    }
     std::unique_ptr<Connection> c = attempt == 0 ? take_idle(origin) : nullptr;
     const bool reused = c != nullptr;
-    if (!c) {
-      const auto connect_deadline = std::min(deadline, Clock::now() + request.connect_timeout);
-      auto connected = co_await connect(origin, connect_deadline, request.connect_timeout);
+    if (reused) {
+      c->follow(request.cancel);
+    } else {
+      const Due connect_due = limits.within(request.connect_timeout, Limit::kWhole);
+      auto connected = co_await connect(origin, connect_due.at, connect_due.length, request.cancel);
       if (!connected) co_return std::unexpected(std::move(connected.error()));
       c = std::move(*connected);
     }
     write_head(c->head, origin, request);
     reset_parser(parser, request);
-    c->expect_by(deadline);
+    first = limits.within(limits.first_byte, Limit::kFirstByte);
+    c->expect_by(first.at);
+    const Clock::time_point written = replay_now();
     error_code ec = co_await write_and_read_header(*c, request.body, *parser);
     // Interim responses (100 Continue, 103 Early Hints) precede the real one.
     while (!ec && parser->status >= 100 && parser->status < 200 && parser->status != 101) {
@@ -523,22 +607,26 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::start(
       ec = co_await read_until(*c, *parser, wire::header_done);
     }
     if (!ec) co_return c;
-    // A pooled connection the upstream closed while it sat idle: nothing of the response
-    // arrived, so the request was not processed and can go out again.
-    if (reused && !parser->got_some() && !c->timed_out() && Clock::now() < deadline) {
+    core::Error error = exchange_error(ec, origin, first, parser->got_some(), c->cancelled());
+    // A pooled connection the upstream closed while it sat idle fails at once: nothing of the
+    // response arrived, so the request was not processed and can go out again. One that
+    // failed later may have been processed (and billed), and is not replayed.
+    if (reused && !parser->got_some() && !c->timed_out() && !c->cancelled() &&
+        replay_now() - written <= kReplayWindow && Clock::now() < first.at) {
+      if (request.on_replay) request.on_replay(error);
       continue;
     }
-    co_return std::unexpected(
-        exchange_error(ec, origin, request.timeout, deadline, parser->got_some()));
+    co_return std::unexpected(std::move(error));
   }
 }
 
-// A streamed body on a connection of the client's pool. Each next() has request.timeout to
-// produce its piece: a long stream lives as long as the upstream keeps sending.
+// A streamed body on a connection of the client's pool: its first piece is due by the
+// request's first-byte deadline, each later one within the idle timeout, all of it within the
+// whole exchange's timeout.
 class PooledBodyStream final : public BodyStream {
  public:
   PooledBodyStream(Pools& client, const Origin& origin, const ClientRequest& request)
-      : client_(client), origin_(origin), timeout_(request.timeout) {}
+      : limits_(request), client_(client), origin_(origin) {}
 
   net::awaitable<core::Result<std::string>> next() override {
     if (connection_ == nullptr) {
@@ -546,30 +634,36 @@ class PooledBodyStream final : public BodyStream {
       co_return core::fail(core::ErrorCode::kUpstream, "the response stream already failed");
     }
     for (;;) {
-      if (!parser_->body.empty()) co_return std::exchange(parser_->body, std::string());
+      if (!parser_->body.empty()) {
+        begun_ = true;
+        co_return std::exchange(parser_->body, std::string());
+      }
       if (parser_->is_done()) {
         ended_ = true;
         if (parser_->keep_alive()) client_.give_back(origin_, std::move(connection_));
         connection_.reset();
         co_return std::string();
       }
-      const auto deadline = Clock::now() + timeout_;
-      connection_->expect_by(deadline);
+      const Due due = begun_ ? limits_.within(limits_.idle, Limit::kIdle) : first_;
+      connection_->expect_by(due.at);
       const error_code ec = co_await read_until(*connection_, *parser_, body_piece);
       if (ec) {
+        const bool cancelled = connection_->cancelled();
         connection_.reset();  // half-read: never pooled
-        co_return std::unexpected(exchange_error(ec, origin_, timeout_, deadline, true));
+        co_return std::unexpected(exchange_error(ec, origin_, due, true, cancelled));
       }
     }
   }
 
   std::optional<ResponseParser> parser_;
   std::unique_ptr<Connection> connection_;
+  Limits limits_;
+  Due first_;
 
  private:
   Pools& client_;
   Origin origin_;
-  std::chrono::milliseconds timeout_;
+  bool begun_ = false;
   bool ended_ = false;
 };
 
@@ -587,14 +681,23 @@ Client::~Client() = default;
 net::awaitable<core::Result<ClientResponse>> Client::send(const Origin& origin,
                                                           ClientRequest request) {
   if (auto valid = check_request(request); !valid) co_return std::unexpected(valid.error());
-  const auto deadline = Clock::now() + request.timeout;
+  const Limits limits(request);
+  Due first;
   std::optional<ResponseParser> parser;
-  auto started = co_await impl_->start(origin, request, parser, deadline);
+  auto started = co_await impl_->start(origin, request, parser, limits, first);
   if (!started) co_return std::unexpected(std::move(started.error()));
   std::unique_ptr<Connection> c = std::move(*started);
-  if (!parser->is_done()) {
-    const error_code ec = co_await read_until(*c, *parser, wire::message_done);
-    if (ec) co_return std::unexpected(exchange_error(ec, origin, request.timeout, deadline, true));
+  // The first piece of the body is due with the head; each later one within the idle timeout.
+  bool begun = !parser->body.empty();
+  while (!parser->is_done()) {
+    const std::size_t seen = parser->body.size();
+    const Due due = begun ? limits.within(limits.idle, Limit::kIdle) : first;
+    c->expect_by(due.at);
+    const error_code ec = co_await read_until(*c, *parser, [seen](const ResponseParser& p) {
+      return p.is_done() || p.body.size() > seen;
+    });
+    if (ec) co_return std::unexpected(exchange_error(ec, origin, due, true, c->cancelled()));
+    begun = true;
   }
   if (parser->keep_alive()) impl_->give_back(origin, std::move(c));
   ClientResponse response;
@@ -607,9 +710,9 @@ net::awaitable<core::Result<ClientResponse>> Client::send(const Origin& origin,
 net::awaitable<core::Result<StreamedResponse>> Client::open(const Origin& origin,
                                                             ClientRequest request) {
   if (auto valid = check_request(request); !valid) co_return std::unexpected(valid.error());
-  const auto deadline = Clock::now() + request.timeout;
   auto stream = std::make_unique<PooledBodyStream>(*impl_, origin, request);
-  auto started = co_await impl_->start(origin, request, stream->parser_, deadline);
+  auto started =
+      co_await impl_->start(origin, request, stream->parser_, stream->limits_, stream->first_);
   if (!started) co_return std::unexpected(std::move(started.error()));
   stream->connection_ = std::move(*started);
   StreamedResponse response;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -680,15 +681,194 @@ TEST(ClientTest, UpstreamThatNeverAnswersTimesOut) {
   EXPECT_NE(response.error().message.find("did not answer within 100 ms"), std::string::npos);
 }
 
+// Reads one request head, then calls `cancel` and holds the connection until the client
+// closes it, which sets `closed`.
+net::awaitable<void> cancelling_server(tcp::acceptor* acceptor, core::Cancellation* cancel,
+                                       bool* closed) {
+  auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+  if (ec) co_return;
+  std::string buffer;
+  auto [rec, n] =
+      co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
+  if (rec) co_return;
+  cancel->request();
+  std::array<char, 64> sink;
+  for (;;) {
+    auto [read_ec, read] = co_await socket.async_read_some(net::buffer(sink), kAwait);
+    if (read_ec) break;
+  }
+  *closed = true;
+}
+
+TEST(ClientTest, CancellationClosesTheUpstreamConnectionAtOnce) {
+  net::io_context loop;
+  tcp::acceptor acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  core::Cancellation cancel;
+  bool closed = false;
+  net::co_spawn(loop, cancelling_server(&acceptor, &cancel, &closed), net::detached);
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.timeout = 10s;  // far beyond the test: only the cancellation can end the call
+  request.cancel = &cancel;
+  const auto started = std::chrono::steady_clock::now();
+  auto response = run(
+      loop,
+      client.send(Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""}, request));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kUpstream);
+  EXPECT_NE(response.error().message.find("was cancelled"), std::string::npos)
+      << response.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  loop.restart();
+  loop.run();  // the server sees the close and ends
+  EXPECT_TRUE(closed);
+}
+
+// ---------------------------------------------------------------- client timeouts
+
+// How an upstream paces its one chunked answer.
+struct Pace {
+  int chunks = 0;                   // body pieces "c0", "c1", ...
+  std::chrono::milliseconds gap{};  // before each piece
+  bool end = true;                  // then the last chunk; else silence until the client leaves
+};
+
+net::awaitable<void> paced_server(tcp::acceptor* acceptor, Pace pace) {
+  auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+  if (ec) co_return;
+  std::string buffer;
+  auto [rec, n] =
+      co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
+  if (rec) co_return;
+  std::string_view head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto [hec, hn] = co_await net::async_write(socket, net::buffer(head), kAwait);
+  if (hec) co_return;
+  net::steady_timer timer(socket.get_executor());
+  for (int i = 0; i < pace.chunks; ++i) {
+    timer.expires_after(pace.gap);
+    co_await timer.async_wait(kAwait);
+    const std::string chunk = "2\r\nc" + std::to_string(i % 10) + "\r\n";
+    auto [wec, wn] = co_await net::async_write(socket, net::buffer(chunk), kAwait);
+    if (wec) co_return;
+  }
+  if (pace.end) {
+    co_await net::async_write(socket, net::buffer(std::string_view("0\r\n\r\n")), kAwait);
+  }
+  std::array<char, 64> sink;
+  for (;;) {
+    auto [read_ec, read] = co_await socket.async_read_some(net::buffer(sink), kAwait);
+    if (read_ec) co_return;
+  }
+}
+
+struct PacedUpstream {
+  PacedUpstream(net::io_context& loop, Pace pace)
+      : acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    net::co_spawn(loop, paced_server(&acceptor, pace), net::detached);
+  }
+  [[nodiscard]] Origin origin() const {
+    return Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""};
+  }
+  tcp::acceptor acceptor;
+};
+
+// The body read through open(), or the first error as "error: MESSAGE".
+net::awaitable<std::string> read_stream(Client* client, Origin origin, ClientRequest request) {
+  auto response = co_await client->open(origin, std::move(request));
+  if (!response) co_return "error: " + response.error().message;
+  std::string body;
+  for (;;) {
+    auto piece = co_await response->body->next();
+    if (!piece) co_return body + " error: " + piece.error().message;
+    if (piece->empty()) co_return body;
+    body += *piece;
+  }
+}
+
+TEST(ClientTimeouts, NoFirstByteWithinTheFirstByteTimeoutIsTimeout) {
+  net::io_context loop;
+  tcp::acceptor acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  net::co_spawn(loop, silent_server(&acceptor), net::detached);
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.first_byte_timeout = 50ms;
+  request.idle_timeout = 10s;
+  request.timeout = 10s;
+  auto response = run(
+      loop,
+      client.send(Origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""}, request));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kTimeout);
+  EXPECT_NE(response.error().message.find("sent no first byte of its answer within 50 ms"),
+            std::string::npos)
+      << response.error().message;
+}
+
+TEST(ClientTimeouts, TheFirstByteTimeoutCoversTheFirstPieceOfAStreamedBody) {
+  net::io_context loop;
+  PacedUpstream upstream(loop, Pace{1, 10s, true});  // the head at once, the body much later
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.first_byte_timeout = 50ms;
+  request.idle_timeout = 10s;
+  request.timeout = 10s;
+  EXPECT_EQ(run(loop, read_stream(&client, upstream.origin(), request)),
+            " error: 127.0.0.1:" + std::to_string(upstream.origin().port) +
+                " sent no first byte of its answer within 50 ms");
+}
+
+TEST(ClientTimeouts, AStreamThatGoesSilentIsCutAtTheIdleTimeout) {
+  net::io_context loop;
+  PacedUpstream upstream(loop, Pace{2, 1ms, false});
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.first_byte_timeout = 10s;
+  request.idle_timeout = 50ms;
+  request.timeout = 10s;
+  const std::string got = run(loop, read_stream(&client, upstream.origin(), request));
+  EXPECT_TRUE(got.starts_with("c0c1 error: ")) << got;
+  EXPECT_TRUE(got.ends_with("went silent for 50 ms in mid-answer")) << got;
+}
+
+TEST(ClientTimeouts, AStreamThatKeepsFlowingOutlivesTheIdleAndFirstByteTimeouts) {
+  net::io_context loop;
+  // 10 pieces 20 ms apart: 200 ms in all, longer than either limit, no gap near them.
+  PacedUpstream upstream(loop, Pace{10, 20ms, true});
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.first_byte_timeout = 150ms;
+  request.idle_timeout = 150ms;
+  request.timeout = 10s;
+  EXPECT_EQ(run(loop, read_stream(&client, upstream.origin(), request)), "c0c1c2c3c4c5c6c7c8c9");
+}
+
+TEST(ClientTimeouts, TheWholeTimeoutEndsABodyThatKeepsFlowing) {
+  net::io_context loop;
+  PacedUpstream upstream(loop, Pace{1000, 10ms, true});
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.first_byte_timeout = 10s;
+  request.idle_timeout = 10s;
+  request.timeout = 100ms;
+  auto response = run(loop, client.send(upstream.origin(), request));
+  ASSERT_FALSE(response.has_value());
+  EXPECT_EQ(response.error().code, core::ErrorCode::kTimeout);
+  EXPECT_NE(response.error().message.find("did not finish its answer within 100 ms"),
+            std::string::npos)
+      << response.error().message;
+}
+
 // How a scripted upstream treats each connection after its first response.
 enum class AfterFirst {
-  kCloseAtOnce,          // closes the idle connection right after responding
-  kCloseOnNextRequest,   // reads the next request, then closes without a byte
-  kPartialOnNextRequest  // reads the next request, sends half a status line, closes
+  kCloseAtOnce,            // closes the idle connection right after responding
+  kCloseOnNextRequest,     // reads the next request, then closes without a byte
+  kPartialOnNextRequest,   // reads the next request, sends half a status line, closes
+  kCloseLateOnNextRequest  // reads the next request, lets the clock pass the replay window, closes
 };
 
 struct Script {
   AfterFirst after_first;
+  core::ManualClock* clock = nullptr;
   int connections = 0;
 };
 
@@ -707,6 +887,9 @@ net::awaitable<void> scripted_connection(tcp::socket socket, Script* script) {
   if (script->after_first == AfterFirst::kPartialOnNextRequest) {
     co_await net::async_write(socket, net::buffer(std::string_view("HTTP/1.1 20")), kAwait);
   }
+  if (script->after_first == AfterFirst::kCloseLateOnNextRequest) {
+    script->clock->advance(kReplayWindow + 1ms);
+  }
 }
 
 net::awaitable<void> scripted_server(tcp::acceptor* acceptor, Script* script) {
@@ -720,8 +903,10 @@ net::awaitable<void> scripted_server(tcp::acceptor* acceptor, Script* script) {
 }
 
 struct ScriptedUpstream {
-  explicit ScriptedUpstream(net::io_context& loop, AfterFirst after_first)
-      : acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)), script{after_first} {
+  explicit ScriptedUpstream(net::io_context& loop, AfterFirst after_first,
+                            core::ManualClock* clock = nullptr)
+      : acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        script{after_first, clock} {
     net::co_spawn(loop, scripted_server(&acceptor, &script), net::detached);
   }
   [[nodiscard]] Origin origin() const {
@@ -743,18 +928,46 @@ TEST(ClientTest, IdleConnectionClosedByUpstreamIsNotReused) {
   EXPECT_EQ(upstream.script.connections, 2);
 }
 
-TEST(ClientTest, StalePooledConnectionIsReplayedOnAFreshOne) {
+TEST(ClientTest, StalePooledConnectionIsReplayedOnAFreshOneAndTheReplayIsTold) {
   net::io_context loop;
-  ScriptedUpstream upstream(loop, AfterFirst::kCloseOnNextRequest);
-  Client client(loop);
+  core::ManualClock clock;  // still: the pooled connection fails within the replay window
+  ScriptedUpstream upstream(loop, AfterFirst::kCloseOnNextRequest, &clock);
+  Client client(loop, ClientOptions{.clock = &clock});
   auto first = run(loop, client.send(upstream.origin(), get("/1")));
   ASSERT_TRUE(first.has_value()) << first.error().message;
   EXPECT_EQ(client.idle_connections(), 1u);
-  auto second = run(loop, client.send(upstream.origin(), get("/2")));
+  std::vector<core::Error> replays;
+  ClientRequest request = get("/2");
+  request.on_replay = [&replays](const core::Error& e) { replays.push_back(e); };
+  auto second = run(loop, client.send(upstream.origin(), request));
   ASSERT_TRUE(second.has_value()) << second.error().message;
   EXPECT_EQ(second->status, 200);
   EXPECT_EQ(second->body, "ok");
   EXPECT_EQ(upstream.script.connections, 2);
+  ASSERT_EQ(replays.size(), 1u);
+  EXPECT_EQ(replays[0].code, core::ErrorCode::kUpstream);
+  EXPECT_NE(replays[0].message.find("closed the connection before answering"), std::string::npos)
+      << replays[0].message;
+}
+
+TEST(ClientTest, APooledConnectionThatFailsAfterTheReplayWindowIsNotReplayed) {
+  net::io_context loop;
+  core::ManualClock clock;
+  ScriptedUpstream upstream(loop, AfterFirst::kCloseLateOnNextRequest, &clock);
+  Client client(loop, ClientOptions{.clock = &clock});
+  auto first = run(loop, client.send(upstream.origin(), get("/1")));
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  int replays = 0;
+  ClientRequest request = get("/2");
+  request.on_replay = [&replays](const core::Error&) { ++replays; };
+  auto second = run(loop, client.send(upstream.origin(), request));
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code, core::ErrorCode::kUpstream);
+  EXPECT_NE(second.error().message.find("closed the connection before answering"),
+            std::string::npos)
+      << second.error().message;
+  EXPECT_EQ(upstream.script.connections, 1);
+  EXPECT_EQ(replays, 0);
 }
 
 TEST(ClientTest, OpenReadsAContentLengthBodyAndPoolsTheConnection) {

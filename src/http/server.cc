@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -19,12 +21,14 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/status.hpp>
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "core/json_string.h"
 #include "http/wire.h"
@@ -253,6 +257,35 @@ Response Service::protocol_error(int status, std::string_view message, std::stri
 
 namespace {
 
+// What a handler asked to hear of its client leaving (Responder::watch_client).
+struct ClientWatch {
+  std::function<void()> on_gone;
+  bool waiting = false;          // a wait for the socket's readability is pending
+  std::uint64_t generation = 0;  // a wait started before the last stop is stale
+};
+
+// Waits until the client's socket is readable while the request is handled: a close (or a
+// reset, or the server cancelling the socket) calls on_gone; bytes of a pipelined request end
+// the watch, since a close could no longer be told from them.
+void wait_for_close(const std::shared_ptr<Connection>& c, const std::shared_ptr<ClientWatch>& w) {
+  w->waiting = true;
+  c->socket.async_wait(tcp::socket::wait_read, [c, w, generation = w->generation](error_code ec) {
+    if (generation != w->generation) return;
+    w->waiting = false;
+    if (!w->on_gone) return;
+    if (!ec) {
+      char byte;
+      const ssize_t n = ::recv(c->socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) return;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        wait_for_close(c, w);
+        return;
+      }
+    }
+    std::exchange(w->on_gone, {})();
+  });
+}
+
 struct Worker {
   Worker(const ServerLimits& limits, Shared& shared, int index)
       : limits(limits), shared(shared), index(index) {}
@@ -279,7 +312,24 @@ struct Worker {
 class ConnectionResponder final : public Responder {
  public:
   ConnectionResponder(Worker& worker, std::shared_ptr<Connection> connection)
-      : worker_(worker), c_(std::move(connection)) {}
+      : worker_(worker), c_(std::move(connection)), client_(std::make_shared<ClientWatch>()) {}
+  ~ConnectionResponder() override { client_->on_gone = nullptr; }
+  ConnectionResponder(const ConnectionResponder&) = delete;
+  ConnectionResponder& operator=(const ConnectionResponder&) = delete;
+
+  void watch_client(std::function<void()> on_gone) override {
+    client_->on_gone = std::move(on_gone);
+    if (client_->on_gone) {
+      if (!client_->waiting) wait_for_close(c_, client_);
+    } else if (client_->waiting) {
+      // Nothing else is pending on the socket while the handler runs. Left queued, the wait
+      // would keep the next request's read from being tried at once.
+      ++client_->generation;
+      client_->waiting = false;
+      error_code ignored;
+      c_->socket.cancel(ignored);
+    }
+  }
 
   void reset(bool keep_alive, int version, bool head_only) {
     keep_alive_ = keep_alive;
@@ -399,6 +449,7 @@ class ConnectionResponder final : public Responder {
 
   Worker& worker_;
   std::shared_ptr<Connection> c_;
+  std::shared_ptr<ClientWatch> client_;
   std::string chunk_size_;
   bool keep_alive_ = true;
   bool chunked_ = true;

@@ -31,6 +31,11 @@ class Responder {
   virtual boost::asio::awaitable<bool> write(std::string_view data) = 0;
   // Ends the chunked response.
   virtual boost::asio::awaitable<void> end_stream() = 0;
+  // Calls `on_gone` once, on the worker's thread, when the client closes or resets its
+  // connection while the request is handled, so that work for it can stop at once. Call
+  // again with an empty function before what `on_gone` refers to goes away. The default
+  // never calls it.
+  virtual void watch_client(std::function<void()> on_gone) { static_cast<void>(on_gone); }
 };
 
 // The application behind a server. One instance per worker thread, called only on

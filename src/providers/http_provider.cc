@@ -398,8 +398,27 @@ std::vector<http::Header> HttpProvider::headers_for(const chat::ChatRequest& req
   return headers;
 }
 
-http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request,
-                                           const CallContext& context, bool stream) const {
+void HttpProvider::limit(http::ClientRequest& call, CallContext& context) const {
+  using std::chrono::milliseconds;
+  // The caller's budget bounds the wait for the answer to begin; an answer already flowing
+  // is bounded by the idle and whole-call timeouts alone, so that a long stream is never cut
+  // before timeout_ms.
+  const milliseconds whole(options_.timeout_ms);
+  const milliseconds begin = std::min(whole, std::max(context.budget, milliseconds(1)));
+  call.connect_timeout = std::min(milliseconds(options_.connect_timeout_ms), begin);
+  call.first_byte_timeout = context.first_token_limit
+                                ? std::min(milliseconds(options_.first_token_timeout_ms), begin)
+                                : begin;
+  call.idle_timeout = milliseconds(options_.idle_timeout_ms);
+  call.timeout = whole;
+  call.cancel = context.cancel;
+  call.on_replay = [&replays = context.replays](const core::Error& error) {
+    replays.push_back(error);
+  };
+}
+
+http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request, CallContext& context,
+                                           bool stream) const {
   http::ClientRequest call;
   call.method = "POST";
   call.target = target_;
@@ -412,8 +431,7 @@ http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request,
   call.body = options_.dialect == chat::Dialect::kOpenAI
                   ? openai::encode_request(request, options_.model)
                   : anthropic::encode_request(request, options_.model, options_.default_max_tokens);
-  call.timeout = std::chrono::milliseconds(options_.timeout_ms);
-  call.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+  limit(call, context);
   return call;
 }
 
@@ -453,8 +471,7 @@ net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
   call.headers = headers_for(request, context);
   // The client's body with the model replaced; it has no max_tokens to add.
   call.body = anthropic::encode_request(request, options_.model, options_.default_max_tokens);
-  call.timeout = std::chrono::milliseconds(options_.timeout_ms);
-  call.connect_timeout = std::chrono::milliseconds(options_.connect_timeout_ms);
+  limit(call, context);
   auto sent = co_await context.http.send(origin_, std::move(call));
   if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
   RelayedAnswer answer;
@@ -466,9 +483,11 @@ net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
 
 net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
     const chat::ChatRequest& request, CallContext& context) {
-  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options_.timeout_ms);
   http::ClientRequest call = request.stream ? call_for(request, context, true)
                                             : call_for(streaming(request), context, true);
+  // The client bounds the exchange too; this bound covers the reads of the provider's own.
+  const auto deadline = SteadyClock::now() + call.timeout;
+  const std::int64_t timeout_ms = call.timeout.count();
   auto opened = co_await context.http.open(origin_, std::move(call));
   if (!opened) co_return std::unexpected(redact(std::move(opened.error())));
   http::StreamedResponse& response = *opened;
@@ -478,23 +497,22 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
     whole.status = response.status;
     whole.headers = std::move(response.headers);
     // An error body that cannot be read whole still names the status.
-    auto body = co_await read_body(*response.body, context.loop, deadline, options_.timeout_ms,
-                                   kMaxErrorBody);
+    auto body =
+        co_await read_body(*response.body, context.loop, deadline, timeout_ms, kMaxErrorBody);
     if (body) whole.body = std::move(*body);
     co_return std::unexpected(status_error(whole));
   }
   if (!starts_with_nocase(response.header("content-type"), "text/event-stream")) {
     // An upstream that ignored stream: true answered whole.
-    auto body = co_await read_body(*response.body, context.loop, deadline, options_.timeout_ms,
-                                   kMaxWholeBody);
+    auto body =
+        co_await read_body(*response.body, context.loop, deadline, timeout_ms, kMaxWholeBody);
     if (!body) co_return std::unexpected(redact(std::move(body.error())));
     auto decoded = decode(response.status, *body);
     if (!decoded) co_return std::unexpected(std::move(decoded.error()));
     co_return std::make_unique<WholeAnswerStream>(chat::to_events(*decoded));
   }
   co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),
-                                             options_.dialect, deadline, options_.timeout_ms,
-                                             *this);
+                                             options_.dialect, deadline, timeout_ms, *this);
 }
 
 }  // namespace backstop::providers

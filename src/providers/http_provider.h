@@ -18,11 +18,13 @@ struct HttpProviderOptions {
   chat::Dialect dialect = chat::Dialect::kOpenAI;
   std::string base_url;  // OpenAI: ".../v1" (before /chat/completions); Anthropic: the host
   std::string model;
-  std::string api_key;  // the key itself; empty: no auth header
-  std::string ca_file;  // extra CA bundle for TLS; empty: the system store
-  std::int64_t timeout_ms = 30'000;
-  std::int64_t connect_timeout_ms = 5'000;
-  std::int64_t default_max_tokens = 4096;  // Anthropic requires max_tokens
+  std::string api_key;                           // the key itself; empty: no auth header
+  std::string ca_file;                           // extra CA bundle for TLS; empty: the system store
+  std::int64_t connect_timeout_ms = 5'000;       // TCP + TLS handshake
+  std::int64_t first_token_timeout_ms = 10'000;  // head + first body byte, when the call asks
+  std::int64_t idle_timeout_ms = 30'000;         // longest silence once the body has begun
+  std::int64_t timeout_ms = 600'000;             // the whole call, a streamed body included
+  std::int64_t default_max_tokens = 4096;        // Anthropic requires max_tokens
   std::string anthropic_version = "2023-06-01";
 };
 
@@ -45,10 +47,11 @@ class HttpProvider final : public Provider {
   // message_stop (Anthropic). An event that does not decode is skipped and counted
   // (skipped_events()). The stream's errors: kBrokenStream when the body ends before the
   // answer is complete (or with nothing that decoded) or breaks; kUpstream when it carries
-  // an error event; kTimeout when the whole exchange, from the call of stream() to the stream's
-  // end, takes longer than timeout_ms (the same bound as complete(), so a stream never gets more
-  // time than the same answer unstreamed). A 2xx answer that is not an event stream is decoded as a
-  // whole answer and streamed from it.
+  // an error event; kTimeout when the first byte of the body is later than
+  // first_token_timeout_ms (when the context asks for it) or the context's budget, the stream
+  // is silent for idle_timeout_ms, or the whole exchange, from the call of stream() to the
+  // stream's end, takes longer than timeout_ms. A 2xx answer that is not an event stream is
+  // decoded as a whole answer and streamed from it.
   boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> stream(
       const chat::ChatRequest& request, CallContext& context) override;
   // Requests with what only one dialect carries go only to a provider of that dialect.
@@ -72,9 +75,12 @@ class HttpProvider final : public Provider {
  private:
   HttpProvider(HttpProviderOptions options, http::Origin origin);
 
-  // The request to send: the encoded body, the headers, the timeouts.
-  [[nodiscard]] http::ClientRequest call_for(const chat::ChatRequest& request,
-                                             const CallContext& context, bool stream) const;
+  // The request to send: the encoded body, the headers, the limits.
+  [[nodiscard]] http::ClientRequest call_for(const chat::ChatRequest& request, CallContext& context,
+                                             bool stream) const;
+  // Sets the call's timeouts (the wait for the answer to begin cut to the context's budget),
+  // cancellation and replay count.
+  void limit(http::ClientRequest& call, CallContext& context) const;
   // The headers for a call with this request: the provider's own, the client's dialect
   // headers when it speaks the same dialect (replacing the provider's of the same name),
   // the request id.

@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -72,13 +73,15 @@ net::awaitable<void> call_once(Provider& provider, const chat::ChatRequest& requ
   out = co_await provider.complete(request, context);
 }
 
-// One call of provider.complete() on a fresh loop and client.
+// One call of provider.complete() on a fresh loop and client; `setup` may change the context.
 Outcome call(Provider& provider, const chat::ChatRequest& request,
-             std::string_view request_id = "req-1") {
+             std::string_view request_id = "req-1",
+             const std::function<void(CallContext&)>& setup = {}) {
   net::io_context loop;
   http::Client client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, request_id};
+  if (setup) setup(context);
   std::optional<Outcome> out;
   net::co_spawn(loop, call_once(provider, request, context, out), net::detached);
   loop.run();
@@ -218,6 +221,41 @@ TEST(HttpProvider, SlowUpstreamIsTimeout) {
   const Outcome r = call(*make(options), request_saying("hi [mock:timeout]"));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, core::ErrorCode::kTimeout);
+}
+
+TEST(HttpProvider, TheFirstTokenTimeoutAppliesOnlyWhenTheCallAsks) {
+  const auto upstream = mock_upstream();
+  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  options.first_token_timeout_ms = 50;
+  const auto provider = make(options);
+  const auto slow = request_saying("hi [mock:slow] [mock-delay:300]");
+  const Outcome cut = call(*provider, slow);
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_EQ(cut.error().code, core::ErrorCode::kTimeout);
+  EXPECT_NE(cut.error().message.find("sent no first byte of its answer within 50 ms"),
+            std::string::npos)
+      << cut.error().message;
+  // On a route's last target there is nobody to hand over to: the answer may take its time.
+  const Outcome waited =
+      call(*provider, slow, "req-2", [](CallContext& c) { c.first_token_limit = false; });
+  EXPECT_TRUE(waited.has_value()) << waited.error().message;
+}
+
+TEST(HttpProvider, TheCallersBudgetCutsTheTimeouts) {
+  MockOptions mock;
+  mock.timeout_wait = std::chrono::milliseconds(2'000);
+  const auto upstream = mock_upstream(mock);
+  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const Outcome r =
+      call(*provider, request_saying("hi [mock:timeout]"), "req-1", [](CallContext& c) {
+        c.first_token_limit = false;
+        c.budget = std::chrono::milliseconds(50);
+      });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, core::ErrorCode::kTimeout);
+  EXPECT_NE(r.error().message.find("sent no first byte of its answer within 50 ms"),
+            std::string::npos)
+      << r.error().message;
 }
 
 TEST(HttpProvider, BadBaseUrlIsInvalidArgument) {
@@ -556,11 +594,13 @@ net::awaitable<void> stream_once(Provider& provider, const chat::ChatRequest& re
   }
 }
 
-Streamed stream(Provider& provider, const chat::ChatRequest& request) {
+Streamed stream(Provider& provider, const chat::ChatRequest& request,
+                const std::function<void(CallContext&)>& setup = {}) {
   net::io_context loop;
   http::Client client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, "req-s"};
+  if (setup) setup(context);
   Streamed out;
   net::co_spawn(loop, stream_once(provider, request, context, out), net::detached);
   loop.run();
@@ -823,6 +863,21 @@ TEST(HttpProviderStream, TheTimeoutBoundsTheWholeStream) {
   EXPECT_EQ(s.error->code, core::ErrorCode::kTimeout);
   EXPECT_EQ(s.error->message, "the streamed answer did not end within 150 ms");
   EXPECT_LT(took, std::chrono::milliseconds(1000));
+}
+
+TEST(HttpProviderStream, AStreamThatKeepsFlowingOutlivesTheCallersBudget) {
+  MockOptions mock;
+  mock.stream_frame_delay = std::chrono::milliseconds(30);
+  const auto upstream = mock_upstream(mock);
+  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  options.idle_timeout_ms = 1'000;
+  // The budget bounds the wait for the first frame; the stream (8 frames, 30 ms apart) flows
+  // on past it, bounded by the idle and whole-call timeouts only.
+  const Streamed s = stream(*make(options), request_saying("weather?", true),
+                            [](CallContext& c) { c.budget = std::chrono::milliseconds(100); });
+  ASSERT_FALSE(s.open_error.has_value()) << s.open_error->message;
+  EXPECT_FALSE(s.error.has_value()) << s.error->message;
+  EXPECT_TRUE(s.ended);
 }
 
 TEST(HttpProviderStream, SendsStreamAcceptAndIncludeUsage) {

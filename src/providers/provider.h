@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "chat/chat.h"
+#include "core/cancellation.h"
 #include "core/clock.h"
 #include "core/error.h"
 
@@ -26,6 +28,18 @@ struct CallContext {
   http::Client& http;             // the worker's pooled client
   const core::Clock& clock;
   std::string_view request_id;  // forwarded as x-request-id
+  // What the caller allows this call (the request's deadline less the time already spent):
+  // the wait for the answer to begin (connect, head, first byte) is cut to it. An answer
+  // already flowing is bounded by the provider's idle and whole-call timeouts alone.
+  std::chrono::milliseconds budget = std::chrono::milliseconds::max();
+  // Whether the provider's first-token timeout applies (false on a route's last target,
+  // which has nobody to hand over to).
+  bool first_token_limit = true;
+  // When requested (the client went away), the call ends at once. Null: none.
+  core::Cancellation* cancel = nullptr;
+  // Out: each failure of a pooled connection after which the call went out again on a fresh
+  // one (a replay), appended as it happens.
+  std::vector<core::Error> replays{};
 };
 
 // The events of one streamed answer, read batch by batch.
@@ -33,8 +47,8 @@ class EventStream {
  public:
   virtual ~EventStream() = default;
   // The next events (one or more); an empty vector at the clean end of the stream, which
-  // comes only after the dialect's own end of the answer. Errors: kTimeout (no bytes within
-  // the provider's timeout), kBrokenStream (the body stopped or broke before that end),
+  // comes only after the dialect's own end of the answer. Errors: kTimeout (one of the
+  // provider's timeouts passed), kBrokenStream (the body stopped or broke before that end),
   // kUpstream (the stream carried an error event).
   virtual boost::asio::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() = 0;
   // Events that did not decode and were skipped so far.

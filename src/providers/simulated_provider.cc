@@ -113,9 +113,12 @@ net::awaitable<core::Result<chat::ChatResponse>> SimulatedProvider::complete(
     const chat::ChatRequest& request, CallContext& context) {
   const SimulatedDraw d = draw(calls_.fetch_add(1, std::memory_order_relaxed));
   if (d.outcome == SimulatedDraw::Outcome::kTimeout) {
-    co_await wait_ms(context.loop, static_cast<double>(options_.timeout_ms));
+    // As a silent upstream: cut at the provider's timeout, or earlier at the caller's budget.
+    const std::int64_t waited = std::min<std::int64_t>(
+        options_.timeout_ms, std::max<std::int64_t>(0, context.budget.count()));
+    co_await wait_ms(context.loop, static_cast<double>(waited));
     co_return core::fail(core::ErrorCode::kTimeout,
-                         "no answer within " + std::to_string(options_.timeout_ms) + " ms");
+                         "no answer within " + std::to_string(waited) + " ms");
   }
   co_await wait_ms(context.loop, d.latency_ms);
   switch (d.outcome) {

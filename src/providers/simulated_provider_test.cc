@@ -62,6 +62,28 @@ Results run(SimulatedProvider& provider, int n, const chat::ChatRequest& request
   return results;
 }
 
+TEST(SimulatedProvider, ATimeoutFaultWaitsNoLongerThanTheCallersBudget) {
+  SimulatedOptions o;
+  o.name = "sim";
+  o.model = "sim-1";
+  o.latency_p50_ms = 0;
+  o.timeout_ms = 600'000;  // never reached: the test would hang
+  o.rates.timeout = 1.0;
+  SimulatedProvider provider(o);
+  net::io_context loop;
+  http::Client client(loop);
+  core::ManualClock clock;
+  CallContext context{loop, client, clock, "req-1"};
+  context.budget = std::chrono::milliseconds(1);
+  Results results;
+  net::co_spawn(loop, call_n(provider, context, weather_request(), 1, results), net::detached);
+  loop.run();
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_FALSE(results[0].has_value());
+  EXPECT_EQ(results[0].error().code, core::ErrorCode::kTimeout);
+  EXPECT_EQ(results[0].error().message, "no answer within 1 ms");
+}
+
 TEST(SimulatedProvider, SameSeedSameDraws) {
   SimulatedOptions o = faulty(7);
   o.latency_p50_ms = 100;

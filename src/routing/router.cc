@@ -215,7 +215,6 @@ Reason reason_of(const core::Error& error) {
 bool is_retryable(const core::Error& error) {
   switch (error.code) {
     case core::ErrorCode::kRateLimited:
-    case core::ErrorCode::kTimeout:
     case core::ErrorCode::kConnect:
       return true;
     case core::ErrorCode::kUpstream:
@@ -241,6 +240,7 @@ Router::Router(const config::Config& config,
     }
     if (wc.validate.enabled) w->validator = validation::make_validator(to_spec(wc.validate));
     w->retries = wc.retries;
+    w->deadline = std::chrono::milliseconds(wc.deadline_ms);
     w->bands = wc.bands;
     w->stream_mode = wc.stream_mode;
     w->window = std::make_unique<FallbackWindow>(wc.bands.window_s);
@@ -328,6 +328,8 @@ net::awaitable<void> Router::backoff(const Workload& workload, int retry, const 
   if (delay <= 0) co_return;
   net::steady_timer timer(worker.loop);
   timer.expires_after(std::chrono::milliseconds(delay));
+  core::Cancellation::Subscription gone;
+  if (worker.cancel != nullptr) gone = worker.cancel->subscribe([&timer] { timer.cancel(); });
   co_await timer.async_wait(net::as_tuple(net::use_awaitable));
 }
 
@@ -348,6 +350,49 @@ Attempt& with_error(Attempt& a, const core::Error& error) {
   return a;
 }
 
+// The replays of the call just made (the request sent again on a fresh connection after a
+// pooled one failed), each an attempt that failed with reason connect.
+std::vector<Attempt> take_replays(const providers::Provider& provider,
+                                  providers::CallContext& call) {
+  std::vector<Attempt> out;
+  for (core::Error& error : call.replays) {
+    Attempt a = begin_attempt(provider, 0);
+    a.reason = Reason::kConnect;
+    a.detail = "replayed on a fresh connection: " + std::move(error.message);
+    out.push_back(std::move(a));
+  }
+  call.replays.clear();
+  return out;
+}
+
+// The route's walk against its deadline and its client: what the next call may take.
+struct Walk {
+  const core::Clock& clock;
+  core::Clock::TimePoint deadline;
+  const core::Cancellation* cancel;
+  std::size_t last_target;  // the last target that carries the request
+
+  // True once nothing more may be tried: the deadline passed or the client went away.
+  [[nodiscard]] bool over() const {
+    return (cancel != nullptr && cancel->requested()) || clock.now() >= deadline;
+  }
+  [[nodiscard]] bool client_gone() const { return cancel != nullptr && cancel->requested(); }
+  // Sets the call's budget and first-token limit for route[t].
+  void prepare(providers::CallContext& call, std::size_t t) const {
+    call.budget = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
+    call.first_token_limit = t != last_target;
+  }
+};
+
+Walk walk_of(const Workload& workload, const chat::ChatRequest& request, const core::Clock& clock,
+             const core::Cancellation* cancel) {
+  std::size_t last = 0;
+  for (std::size_t t = 0; t < workload.route.size(); ++t) {
+    if (workload.route[t].provider->carries(request)) last = t;
+  }
+  return Walk{clock, clock.now() + workload.deadline, cancel, last};
+}
+
 }  // namespace
 
 bool Router::carried(const Workload& workload, const chat::ChatRequest& request) {
@@ -362,8 +407,10 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
+  call.cancel = worker.cancel;
+  const Walk walk = walk_of(workload, request, clock_, worker.cancel);
 
-  for (std::size_t t = 0; t < workload.route.size(); ++t) {
+  for (std::size_t t = 0; t < workload.route.size() && !walk.over(); ++t) {
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
     // What only the client's dialect carries goes past targets of another, untried.
@@ -373,9 +420,13 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
 
     for (int retry = 0;; ++retry) {
       const auto t0 = clock_.now();
+      walk.prepare(call, t);
       core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
       m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
+      for (Attempt& replay : take_replays(provider, call)) {
+        fail_attempt(workload, provider, std::move(replay), false, result, m);
+      }
 
       if (!answer) {
         final_reason = reason_of(answer.error());
@@ -385,9 +436,9 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
           result.rejection = answer.error();  // the request's own fault: no target is tried
           break;
         }
-        if (is_retryable(answer.error()) && retry < workload.retries.max) {
+        if (is_retryable(answer.error()) && retry < workload.retries.max && !walk.over()) {
           co_await backoff(workload, retry, answer.error(), worker);
-          continue;
+          if (!walk.over()) continue;
         }
         break;
       }
@@ -414,7 +465,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       fail_attempt(workload, provider, std::move(attempt), true, result, m);
       break;  // a wrong answer is not retried on the same target
     }
-    if (served || result.rejection) break;
+    if (served || result.rejection || walk.over()) break;
     count_fallback(workload, t, final_reason, result, m);
   }
 
@@ -435,6 +486,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
+  call.cancel = worker.cancel;
+  const Walk walk = walk_of(workload, request, clock_, worker.cancel);
   // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
   const bool buffered =
       workload.stream_mode == config::StreamMode::kBuffer ||
@@ -442,7 +495,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const bool checked = buffered && workload.validator != nullptr;
   bool finish_pending = false;  // the stream's clean end is written after the books close
 
-  for (std::size_t t = 0; t < workload.route.size() && !result.stream_started && !result.rejection;
+  for (std::size_t t = 0;
+       t < workload.route.size() && !result.stream_started && !result.rejection && !walk.over();
        ++t) {
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
@@ -452,7 +506,11 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
 
     for (int retry = 0;; ++retry) {
       const auto t0 = clock_.now();
+      walk.prepare(call, t);
       auto opened = co_await provider.stream(request, call);
+      for (Attempt& replay : take_replays(provider, call)) {
+        fail_attempt(workload, provider, std::move(replay), false, result, m);
+      }
       if (!opened) {
         Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
         m.observe(metrics_.upstream_duration_seconds, {provider.name()},
@@ -464,9 +522,9 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
           result.rejection = opened.error();  // the request's own fault: no target is tried
           break;
         }
-        if (is_retryable(opened.error()) && retry < workload.retries.max) {
+        if (is_retryable(opened.error()) && retry < workload.retries.max && !walk.over()) {
           co_await backoff(workload, retry, opened.error(), worker);
-          continue;
+          if (!walk.over()) continue;
         }
         break;
       }
@@ -514,6 +572,11 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
               static_cast<double>(skipped));
       }
       upstream.reset();  // closes the upstream connection if it was not read to its end
+      if (walk.client_gone()) {
+        result.client_gone = true;
+        // The upstream was cut because the client left: what it had is the client's answer.
+        if (sent_any) broke.reset();
+      }
 
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
       m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
@@ -526,9 +589,9 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         with_error(attempt, *broke);
         attempt.status = broke->upstream_status;
         fail_attempt(workload, provider, std::move(attempt), false, result, m);
-        if (is_retryable(*broke) && retry < workload.retries.max) {
+        if (is_retryable(*broke) && retry < workload.retries.max && !walk.over()) {
           co_await backoff(workload, retry, *broke, worker);
-          continue;
+          if (!walk.over()) continue;
         }
         break;
       }
@@ -577,7 +640,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
       break;
     }
-    if (!result.stream_started && !result.rejection) {
+    if (!result.stream_started && !result.rejection && !walk.over()) {
       count_fallback(workload, t, final_reason, result, m);
     }
   }

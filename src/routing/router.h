@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 
 #include "chat/chat.h"
 #include "config/config.h"
+#include "core/cancellation.h"
 #include "core/clock.h"
 #include "ledger/ledger.h"
 #include "providers/provider.h"
@@ -71,6 +73,7 @@ struct Workload {
   std::vector<Target> route;
   std::unique_ptr<validation::Validator> validator;
   config::Retries retries;
+  std::chrono::milliseconds deadline{120'000};  // the whole request, every attempt included
   config::Bands bands;
   config::StreamMode stream_mode = config::StreamMode::kAuto;
   std::unique_ptr<FallbackWindow> window;
@@ -128,6 +131,9 @@ struct WorkerContext {
   telemetry::Shard& metrics;
   validation::SchemaCache& schemas;
   std::mt19937_64& rng;  // backoff jitter
+  // The request's cancellation (its client went away): the call in flight ends at once and
+  // nothing more is tried. Null: none.
+  core::Cancellation* cancel = nullptr;
 };
 
 // The attempt loop. Immutable after construction, shared by all workers.
@@ -144,10 +150,14 @@ class Router {
   }
   [[nodiscard]] const telemetry::Metrics& metrics() const { return metrics_; }
 
-  // Tries the workload's route in order: same-target retries on 429, 5xx, connect errors
-  // and timeouts (exponential backoff with full jitter, Retry-After honoured up to a cap);
-  // any other failure, validation failures included, moves to the next target at once,
+  // Tries the workload's route in order: same-target retries on 429, 5xx and connect errors
+  // (exponential backoff with full jitter, Retry-After honoured up to a cap); any other
+  // failure, a timeout and validation failures included, moves to the next target at once,
   // except a rejection (kRejected), which ends the route: outcome kRejected.
+  // Each call has what is left of the workload's deadline for its answer to begin (and no
+  // first-token limit on the last target); once the deadline has passed or the client has
+  // gone, nothing more is tried.
+  // A replay of the request on a fresh connection is an attempt of its own (reason connect).
   // Records every metric and the spend of every attempt.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
                                             const chat::ChatRequest& request, WorkerContext& worker,
@@ -221,7 +231,8 @@ class BandWatch {
 [[nodiscard]] validation::Spec to_spec(const config::Validate& validate);
 // The reason for a provider error.
 [[nodiscard]] validation::Reason reason_of(const core::Error& error);
-// Whether a provider error is worth a same-target retry (429, 5xx, connect, timeout).
+// Whether a provider error is worth a same-target retry (429, 5xx, connect; never a timeout:
+// a target that timed out is left for the next one).
 [[nodiscard]] bool is_retryable(const core::Error& error);
 
 }  // namespace backstop::routing

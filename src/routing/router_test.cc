@@ -7,6 +7,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 #include <deque>
+#include <functional>
 
 #include "http/client.h"
 
@@ -15,6 +16,7 @@ namespace {
 
 namespace net = boost::asio;
 using core::ErrorCode;
+using namespace std::chrono_literals;
 using validation::Reason;
 
 // A provider that answers from a script, one entry per call.
@@ -24,9 +26,12 @@ class ScriptedProvider final : public providers::Provider {
       : name_(std::move(name)), model_(std::move(model)) {}
   const std::string& name() const override { return name_; }
   const std::string& model() const override { return model_; }
-  net::awaitable<core::Result<chat::ChatResponse>> complete(const chat::ChatRequest&,
-                                                            providers::CallContext&) override {
+  net::awaitable<core::Result<chat::ChatResponse>> complete(
+      const chat::ChatRequest&, providers::CallContext& context) override {
     ++calls;
+    budgets.push_back(context.budget);
+    first_token_limits.push_back(context.first_token_limit);
+    if (on_call) on_call(context);
     if (script.empty()) co_return core::fail(ErrorCode::kInternal, "script ran out");
     auto next = std::move(script.front());
     script.pop_front();
@@ -34,6 +39,9 @@ class ScriptedProvider final : public providers::Provider {
   }
   std::deque<core::Result<chat::ChatResponse>> script;
   int calls = 0;
+  std::vector<std::chrono::milliseconds> budgets;  // what each call was allowed
+  std::vector<bool> first_token_limits;
+  std::function<void(providers::CallContext&)> on_call;  // runs during each call
 
  private:
   std::string name_;
@@ -94,8 +102,8 @@ class RouterTest : public ::testing::Test {
     request_.tools.push_back(tool);
   }
 
-  RouteResult run() {
-    WorkerContext worker{loop_, http_, registry_.shard(0), schemas_, rng_};
+  RouteResult run(core::Cancellation* cancel = nullptr) {
+    WorkerContext worker{loop_, http_, registry_.shard(0), schemas_, rng_, cancel};
     auto future =
         net::co_spawn(loop_, router_->route(*router_->find("agentic"), request_, worker, "req-1"),
                       net::use_future);
@@ -204,15 +212,91 @@ TEST_F(RouterTest, ARejectionEndsTheRouteWithoutFallback) {
 
 TEST_F(RouterTest, EveryTargetFailingListsEveryAttempt) {
   primary_->script.push_back(tool_answer("{\"unit\":"));
-  fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 503)));
   fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
   RouteResult r = run();
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   ASSERT_EQ(r.attempts.size(), 3u);
   EXPECT_EQ(r.attempts[0].reason, Reason::kInvalidJson);
+  EXPECT_EQ(r.attempts[1].reason, Reason::kUpstreamError);
   EXPECT_EQ(r.attempts[2].reason, Reason::kTimeout);
   EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "failed"}), 1);
   EXPECT_FALSE(r.response.has_value());
+}
+
+TEST_F(RouterTest, ATimeoutIsNeverRetriedOnTheSameTarget) {
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  EXPECT_EQ(primary_->calls, 1);  // retries.max is 1: a 5xx would have had a second call
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kTimeout);
+  EXPECT_EQ(r.fallback_reason, Reason::kTimeout);
+  EXPECT_EQ(
+      counter(router_->metrics().fallbacks_total, {"agentic", "primary", "fallback", "timeout"}),
+      1);
+}
+
+TEST_F(RouterTest, EachCallGetsTheTimeLeftAndTheLastTargetNoFirstTokenLimit) {
+  primary_->on_call = [this](providers::CallContext&) { clock_.advance(std::chrono::seconds(50)); };
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  // The default deadline_ms, 120 s, less the 50 s the primary took.
+  EXPECT_EQ(primary_->budgets, (std::vector<std::chrono::milliseconds>{120'000ms}));
+  EXPECT_EQ(fallback_->budgets, (std::vector<std::chrono::milliseconds>{70'000ms}));
+  EXPECT_EQ(primary_->first_token_limits, (std::vector<bool>{true}));
+  EXPECT_EQ(fallback_->first_token_limits, (std::vector<bool>{false}));
+}
+
+TEST_F(RouterTest, NothingMoreIsTriedOnceTheDeadlineHasPassed) {
+  primary_->on_call = [this](providers::CallContext&) {
+    clock_.advance(std::chrono::seconds(121));
+  };
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 503)));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_EQ(primary_->calls, 1);  // a 503 is retried, but not past the deadline
+  EXPECT_EQ(fallback_->calls, 0);
+  ASSERT_EQ(r.attempts.size(), 1u);
+  EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "failed"}), 1);
+}
+
+TEST_F(RouterTest, AReplayOnAFreshConnectionIsAnAttemptOfItsOwn) {
+  primary_->on_call = [](providers::CallContext& context) {
+    context.replays.push_back(
+        core::Error{ErrorCode::kUpstream, "127.0.0.1:1 closed the connection before answering"});
+  };
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  RouteResult r = run();
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_FALSE(r.attempts[0].pass);
+  EXPECT_EQ(r.attempts[0].provider, "primary");
+  EXPECT_EQ(r.attempts[0].reason, Reason::kConnect);
+  EXPECT_EQ(r.attempts[0].detail,
+            "replayed on a fresh connection: 127.0.0.1:1 closed the connection before answering");
+  EXPECT_TRUE(r.attempts[1].pass);
+  EXPECT_EQ(counter(router_->metrics().attempts_total, {"agentic", "primary", "fail"}), 1);
+  EXPECT_EQ(counter(router_->metrics().attempts_total, {"agentic", "primary", "pass"}), 1);
+}
+
+TEST_F(RouterTest, AClientThatLeftStopsTheRouteAndItsCallIsStillBooked) {
+  core::Cancellation cancel;
+  primary_->on_call = [&cancel](providers::CallContext& context) {
+    EXPECT_EQ(context.cancel, &cancel);
+    cancel.request();
+  };
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 503)));
+  RouteResult r = run(&cancel);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_EQ(primary_->calls, 1);   // no retry
+  EXPECT_EQ(fallback_->calls, 0);  // and no fallback
+  ASSERT_EQ(r.attempts.size(), 1u);
+  EXPECT_EQ(counter(router_->metrics().attempts_total, {"agentic", "primary", "fail"}), 1);
+  EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "failed"}), 1);
 }
 
 TEST_F(RouterTest, BandWatchReportsBandChanges) {

@@ -193,6 +193,21 @@ class ClientStream final : public routing::StreamSink {
   bool started_ = false;
 };
 
+// Watches the client while its request is routed: when it goes away, `cancel` is requested,
+// which ends the upstream call in flight at once.
+class ClientWatch {
+ public:
+  ClientWatch(http::Responder& responder, core::Cancellation& cancel) : responder_(responder) {
+    responder_.watch_client([&cancel] { cancel.request(); });
+  }
+  ~ClientWatch() { responder_.watch_client({}); }
+  ClientWatch(const ClientWatch&) = delete;
+  ClientWatch& operator=(const ClientWatch&) = delete;
+
+ private:
+  http::Responder& responder_;
+};
+
 // One worker's view of the gateway: its own client pool, metric shard, schema cache and
 // id generator, so the request path takes no lock.
 class GatewayService final : public http::Service {
@@ -435,15 +450,19 @@ class GatewayService final : public http::Service {
                        log);
     }
     log.workload = workload->name;
-    routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_};
+    core::Cancellation cancel;
+    routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel};
     std::optional<ClientStream> stream;
     routing::RouteResult result;
-    if (chat_request.stream) {
-      stream.emplace(responder, chat_request, log.request_id, workload->name);
-      result =
-          co_await router.route_stream(*workload, chat_request, worker, log.request_id, *stream);
-    } else {
-      result = co_await router.route(*workload, chat_request, worker, log.request_id);
+    {
+      const ClientWatch watch(responder, cancel);
+      if (chat_request.stream) {
+        stream.emplace(responder, chat_request, log.request_id, workload->name);
+        result =
+            co_await router.route_stream(*workload, chat_request, worker, log.request_id, *stream);
+      } else {
+        result = co_await router.route(*workload, chat_request, worker, log.request_id);
+      }
     }
 
     log.outcome = std::string(routing::to_string(result.outcome));
@@ -558,8 +577,10 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
   o.model = p.model;
   o.api_key = std::move(*key);
   o.ca_file = p.ca_file;
-  o.timeout_ms = p.timeout_ms;
   o.connect_timeout_ms = p.connect_timeout_ms;
+  o.first_token_timeout_ms = p.first_token_timeout_ms;
+  o.idle_timeout_ms = p.idle_timeout_ms;
+  o.timeout_ms = p.timeout_ms;
   o.default_max_tokens = p.max_tokens;
   o.anthropic_version = p.anthropic_version;
   auto provider = providers::HttpProvider::create(std::move(o));

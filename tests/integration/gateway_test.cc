@@ -4,9 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
@@ -286,6 +291,44 @@ TEST_F(GatewayTest, TimeoutFallsBack) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.header("x-backstop-fallback-reason"), "timeout");
   EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+}
+
+TEST_F(GatewayTest, ATimedOutTargetIsNotRetriedButLeftForTheNext) {
+  // agentic has retries {max: 1}: a 5xx would have had a second call to v4.
+  auto r = chat("agentic", "weather? [mock:timeout@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "timeout");
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "v4", "fail"}), 1);
+}
+
+TEST_F(GatewayTest, PipelinedRequestsAreEachAnsweredWhileTheClientIsWatched) {
+  net::ip::tcp::socket socket(loop_);
+  socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+  const std::string body = R"({"model":"docs","messages":[{"role":"user","content":"hi"}]})";
+  const auto request = [&body](std::string_view extra) {
+    return "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: "
+           "application/json\r\n" +
+           std::string(extra) + "content-length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           body;
+  };
+  net::write(socket, net::buffer(request("") + request("") + request("connection: close\r\n")));
+  std::string got;
+  char buffer[4096];
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = socket.read_some(net::buffer(buffer), ec);
+    got.append(buffer, n);
+    if (ec) break;
+  }
+  std::size_t answered = 0;
+  for (std::size_t at = got.find("HTTP/1.1 200 OK"); at != std::string::npos;
+       at = got.find("HTTP/1.1 200 OK", at + 1)) {
+    ++answered;
+  }
+  EXPECT_EQ(answered, 3u) << got;
+  EXPECT_EQ(counter(metrics().requests_total, {"docs", "primary"}), 3);
 }
 
 TEST_F(GatewayTest, ConnectionRefusedFallsBack) {
@@ -725,7 +768,7 @@ TEST_F(GatewayTest, StreamWhereEveryTargetFailsGets502) {
   EXPECT_EQ(json(r).at_pointer("/error/code"), "all_targets_failed");
 }
 
-TEST_F(GatewayTest, ClientGoneMidStreamIsStillCountedAndPriced) {
+TEST_F(GatewayTest, ClientGoneBeforeTheStreamIsStillCounted) {
   {
     // A raw client that sends a streaming request and hangs up before any answer.
     net::ip::tcp::socket socket(loop_);
@@ -739,12 +782,13 @@ TEST_F(GatewayTest, ClientGoneMidStreamIsStillCountedAndPriced) {
     net::write(socket, net::buffer(head + body));
     socket.shutdown(net::ip::tcp::socket::shutdown_both);
   }
-  // The gateway notices when it writes the stream; wait until it has booked the request.
-  for (int i = 0; i < 2000 && counter(metrics().requests_total, {"plain", "primary"}) < 1; ++i) {
+  // The gateway sees the client leave while the upstream is still thinking, and cancels the
+  // call; wait until it has booked the request.
+  for (int i = 0; i < 2000 && counter(metrics().requests_total, {"plain", "failed"}) < 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
-  EXPECT_EQ(counter(metrics().attempts_total, {"plain", "v4", "pass"}), 1);
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "failed"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"plain", "v4", "fail"}), 1);
   // The gateway still answers (no connection or coroutine leaked on the way).
   EXPECT_EQ(call("GET", "/healthz", "").status, 200);
 }
@@ -819,161 +863,350 @@ TEST_F(GatewayTest, ResponsesErrorsComeInTheResponsesShape) {
   EXPECT_EQ(failed.status, 502) << failed.body;
   EXPECT_EQ(json(failed).at_pointer("/error/code"), "all_targets_failed");
   EXPECT_GE(json(failed).at_pointer("/error/attempts").as_array().size(), 2u);
+}
 
-  // Stream completeness by each dialect's own end, passed through and buffered.
-  TEST_F(GatewayTest, AnOpenAIStreamWithoutDoneIsCompletePassedThroughAndBuffered) {
-    auto passed = chat("plain", "hello [mock:stream_no_done]", false, R"(,"stream":true)");
-    ASSERT_EQ(passed.status, 200) << passed.body;
-    Assembled a = assemble_openai(passed.body);
-    EXPECT_TRUE(a.done) << passed.body;
-    EXPECT_FALSE(a.error) << passed.body;
-    EXPECT_FALSE(a.content.empty());
-    EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
+// Stream completeness by each dialect's own end, passed through and buffered.
+TEST_F(GatewayTest, AnOpenAIStreamWithoutDoneIsCompletePassedThroughAndBuffered) {
+  auto passed = chat("plain", "hello [mock:stream_no_done]", false, R"(,"stream":true)");
+  ASSERT_EQ(passed.status, 200) << passed.body;
+  Assembled a = assemble_openai(passed.body);
+  EXPECT_TRUE(a.done) << passed.body;
+  EXPECT_FALSE(a.error) << passed.body;
+  EXPECT_FALSE(a.content.empty());
+  EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
 
-    auto held = chat("agentic", "weather? [mock:stream_no_done]", true, R"(,"stream":true)");
-    ASSERT_EQ(held.status, 200) << held.body;
-    EXPECT_EQ(held.header("x-backstop-served-by"), "v4");
-    Assembled b = assemble_openai(held.body);
-    EXPECT_TRUE(b.done);
-    EXPECT_FALSE(b.error);
-    EXPECT_EQ(b.tool_name, "get_weather");
-  }
+  auto held = chat("agentic", "weather? [mock:stream_no_done]", true, R"(,"stream":true)");
+  ASSERT_EQ(held.status, 200) << held.body;
+  EXPECT_EQ(held.header("x-backstop-served-by"), "v4");
+  Assembled b = assemble_openai(held.body);
+  EXPECT_TRUE(b.done);
+  EXPECT_FALSE(b.error);
+  EXPECT_EQ(b.tool_name, "get_weather");
+}
 
-  TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopEndsInAnErrorWhenPassedThrough) {
-    auto r = chat("claude-plain", "hello [mock:stream_no_done@claude-sonnet]", false,
-                  R"(,"stream":true)");
+TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopEndsInAnErrorWhenPassedThrough) {
+  auto r =
+      chat("claude-plain", "hello [mock:stream_no_done@claude-sonnet]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Assembled a = assemble_openai(r.body);
+  EXPECT_FALSE(a.content.empty());  // the answer's text went out as it came
+  EXPECT_TRUE(a.error) << r.body;
+  EXPECT_FALSE(a.done) << r.body;
+  EXPECT_NE(r.body.find("\"code\":\"broken_stream\""), std::string::npos) << r.body;
+  EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "failed"}), 1);
+}
+
+TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopFallsBackWhenBuffered) {
+  auto r = chat("claude-checked", "hello [mock:stream_no_done@claude-sonnet]", false,
+                R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_FALSE(a.error);
+  EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});
+  EXPECT_EQ(
+      counter(metrics().fallbacks_total, {"claude-checked", "claude", "gpt", "broken_stream"}), 1);
+}
+
+TEST_F(GatewayTest, AnAnthropicClientGetsAnErrorEventForABrokenStream) {
+  auto r = call("POST", "/v1/messages",
+                R"({"model":"plain","max_tokens":64,"stream":true,)"
+                R"("messages":[{"role":"user","content":"hi [mock:stream_break]"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto events = sse_events(r.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "error") << r.body;
+  EXPECT_EQ(std::count(events.begin(), events.end(), "message_stop"), 0) << r.body;
+}
+
+TEST_F(GatewayTest, AnUndecodableStreamEventIsSkippedAndCounted) {
+  for (const char* workload : {"plain", "claude-plain"}) {
+    SCOPED_TRACE(workload);
+    auto r = chat(workload, "hello [mock:stream_malformed]", false, R"(,"stream":true)");
     ASSERT_EQ(r.status, 200) << r.body;
     Assembled a = assemble_openai(r.body);
-    EXPECT_FALSE(a.content.empty());  // the answer's text went out as it came
-    EXPECT_TRUE(a.error) << r.body;
-    EXPECT_FALSE(a.done) << r.body;
-    EXPECT_NE(r.body.find("\"code\":\"broken_stream\""), std::string::npos) << r.body;
-    EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "failed"}), 1);
-  }
-
-  TEST_F(GatewayTest, AnAnthropicStreamWithoutMessageStopFallsBackWhenBuffered) {
-    auto r = chat("claude-checked", "hello [mock:stream_no_done@claude-sonnet]", false,
-                  R"(,"stream":true)");
-    ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
-    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
-    Assembled a = assemble_openai(r.body);
-    EXPECT_TRUE(a.done);
-    EXPECT_FALSE(a.error);
-    EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});
-    EXPECT_EQ(
-        counter(metrics().fallbacks_total, {"claude-checked", "claude", "gpt", "broken_stream"}),
-        1);
-  }
-
-  TEST_F(GatewayTest, AnAnthropicClientGetsAnErrorEventForABrokenStream) {
-    auto r = call("POST", "/v1/messages",
-                  R"({"model":"plain","max_tokens":64,"stream":true,)"
-                  R"("messages":[{"role":"user","content":"hi [mock:stream_break]"}]})");
-    ASSERT_EQ(r.status, 200) << r.body;
-    auto events = sse_events(r.body);
-    ASSERT_FALSE(events.empty());
-    EXPECT_EQ(events.back(), "error") << r.body;
-    EXPECT_EQ(std::count(events.begin(), events.end(), "message_stop"), 0) << r.body;
-  }
-
-  TEST_F(GatewayTest, AnUndecodableStreamEventIsSkippedAndCounted) {
-    for (const char* workload : {"plain", "claude-plain"}) {
-      SCOPED_TRACE(workload);
-      auto r = chat(workload, "hello [mock:stream_malformed]", false, R"(,"stream":true)");
-      ASSERT_EQ(r.status, 200) << r.body;
-      Assembled a = assemble_openai(r.body);
-      EXPECT_TRUE(a.done) << r.body;
-      EXPECT_FALSE(a.error) << r.body;
-    }
-    EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"v4"}), 1);
-    EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"claude"}), 1);
-    EXPECT_NE(call("GET", "/metrics", "")
-                  .body.find("backstop_stream_events_skipped_total{provider=\"v4\"} 1"),
-              std::string::npos);
-  }
-
-  TEST_F(GatewayTest, BufferModeFallsBackFromACutStreamBeforeTheClientSeesAByte) {
-    auto r = chat("held", "hello [mock:stream_break@v4-flash]", false, R"(,"stream":true)");
-    ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
-    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
-    Assembled a = assemble_openai(r.body);
-    EXPECT_TRUE(a.done);
+    EXPECT_TRUE(a.done) << r.body;
     EXPECT_FALSE(a.error) << r.body;
-    EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});  // nothing of the cut stream went out
-    EXPECT_EQ(counter(metrics().requests_total, {"held", "fallback"}), 1);
+  }
+  EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"v4"}), 1);
+  EXPECT_EQ(counter(metrics().stream_events_skipped_total, {"claude"}), 1);
+  EXPECT_NE(call("GET", "/metrics", "")
+                .body.find("backstop_stream_events_skipped_total{provider=\"v4\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(GatewayTest, BufferModeFallsBackFromACutStreamBeforeTheClientSeesAByte) {
+  auto r = chat("held", "hello [mock:stream_break@v4-flash]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "broken_stream");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_FALSE(a.error) << r.body;
+  EXPECT_EQ(a.models, std::set<std::string>{"gpt-x"});  // nothing of the cut stream went out
+  EXPECT_EQ(counter(metrics().requests_total, {"held", "fallback"}), 1);
+}
+
+TEST_F(GatewayTest, PassModeStreamsUncheckedWhileUnstreamedRequestsAreStillChecked) {
+  auto streamed = chat("passed", "hello [mock:no_tool_call@v4-flash]", true, R"(,"stream":true)");
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  EXPECT_EQ(streamed.header("x-backstop-served-by"), "v4");
+  Assembled a = assemble_openai(streamed.body);
+  EXPECT_TRUE(a.done);
+  EXPECT_TRUE(a.tool_name.empty());
+
+  auto whole = chat("passed", "hello [mock:no_tool_call@v4-flash]", true);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  EXPECT_EQ(whole.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(whole.header("x-backstop-fallback-reason"), "no_tool_call");
+}
+
+TEST_F(GatewayTest, AContentPolicyRefusalReachesTheClientAsTheUpstreamSaidIt) {
+  auto r = chat("agentic", "weather? [mock:content_filter@v4-flash]", true);
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");  // no fallback
+  auto body = json(r);
+  EXPECT_EQ(body.at_pointer("/error/code"), "content_policy_violation");
+  EXPECT_EQ(body.at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(body.at_pointer("/error/message"),
+            "mock: this request was rejected by the content policy");
+  EXPECT_EQ(counter(metrics().requests_total, {"agentic", "rejected"}), 1);
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "claude", "pass"}), 0);
+
+  // In Anthropic's shape for an Anthropic client, from an Anthropic upstream; streamed too.
+  auto anthropic = call("POST", "/v1/messages",
+                        R"({"model":"claude-plain","max_tokens":64,"stream":true,)"
+                        R"("messages":[{"role":"user","content":"hi [mock:content_filter]"}]})");
+  ASSERT_EQ(anthropic.status, 400) << anthropic.body;
+  auto a = json(anthropic);
+  EXPECT_EQ(a.at_pointer("/type"), "error");
+  EXPECT_EQ(a.at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(a.at_pointer("/error/message"),
+            "mock: this request was rejected by the content policy");
+  EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "rejected"}), 1);
+}
+
+TEST_F(GatewayTest, AContextLengthRefusalMovesToTheNextTarget) {
+  auto r = chat("agentic", "weather? [mock:context_length@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "upstream_error");
+
+  auto anthropic_first =
+      chat("claude-plain", "hi [mock:context_length@claude-sonnet]", false, R"(,"stream":true)");
+  ASSERT_EQ(anthropic_first.status, 200) << anthropic_first.body;
+  EXPECT_EQ(anthropic_first.header("x-backstop-served-by"), "gpt");
+}
+
+TEST_F(GatewayTest, NoUpstreamAddressReachesTheClient) {
+  auto refused = chat("dead-only", "hello");
+  ASSERT_EQ(refused.status, 502) << refused.body;
+  EXPECT_EQ(refused.body.find("127.0.0.1"), std::string::npos) << refused.body;
+  auto body = json(refused);
+  EXPECT_EQ(body.at_pointer("/error/attempts/0/reason"), "connect");
+  EXPECT_NE(
+      std::string(body.at_pointer("/error/attempts/0/detail").as_string()).find("provider dead"),
+      std::string::npos)
+      << refused.body;
+
+  // A stream cut after bytes went out: the error event names no address either.
+  auto cut = chat("plain", "hello [mock:stream_abort]", false, R"(,"stream":true)");
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_TRUE(assemble_openai(cut.body).error) << cut.body;
+  EXPECT_EQ(cut.body.find("127.0.0.1"), std::string::npos) << cut.body;
+  EXPECT_EQ(cut.body.find(":" + std::to_string(mock_.port())), std::string::npos) << cut.body;
+}
+// ---------------------------------------------------------------- a client that leaves
+
+// An upstream that reads requests and never answers (or, with `trickle`, sends the start of a
+// stream and then nothing). It counts the requests it has read and the connections the
+// gateway closed.
+class SilentUpstream {
+ public:
+  SilentUpstream() {
+    net::co_spawn(loop_, accept(), net::detached);
+    thread_ = std::thread([this] { loop_.run(); });
+  }
+  ~SilentUpstream() {
+    loop_.stop();
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+  std::atomic<int> requests{0};
+  std::atomic<int> closed{0};
+  std::atomic<bool> trickle{false};
+
+ private:
+  static constexpr auto kAwait = net::as_tuple(net::use_awaitable);
+
+  net::awaitable<void> accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kAwait);
+      if (ec) co_return;
+      net::co_spawn(loop_, hold(std::move(socket)), net::detached);
+    }
+  }
+  net::awaitable<void> hold(net::ip::tcp::socket socket) {
+    std::string buffer;
+    auto [ec, n] =
+        co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
+    if (ec) co_return;
+    if (trickle) {
+      const std::string chunk =
+          R"(data: {"id":"c1","object":"chat.completion.chunk","created":0,"model":"m",)"
+          R"("choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},)"
+          R"("finish_reason":null}]})"
+          "\n\n";
+      std::string start =
+          "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: "
+          "chunked\r\n\r\n";
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+      start += size + chunk + "\r\n";
+      co_await net::async_write(socket, net::buffer(start), kAwait);
+    }
+    ++requests;
+    char sink[256];
+    for (;;) {
+      auto [read_ec, read] = co_await socket.async_read_some(net::buffer(sink), kAwait);
+      if (read_ec) break;
+    }
+    ++closed;
   }
 
-  TEST_F(GatewayTest, PassModeStreamsUncheckedWhileUnstreamedRequestsAreStillChecked) {
-    auto streamed = chat("passed", "hello [mock:no_tool_call@v4-flash]", true, R"(,"stream":true)");
-    ASSERT_EQ(streamed.status, 200) << streamed.body;
-    EXPECT_EQ(streamed.header("x-backstop-served-by"), "v4");
-    Assembled a = assemble_openai(streamed.body);
-    EXPECT_TRUE(a.done);
-    EXPECT_TRUE(a.tool_name.empty());
+  net::io_context loop_;
+  net::ip::tcp::acceptor acceptor_{loop_, {net::ip::make_address("127.0.0.1"), 0}};
+  std::thread thread_;
+};
 
-    auto whole = chat("passed", "hello [mock:no_tool_call@v4-flash]", true);
-    ASSERT_EQ(whole.status, 200) << whole.body;
-    EXPECT_EQ(whole.header("x-backstop-served-by"), "claude");
-    EXPECT_EQ(whole.header("x-backstop-fallback-reason"), "no_tool_call");
+// Waits (polling, at most ~5 s) until `done` holds; returns whether it did.
+template <typename Done>
+bool eventually(Done done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+struct LeaveCase {
+  const char* name;
+  const char* workload;
+  bool stream;
+};
+
+class ClientGoneTest : public ::testing::TestWithParam<LeaveCase> {
+ protected:
+  void SetUp() override {
+    // Timeouts far beyond the test: only the client's leaving can end the upstream call.
+    const std::string yaml = replace_all(R"(
+listen: 127.0.0.1:0
+threads: 1
+server: {drain_timeout_ms: 100}
+log: {access_log: ""}
+providers:
+  held:
+    kind: openai
+    base_url: http://127.0.0.1:HELD/v1
+    model: held-model
+    first_token_timeout_ms: 60000
+    idle_timeout_ms: 60000
+    timeout_ms: 60000
+    price: {input: 1.0, output: 2.0}
+  spare:
+    kind: openai
+    base_url: http://127.0.0.1:HELD/v1
+    model: spare-model
+workloads:
+  plain: {route: [held, spare], deadline_ms: 60000}
+  checked: {route: [held, spare], validate: {content: non_empty}, deadline_ms: 60000}
+)",
+                                         "HELD", std::to_string(upstream_.port()));
+    auto loaded = config::parse(yaml, "test.yaml");
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+    server::GatewayOptions options;
+    options.logger = &logger_;
+    auto g = server::Gateway::create(loaded.config, std::move(options));
+    ASSERT_TRUE(g.has_value()) << g.error().message;
+    gateway_ = std::move(*g);
+    ASSERT_TRUE(gateway_->start().has_value());
   }
 
-  TEST_F(GatewayTest, AContentPolicyRefusalReachesTheClientAsTheUpstreamSaidIt) {
-    auto r = chat("agentic", "weather? [mock:content_filter@v4-flash]", true);
-    ASSERT_EQ(r.status, 400) << r.body;
-    EXPECT_EQ(r.header("x-backstop-attempts"), "1");  // no fallback
-    auto body = json(r);
-    EXPECT_EQ(body.at_pointer("/error/code"), "content_policy_violation");
-    EXPECT_EQ(body.at_pointer("/error/type"), "invalid_request_error");
-    EXPECT_EQ(body.at_pointer("/error/message"),
-              "mock: this request was rejected by the content policy");
-    EXPECT_EQ(counter(metrics().requests_total, {"agentic", "rejected"}), 1);
-    EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "claude", "pass"}), 0);
-
-    // In Anthropic's shape for an Anthropic client, from an Anthropic upstream; streamed too.
-    auto anthropic = call("POST", "/v1/messages",
-                          R"({"model":"claude-plain","max_tokens":64,"stream":true,)"
-                          R"("messages":[{"role":"user","content":"hi [mock:content_filter]"}]})");
-    ASSERT_EQ(anthropic.status, 400) << anthropic.body;
-    auto a = json(anthropic);
-    EXPECT_EQ(a.at_pointer("/type"), "error");
-    EXPECT_EQ(a.at_pointer("/error/type"), "invalid_request_error");
-    EXPECT_EQ(a.at_pointer("/error/message"),
-              "mock: this request was rejected by the content policy");
-    EXPECT_EQ(counter(metrics().requests_total, {"claude-plain", "rejected"}), 1);
+  double counter(telemetry::FamilyId family, std::vector<std::string> labels) {
+    return gateway_->registry().counter_value(family, labels);
   }
 
-  TEST_F(GatewayTest, AContextLengthRefusalMovesToTheNextTarget) {
-    auto r = chat("agentic", "weather? [mock:context_length@v4-flash]", true);
-    ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
-    EXPECT_EQ(r.header("x-backstop-fallback-reason"), "upstream_error");
+  core::NullLogger logger_;
+  SilentUpstream upstream_;
+  std::unique_ptr<server::Gateway> gateway_;
+};
 
-    auto anthropic_first =
-        chat("claude-plain", "hi [mock:context_length@claude-sonnet]", false, R"(,"stream":true)");
-    ASSERT_EQ(anthropic_first.status, 200) << anthropic_first.body;
-    EXPECT_EQ(anthropic_first.header("x-backstop-served-by"), "gpt");
-  }
+TEST_P(ClientGoneTest, TheUpstreamCallIsCancelledAtOnceAndStillBooked) {
+  const LeaveCase& c = GetParam();
+  {
+    net::io_context io;
+    net::ip::tcp::socket socket(io);
+    socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+    const std::string body = std::string(R"({"model":")") + c.workload +
+                             R"(","messages":[{"role":"user","content":"hi"}],"stream":)" +
+                             (c.stream ? "true" : "false") + "}";
+    const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: "
+        "application/json\r\ncontent-length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    net::write(socket, net::buffer(head + body));
+    ASSERT_TRUE(eventually([&] { return upstream_.requests.load() == 1; }));
+    EXPECT_EQ(upstream_.closed.load(), 0);
+  }  // the client leaves
+  EXPECT_TRUE(eventually([&] { return upstream_.closed.load() == 1; }));
+  const auto& m = gateway_->router().metrics();
+  EXPECT_TRUE(eventually([&] { return counter(m.requests_total, {c.workload, "failed"}) == 1; }));
+  EXPECT_EQ(counter(m.attempts_total, {c.workload, "held", "fail"}), 1);
+  EXPECT_EQ(upstream_.requests.load(), 1);  // nothing else was tried for a client that left
+}
 
-  TEST_F(GatewayTest, NoUpstreamAddressReachesTheClient) {
-    auto refused = chat("dead-only", "hello");
-    ASSERT_EQ(refused.status, 502) << refused.body;
-    EXPECT_EQ(refused.body.find("127.0.0.1"), std::string::npos) << refused.body;
-    auto body = json(refused);
-    EXPECT_EQ(body.at_pointer("/error/attempts/0/reason"), "connect");
-    EXPECT_NE(
-        std::string(body.at_pointer("/error/attempts/0/detail").as_string()).find("provider dead"),
-        std::string::npos)
-        << refused.body;
+TEST_F(ClientGoneTest, AClientLeavingAStalledPassThroughStreamCancelsTheUpstream) {
+  upstream_.trickle = true;
+  {
+    net::io_context io;
+    net::ip::tcp::socket socket(io);
+    socket.connect({net::ip::make_address("127.0.0.1"), gateway_->port()});
+    const std::string body =
+        R"({"model":"plain","messages":[{"role":"user","content":"hi"}],"stream":true})";
+    const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: "
+        "application/json\r\ncontent-length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    net::write(socket, net::buffer(head + body));
+    // Read until the first words of the answer have come through.
+    std::string got;
+    char buffer[1024];
+    while (got.find("Hel") == std::string::npos) {
+      boost::system::error_code ec;
+      const std::size_t n = socket.read_some(net::buffer(buffer), ec);
+      ASSERT_FALSE(ec) << ec.message() << " after: " << got;
+      got.append(buffer, n);
+    }
+    EXPECT_EQ(upstream_.closed.load(), 0);
+  }  // the client leaves while the upstream is silent
+  EXPECT_TRUE(eventually([&] { return upstream_.closed.load() == 1; }));
+  const auto& m = gateway_->router().metrics();
+  // The client had part of the answer from the primary: counted as served by it, and booked.
+  EXPECT_TRUE(eventually([&] { return counter(m.requests_total, {"plain", "primary"}) == 1; }));
+  EXPECT_EQ(counter(m.attempts_total, {"plain", "held", "pass"}), 1);
+  EXPECT_EQ(upstream_.requests.load(), 1);
+}
 
-    // A stream cut after bytes went out: the error event names no address either.
-    auto cut = chat("plain", "hello [mock:stream_abort]", false, R"(,"stream":true)");
-    ASSERT_EQ(cut.status, 200) << cut.body;
-    EXPECT_TRUE(assemble_openai(cut.body).error) << cut.body;
-    EXPECT_EQ(cut.body.find("127.0.0.1"), std::string::npos) << cut.body;
-    EXPECT_EQ(cut.body.find(":" + std::to_string(mock_.port())), std::string::npos) << cut.body;
-  }
+INSTANTIATE_TEST_SUITE_P(EveryMode, ClientGoneTest,
+                         ::testing::Values(LeaveCase{"whole", "plain", false},
+                                           LeaveCase{"pass_through", "plain", true},
+                                           LeaveCase{"buffered", "checked", true}),
+                         [](const ::testing::TestParamInfo<LeaveCase>& info) {
+                           return std::string(info.param.name);
+                         });
 
 }  // namespace
 }  // namespace backstop
