@@ -144,7 +144,7 @@ class Router {
   // Tries the workload's route in order: same-target retries on 429, 5xx, connect errors
   // and timeouts (exponential backoff with full jitter, Retry-After honoured up to a cap);
   // any other failure, validation failures included, moves to the next target at once.
-  // Records every metric and the spend of every attempt.
+  // Records every metric, and the request with every attempt in the ledger.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
                                             const chat::ChatRequest& request, WorkerContext& worker,
                                             std::string_view request_id) const;
@@ -163,8 +163,10 @@ class Router {
   // Whether some target of the workload can be sent the request (Provider::carries).
   [[nodiscard]] static bool carried(const Workload& workload, const chat::ChatRequest& request);
 
-  // Counts a request refused before routing (bad input, unknown workload).
-  void count_rejected(telemetry::Shard& shard, std::string_view workload) const;
+  // Counts a request refused before routing (bad input, unknown workload) and records its
+  // ledger row.
+  void count_rejected(telemetry::Shard& shard, std::string_view workload,
+                      std::string_view request_id) const;
 
  private:
   // Books the usage of an answer that arrived: tokens, spend, the result's totals.
@@ -173,9 +175,9 @@ class Router {
   // Books a failed attempt; the first failure of a target becomes the fallback reason.
   void fail_attempt(const Workload& workload, const providers::Provider& provider, Attempt attempt,
                     bool validation_failure, RouteResult& result, telemetry::Shard& shard) const;
-  // The request-level metrics, once the route is done.
-  void conclude(const Workload& workload, core::Clock::TimePoint started, RouteResult& result,
-                telemetry::Shard& shard) const;
+  // The request-level metrics and the ledger row, once the route is done.
+  void conclude(const Workload& workload, core::Clock::TimePoint started,
+                std::string_view request_id, RouteResult& result, telemetry::Shard& shard) const;
   // Waits the backoff before retry number `retry` (0-based) after `error`.
   boost::asio::awaitable<void> backoff(const Workload& workload, int retry,
                                        const core::Error& error, WorkerContext& worker) const;

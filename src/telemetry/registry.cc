@@ -429,6 +429,11 @@ Metrics Metrics::declare(Registry& registry) {
                                                 MetricType::kGauge,
                                                 {"workload"},
                                                 {}});
+  m.ledger_queue_depth = registry.declare(FamilyDef{"backstop_ledger_queue_depth",
+                                                    "Rows waiting for the ledger writer.",
+                                                    MetricType::kGauge,
+                                                    {},
+                                                    {}});
   return m;
 }
 

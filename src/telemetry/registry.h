@@ -87,6 +87,7 @@ struct Metrics {
   FamilyId request_duration_seconds;   // workload, outcome
   FamilyId upstream_duration_seconds;  // provider
   FamilyId fallback_ratio;             // workload (gauge; its source is set by the router)
+  FamilyId ledger_queue_depth;         // no labels (gauge; its source is set by the server)
 
   static Metrics declare(Registry& registry);
 };
