@@ -5,8 +5,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,8 +31,6 @@
 
 #include "http/client.h"
 
-extern char** environ;
-
 namespace backstop {
 namespace {
 
@@ -45,23 +43,26 @@ constexpr auto kPatience = std::chrono::seconds(60);  // bound of every wait
 void pause_poll() { std::this_thread::sleep_for(std::chrono::milliseconds(2)); }
 
 // A child process whose stdout and stderr go to a file; SIGKILLed when still running at
-// the end of the test.
+// the end of the test, or when the test process dies first (a ctest timeout).
 class Child {
  public:
   Child(const std::vector<std::string>& argv, const std::filesystem::path& output)
       : output_(output) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
-    if (rc != 0) pid_ = -1;
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Only async-signal-safe calls between fork and exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(127);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    EXPECT_GT(pid_, 0) << "cannot start " << argv[0];
   }
   ~Child() { kill_now(); }
   Child(const Child&) = delete;
