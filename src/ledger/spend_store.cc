@@ -16,8 +16,8 @@ namespace backstop::ledger {
 namespace {
 
 // One recording thread's rows. Its mutex is taken by that thread and by the writer, never
-// by another worker.
-struct Queue {
+// by another worker. A cache line of its own, so that workers' queues do not share one.
+struct alignas(64) Queue {
   std::mutex mutex;
   std::vector<RequestRow> rows;
   std::atomic<std::int64_t> pushed{0};  // rows ever queued here; written under `mutex`
@@ -77,13 +77,13 @@ struct SpendStore::Impl {
     std::unique_lock wake_lock(wake_mutex);
     while (!wake.wait_for(wake_lock, interval, [this] { return stopping; })) {
       wake_lock.unlock();
-      core::Result<void> written;
+      core::Result<void> result;
       {
         std::lock_guard lock(write_mutex);
-        written = write_pending();
+        result = write_pending();
       }
-      if (!written && !failing && options.on_write_error) options.on_write_error(written.error());
-      failing = !written;
+      if (!result && !failing && options.on_write_error) options.on_write_error(result.error());
+      failing = !result;
       wake_lock.lock();
     }
   }
