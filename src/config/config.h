@@ -116,7 +116,8 @@ struct Server {
 };
 
 struct Ledger {
-  std::string path;  // SQLite file; empty: spend kept in memory only
+  std::string path;              // SQLite file; empty: spend kept in memory only
+  std::int64_t flush_ms = 1000;  // rows are written at least this often
 };
 
 struct Log {

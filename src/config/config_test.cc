@@ -40,7 +40,7 @@ server:
   idle_timeout_ms: 4000
   max_connections: 50
   drain_timeout_ms: 6000
-ledger: {path: /var/lib/backstop/spend.db}
+ledger: {path: /var/lib/backstop/spend.db, flush_ms: 250}
 log: {access_log: /var/log/backstop.log}
 providers:
   v4-flash:
@@ -105,6 +105,7 @@ workloads:
   EXPECT_EQ(c.server.max_connections, 50);
   EXPECT_EQ(c.server.drain_timeout_ms, 6000);
   EXPECT_EQ(c.ledger.path, "/var/lib/backstop/spend.db");
+  EXPECT_EQ(c.ledger.flush_ms, 250);
   EXPECT_EQ(c.log.access_log, "/var/log/backstop.log");
 
   ASSERT_EQ(c.providers.size(), 3u);
@@ -207,6 +208,7 @@ TEST(ConfigParse, DefaultsWhenOptionalSectionsAreAbsent) {
   EXPECT_EQ(c.server.threads, 0);
   EXPECT_EQ(c.log.access_log, "-");
   EXPECT_EQ(c.ledger.path, "");
+  EXPECT_EQ(c.ledger.flush_ms, 1000);
   EXPECT_EQ(c.providers[0].simulation.seed, 1u);
 }
 
@@ -642,6 +644,16 @@ workloads:
                           "test.yaml:15: workloads.v.bands.healthy_low: healthy_low (0.3) must "
                           "not exceed healthy_high (0.2)",
                           "test.yaml:17: workloads.v.bands.window_s: must be at least 1, got 0"));
+}
+
+TEST(ConfigErrors, LedgerFlushMsRange) {
+  EXPECT_THAT(errors_of(load(std::string(kMinimal) + "ledger:\n  flush_ms: 0\n")),
+              ElementsAre("test.yaml:6: ledger.flush_ms: must be between 1 and 3600000, got 0"));
+  EXPECT_THAT(errors_of(load(std::string(kMinimal) + "ledger: {flush_ms: soon}\n")),
+              ElementsAre("test.yaml:5: ledger.flush_ms: must be an integer, got \"soon\""));
+  EXPECT_THAT(errors_of(load(std::string(kMinimal) + "ledger: {flush_ms: 3600001}\n")),
+              ElementsAre("test.yaml:5: ledger.flush_ms: must be between 1 and 3600000, got "
+                          "3600001"));
 }
 
 TEST(ConfigErrors, TopLevelRequirements) {

@@ -193,7 +193,8 @@ constexpr std::array<std::string_view, 7> kTopKeys{"listen", "threads",   "serve
 constexpr std::array<std::string_view, 6> kServerKeys{"max_body_bytes",  "max_header_bytes",
                                                       "read_timeout_ms", "idle_timeout_ms",
                                                       "max_connections", "drain_timeout_ms"};
-constexpr std::array<std::string_view, 1> kLedgerKeys{"path"};
+constexpr std::array<std::string_view, 2> kLedgerKeys{"path", "flush_ms"};
+constexpr std::int64_t kMaxFlushMs = 3'600'000;  // an hour: a longer one is a typo
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
 constexpr std::array<std::string_view, 13> kProviderKeys{"kind",
                                                          "base_url",
@@ -473,7 +474,10 @@ class Parser {
       } else if (f.key == "server") {
         server(f, config.server);
       } else if (f.key == "ledger") {
-        entries(f, kLedgerKeys, [&](const Field& g) { assign(config.ledger.path, text(g)); });
+        entries(f, kLedgerKeys, [&](const Field& g) {
+          if (g.key == "path") assign(config.ledger.path, text(g));
+          if (g.key == "flush_ms") assign(config.ledger.flush_ms, integer(g, 1, kMaxFlushMs));
+        });
       } else if (f.key == "log") {
         entries(f, kLogKeys, [&](const Field& g) { assign(config.log.access_log, text(g)); });
       } else if (f.key == "providers") {

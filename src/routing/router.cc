@@ -17,6 +17,28 @@ using validation::Reason;
 
 constexpr double kMicrosPerUsd = 1'000'000.0;
 
+// The ledger's row of a routed request that ended at now_ms.
+ledger::RequestRow ledger_row(const Workload& workload, std::string_view request_id,
+                              std::int64_t now_ms, const RouteResult& result) {
+  const auto duration_ms = static_cast<std::int64_t>(result.duration_ms + 0.5);
+  ledger::RequestRow row{std::string(request_id),
+                         now_ms - duration_ms,  // when it arrived
+                         duration_ms,
+                         workload.name,
+                         "",
+                         std::string(to_string(result.outcome)),
+                         result.served_by ? result.served_by->provider->name() : "",
+                         {}};
+  row.attempts.reserve(result.attempts.size());
+  for (const Attempt& a : result.attempts) {
+    row.attempts.push_back(
+        {a.provider, a.model, a.pass ? "" : std::string(validation::to_string(a.reason)), a.status,
+         a.usage.input_tokens, a.usage.cached_input_tokens, a.usage.output_tokens, a.cost_micro_usd,
+         static_cast<std::int64_t>(a.latency_ms + 0.5)});
+  }
+  return row;
+}
+
 }  // namespace
 
 std::string_view to_string(Outcome outcome) {
@@ -261,8 +283,15 @@ const Workload* Router::find(std::string_view name) const {
   return nullptr;
 }
 
-void Router::count_rejected(telemetry::Shard& shard, std::string_view workload) const {
+void Router::count_rejected(telemetry::Shard& shard, std::string_view workload,
+                            std::string_view request_id) const {
   shard.add(metrics_.requests_total, {workload, to_string(Outcome::kRejected)});
+  ledger::RequestRow row;
+  row.request_id = request_id;
+  row.unix_ms = clock_.unix_ms();
+  row.workload = workload;
+  row.outcome = to_string(Outcome::kRejected);
+  spend_.record(std::move(row));
 }
 
 void Router::account(const Workload& workload, const Target& target, const chat::Usage& usage,
@@ -279,8 +308,6 @@ void Router::account(const Workload& workload, const Target& target, const chat:
         static_cast<double>(usage.cached_input_tokens));
   m.add(metrics_.tokens_total, {provider.name(), model, "output"},
         static_cast<double>(usage.output_tokens));
-  spend_.record(
-      {clock_.unix_ms(), workload.name, provider.name(), model, usage, attempt.cost_micro_usd});
   result.usage.input_tokens += usage.input_tokens;
   result.usage.cached_input_tokens += usage.cached_input_tokens;
   result.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens;
@@ -309,17 +336,19 @@ void Router::count_fallback(const Workload& workload, std::size_t t, Reason reas
   }
 }
 
-void Router::conclude(const Workload& workload, core::Clock::TimePoint started, RouteResult& result,
-                      telemetry::Shard& m) const {
+void Router::conclude(const Workload& workload, core::Clock::TimePoint started,
+                      std::string_view request_id, RouteResult& result, telemetry::Shard& m) const {
   result.duration_ms = core::elapsed_ms(started, clock_.now());
   std::string_view outcome = to_string(result.outcome);
   m.add(metrics_.requests_total, {workload.name, outcome});
   m.observe(metrics_.request_duration_seconds, {workload.name, outcome},
             result.duration_ms / 1000.0);
+  const std::int64_t now_ms = clock_.unix_ms();
   // A rejected request says nothing of the primary: it stays out of the fallback rate.
   if (result.outcome != Outcome::kRejected) {
-    workload.window->record(clock_.unix_ms(), result.outcome != Outcome::kPrimary);
+    workload.window->record(now_ms, result.outcome != Outcome::kPrimary);
   }
+  spend_.record(ledger_row(workload, request_id, now_ms, result));
 }
 
 net::awaitable<void> Router::backoff(const Workload& workload, int retry, const core::Error& error,
@@ -474,7 +503,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   } else if (!result.served_by) {
     result.outcome = Outcome::kFailed;
   }
-  conclude(workload, started, result, m);
+  conclude(workload, started, request_id, result, m);
   co_return result;
 }
 
@@ -600,7 +629,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         with_error(attempt, *broke);
         fail_attempt(workload, provider, std::move(attempt), false, result, m);
         result.outcome = Outcome::kFailed;
-        conclude(workload, started, result, m);
+        conclude(workload, started, request_id, result, m);
         co_await sink.abort(*broke);
         co_return result;
       }
@@ -652,7 +681,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   }
   // Booked before the last bytes go out, so that a client that has read the whole stream
   // finds it in /metrics.
-  conclude(workload, started, result, m);
+  conclude(workload, started, request_id, result, m);
   if (finish_pending) co_await sink.finish();
   co_return result;
 }

@@ -158,7 +158,7 @@ class Router {
   // first-token limit on the last target); once the deadline has passed or the client has
   // gone, nothing more is tried.
   // A replay of the request on a fresh connection is an attempt of its own (reason connect).
-  // Records every metric and the spend of every attempt.
+  // Records every metric, and the request with every attempt in the ledger.
   boost::asio::awaitable<RouteResult> route(const Workload& workload,
                                             const chat::ChatRequest& request, WorkerContext& worker,
                                             std::string_view request_id) const;
@@ -177,8 +177,10 @@ class Router {
   // Whether some target of the workload can be sent the request (Provider::carries).
   [[nodiscard]] static bool carried(const Workload& workload, const chat::ChatRequest& request);
 
-  // Counts a request refused before routing (bad input, unknown workload).
-  void count_rejected(telemetry::Shard& shard, std::string_view workload) const;
+  // Counts a request refused before routing (bad input, unknown workload) and records its
+  // ledger row.
+  void count_rejected(telemetry::Shard& shard, std::string_view workload,
+                      std::string_view request_id) const;
 
  private:
   // Books the usage of an answer that arrived: tokens, spend, the result's totals.
@@ -187,9 +189,9 @@ class Router {
   // Books a failed attempt; the first failure of a target becomes the fallback reason.
   void fail_attempt(const Workload& workload, const providers::Provider& provider, Attempt attempt,
                     bool validation_failure, RouteResult& result, telemetry::Shard& shard) const;
-  // The request-level metrics, once the route is done.
-  void conclude(const Workload& workload, core::Clock::TimePoint started, RouteResult& result,
-                telemetry::Shard& shard) const;
+  // The request-level metrics and the ledger row, once the route is done.
+  void conclude(const Workload& workload, core::Clock::TimePoint started,
+                std::string_view request_id, RouteResult& result, telemetry::Shard& shard) const;
   // Waits the backoff before retry number `retry` (0-based) after `error`.
   boost::asio::awaitable<void> backoff(const Workload& workload, int retry,
                                        const core::Error& error, WorkerContext& worker) const;

@@ -299,6 +299,58 @@ TEST_F(RouterTest, AClientThatLeftStopsTheRouteAndItsCallIsStillBooked) {
   EXPECT_EQ(counter(router_->metrics().requests_total, {"agentic", "failed"}), 1);
 }
 
+// Keeps every batch the ledger writes.
+class CapturingSink final : public ledger::Sink {
+ public:
+  core::Result<void> write(const std::vector<ledger::RequestRow>& batch) override {
+    rows.insert(rows.end(), batch.begin(), batch.end());
+    return {};
+  }
+  std::vector<ledger::DaySpend> totals() override { return {}; }
+  std::vector<ledger::RequestRow> rows;  // read after flush(), which the test thread runs
+};
+
+TEST_F(RouterTest, RoutedRequestIsOneLedgerRowWithEveryAttempt) {
+  auto sink = std::make_unique<CapturingSink>();
+  CapturingSink& captured = *sink;
+  ledger::SpendStore ledger(std::move(sink), {3'600'000, {}});
+  telemetry::Registry registry(1);
+  Router router(config_, providers_, registry, ledger, clock_);
+  primary_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  auto future = net::co_spawn(
+      loop_, router.route(*router.find("agentic"), request_, worker, "req-7"), net::use_future);
+  loop_.run();
+  RouteResult r = future.get();
+  router.count_rejected(registry.shard(0), "", "req-8");
+  ASSERT_TRUE(ledger.flush().has_value());
+
+  ASSERT_EQ(captured.rows.size(), 2u);
+  const ledger::RequestRow& row = captured.rows[0];
+  EXPECT_EQ(row.request_id, "req-7");
+  EXPECT_EQ(row.unix_ms, clock_.unix_ms());
+  EXPECT_EQ(row.workload, "agentic");
+  EXPECT_EQ(row.key_name, "");
+  EXPECT_EQ(row.outcome, "fallback");
+  EXPECT_EQ(row.served_by, "fallback");
+  EXPECT_EQ(row.attempts, (std::vector<ledger::AttemptRow>{
+                              {"primary", "v4", "schema", 200, 1000, 0, 100, 168, 0},
+                              {"fallback", "claude", "", 200, 1000, 0, 100, 4500, 0}}));
+  // The ledger and /metrics agree on what was spent.
+  EXPECT_EQ(row.cost_micro_usd(), r.cost_micro_usd);
+  EXPECT_DOUBLE_EQ(
+      registry.counter_value(router.metrics().spend_usd_total, {"agentic", "primary", "v4"}) +
+          registry.counter_value(router.metrics().spend_usd_total,
+                                 {"agentic", "fallback", "claude"}),
+      static_cast<double>(row.cost_micro_usd()) / 1e6);
+
+  const ledger::RequestRow& rejected = captured.rows[1];
+  EXPECT_EQ(rejected.request_id, "req-8");
+  EXPECT_EQ(rejected.outcome, "rejected");
+  EXPECT_TRUE(rejected.attempts.empty());
+}
+
 TEST_F(RouterTest, BandWatchReportsBandChanges) {
   BandWatch watch(*router_, 4);
   const Workload& w = *router_->find("agentic");

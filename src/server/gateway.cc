@@ -360,7 +360,7 @@ class GatewayService final : public http::Service {
                         telemetry::AccessLogEntry& log, boost::json::object extra = {}) {
     log.outcome = "rejected";
     if (!log.stream) log.stream = asked_for_stream(request.body);
-    gateway_.router().count_rejected(shard_, log.workload);
+    gateway_.router().count_rejected(shard_, log.workload, log.request_id);
     return error(dialect, std::move(e), log, std::move(extra));
   }
 
@@ -618,12 +618,18 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   g->threads_ = threads;
 
+  ledger::LedgerOptions ledger_options;
+  ledger_options.flush_ms = c.ledger.flush_ms;
+  core::Logger* logger = g->logger_;
+  ledger_options.on_write_error = [logger](const core::Error& e) {
+    logger->log(core::LogLevel::kError, e.message + " (rows stay queued and are retried)");
+  };
   if (options.spend) {
     g->spend_ = std::move(options.spend);
   } else if (c.ledger.path.empty()) {
-    g->spend_ = ledger::make_memory_store();
+    g->spend_ = ledger::make_memory_store(std::move(ledger_options));
   } else {
-    auto store = ledger::make_sqlite_store(c.ledger.path);
+    auto store = ledger::make_sqlite_store(c.ledger.path, std::move(ledger_options));
     if (!store) return std::unexpected(store.error());
     g->spend_ = std::move(*store);
   }
@@ -637,6 +643,10 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   }
   g->router_ =
       std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_, *g->clock_);
+  g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
+    return std::vector<std::pair<std::vector<std::string>, double>>{
+        {{}, static_cast<double>(spend->queue_depth())}};
+  });
 
   http::ServerLimits limits;
   limits.max_body_bytes = static_cast<std::size_t>(c.server.max_body_bytes);

@@ -432,6 +432,11 @@ Metrics Metrics::declare(Registry& registry) {
   m.stream_events_skipped_total =
       counter("backstop_stream_events_skipped_total", "Undecodable upstream stream events skipped.",
               {"provider"});
+  m.ledger_queue_depth = registry.declare(FamilyDef{"backstop_ledger_queue_depth",
+                                                    "Rows waiting for the ledger writer.",
+                                                    MetricType::kGauge,
+                                                    {},
+                                                    {}});
   return m;
 }
 

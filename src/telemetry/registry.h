@@ -88,6 +88,7 @@ struct Metrics {
   FamilyId upstream_duration_seconds;    // provider
   FamilyId fallback_ratio;               // workload (gauge; its source is set by the router)
   FamilyId stream_events_skipped_total;  // provider
+  FamilyId ledger_queue_depth;           // no labels (gauge; its source is set by the server)
 
   static Metrics declare(Registry& registry);
 };

@@ -182,6 +182,9 @@ TEST(Metrics, DeclaresDesignTableExactly) {
   registry.gauge_source(metrics.fallback_ratio, [] {
     return std::vector<std::pair<std::vector<std::string>, double>>{{{"agentic"}, 0.2}};
   });
+  registry.gauge_source(metrics.ledger_queue_depth, [] {
+    return std::vector<std::pair<std::vector<std::string>, double>>{{{}, 3}};
+  });
   registry.shard(0).add(metrics.requests_total, {"agentic", "primary"});
   registry.shard(0).add(metrics.fallbacks_total, {"agentic", "v4", "claude", "schema"});
   registry.shard(0).add(metrics.validation_failures_total, {"agentic", "v4", "schema"});
@@ -207,6 +210,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_upstream_duration_seconds histogram",
                        "backstop_fallback_ratio gauge",
                        "backstop_stream_events_skipped_total counter",
+                       "backstop_ledger_queue_depth gauge",
                    }));
 
   const std::string text = registry.render();
@@ -224,6 +228,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
            "le=\"2.5\"} 1\n",
            "backstop_upstream_duration_seconds_count{provider=\"claude\"} 1\n",
            "backstop_fallback_ratio{workload=\"agentic\"} 0.2\n",
+           "backstop_ledger_queue_depth 3\n",
        }) {
     EXPECT_NE(text.find(sample), std::string::npos) << sample;
   }

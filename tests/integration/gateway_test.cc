@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -644,6 +645,23 @@ TEST_F(GatewayTest, MetricsAfterAKnownSequence) {
   EXPECT_NE(text.find("# TYPE backstop_spend_usd_total counter"), std::string::npos);
   EXPECT_NE(text.find("backstop_tokens_total{provider=\"v4\",model=\"v4-flash\",type=\"input\"}"),
             std::string::npos);
+}
+
+TEST_F(GatewayTest, LedgerSpendMatchesMetricsAndItsQueueDepthIsExported) {
+  chat("agentic", "w?", true);
+  chat("agentic", "w? [mock:schema@v4-flash]", true);
+  chat("no-such-workload", "hello");  // refused: a row without spend
+  const std::string text = call("GET", "/metrics", "").body;
+  EXPECT_NE(text.find("# TYPE backstop_ledger_queue_depth gauge\nbackstop_ledger_queue_depth "),
+            std::string::npos)
+      << text;
+  std::int64_t ledger = 0;
+  for (const auto& row : gateway_->spend().totals()) ledger += row.cost_micro_usd;
+  const double spend = counter(metrics().spend_usd_total, {"agentic", "v4", "v4-flash"}) +
+                       counter(metrics().spend_usd_total, {"agentic", "claude", "claude-sonnet"});
+  EXPECT_GT(ledger, 0);
+  EXPECT_EQ(ledger, std::llround(spend * 1e6));
+  EXPECT_EQ(gateway_->spend().queue_depth(), 0);  // totals() wrote every row first
 }
 
 // The data payloads of an SSE body, in order.
