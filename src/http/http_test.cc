@@ -401,6 +401,97 @@ TEST(HttpTest, MalformedRequestGets400) {
   EXPECT_TRUE(closed);
 }
 
+// A request whose framing the server refuses, followed on the same connection by a request
+// that would run if the server took the first one's body as the next request (smuggling).
+struct Framing {
+  std::string head;  // headers after the request line, each ending in CRLF
+  int status;
+};
+
+void expect_refused_and_not_smuggled(const Framing& framing) {
+  TestServer server;
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(),
+                   "POST /x HTTP/1.1\r\nHost: a\r\n" + framing.head + "\r\n" + smuggled, &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 " + std::to_string(framing.status) + " ")) << reply;
+  EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("/smuggled"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("HTTP/1.1", 1), std::string::npos) << "a second response: " << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+  EXPECT_EQ(server.state.last_protocol_status.load(), framing.status);
+}
+
+TEST(HttpTest, TransferEncodingOtherThanAFinalChunkedIsRefusedAndItsBodyNeverRuns) {
+  for (std::string coding : {"xchunked", "identity", "gzip", "chunked, identity", "chunked;x=1",
+                             "chunked, chunked", ",", "chunkedx"}) {
+    SCOPED_TRACE(coding);
+    expect_refused_and_not_smuggled({"Transfer-Encoding: " + coding + "\r\n", 400});
+  }
+  // Split over two fields: the list is their concatenation.
+  expect_refused_and_not_smuggled(
+      {"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", 400});
+}
+
+TEST(HttpTest, TransferEncodingWithContentLengthIsRefused) {
+  expect_refused_and_not_smuggled({"Transfer-Encoding: gzip\r\nContent-Length: 0\r\n", 400});
+  expect_refused_and_not_smuggled({"Content-Length: 0\r\nTransfer-Encoding: gzip\r\n", 400});
+  expect_refused_and_not_smuggled({"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400});
+  expect_refused_and_not_smuggled({"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", 400});
+}
+
+TEST(HttpTest, CodingsOtherThanChunkedBeforeChunkedGet501) {
+  expect_refused_and_not_smuggled({"Transfer-Encoding: gzip, chunked\r\n", 501});
+}
+
+TEST(HttpTest, TransferEncodingInHttp10IsRefused) {
+  TestServer server;
+  bool closed = false;
+  const std::string reply = exchange_raw(
+      server.server.port(),
+      "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 400 ")) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, ObsoleteLineFoldingIsRefused) {
+  expect_refused_and_not_smuggled({"X-A: one\r\n two\r\n", 400});
+  expect_refused_and_not_smuggled({"X-A:\r\n\ttwo\r\n", 400});
+  // A fold that would hide `chunked` from a proxy that does not unfold.
+  expect_refused_and_not_smuggled({"Transfer-Encoding: x\r\n chunked\r\n", 400});
+  // The last field before the blank line.
+  expect_refused_and_not_smuggled({"X-B: b\r\nX-A: one\r\n two\r\n", 400});
+}
+
+TEST(HttpTest, BareCarriageReturnInTheHeaderIsRefused) {
+  expect_refused_and_not_smuggled({"X-A: a\rb\r\n", 400});
+  expect_refused_and_not_smuggled({"X-A: a\r\r\n", 400});
+  TestServer server;
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(), "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 400 ")) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, ChunkedBodyIsReadAndTheNextRequestFollows) {
+  TestServer server;
+  RawConnection connection(server.server.port());
+  connection.send(
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\nX-A: a\tb\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  bool closed = false;
+  const std::string reply = connection.read_to_close(&closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n")) << reply;
+  EXPECT_NE(reply.find("POST /x abc"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("GET /next "), std::string::npos) << reply;
+  EXPECT_EQ(server.state.requests.load(), 2);
+}
+
 TEST(HttpTest, SlowClientIsCutOffWithin408) {
   ServerLimits limits;
   limits.read_timeout = 100ms;

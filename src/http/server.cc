@@ -72,6 +72,8 @@ std::string_view error_code_for(int status) {
       return "headers_too_large";
     case 500:
       return "internal_error";
+    case 501:
+      return "not_implemented";
     case 503:
       return "overloaded";
     default:
@@ -103,14 +105,45 @@ bool is_framing_header(std::string_view name) {
          equals_ignoring_case(name, "connection");
 }
 
+struct Refusal {
+  int status = 0;  // 0: close without an answer
+  std::string message;
+};
+
+// Calls `each` with every element of a comma-separated header list, spaces trimmed, empty
+// elements skipped.
+template <typename Each>
+void for_each_element(std::string_view list, Each each) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    std::string_view element = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
+      element.remove_prefix(1);
+    }
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) {
+      element.remove_suffix(1);
+    }
+    if (!element.empty()) each(element);
+  }
+}
+
 // Parses a request straight into a Request: no intermediate header container, the body
 // reserved once from Content-Length.
+//
+// Framing is stricter than Beast's (RFC 9112 6.1, 6.3, 5.2): Beast reads a request whose
+// Transfer-Encoding does not end in `chunked` ("xchunked", "identity", "chunked, identity")
+// as having no body, so the body would run as the next request on the connection
+// (smuggling), and it joins obs-folded header lines. Such requests are refused here and
+// the connection closed.
 class RequestParser final : public bhttp::basic_parser<true> {
  public:
   explicit RequestParser(Request& out) : out_(out) { out_.headers.reserve(16); }
 
   [[nodiscard]] int version() const { return version_; }
   [[nodiscard]] bool expects_continue() const { return expects_continue_; }
+  // Why the request was refused by the checks above; status 0 when it was not.
+  [[nodiscard]] const Refusal& refusal() const { return refusal_; }
 
  private:
   void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target,
@@ -123,14 +156,40 @@ class RequestParser final : public bhttp::basic_parser<true> {
     ec = bhttp::error::bad_line_ending;  // unreachable for a request parser
   }
   void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
-                     error_code&) override {
-    if (name == bhttp::field::expect && equals_ignoring_case(value, "100-continue")) {
+                     error_code& ec) override {
+    if (folded(name_string)) {
+      return refuse(ec, 400,
+                    "header " + std::string(name_string) +
+                        " is folded over several lines (obsolete line folding)");
+    }
+    if (name == bhttp::field::transfer_encoding) {
+      has_transfer_encoding_ = true;
+      for_each_element(value, [this](std::string_view coding) {
+        ++codings_;
+        last_coding_chunked_ = equals_ignoring_case(coding, "chunked");
+        if (last_coding_chunked_) ++chunked_;
+      });
+    } else if (name == bhttp::field::content_length) {
+      has_content_length_ = true;
+    } else if (name == bhttp::field::expect && equals_ignoring_case(value, "100-continue")) {
       expects_continue_ = true;
+    }
+    if (has_transfer_encoding_ && has_content_length_) {
+      return refuse(ec, 400, "the request has both Transfer-Encoding and Content-Length");
     }
     out_.headers.push_back(
         Header{std::string(name_string.data(), name_string.size()), std::string(value)});
   }
-  void on_header_impl(error_code&) override {}
+  void on_header_impl(error_code& ec) override {
+    if (!has_transfer_encoding_) return;
+    if (version_ < 11) return refuse(ec, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (!last_coding_chunked_ || chunked_ != 1) {
+      return refuse(ec, 400, "Transfer-Encoding must be chunked, applied once and last");
+    }
+    if (codings_ != 1) {
+      return refuse(ec, 501, "only the chunked transfer coding is supported");
+    }
+  }
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
     if (length) out_.body.reserve(static_cast<std::size_t>(*length));
   }
@@ -145,9 +204,29 @@ class RequestParser final : public bhttp::basic_parser<true> {
   }
   void on_finish_impl(error_code&) override {}
 
+  // Whether the field starting at `name` continues on the next line (obs-fold). Beast hands
+  // the name as a view into the input, which holds the whole header and at least one byte
+  // past the line's CRLF (Beast reads it to detect the fold); a field has no bare CR.
+  static bool folded(beast::string_view name) {
+    const char* p = name.data() + name.size();
+    while (*p != '\r') ++p;
+    return p[2] == ' ' || p[2] == '\t';
+  }
+
+  void refuse(error_code& ec, int status, std::string message) {
+    refusal_ = {status, std::move(message)};
+    ec = bhttp::error::bad_field;
+  }
+
   Request& out_;
   int version_ = 11;
   bool expects_continue_ = false;
+  bool has_transfer_encoding_ = false;
+  bool has_content_length_ = false;
+  bool last_coding_chunked_ = false;
+  int codings_ = 0;  // transfer codings, over every Transfer-Encoding field
+  int chunked_ = 0;  // of them, `chunked`
+  Refusal refusal_;
 };
 
 // Counters and the stop rendezvous, shared by every worker.
@@ -428,17 +507,14 @@ net::awaitable<void> refuse(Worker* worker, std::shared_ptr<Connection> c, int s
   disarm(*c);
 }
 
-struct Refusal {
-  int status = 0;  // 0: close without an answer
-  std::string message;
-};
-
 // What to answer when reading a request failed with `ec`.
-Refusal refusal_for(const Connection& c, error_code ec, const ServerLimits& limits) {
+Refusal refusal_for(const Connection& c, const RequestParser& parser, error_code ec,
+                    const ServerLimits& limits) {
   if (c.deadline_passed) {
     return {408, "the request was not received within " +
                      std::to_string(limits.read_timeout.count()) + " ms"};
   }
+  if (parser.refusal().status != 0) return parser.refusal();
   if (ec == bhttp::error::body_limit) {
     return {413,
             "the request body is larger than " + std::to_string(limits.max_body_bytes) + " bytes"};
@@ -492,7 +568,7 @@ net::awaitable<void> serve_requests(Worker* worker, std::shared_ptr<Connection> 
       }
     }
     if (ec) {
-      Refusal refusal = refusal_for(*c, ec, limits);
+      Refusal refusal = refusal_for(*c, *parser, ec, limits);
       disarm(*c);
       if (refusal.status != 0) {
         co_await refuse(worker, c, refusal.status, std::move(refusal.message),
