@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# backstop serve as a process: an access log reader that dies does not kill it (SIGPIPE);
+# SIGTERM stops it with exit 0.
+set -u
+bin=$1
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$dir"/*.err; do echo "--- $f"; cat "$f"; done; exit 1; }
+
+# Waits (bounded) until FILE has a line matching REGEX; prints the first match.
+wait_for_line() {
+  local file=$1 regex=$2
+  for _ in $(seq 1 600); do
+    if grep -m1 -E "$regex" "$file" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$1$2"; }
+
+write_config() {  # FILE ACCESS_LOG
+  cat >"$1" <<YAML
+listen: 127.0.0.1:0
+threads: 1
+log: {access_log: "$2"}
+providers:
+  v4: {kind: simulated, model: m}
+workloads:
+  plain: {route: [v4]}
+YAML
+}
+
+# 2. The access log goes to a pipe whose reader exits at once; requests keep being served.
+write_config "$dir/stdout.yaml" "-"
+"$bin" serve --config "$dir/stdout.yaml" 2>"$dir/pipe.err" > >(exec true) &
+serve=$!
+pids+=($serve)
+line=$(wait_for_line "$dir/pipe.err" 'listening on port') || fail "serve (pipe) did not start"
+port=$(sed -E 's/.*listening on port ([0-9]+).*/\1/' <<<"$line")
+for _ in 1 2 3 4 5; do
+  curl -s -o /dev/null --max-time 5 -H 'content-type: application/json' \
+    -d '{"model":"nope","messages":[{"role":"user","content":"x"}]}' \
+    "http://127.0.0.1:$port/v1/chat/completions"
+done
+[[ $(status_of "$port" /healthz) == 200 ]] || fail "serve died after its access log reader did"
+kill -TERM "$serve"
+wait "$serve"
+rc=$?
+[[ $rc -eq 0 ]] || fail "exit $rc after SIGTERM, want 0"
+grep -q "backstop: stopped" "$dir/pipe.err" || fail "no 'stopped' line"
+
+echo "serve ok"
