@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "cli/process.h"
@@ -17,6 +19,21 @@ TEST(ProcessTest, AWriteToAPipeWithoutReaderFailsWithEpipeInsteadOfKillingThePro
   EXPECT_EQ(::write(fds[1], "x", 1), -1);  // without it, SIGPIPE would end this test here
   EXPECT_EQ(errno, EPIPE);
   ::close(fds[1]);
+}
+
+TEST(ProcessTest, RaisesTheSoftOpenFileLimitToTheHardLimit) {
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const rlim_t low = std::min<rlim_t>(limit.rlim_max, 256);
+  rlimit lowered{low, limit.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+
+  const FdLimit raised = raise_fd_limit();
+  EXPECT_EQ(raised.before, low);
+  EXPECT_EQ(raised.now, limit.rlim_max);
+  EXPECT_EQ(raised.hard, limit.rlim_max);
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  EXPECT_EQ(limit.rlim_cur, limit.rlim_max);
 }
 
 }  // namespace

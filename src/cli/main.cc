@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   cli::ignore_broken_pipes();
+  const cli::FdLimit fds = cli::raise_fd_limit();
+  if (fds.now < fds.hard) {
+    std::fprintf(stderr, "backstop: could not raise the open-file limit from %llu to %llu\n",
+                 static_cast<unsigned long long>(fds.now),
+                 static_cast<unsigned long long>(fds.hard));
+  }
 
   try {
     if (*serve) return cli::serve(config_file, listen, threads);

@@ -59,9 +59,11 @@ int serve(const std::string& config_file, const std::string& listen, int threads
     std::fprintf(stderr, "backstop: %s\n", started.error().message.c_str());
     return 1;
   }
-  std::fprintf(stderr, "backstop: listening on port %u with %d worker threads (%zu workloads)\n",
+  std::fprintf(stderr,
+               "backstop: listening on port %u with %d worker threads (%zu workloads, "
+               "max_connections %zu)\n",
                static_cast<unsigned>((*gateway)->port()), (*gateway)->threads(),
-               loaded.config->workloads.size());
+               loaded.config->workloads.size(), (*gateway)->max_connections());
   int sig = wait_for_signal();
   std::fprintf(stderr, "backstop: %s, draining (up to %lld ms)\n",
                sig == SIGTERM ? "SIGTERM" : "SIGINT",

@@ -160,10 +160,13 @@ class EchoService final : public Service {
 };
 
 struct TestServer {
-  explicit TestServer(ServerLimits limits = {}, int threads = 1)
-      : server(limits, threads, [this](net::io_context& loop, int worker) {
-          return std::make_unique<EchoService>(loop, state, worker);
-        }) {
+  explicit TestServer(ServerLimits limits = {}, int threads = 1, ServerLog log = {})
+      : server(
+            limits, threads,
+            [this](net::io_context& loop, int worker) {
+              return std::make_unique<EchoService>(loop, state, worker);
+            },
+            log) {
     auto listened = server.listen("127.0.0.1", 0);
     EXPECT_TRUE(listened.has_value());
     state.server = &server;
@@ -220,6 +223,23 @@ class RawConnection {
   net::io_context loop_;
   tcp::socket socket_;
   bool connected_ = false;
+};
+
+// Keeps every line logged, from any thread.
+class RecordingLogger final : public core::Logger {
+ public:
+  void log(core::LogLevel, std::string_view line) override {
+    std::lock_guard lock(mutex_);
+    lines_.emplace_back(line);
+  }
+  std::vector<std::string> lines() {
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> lines_;
 };
 
 std::string exchange_raw(std::uint16_t port, std::string_view bytes, bool* closed = nullptr) {
@@ -533,6 +553,59 @@ TEST(HttpTest, ConnectionsBeyondTheLimitGet503) {
   EXPECT_TRUE(closed);
 }
 
+TEST(HttpTest, ConnectionCapLeavesHalfOfTheFreeDescriptorsForUpstreams) {
+  EXPECT_EQ(connection_cap(1024, 2), (1024u - 128 - 8) / 2);
+  EXPECT_EQ(connection_cap(1'048'576, 4), (1'048'576u - 128 - 16) / 2);
+  EXPECT_EQ(connection_cap(100, 1), 1u);
+}
+
+TEST(HttpTest, MaxConnectionsIsCappedBelowTheOpenFileLimitWithALogLine) {
+  RecordingLogger logger;
+  ServerLimits limits;
+  limits.max_connections = 10'000;
+  limits.fd_limit = 1000;
+  TestServer capped(limits, 1, {&logger, nullptr});
+  EXPECT_EQ(capped.server.max_connections(), connection_cap(1000, 1));
+  ASSERT_EQ(logger.lines().size(), 1u);
+  EXPECT_NE(logger.lines()[0].find("max_connections 10000 capped to " +
+                                   std::to_string(connection_cap(1000, 1)) +
+                                   ": the open-file limit is 1000"),
+            std::string::npos)
+      << logger.lines()[0];
+
+  RecordingLogger quiet;
+  limits.fd_limit = 1'000'000;
+  TestServer roomy(limits, 1, {&quiet, nullptr});
+  EXPECT_EQ(roomy.server.max_connections(), 10'000u);
+  EXPECT_TRUE(quiet.lines().empty());
+}
+
+TEST(HttpTest, RefusalsOverTheLimitAreLoggedAtMostOncePerInterval) {
+  RecordingLogger logger;
+  core::ManualClock clock;
+  ServerLimits limits;
+  limits.max_connections = 1;
+  TestServer server(limits, 1, {&logger, &clock});
+  RawConnection holder(server.server.port());
+  ASSERT_TRUE(holder.connected());
+  for (int i = 0; i < 3; ++i) {
+    const std::string reply = exchange_raw(server.server.port(), "GET / HTTP/1.1\r\n\r\n");
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 503 ")) << reply;
+  }
+  EXPECT_EQ(server.server.refused_connections(), 3u);
+  ASSERT_EQ(logger.lines().size(), 1u);
+  EXPECT_NE(logger.lines()[0].find("refused 1 connection(s) with 503 at max_connections (1)"),
+            std::string::npos)
+      << logger.lines()[0];
+
+  clock.advance(10s);
+  exchange_raw(server.server.port(), "GET / HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(logger.lines().size(), 2u);
+  EXPECT_NE(logger.lines()[1].find("refused 3 connection(s)"), std::string::npos)
+      << logger.lines()[1];
+}
+
+// A listening socket with SO_REUSEPORT on a port the OS picks: another backstop.
 TEST(HttpTest, GracefulStopFinishesInFlightRequestAndRefusesNewConnections) {
   TestServer server;
   std::optional<core::Result<ClientResponse>> result;

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -21,6 +23,7 @@
 #include <boost/beast/http/status.hpp>
 #include <charconv>
 #include <condition_variable>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -45,6 +48,11 @@ constexpr std::chrono::milliseconds kLinger{500};
 constexpr std::size_t kLingerBytes = 1024 * 1024;
 // How long an accept loop pauses after a failed accept (e.g. out of descriptors).
 constexpr std::chrono::milliseconds kAcceptBackoff{10};
+// Refused connections and failed accepts are logged at most once per interval.
+constexpr std::chrono::seconds kReportInterval{10};
+// Descriptors connection_cap keeps aside: for the process, and for each worker.
+constexpr std::uint64_t kReservedFds = 128;
+constexpr std::uint64_t kReservedFdsPerWorker = 4;
 // After cancelling everything at stop, how long workers get to unwind before their loops
 // are stopped outright.
 constexpr std::chrono::milliseconds kCancelGrace{1'000};
@@ -229,11 +237,39 @@ class RequestParser final : public bhttp::basic_parser<true> {
   Refusal refusal_;
 };
 
+// An event that is logged at most once per kReportInterval, whichever worker sees it, with
+// how many times it happened since the last line.
+class Report {
+ public:
+  // Counts one event. True when a line is due now; `since_last` is then the number of
+  // events since the previous line, this one included.
+  bool due(const core::Clock& clock, std::uint64_t& since_last) {
+    const std::uint64_t total = events_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const std::int64_t now = clock.now().time_since_epoch().count();
+    std::int64_t next = next_ns_.load(std::memory_order_relaxed);
+    if (now < next) return false;
+    const std::int64_t interval = std::chrono::nanoseconds(kReportInterval).count();
+    if (!next_ns_.compare_exchange_strong(next, now + interval)) return false;
+    since_last = total - reported_.exchange(total);
+    return true;
+  }
+  [[nodiscard]] std::uint64_t events() const { return events_.load(); }
+
+ private:
+  std::atomic<std::int64_t> next_ns_{std::numeric_limits<std::int64_t>::min()};
+  std::atomic<std::uint64_t> events_{0};
+  std::atomic<std::uint64_t> reported_{0};
+};
+
 // Counters and the stop rendezvous, shared by every worker.
 struct Shared {
   std::atomic<std::size_t> open_connections{0};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> draining{false};
+  core::Logger* logger = nullptr;
+  const core::Clock* clock = nullptr;
+  Report refused;  // connections over max_connections
+  Report accept_failures;
   std::mutex mutex;
   std::condition_variable changed;
   int workers_quiet = 0;     // workers that closed their acceptor and idle connections
@@ -613,6 +649,15 @@ net::awaitable<void> serve(Worker* worker, std::shared_ptr<Connection> c) {
 
 // Refuses a connection over max_connections with a 503, without blocking the loop.
 void refuse_overloaded(Worker& worker, tcp::socket& socket) {
+  Shared& shared = worker.shared;
+  std::uint64_t since_last = 0;
+  if (shared.refused.due(*shared.clock, since_last) && shared.logger != nullptr) {
+    shared.logger->log(core::LogLevel::kWarn, "refused " + std::to_string(since_last) +
+                                                  " connection(s) with 503 at max_connections (" +
+                                                  std::to_string(worker.limits.max_connections) +
+                                                  ") since the last such line (at most one every " +
+                                                  std::to_string(kReportInterval.count()) + " s)");
+  }
   const Response response =
       worker.service->protocol_error(503, "the server is at its connection limit", {});
   std::string wire = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: ";
@@ -640,6 +685,13 @@ net::awaitable<void> accept_connections(Worker* worker) {
     auto [ec, socket] = co_await worker->acceptor->async_accept(kAwait);
     if (ec) {
       if (ec == net::error::operation_aborted || !worker->acceptor->is_open()) co_return;
+      Shared& shared = worker->shared;
+      std::uint64_t since_last = 0;
+      if (shared.accept_failures.due(*shared.clock, since_last) && shared.logger != nullptr) {
+        shared.logger->log(core::LogLevel::kError,
+                           "accepting a connection failed " + std::to_string(since_last) +
+                               " time(s) since the last such line: " + ec.message());
+      }
       net::steady_timer pause(worker->loop, kAcceptBackoff);
       co_await pause.async_wait(kAwait);
       continue;
@@ -672,11 +724,26 @@ net::awaitable<void> run_acceptor(Worker* worker) {
 
 using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
+// The process's open-file soft limit; 0 when unknown or unlimited.
+std::uint64_t open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+  return limit.rlim_cur;
+}
+
 }  // namespace
+
+std::size_t connection_cap(std::uint64_t fd_limit, int threads) {
+  const std::uint64_t reserved =
+      kReservedFds + kReservedFdsPerWorker * static_cast<std::uint64_t>(std::max(threads, 1));
+  const std::uint64_t usable = fd_limit > reserved ? fd_limit - reserved : 0;
+  return static_cast<std::size_t>(std::max<std::uint64_t>(usable / 2, 1));
+}
 
 struct Server::Impl {
   ServerLimits limits;
   ServiceFactory factory;
+  core::SystemClock system_clock;
   Shared shared;
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0;
@@ -689,11 +756,27 @@ struct Server::Impl {
   void stop_now(std::chrono::milliseconds drain);
 };
 
-Server::Server(ServerLimits limits, int threads, ServiceFactory factory)
+Server::Server(ServerLimits limits, int threads, ServiceFactory factory, ServerLog log)
     : impl_(std::make_unique<Impl>()) {
-  impl_->limits = limits;
   impl_->factory = std::move(factory);
+  impl_->shared.logger = log.logger;
+  impl_->shared.clock = log.clock != nullptr ? log.clock : &impl_->system_clock;
   const int count = std::max(threads, 1);
+  // Over the open-file limit accept() fails and clients wait in the backlog, unanswered;
+  // under the cap they get a 503 instead.
+  const std::uint64_t fd_limit = limits.fd_limit != 0 ? limits.fd_limit : open_file_limit();
+  if (fd_limit != 0 && limits.max_connections > connection_cap(fd_limit, count)) {
+    const std::size_t cap = connection_cap(fd_limit, count);
+    if (log.logger != nullptr) {
+      log.logger->log(core::LogLevel::kWarn,
+                      "max_connections " + std::to_string(limits.max_connections) + " capped to " +
+                          std::to_string(cap) + ": the open-file limit is " +
+                          std::to_string(fd_limit) +
+                          " (half of the rest is kept for upstream connections)");
+    }
+    limits.max_connections = cap;
+  }
+  impl_->limits = limits;
   for (int i = 0; i < count; ++i) {
     impl_->workers.push_back(std::make_unique<Worker>(impl_->limits, impl_->shared, i));
   }
@@ -846,5 +929,9 @@ void Server::wait() {
 std::size_t Server::open_connections() const { return impl_->shared.open_connections.load(); }
 
 std::size_t Server::in_flight() const { return impl_->shared.in_flight.load(); }
+
+std::size_t Server::max_connections() const { return impl_->limits.max_connections; }
+
+std::uint64_t Server::refused_connections() const { return impl_->shared.refused.events(); }
 
 }  // namespace backstop::http

@@ -565,9 +565,11 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   limits.max_connections = static_cast<std::size_t>(c.server.max_connections);
   Gateway* self = g.get();
   g->server_ = std::make_unique<http::Server>(
-      limits, threads, [self](net::io_context& loop, int worker) -> std::unique_ptr<http::Service> {
+      limits, threads,
+      [self](net::io_context& loop, int worker) -> std::unique_ptr<http::Service> {
         return std::make_unique<GatewayService>(*self, loop, worker);
-      });
+      },
+      http::ServerLog{g->logger_, g->clock_});
   return g;
 }
 
@@ -595,6 +597,8 @@ core::Result<void> Gateway::start() {
 }
 
 std::uint16_t Gateway::port() const { return port_; }
+
+std::size_t Gateway::max_connections() const { return server_->max_connections(); }
 
 void Gateway::stop() {
   {

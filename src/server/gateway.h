@@ -64,6 +64,8 @@ class Gateway {
   [[nodiscard]] telemetry::AccessLog& access_log() { return *access_log_; }
   [[nodiscard]] const core::Clock& clock() const { return *clock_; }
   [[nodiscard]] int threads() const { return threads_; }
+  // The connection limit in force (max_connections, capped below the open-file limit).
+  [[nodiscard]] std::size_t max_connections() const;
 
  private:
   Gateway() = default;
