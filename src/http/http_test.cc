@@ -606,6 +606,43 @@ TEST(HttpTest, RefusalsOverTheLimitAreLoggedAtMostOncePerInterval) {
 }
 
 // A listening socket with SO_REUSEPORT on a port the OS picks: another backstop.
+struct PortHolder {
+  PortHolder() : acceptor(loop) {
+    acceptor.open(tcp::v4());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    acceptor.set_option(net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    acceptor.bind({net::ip::make_address("127.0.0.1"), 0});
+    acceptor.listen();
+  }
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  net::io_context loop;
+  tcp::acceptor acceptor;
+};
+
+TEST(HttpTest, ListenFailsWhenAnotherSocketHoldsThePortEvenWithReusePort) {
+  PortHolder holder;
+  Server server({}, 2, [](net::io_context&, int) -> std::unique_ptr<Service> { return nullptr; });
+  auto listened = server.listen("127.0.0.1", holder.port());
+  ASSERT_FALSE(listened.has_value());
+  EXPECT_EQ(listened.error().code, core::ErrorCode::kConnect);
+  EXPECT_EQ(listened.error().message,
+            "cannot listen on 127.0.0.1:" + std::to_string(holder.port()) +
+                ": the port is already in use");
+}
+
+TEST(HttpTest, ThePortOfAStoppedServerCanBeListenedOnAgain) {
+  std::uint16_t port = 0;
+  {
+    TestServer first;
+    port = first.server.port();
+    // The server closes first, so its side of the connection is left in TIME_WAIT.
+    exchange_raw(port, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  }
+  Server second({}, 2, [](net::io_context&, int) -> std::unique_ptr<Service> { return nullptr; });
+  auto listened = second.listen("127.0.0.1", port);
+  EXPECT_TRUE(listened.has_value()) << listened.error().message;
+}
+
 TEST(HttpTest, GracefulStopFinishesInFlightRequestAndRefusesNewConnections) {
   TestServer server;
   std::optional<core::Result<ClientResponse>> result;

@@ -800,6 +800,24 @@ core::Result<void> Server::listen(const std::string& host, std::uint16_t port) {
     }
     address = results.begin()->endpoint().address();
   }
+  if (port != 0) {
+    // Every socket with SO_REUSEPORT of the same user may bind the port: a second backstop
+    // would start and split the traffic. A probe without it fails when anything listens
+    // there. (SO_REUSEADDR: a previous run's TIME_WAIT connections do not count.)
+    tcp::acceptor probe(impl_->workers.front()->loop);
+    const tcp::endpoint endpoint(address, port);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec == net::error::address_in_use) {
+      return core::fail(core::ErrorCode::kConnect,
+                        "cannot listen on " + where + ": the port is already in use");
+    }
+    if (ec) {
+      return core::fail(core::ErrorCode::kConnect,
+                        "cannot listen on " + where + ": " + ec.message());
+    }
+  }
   std::uint16_t bound = port;
   for (auto& worker : impl_->workers) {
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->loop);

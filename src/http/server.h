@@ -87,7 +87,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds host:port (port 0: the OS picks). kConnect error when it cannot bind.
+  // Binds host:port (port 0: the OS picks). kConnect error when it cannot bind, or when
+  // another socket already listens on the port, even one with SO_REUSEPORT (only this
+  // server's own workers share the port).
   [[nodiscard]] core::Result<void> listen(const std::string& host, std::uint16_t port);
   // The bound port (after listen).
   [[nodiscard]] std::uint16_t port() const;

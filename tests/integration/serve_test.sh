@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# backstop serve as a process: an access log reader that dies does not kill it (SIGPIPE);
-# SIGTERM stops it with exit 0.
+# backstop serve as a process: a port held by another process stops it (exit 1); an access
+# log reader that dies does not kill it (SIGPIPE); SIGTERM stops it with exit 0.
 set -u
 bin=$1
 dir=$(mktemp -d)
@@ -35,6 +35,18 @@ workloads:
   plain: {route: [v4]}
 YAML
 }
+
+# 1. The port is held by another process (a backstop mock, with SO_REUSEPORT too).
+"$bin" mock --listen 127.0.0.1:0 >"$dir/mock.out" 2>"$dir/mock.err" &
+pids+=($!)
+line=$(wait_for_line "$dir/mock.out" 'listening on') || fail "mock did not start"
+port=${line##*:}
+write_config "$dir/quiet.yaml" ""
+"$bin" serve --config "$dir/quiet.yaml" --listen "127.0.0.1:$port" >/dev/null 2>"$dir/taken.err"
+rc=$?
+[[ $rc -eq 1 ]] || fail "port taken: exit $rc, want 1"
+grep -q "cannot listen on 127.0.0.1:$port: the port is already in use" "$dir/taken.err" ||
+  fail "port taken: no clear error"
 
 # 2. The access log goes to a pipe whose reader exits at once; requests keep being served.
 write_config "$dir/stdout.yaml" "-"
