@@ -643,6 +643,20 @@ TEST(HttpTest, ThePortOfAStoppedServerCanBeListenedOnAgain) {
   EXPECT_TRUE(listened.has_value()) << listened.error().message;
 }
 
+TEST(HttpTest, BeginDrainKeepsAcceptingAndClosesEachConnectionAfterItsResponse) {
+  TestServer server;
+  server.server.begin_drain();
+  for (int i = 0; i < 2; ++i) {
+    bool closed = false;
+    const std::string reply =
+        exchange_raw(server.server.port(), "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n")) << reply;
+    EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos) << reply;
+    EXPECT_TRUE(closed);
+  }
+  EXPECT_EQ(server.state.requests.load(), 2);
+}
+
 TEST(HttpTest, GracefulStopFinishesInFlightRequestAndRefusesNewConnections) {
   TestServer server;
   std::optional<core::Result<ClientResponse>> result;

@@ -266,6 +266,7 @@ struct Shared {
   std::atomic<std::size_t> open_connections{0};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> closing{false};  // begin_drain: every response closes its connection
   core::Logger* logger = nullptr;
   const core::Clock* clock = nullptr;
   Report refused;  // connections over max_connections
@@ -464,7 +465,9 @@ class ConnectionResponder final : public Responder {
   void write_head(int status, std::string_view content_type, const std::vector<Header>& headers,
                   std::optional<std::size_t> content_length) {
     if (status < 100 || status > 999) status = 500;
-    if (worker_.draining) keep_alive_ = false;
+    if (worker_.draining || worker_.shared.closing.load(std::memory_order_relaxed)) {
+      keep_alive_ = false;
+    }
     std::string& head = c_->head;
     head.clear();
     head += "HTTP/1.1 ";
@@ -860,6 +863,8 @@ void Server::start() {
     });
   }
 }
+
+void Server::begin_drain() { impl_->shared.closing = true; }
 
 void Server::stop(std::chrono::milliseconds drain) {
   Impl& impl = *impl_;

@@ -95,6 +95,9 @@ class Server {
   [[nodiscard]] std::uint16_t port() const;
   // Starts the workers on their own threads and returns.
   void start();
+  // From now on every response carries Connection: close; the listener keeps accepting.
+  // Safe to call from any thread.
+  void begin_drain();
   // Stops accepting, lets in-flight requests finish for up to `drain`, then closes every
   // connection and joins the workers. Safe to call from any thread, once.
   void stop(std::chrono::milliseconds drain);

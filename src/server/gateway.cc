@@ -600,6 +600,21 @@ std::uint16_t Gateway::port() const { return port_; }
 
 std::size_t Gateway::max_connections() const { return server_->max_connections(); }
 
+void Gateway::begin_drain() {
+  if (draining_.exchange(true)) return;
+  if (server_) server_->begin_drain();
+}
+
+void Gateway::drain() {
+  begin_drain();
+  {
+    std::unique_lock lock(band_mutex_);
+    band_wake_.wait_for(lock, std::chrono::milliseconds(config_->server.drain_delay_ms),
+                        [this] { return stopped_.load(); });
+  }
+  stop();
+}
+
 void Gateway::stop() {
   {
     std::lock_guard lock(band_mutex_);
@@ -607,7 +622,7 @@ void Gateway::stop() {
   }
   band_wake_.notify_all();
   if (band_thread_.joinable()) band_thread_.join();
-  draining_ = true;
+  begin_drain();
   if (server_) server_->stop(std::chrono::milliseconds(config_->server.drain_timeout_ms));
   if (spend_) {
     if (auto flushed = spend_->flush(); !flushed) {
