@@ -174,7 +174,9 @@ class GatewayService final : public http::Service {
     }
     log.duration_ms = core::elapsed_ms(started, gateway_.clock().now());
     // Only API calls are logged; probes and scrapes would drown them.
-    if (log.path.starts_with("/v1/")) gateway_.access_log().write(log);
+    if (log.path.starts_with("/v1/") && !gateway_.access_log().write(log)) {
+      shard_.add(gateway_.router().metrics().log_lines_dropped_total, {"access_log"});
+    }
   }
 
   http::Response protocol_error(int status, std::string_view message,
@@ -547,7 +549,9 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     g->spend_ = std::move(*store);
   }
   g->registry_ = std::make_unique<telemetry::Registry>(threads);
-  g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log);
+  telemetry::AccessLog::Options log_options;
+  if (options.access_log_queue_lines != 0) log_options.queue_lines = options.access_log_queue_lines;
+  g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log, log_options);
 
   for (const config::Provider& p : c.providers) {
     auto provider = build_provider(p, env);
@@ -570,6 +574,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
         return std::make_unique<GatewayService>(*self, loop, worker);
       },
       http::ServerLog{g->logger_, g->clock_});
+  // The series exists from the start, so that rate() and alerts see its first drop.
+  g->registry_->shard(0).add(g->router_->metrics().log_lines_dropped_total, {"access_log"}, 0);
   return g;
 }
 
@@ -629,6 +635,7 @@ void Gateway::stop() {
       logger_->log(core::LogLevel::kError, "ledger flush failed: " + flushed.error().message);
     }
   }
+  if (access_log_) access_log_->flush();
 }
 
 void Gateway::wait() {

@@ -33,6 +33,7 @@ struct GatewayOptions {
   const core::Clock* clock = nullptr;  // nullptr: the system clock
   std::unique_ptr<ledger::SpendStore> spend;  // nullptr: from config (SQLite or memory)
   EnvReader env;                              // nullptr: ::getenv
+  std::size_t access_log_queue_lines = 0;     // 0: the access log's default
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built

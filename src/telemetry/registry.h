@@ -87,6 +87,7 @@ struct Metrics {
   FamilyId request_duration_seconds;   // workload, outcome
   FamilyId upstream_duration_seconds;  // provider
   FamilyId fallback_ratio;             // workload (gauge; its source is set by the router)
+  FamilyId log_lines_dropped_total;    // sink (access_log, hooks): a bounded queue was full
 
   static Metrics declare(Registry& registry);
 };

@@ -938,5 +938,47 @@ TEST_F(DrainTest, ZeroDelayStopsAcceptingAtOnceAndStillFinishesInFlightRequests)
   EXPECT_EQ(held.status, 200) << held.body;
 }
 
+TEST(AccessLogTest, LinesDroppedOnAFullQueueAreCountedInMetrics) {
+  std::signal(SIGPIPE, SIG_IGN);  // the test closes the log's reader before the gateway stops
+  Mock mock;
+  const std::string path = ::testing::TempDir() + "backstop_access_log_fifo";
+  std::remove(path.c_str());
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  // A reader that never reads, holding a pipe of one page.
+  const int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  ::fcntl(reader, F_SETPIPE_SZ, 4096);
+  std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock.port()));
+  yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
+  yaml = replace_all(yaml, R"(log: {access_log: ""})", "log: {access_log: \"" + path + "\"}");
+  auto loaded = config::parse(yaml, "test.yaml");
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+  core::NullLogger logger;
+  server::GatewayOptions options;
+  options.logger = &logger;
+  options.access_log_queue_lines = 2;
+  auto gateway = server::Gateway::create(loaded.config, std::move(options));
+  ASSERT_TRUE(gateway.has_value()) << gateway.error().message;
+  ASSERT_TRUE((*gateway)->start().has_value());
+  const std::uint16_t port = (*gateway)->port();
+  const std::string body = R"({"model":"nope","messages":[{"role":"user","content":"x"}]})";
+  // Each line is a few hundred bytes: the page fills, the writer blocks, the queue fills.
+  for (int i = 0; i < 60; ++i) {
+    EXPECT_EQ(call_once(port, "POST", "/v1/chat/completions", body).status, 404);
+  }
+  const std::string metrics = call_once(port, "GET", "/metrics").body;
+  const auto& m = (*gateway)->router().metrics();
+  const double dropped =
+      (*gateway)->registry().counter_value(m.log_lines_dropped_total, {"access_log"});
+  EXPECT_GT(dropped, 30);
+  EXPECT_EQ(dropped, static_cast<double>((*gateway)->access_log().dropped()));
+  EXPECT_NE(metrics.find("backstop_log_lines_dropped_total{sink=\"access_log\"} "),
+            std::string::npos)
+      << metrics;
+  ::close(reader);
+  (*gateway)->stop();
+  std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace backstop
