@@ -7,7 +7,8 @@ namespace backstop::cli {
 
 // Each subcommand returns the process exit code.
 
-// Runs the gateway until SIGTERM or SIGINT, then drains and returns 0.
+// Runs the gateway until SIGTERM or SIGINT, then drains and returns 0; a second signal
+// exits at once with 128 + its number. 1 when it cannot start (config, port taken).
 int serve(const std::string& config_file, const std::string& listen, int threads);
 // Prints every config error as FILE:LINE: PATH: MESSAGE; 1 on any, else 0.
 int check_config(const std::string& config_file);

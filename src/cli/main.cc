@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/process.h"
 
 int main(int argc, char** argv) {
   using namespace backstop;  // a binary's entry point, not a header
@@ -38,6 +39,14 @@ int main(int argc, char** argv) {
   mock->add_option("--threads", mock_threads, "worker threads")->check(CLI::Range(1, 256));
 
   CLI11_PARSE(app, argc, argv);
+
+  cli::ignore_broken_pipes();
+  const cli::FdLimit fds = cli::raise_fd_limit();
+  if (fds.now < fds.hard) {
+    std::fprintf(stderr, "backstop: could not raise the open-file limit from %llu to %llu\n",
+                 static_cast<unsigned long long>(fds.now),
+                 static_cast<unsigned long long>(fds.hard));
+  }
 
   try {
     if (*serve) return cli::serve(config_file, listen, threads);

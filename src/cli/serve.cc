@@ -1,5 +1,7 @@
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 
 #include "cli/commands.h"
 #include "config/config.h"
@@ -59,14 +61,27 @@ int serve(const std::string& config_file, const std::string& listen, int threads
     std::fprintf(stderr, "backstop: %s\n", started.error().message.c_str());
     return 1;
   }
-  std::fprintf(stderr, "backstop: listening on port %u with %d worker threads (%zu workloads)\n",
+  std::fprintf(stderr,
+               "backstop: listening on port %u with %d worker threads (%zu workloads, "
+               "max_connections %zu)\n",
                static_cast<unsigned>((*gateway)->port()), (*gateway)->threads(),
-               loaded.config->workloads.size());
-  int sig = wait_for_signal();
-  std::fprintf(stderr, "backstop: %s, draining (up to %lld ms)\n",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT",
-               static_cast<long long>(loaded.config->server.drain_timeout_ms));
-  (*gateway)->stop();
+               loaded.config->workloads.size(), (*gateway)->max_connections());
+  const int sig = wait_for_signal();
+  const config::Server& s = loaded.config->server;
+  std::fprintf(stderr,
+               "backstop: %s, draining: /readyz answers 503 and new connections are still "
+               "accepted for %lld ms, then in-flight requests finish (up to %lld ms); a second "
+               "signal exits at once\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(s.drain_delay_ms),
+               static_cast<long long>(s.drain_timeout_ms));
+  // The second signal ends the process where it stands, drain or not.
+  std::thread([] {
+    const int second = wait_for_signal();
+    std::fprintf(stderr, "backstop: %s again, exiting at once\n",
+                 second == SIGTERM ? "SIGTERM" : "SIGINT");
+    std::_Exit(128 + second);
+  }).detach();
+  (*gateway)->drain();
   (*gateway)->wait();
   std::fprintf(stderr, "backstop: stopped\n");
   return 0;

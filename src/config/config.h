@@ -113,6 +113,8 @@ struct Server {
   std::int64_t idle_timeout_ms = 75'000;
   std::int64_t max_connections = 10'000;
   std::int64_t drain_timeout_ms = 30'000;
+  // After the first stop signal: /readyz answers 503 while the listener keeps accepting.
+  std::int64_t drain_delay_ms = 5'000;
 };
 
 struct Ledger {

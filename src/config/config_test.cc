@@ -679,6 +679,16 @@ TEST(ConfigErrors, ListenMustBeHostAndPort) {
               ElementsAre("test.yaml:1: listen: must be HOST:PORT, got \"127.0.0.1:70000\""));
 }
 
+TEST(ConfigParse, DrainDelayDefaultsToFiveSecondsAndMayBeZeroButNotNegative) {
+  EXPECT_EQ(load(kMinimal).config->server.drain_delay_ms, 5000);
+  std::string yaml = std::string(kMinimal) + "server: {drain_delay_ms: 0}\n";
+  ASSERT_NE(load(yaml).config, nullptr);
+  EXPECT_EQ(load(yaml).config->server.drain_delay_ms, 0);
+  yaml = std::string(kMinimal) + "server: {drain_delay_ms: -1}\n";
+  EXPECT_THAT(errors_of(load(yaml)),
+              ElementsAre("test.yaml:5: server.drain_delay_ms: must be at least 0, got -1"));
+}
+
 TEST(ConfigErrors, AllErrorsAreCollectedInFileOrder) {
   LoadResult r = load(R"(threads: -1
 providers:

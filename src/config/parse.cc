@@ -190,9 +190,9 @@ struct Entries {
 
 constexpr std::array<std::string_view, 7> kTopKeys{"listen", "threads",   "server",   "ledger",
                                                    "log",    "providers", "workloads"};
-constexpr std::array<std::string_view, 6> kServerKeys{"max_body_bytes",  "max_header_bytes",
-                                                      "read_timeout_ms", "idle_timeout_ms",
-                                                      "max_connections", "drain_timeout_ms"};
+constexpr std::array<std::string_view, 7> kServerKeys{
+    "max_body_bytes",  "max_header_bytes", "read_timeout_ms", "idle_timeout_ms",
+    "max_connections", "drain_timeout_ms", "drain_delay_ms"};
 constexpr std::array<std::string_view, 2> kLedgerKeys{"path", "flush_ms"};
 constexpr std::int64_t kMaxFlushMs = 3'600'000;  // an hour: a longer one is a typo
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
@@ -492,13 +492,14 @@ class Parser {
 
   void server(const Field& map, Server& s) {
     entries(map, kServerKeys, [&](const Field& f) {
-      std::optional<std::int64_t> v = integer(f, 1);
+      std::optional<std::int64_t> v = integer(f, f.key == "drain_delay_ms" ? 0 : 1);
       if (f.key == "max_body_bytes") assign(s.max_body_bytes, v);
       if (f.key == "max_header_bytes") assign(s.max_header_bytes, v);
       if (f.key == "read_timeout_ms") assign(s.read_timeout_ms, v);
       if (f.key == "idle_timeout_ms") assign(s.idle_timeout_ms, v);
       if (f.key == "max_connections") assign(s.max_connections, v);
       if (f.key == "drain_timeout_ms") assign(s.drain_timeout_ms, v);
+      if (f.key == "drain_delay_ms") assign(s.drain_delay_ms, v);
     });
   }
 

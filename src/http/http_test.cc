@@ -161,10 +161,13 @@ class EchoService final : public Service {
 };
 
 struct TestServer {
-  explicit TestServer(ServerLimits limits = {}, int threads = 1)
-      : server(limits, threads, [this](net::io_context& loop, int worker) {
-          return std::make_unique<EchoService>(loop, state, worker);
-        }) {
+  explicit TestServer(ServerLimits limits = {}, int threads = 1, ServerLog log = {})
+      : server(
+            limits, threads,
+            [this](net::io_context& loop, int worker) {
+              return std::make_unique<EchoService>(loop, state, worker);
+            },
+            log) {
     auto listened = server.listen("127.0.0.1", 0);
     EXPECT_TRUE(listened.has_value());
     state.server = &server;
@@ -221,6 +224,23 @@ class RawConnection {
   net::io_context loop_;
   tcp::socket socket_;
   bool connected_ = false;
+};
+
+// Keeps every line logged, from any thread.
+class RecordingLogger final : public core::Logger {
+ public:
+  void log(core::LogLevel, std::string_view line) override {
+    std::lock_guard lock(mutex_);
+    lines_.emplace_back(line);
+  }
+  std::vector<std::string> lines() {
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> lines_;
 };
 
 std::string exchange_raw(std::uint16_t port, std::string_view bytes, bool* closed = nullptr) {
@@ -402,6 +422,97 @@ TEST(HttpTest, MalformedRequestGets400) {
   EXPECT_TRUE(closed);
 }
 
+// A request whose framing the server refuses, followed on the same connection by a request
+// that would run if the server took the first one's body as the next request (smuggling).
+struct Framing {
+  std::string head;  // headers after the request line, each ending in CRLF
+  int status;
+};
+
+void expect_refused_and_not_smuggled(const Framing& framing) {
+  TestServer server;
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(),
+                   "POST /x HTTP/1.1\r\nHost: a\r\n" + framing.head + "\r\n" + smuggled, &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 " + std::to_string(framing.status) + " ")) << reply;
+  EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("/smuggled"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("HTTP/1.1", 1), std::string::npos) << "a second response: " << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+  EXPECT_EQ(server.state.last_protocol_status.load(), framing.status);
+}
+
+TEST(HttpTest, TransferEncodingOtherThanAFinalChunkedIsRefusedAndItsBodyNeverRuns) {
+  for (std::string coding : {"xchunked", "identity", "gzip", "chunked, identity", "chunked;x=1",
+                             "chunked, chunked", ",", "chunkedx"}) {
+    SCOPED_TRACE(coding);
+    expect_refused_and_not_smuggled({"Transfer-Encoding: " + coding + "\r\n", 400});
+  }
+  // Split over two fields: the list is their concatenation.
+  expect_refused_and_not_smuggled(
+      {"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", 400});
+}
+
+TEST(HttpTest, TransferEncodingWithContentLengthIsRefused) {
+  expect_refused_and_not_smuggled({"Transfer-Encoding: gzip\r\nContent-Length: 0\r\n", 400});
+  expect_refused_and_not_smuggled({"Content-Length: 0\r\nTransfer-Encoding: gzip\r\n", 400});
+  expect_refused_and_not_smuggled({"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400});
+  expect_refused_and_not_smuggled({"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", 400});
+}
+
+TEST(HttpTest, CodingsOtherThanChunkedBeforeChunkedGet501) {
+  expect_refused_and_not_smuggled({"Transfer-Encoding: gzip, chunked\r\n", 501});
+}
+
+TEST(HttpTest, TransferEncodingInHttp10IsRefused) {
+  TestServer server;
+  bool closed = false;
+  const std::string reply = exchange_raw(
+      server.server.port(),
+      "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 400 ")) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, ObsoleteLineFoldingIsRefused) {
+  expect_refused_and_not_smuggled({"X-A: one\r\n two\r\n", 400});
+  expect_refused_and_not_smuggled({"X-A:\r\n\ttwo\r\n", 400});
+  // A fold that would hide `chunked` from a proxy that does not unfold.
+  expect_refused_and_not_smuggled({"Transfer-Encoding: x\r\n chunked\r\n", 400});
+  // The last field before the blank line.
+  expect_refused_and_not_smuggled({"X-B: b\r\nX-A: one\r\n two\r\n", 400});
+}
+
+TEST(HttpTest, BareCarriageReturnInTheHeaderIsRefused) {
+  expect_refused_and_not_smuggled({"X-A: a\rb\r\n", 400});
+  expect_refused_and_not_smuggled({"X-A: a\r\r\n", 400});
+  TestServer server;
+  bool closed = false;
+  const std::string reply =
+      exchange_raw(server.server.port(), "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 400 ")) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(server.state.requests.load(), 0);
+}
+
+TEST(HttpTest, ChunkedBodyIsReadAndTheNextRequestFollows) {
+  TestServer server;
+  RawConnection connection(server.server.port());
+  connection.send(
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\nX-A: a\tb\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  bool closed = false;
+  const std::string reply = connection.read_to_close(&closed);
+  EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n")) << reply;
+  EXPECT_NE(reply.find("POST /x abc"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("GET /next "), std::string::npos) << reply;
+  EXPECT_EQ(server.state.requests.load(), 2);
+}
+
 TEST(HttpTest, SlowClientIsCutOffWithin408) {
   ServerLimits limits;
   limits.read_timeout = 100ms;
@@ -441,6 +552,110 @@ TEST(HttpTest, ConnectionsBeyondTheLimitGet503) {
   EXPECT_TRUE(reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n")) << reply;
   EXPECT_NE(reply.find(R"("code":"overloaded")"), std::string::npos);
   EXPECT_TRUE(closed);
+}
+
+TEST(HttpTest, ConnectionCapLeavesHalfOfTheFreeDescriptorsForUpstreams) {
+  EXPECT_EQ(connection_cap(1024, 2), (1024u - 128 - 8) / 2);
+  EXPECT_EQ(connection_cap(1'048'576, 4), (1'048'576u - 128 - 16) / 2);
+  EXPECT_EQ(connection_cap(100, 1), 1u);
+}
+
+TEST(HttpTest, MaxConnectionsIsCappedBelowTheOpenFileLimitWithALogLine) {
+  RecordingLogger logger;
+  ServerLimits limits;
+  limits.max_connections = 10'000;
+  limits.fd_limit = 1000;
+  TestServer capped(limits, 1, {&logger, nullptr});
+  EXPECT_EQ(capped.server.max_connections(), connection_cap(1000, 1));
+  ASSERT_EQ(logger.lines().size(), 1u);
+  EXPECT_NE(logger.lines()[0].find("max_connections 10000 capped to " +
+                                   std::to_string(connection_cap(1000, 1)) +
+                                   ": the open-file limit is 1000"),
+            std::string::npos)
+      << logger.lines()[0];
+
+  RecordingLogger quiet;
+  limits.fd_limit = 1'000'000;
+  TestServer roomy(limits, 1, {&quiet, nullptr});
+  EXPECT_EQ(roomy.server.max_connections(), 10'000u);
+  EXPECT_TRUE(quiet.lines().empty());
+}
+
+TEST(HttpTest, RefusalsOverTheLimitAreLoggedAtMostOncePerInterval) {
+  RecordingLogger logger;
+  core::ManualClock clock;
+  ServerLimits limits;
+  limits.max_connections = 1;
+  TestServer server(limits, 1, {&logger, &clock});
+  RawConnection holder(server.server.port());
+  ASSERT_TRUE(holder.connected());
+  for (int i = 0; i < 3; ++i) {
+    const std::string reply = exchange_raw(server.server.port(), "GET / HTTP/1.1\r\n\r\n");
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 503 ")) << reply;
+  }
+  EXPECT_EQ(server.server.refused_connections(), 3u);
+  ASSERT_EQ(logger.lines().size(), 1u);
+  EXPECT_NE(logger.lines()[0].find("refused 1 connection(s) with 503 at max_connections (1)"),
+            std::string::npos)
+      << logger.lines()[0];
+
+  clock.advance(10s);
+  exchange_raw(server.server.port(), "GET / HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(logger.lines().size(), 2u);
+  EXPECT_NE(logger.lines()[1].find("refused 3 connection(s)"), std::string::npos)
+      << logger.lines()[1];
+}
+
+// A listening socket with SO_REUSEPORT on a port the OS picks: another backstop.
+struct PortHolder {
+  PortHolder() : acceptor(loop) {
+    acceptor.open(tcp::v4());
+    acceptor.set_option(tcp::acceptor::reuse_address(true));
+    acceptor.set_option(net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    acceptor.bind({net::ip::make_address("127.0.0.1"), 0});
+    acceptor.listen();
+  }
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+  net::io_context loop;
+  tcp::acceptor acceptor;
+};
+
+TEST(HttpTest, ListenFailsWhenAnotherSocketHoldsThePortEvenWithReusePort) {
+  PortHolder holder;
+  Server server({}, 2, [](net::io_context&, int) -> std::unique_ptr<Service> { return nullptr; });
+  auto listened = server.listen("127.0.0.1", holder.port());
+  ASSERT_FALSE(listened.has_value());
+  EXPECT_EQ(listened.error().code, core::ErrorCode::kConnect);
+  EXPECT_EQ(listened.error().message,
+            "cannot listen on 127.0.0.1:" + std::to_string(holder.port()) +
+                ": the port is already in use");
+}
+
+TEST(HttpTest, ThePortOfAStoppedServerCanBeListenedOnAgain) {
+  std::uint16_t port = 0;
+  {
+    TestServer first;
+    port = first.server.port();
+    // The server closes first, so its side of the connection is left in TIME_WAIT.
+    exchange_raw(port, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  }
+  Server second({}, 2, [](net::io_context&, int) -> std::unique_ptr<Service> { return nullptr; });
+  auto listened = second.listen("127.0.0.1", port);
+  EXPECT_TRUE(listened.has_value()) << listened.error().message;
+}
+
+TEST(HttpTest, BeginDrainKeepsAcceptingAndClosesEachConnectionAfterItsResponse) {
+  TestServer server;
+  server.server.begin_drain();
+  for (int i = 0; i < 2; ++i) {
+    bool closed = false;
+    const std::string reply =
+        exchange_raw(server.server.port(), "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", &closed);
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 200 OK\r\n")) << reply;
+    EXPECT_NE(reply.find("Connection: close\r\n"), std::string::npos) << reply;
+    EXPECT_TRUE(closed);
+  }
+  EXPECT_EQ(server.state.requests.load(), 2);
 }
 
 TEST(HttpTest, GracefulStopFinishesInFlightRequestAndRefusesNewConnections) {

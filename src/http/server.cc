@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -49,6 +51,11 @@ constexpr std::chrono::milliseconds kLinger{500};
 constexpr std::size_t kLingerBytes = 1024 * 1024;
 // How long an accept loop pauses after a failed accept (e.g. out of descriptors).
 constexpr std::chrono::milliseconds kAcceptBackoff{10};
+// Refused connections and failed accepts are logged at most once per interval.
+constexpr std::chrono::seconds kReportInterval{10};
+// Descriptors connection_cap keeps aside: for the process, and for each worker.
+constexpr std::uint64_t kReservedFds = 128;
+constexpr std::uint64_t kReservedFdsPerWorker = 4;
 // After cancelling everything at stop, how long workers get to unwind before their loops
 // are stopped outright.
 constexpr std::chrono::milliseconds kCancelGrace{1'000};
@@ -76,6 +83,8 @@ std::string_view error_code_for(int status) {
       return "headers_too_large";
     case 500:
       return "internal_error";
+    case 501:
+      return "not_implemented";
     case 503:
       return "overloaded";
     default:
@@ -107,14 +116,45 @@ bool is_framing_header(std::string_view name) {
          equals_ignoring_case(name, "connection");
 }
 
+struct Refusal {
+  int status = 0;  // 0: close without an answer
+  std::string message;
+};
+
+// Calls `each` with every element of a comma-separated header list, spaces trimmed, empty
+// elements skipped.
+template <typename Each>
+void for_each_element(std::string_view list, Each each) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    std::string_view element = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
+      element.remove_prefix(1);
+    }
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) {
+      element.remove_suffix(1);
+    }
+    if (!element.empty()) each(element);
+  }
+}
+
 // Parses a request straight into a Request: no intermediate header container, the body
 // reserved once from Content-Length.
+//
+// Framing is stricter than Beast's (RFC 9112 6.1, 6.3, 5.2): Beast reads a request whose
+// Transfer-Encoding does not end in `chunked` ("xchunked", "identity", "chunked, identity")
+// as having no body, so the body would run as the next request on the connection
+// (smuggling), and it joins obs-folded header lines. Such requests are refused here and
+// the connection closed.
 class RequestParser final : public bhttp::basic_parser<true> {
  public:
   explicit RequestParser(Request& out) : out_(out) { out_.headers.reserve(16); }
 
   [[nodiscard]] int version() const { return version_; }
   [[nodiscard]] bool expects_continue() const { return expects_continue_; }
+  // Why the request was refused by the checks above; status 0 when it was not.
+  [[nodiscard]] const Refusal& refusal() const { return refusal_; }
 
  private:
   void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target,
@@ -127,14 +167,40 @@ class RequestParser final : public bhttp::basic_parser<true> {
     ec = bhttp::error::bad_line_ending;  // unreachable for a request parser
   }
   void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
-                     error_code&) override {
-    if (name == bhttp::field::expect && equals_ignoring_case(value, "100-continue")) {
+                     error_code& ec) override {
+    if (folded(name_string)) {
+      return refuse(ec, 400,
+                    "header " + std::string(name_string) +
+                        " is folded over several lines (obsolete line folding)");
+    }
+    if (name == bhttp::field::transfer_encoding) {
+      has_transfer_encoding_ = true;
+      for_each_element(value, [this](std::string_view coding) {
+        ++codings_;
+        last_coding_chunked_ = equals_ignoring_case(coding, "chunked");
+        if (last_coding_chunked_) ++chunked_;
+      });
+    } else if (name == bhttp::field::content_length) {
+      has_content_length_ = true;
+    } else if (name == bhttp::field::expect && equals_ignoring_case(value, "100-continue")) {
       expects_continue_ = true;
+    }
+    if (has_transfer_encoding_ && has_content_length_) {
+      return refuse(ec, 400, "the request has both Transfer-Encoding and Content-Length");
     }
     out_.headers.push_back(
         Header{std::string(name_string.data(), name_string.size()), std::string(value)});
   }
-  void on_header_impl(error_code&) override {}
+  void on_header_impl(error_code& ec) override {
+    if (!has_transfer_encoding_) return;
+    if (version_ < 11) return refuse(ec, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (!last_coding_chunked_ || chunked_ != 1) {
+      return refuse(ec, 400, "Transfer-Encoding must be chunked, applied once and last");
+    }
+    if (codings_ != 1) {
+      return refuse(ec, 501, "only the chunked transfer coding is supported");
+    }
+  }
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
     if (length) out_.body.reserve(static_cast<std::size_t>(*length));
   }
@@ -149,9 +215,53 @@ class RequestParser final : public bhttp::basic_parser<true> {
   }
   void on_finish_impl(error_code&) override {}
 
+  // Whether the field starting at `name` continues on the next line (obs-fold). Beast hands
+  // the name as a view into the input, which holds the whole header and at least one byte
+  // past the line's CRLF (Beast reads it to detect the fold); a field has no bare CR.
+  static bool folded(beast::string_view name) {
+    const char* p = name.data() + name.size();
+    while (*p != '\r') ++p;
+    return p[2] == ' ' || p[2] == '\t';
+  }
+
+  void refuse(error_code& ec, int status, std::string message) {
+    refusal_ = {status, std::move(message)};
+    ec = bhttp::error::bad_field;
+  }
+
   Request& out_;
   int version_ = 11;
   bool expects_continue_ = false;
+  bool has_transfer_encoding_ = false;
+  bool has_content_length_ = false;
+  bool last_coding_chunked_ = false;
+  int codings_ = 0;  // transfer codings, over every Transfer-Encoding field
+  int chunked_ = 0;  // of them, `chunked`
+  Refusal refusal_;
+};
+
+// An event that is logged at most once per kReportInterval, whichever worker sees it, with
+// how many times it happened since the last line.
+class Report {
+ public:
+  // Counts one event. True when a line is due now; `since_last` is then the number of
+  // events since the previous line, this one included.
+  bool due(const core::Clock& clock, std::uint64_t& since_last) {
+    const std::uint64_t total = events_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const std::int64_t now = clock.now().time_since_epoch().count();
+    std::int64_t next = next_ns_.load(std::memory_order_relaxed);
+    if (now < next) return false;
+    const std::int64_t interval = std::chrono::nanoseconds(kReportInterval).count();
+    if (!next_ns_.compare_exchange_strong(next, now + interval)) return false;
+    since_last = total - reported_.exchange(total);
+    return true;
+  }
+  [[nodiscard]] std::uint64_t events() const { return events_.load(); }
+
+ private:
+  std::atomic<std::int64_t> next_ns_{std::numeric_limits<std::int64_t>::min()};
+  std::atomic<std::uint64_t> events_{0};
+  std::atomic<std::uint64_t> reported_{0};
 };
 
 // Counters and the stop rendezvous, shared by every worker.
@@ -159,6 +269,11 @@ struct Shared {
   std::atomic<std::size_t> open_connections{0};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> closing{false};  // begin_drain: every response closes its connection
+  core::Logger* logger = nullptr;
+  const core::Clock* clock = nullptr;
+  Report refused;  // connections over max_connections
+  Report accept_failures;
   std::mutex mutex;
   std::condition_variable changed;
   int workers_quiet = 0;     // workers that closed their acceptor and idle connections
@@ -399,7 +514,9 @@ class ConnectionResponder final : public Responder {
   void write_head(int status, std::string_view content_type, const std::vector<Header>& headers,
                   std::optional<std::size_t> content_length) {
     if (status < 100 || status > 999) status = 500;
-    if (worker_.draining) keep_alive_ = false;
+    if (worker_.draining || worker_.shared.closing.load(std::memory_order_relaxed)) {
+      keep_alive_ = false;
+    }
     std::string& head = c_->head;
     head.clear();
     head += "HTTP/1.1 ";
@@ -479,17 +596,14 @@ net::awaitable<void> refuse(Worker* worker, std::shared_ptr<Connection> c, int s
   disarm(*c);
 }
 
-struct Refusal {
-  int status = 0;  // 0: close without an answer
-  std::string message;
-};
-
 // What to answer when reading a request failed with `ec`.
-Refusal refusal_for(const Connection& c, error_code ec, const ServerLimits& limits) {
+Refusal refusal_for(const Connection& c, const RequestParser& parser, error_code ec,
+                    const ServerLimits& limits) {
   if (c.deadline_passed) {
     return {408, "the request was not received within " +
                      std::to_string(limits.read_timeout.count()) + " ms"};
   }
+  if (parser.refusal().status != 0) return parser.refusal();
   if (ec == bhttp::error::body_limit) {
     return {413,
             "the request body is larger than " + std::to_string(limits.max_body_bytes) + " bytes"};
@@ -543,7 +657,7 @@ net::awaitable<void> serve_requests(Worker* worker, std::shared_ptr<Connection> 
       }
     }
     if (ec) {
-      Refusal refusal = refusal_for(*c, ec, limits);
+      Refusal refusal = refusal_for(*c, *parser, ec, limits);
       disarm(*c);
       if (refusal.status != 0) {
         co_await refuse(worker, c, refusal.status, std::move(refusal.message),
@@ -588,6 +702,15 @@ net::awaitable<void> serve(Worker* worker, std::shared_ptr<Connection> c) {
 
 // Refuses a connection over max_connections with a 503, without blocking the loop.
 void refuse_overloaded(Worker& worker, tcp::socket& socket) {
+  Shared& shared = worker.shared;
+  std::uint64_t since_last = 0;
+  if (shared.refused.due(*shared.clock, since_last) && shared.logger != nullptr) {
+    shared.logger->log(core::LogLevel::kWarn, "refused " + std::to_string(since_last) +
+                                                  " connection(s) with 503 at max_connections (" +
+                                                  std::to_string(worker.limits.max_connections) +
+                                                  ") since the last such line (at most one every " +
+                                                  std::to_string(kReportInterval.count()) + " s)");
+  }
   const Response response =
       worker.service->protocol_error(503, "the server is at its connection limit", {});
   std::string wire = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: ";
@@ -615,6 +738,13 @@ net::awaitable<void> accept_connections(Worker* worker) {
     auto [ec, socket] = co_await worker->acceptor->async_accept(kAwait);
     if (ec) {
       if (ec == net::error::operation_aborted || !worker->acceptor->is_open()) co_return;
+      Shared& shared = worker->shared;
+      std::uint64_t since_last = 0;
+      if (shared.accept_failures.due(*shared.clock, since_last) && shared.logger != nullptr) {
+        shared.logger->log(core::LogLevel::kError,
+                           "accepting a connection failed " + std::to_string(since_last) +
+                               " time(s) since the last such line: " + ec.message());
+      }
       net::steady_timer pause(worker->loop, kAcceptBackoff);
       co_await pause.async_wait(kAwait);
       continue;
@@ -647,11 +777,26 @@ net::awaitable<void> run_acceptor(Worker* worker) {
 
 using ReusePort = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
+// The process's open-file soft limit; 0 when unknown or unlimited.
+std::uint64_t open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+  return limit.rlim_cur;
+}
+
 }  // namespace
+
+std::size_t connection_cap(std::uint64_t fd_limit, int threads) {
+  const std::uint64_t reserved =
+      kReservedFds + kReservedFdsPerWorker * static_cast<std::uint64_t>(std::max(threads, 1));
+  const std::uint64_t usable = fd_limit > reserved ? fd_limit - reserved : 0;
+  return static_cast<std::size_t>(std::max<std::uint64_t>(usable / 2, 1));
+}
 
 struct Server::Impl {
   ServerLimits limits;
   ServiceFactory factory;
+  core::SystemClock system_clock;
   Shared shared;
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0;
@@ -664,11 +809,27 @@ struct Server::Impl {
   void stop_now(std::chrono::milliseconds drain);
 };
 
-Server::Server(ServerLimits limits, int threads, ServiceFactory factory)
+Server::Server(ServerLimits limits, int threads, ServiceFactory factory, ServerLog log)
     : impl_(std::make_unique<Impl>()) {
-  impl_->limits = limits;
   impl_->factory = std::move(factory);
+  impl_->shared.logger = log.logger;
+  impl_->shared.clock = log.clock != nullptr ? log.clock : &impl_->system_clock;
   const int count = std::max(threads, 1);
+  // Over the open-file limit accept() fails and clients wait in the backlog, unanswered;
+  // under the cap they get a 503 instead.
+  const std::uint64_t fd_limit = limits.fd_limit != 0 ? limits.fd_limit : open_file_limit();
+  if (fd_limit != 0 && limits.max_connections > connection_cap(fd_limit, count)) {
+    const std::size_t cap = connection_cap(fd_limit, count);
+    if (log.logger != nullptr) {
+      log.logger->log(core::LogLevel::kWarn,
+                      "max_connections " + std::to_string(limits.max_connections) + " capped to " +
+                          std::to_string(cap) + ": the open-file limit is " +
+                          std::to_string(fd_limit) +
+                          " (half of the rest is kept for upstream connections)");
+    }
+    limits.max_connections = cap;
+  }
+  impl_->limits = limits;
   for (int i = 0; i < count; ++i) {
     impl_->workers.push_back(std::make_unique<Worker>(impl_->limits, impl_->shared, i));
   }
@@ -691,6 +852,24 @@ core::Result<void> Server::listen(const std::string& host, std::uint16_t port) {
       return core::fail(core::ErrorCode::kConnect, "cannot resolve listen address " + where);
     }
     address = results.begin()->endpoint().address();
+  }
+  if (port != 0) {
+    // Every socket with SO_REUSEPORT of the same user may bind the port: a second backstop
+    // would start and split the traffic. A probe without it fails when anything listens
+    // there. (SO_REUSEADDR: a previous run's TIME_WAIT connections do not count.)
+    tcp::acceptor probe(impl_->workers.front()->loop);
+    const tcp::endpoint endpoint(address, port);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec == net::error::address_in_use) {
+      return core::fail(core::ErrorCode::kConnect,
+                        "cannot listen on " + where + ": the port is already in use");
+    }
+    if (ec) {
+      return core::fail(core::ErrorCode::kConnect,
+                        "cannot listen on " + where + ": " + ec.message());
+    }
   }
   std::uint16_t bound = port;
   for (auto& worker : impl_->workers) {
@@ -734,6 +913,8 @@ void Server::start() {
     });
   }
 }
+
+void Server::begin_drain() { impl_->shared.closing = true; }
 
 void Server::stop(std::chrono::milliseconds drain) {
   Impl& impl = *impl_;
@@ -821,5 +1002,9 @@ void Server::wait() {
 std::size_t Server::open_connections() const { return impl_->shared.open_connections.load(); }
 
 std::size_t Server::in_flight() const { return impl_->shared.in_flight.load(); }
+
+std::size_t Server::max_connections() const { return impl_->limits.max_connections; }
+
+std::uint64_t Server::refused_connections() const { return impl_->shared.refused.events(); }
 
 }  // namespace backstop::http

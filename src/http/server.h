@@ -8,7 +8,9 @@
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "http/message.h"
 
 namespace boost::asio {
@@ -57,7 +59,23 @@ struct ServerLimits {
   std::chrono::milliseconds read_timeout{30'000};   // to read one whole request: 408, close
   std::chrono::milliseconds idle_timeout{75'000};   // keep-alive wait for the next request
   std::chrono::milliseconds write_timeout{60'000};  // per write
-  std::size_t max_connections = 10'000;             // per server; more are closed at accept
+  std::size_t max_connections = 10'000;             // per server; more get a 503 at accept
+  // The open-file limit that max_connections is capped below (connection_cap); 0: the
+  // process's RLIMIT_NOFILE soft limit at construction.
+  std::uint64_t fd_limit = 0;
+};
+
+// The most client connections a server with `threads` workers may hold under an open-file
+// limit of `fd_limit`: half of what is left after 128 descriptors (listeners, the ledger,
+// log files, CA bundles) and 4 per worker (event loop, timers), so that every client
+// connection can also hold an upstream connection. At least 1.
+[[nodiscard]] std::size_t connection_cap(std::uint64_t fd_limit, int threads);
+
+// Where a server reports what it refuses (connections over the cap, failed accepts) and
+// the cap it applied. Both optional: no logger, no lines; no clock, the system clock.
+struct ServerLog {
+  core::Logger* logger = nullptr;
+  const core::Clock* clock = nullptr;
 };
 
 // An HTTP/1.1 server: `threads` workers, each with its own event loop and its own
@@ -68,17 +86,23 @@ class Server {
   using ServiceFactory =
       std::function<std::unique_ptr<Service>(boost::asio::io_context& loop, int worker)>;
 
-  Server(ServerLimits limits, int threads, ServiceFactory factory);
+  // max_connections is capped by connection_cap(fd_limit, threads), with a log line.
+  Server(ServerLimits limits, int threads, ServiceFactory factory, ServerLog log = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds host:port (port 0: the OS picks). kConnect error when it cannot bind.
+  // Binds host:port (port 0: the OS picks). kConnect error when it cannot bind, or when
+  // another socket already listens on the port, even one with SO_REUSEPORT (only this
+  // server's own workers share the port).
   [[nodiscard]] core::Result<void> listen(const std::string& host, std::uint16_t port);
   // The bound port (after listen).
   [[nodiscard]] std::uint16_t port() const;
   // Starts the workers on their own threads and returns.
   void start();
+  // From now on every response carries Connection: close; the listener keeps accepting.
+  // Safe to call from any thread.
+  void begin_drain();
   // Stops accepting, lets in-flight requests finish for up to `drain`, then closes every
   // connection and joins the workers. Safe to call from any thread, once.
   void stop(std::chrono::milliseconds drain);
@@ -88,6 +112,10 @@ class Server {
   [[nodiscard]] std::size_t open_connections() const;
   // Requests being handled now, across workers.
   [[nodiscard]] std::size_t in_flight() const;
+  // The connection limit in force: the configured one, capped (see connection_cap).
+  [[nodiscard]] std::size_t max_connections() const;
+  // Connections refused with a 503 at the limit, since start.
+  [[nodiscard]] std::uint64_t refused_connections() const;
 
  private:
   struct Impl;

@@ -237,7 +237,9 @@ class GatewayService final : public http::Service {
     }
     log.duration_ms = core::elapsed_ms(started, gateway_.clock().now());
     // Only API calls are logged; probes and scrapes would drown them.
-    if (log.path.starts_with("/v1/")) gateway_.access_log().write(log);
+    if (log.path.starts_with("/v1/") && !gateway_.access_log().write(log)) {
+      shard_.add(gateway_.router().metrics().log_lines_dropped_total, {"access_log"});
+    }
   }
 
   http::Response protocol_error(int status, std::string_view message,
@@ -634,7 +636,9 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     g->spend_ = std::move(*store);
   }
   g->registry_ = std::make_unique<telemetry::Registry>(threads);
-  g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log);
+  telemetry::AccessLog::Options log_options;
+  if (options.access_log_queue_lines != 0) log_options.queue_lines = options.access_log_queue_lines;
+  g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log, log_options);
 
   for (const config::Provider& p : c.providers) {
     auto provider = build_provider(p, env);
@@ -656,9 +660,13 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   limits.max_connections = static_cast<std::size_t>(c.server.max_connections);
   Gateway* self = g.get();
   g->server_ = std::make_unique<http::Server>(
-      limits, threads, [self](net::io_context& loop, int worker) -> std::unique_ptr<http::Service> {
+      limits, threads,
+      [self](net::io_context& loop, int worker) -> std::unique_ptr<http::Service> {
         return std::make_unique<GatewayService>(*self, loop, worker);
-      });
+      },
+      http::ServerLog{g->logger_, g->clock_});
+  // The series exists from the start, so that rate() and alerts see its first drop.
+  g->registry_->shard(0).add(g->router_->metrics().log_lines_dropped_total, {"access_log"}, 0);
   return g;
 }
 
@@ -687,6 +695,23 @@ core::Result<void> Gateway::start() {
 
 std::uint16_t Gateway::port() const { return port_; }
 
+std::size_t Gateway::max_connections() const { return server_->max_connections(); }
+
+void Gateway::begin_drain() {
+  if (draining_.exchange(true)) return;
+  if (server_) server_->begin_drain();
+}
+
+void Gateway::drain() {
+  begin_drain();
+  {
+    std::unique_lock lock(band_mutex_);
+    band_wake_.wait_for(lock, std::chrono::milliseconds(config_->server.drain_delay_ms),
+                        [this] { return stopped_.load(); });
+  }
+  stop();
+}
+
 void Gateway::stop() {
   {
     std::lock_guard lock(band_mutex_);
@@ -694,13 +719,14 @@ void Gateway::stop() {
   }
   band_wake_.notify_all();
   if (band_thread_.joinable()) band_thread_.join();
-  draining_ = true;
+  begin_drain();
   if (server_) server_->stop(std::chrono::milliseconds(config_->server.drain_timeout_ms));
   if (spend_) {
     if (auto flushed = spend_->flush(); !flushed) {
       logger_->log(core::LogLevel::kError, "ledger flush failed: " + flushed.error().message);
     }
   }
+  if (access_log_) access_log_->flush();
 }
 
 void Gateway::wait() {

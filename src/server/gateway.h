@@ -33,6 +33,7 @@ struct GatewayOptions {
   const core::Clock* clock = nullptr;  // nullptr: the system clock
   std::unique_ptr<ledger::SpendStore> spend;  // nullptr: from config (SQLite or memory)
   EnvReader env;                              // nullptr: ::getenv
+  std::size_t access_log_queue_lines = 0;     // 0: the access log's default
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built
@@ -50,8 +51,14 @@ class Gateway {
   // Binds the listen address and starts the workers.
   [[nodiscard]] core::Result<void> start();
   [[nodiscard]] std::uint16_t port() const;
-  // Readiness off, stop accepting, drain in-flight requests (config drain_timeout_ms),
-  // flush the spend store.
+  // The first stop signal: begin_drain(), keep accepting for server.drain_delay_ms (so
+  // that load balancers see /readyz fail), then stop(). A stop() from another thread ends
+  // the delay early. Returns when stopped.
+  void drain();
+  // /readyz answers 503 and every response carries Connection: close; still accepting.
+  void begin_drain();
+  // begin_drain(), stop accepting, let in-flight requests finish (server.drain_timeout_ms),
+  // flush the spend store and the access log.
   void stop();
   void wait();
 
@@ -64,6 +71,8 @@ class Gateway {
   [[nodiscard]] telemetry::AccessLog& access_log() { return *access_log_; }
   [[nodiscard]] const core::Clock& clock() const { return *clock_; }
   [[nodiscard]] int threads() const { return threads_; }
+  // The connection limit in force (max_connections, capped below the open-file limit).
+  [[nodiscard]] std::size_t max_connections() const;
 
  private:
   Gateway() = default;
@@ -84,7 +93,8 @@ class Gateway {
   int threads_ = 1;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
-  // Logs band changes of the fallback rate every few seconds until stop().
+  // Logs band changes of the fallback rate every few seconds until stop(). band_wake_ also
+  // ends drain()'s delay.
   std::thread band_thread_;
   std::mutex band_mutex_;
   std::condition_variable band_wake_;

@@ -1,14 +1,20 @@
 #include "telemetry/access_log.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string_view>
+#include <thread>
 
 #include "core/utf8.h"
 
@@ -181,37 +187,218 @@ std::string to_json_line(const AccessLogEntry& entry) {
   return out;
 }
 
-AccessLog::AccessLog(const std::string& path) {
+namespace {
+
+// Up to this much is written with one write() (whole lines).
+constexpr std::size_t kBatchBytes = 64 * 1024;
+
+// A bounded queue of lines for many producers and one consumer (Dmitry Vyukov's bounded
+// MPMC ring): a push is one compare-and-swap, no lock; a full queue refuses at once.
+class LineQueue {
+ public:
+  explicit LineQueue(std::size_t capacity) {
+    std::size_t size = 2;
+    while (size < capacity) size *= 2;
+    cells_ = std::make_unique<Cell[]>(size);
+    mask_ = size - 1;
+    for (std::size_t i = 0; i < size; ++i) cells_[i].sequence.store(i, std::memory_order_relaxed);
+  }
+
+  // Moves `line` in; false when full.
+  bool push(std::string& line) {
+    std::size_t position = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      Cell& cell = cells_[position & mask_];
+      const std::size_t sequence = cell.sequence.load(std::memory_order_acquire);
+      const auto lag = static_cast<std::ptrdiff_t>(sequence - position);
+      if (lag == 0) {
+        if (tail_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed)) {
+          cell.line = std::move(line);
+          cell.sequence.store(position + 1, std::memory_order_release);
+          return true;
+        }
+      } else if (lag < 0) {
+        return false;  // the cell still holds a line from a lap ago: full
+      } else {
+        position = tail_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // The consumer's side: moves the oldest line out; false when empty.
+  bool pop(std::string& line) {
+    const std::size_t position = head_.load(std::memory_order_relaxed);
+    Cell& cell = cells_[position & mask_];
+    if (cell.sequence.load(std::memory_order_acquire) != position + 1) return false;
+    head_.store(position + 1, std::memory_order_relaxed);
+    line = std::move(cell.line);
+    cell.line.clear();
+    cell.sequence.store(position + mask_ + 1, std::memory_order_release);
+    return true;
+  }
+
+  // The consumer's side: whether a line is ready.
+  [[nodiscard]] bool ready() const {
+    const std::size_t position = head_.load(std::memory_order_relaxed);
+    return cells_[position & mask_].sequence.load(std::memory_order_acquire) == position + 1;
+  }
+
+ private:
+  struct Cell {
+    std::atomic<std::size_t> sequence{0};
+    std::string line;
+  };
+  std::unique_ptr<Cell[]> cells_;
+  std::size_t mask_ = 0;
+  alignas(64) std::atomic<std::size_t> tail_{0};
+  alignas(64) std::atomic<std::size_t> head_{0};
+};
+
+// Writes all of `bytes`; false when the descriptor fails (the bytes are then dropped).
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        pollfd ready{fd, POLLOUT, 0};
+        ::poll(&ready, 1, 100);
+        continue;
+      }
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(written));
+  }
+  return true;
+}
+
+}  // namespace
+
+struct AccessLog::State {
+  State(int fd, bool owned, std::size_t capacity) : fd(fd), owned(owned), queue(capacity) {}
+  ~State() {
+    if (owned) ::close(fd);
+  }
+
+  void wake_writer() {
+    wake.fetch_add(1);
+    wake.notify_one();
+  }
+
+  // The writer thread: writes queued lines in batches until stopping and empty.
+  void run() {
+    std::string batch;
+    std::string line;
+    for (;;) {
+      std::uint64_t taken = 0;
+      batch.clear();
+      while (batch.size() < kBatchBytes && queue.pop(line)) {
+        batch += line;
+        ++taken;
+      }
+      if (taken != 0) {
+        write_all(fd, batch);
+        {
+          std::lock_guard lock(mutex);
+          written += taken;
+        }
+        progress.notify_all();
+        continue;
+      }
+      if (stopping.load()) break;
+      // Sleep until a producer sees writer_idle and wakes us. The fences pair with the one in
+      // AccessLog::write: either it sees writer_idle, or ready() sees its line.
+      const std::uint32_t seen = wake.load();
+      writer_idle.store(true);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!queue.ready() && !stopping.load()) wake.wait(seen);
+      writer_idle.store(false);
+    }
+    std::lock_guard lock(mutex);
+    finished = true;
+    progress.notify_all();
+  }
+
+  const int fd;
+  const bool owned;
+  LineQueue queue;
+  std::atomic<std::uint64_t> queued{0};
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<bool> writer_idle{false};
+  std::atomic<std::uint32_t> wake{0};
+  std::atomic<bool> stopping{false};
+  std::mutex mutex;  // the writer's progress, for flush() and the destructor only
+  std::condition_variable progress;
+  std::uint64_t written = 0;  // lines taken off the queue (written or failed)
+  bool finished = false;
+  std::chrono::milliseconds flush_timeout{0};
+  std::thread writer;
+};
+
+AccessLog::AccessLog(const std::string& path, Options options) {
   if (path.empty()) return;
   if (path == "-") {
-    fd_ = STDOUT_FILENO;
+    start(STDOUT_FILENO, /*owned=*/false, options);
     return;
   }
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
     open_error_ = "cannot open access log \"" + path + "\": " + std::strerror(errno);
     return;
   }
-  owned_ = true;
+  start(fd, /*owned=*/true, options);
+}
+
+AccessLog::AccessLog(int fd, Options options) { start(fd, /*owned=*/false, options); }
+
+void AccessLog::start(int fd, bool owned, Options options) {
+  state_ = std::make_shared<State>(fd, owned, options.queue_lines);
+  state_->flush_timeout = options.flush_timeout;
+  // The thread shares the state, so that a writer stuck in write() can be left behind.
+  state_->writer = std::thread([state = state_] { state->run(); });
 }
 
 AccessLog::~AccessLog() {
-  if (owned_) ::close(fd_);
-}
-
-void AccessLog::write(const AccessLogEntry& entry) {
-  if (fd_ < 0) return;
-  const std::string line = to_json_line(entry);
-  std::string_view rest = line;
-  // One write() per line; the loop only resumes after a signal or a short write to a pipe.
-  while (!rest.empty()) {
-    const ssize_t written = ::write(fd_, rest.data(), rest.size());
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    rest.remove_prefix(static_cast<std::size_t>(written));
+  if (!state_) return;
+  state_->stopping = true;
+  state_->wake_writer();
+  bool finished = false;
+  {
+    std::unique_lock lock(state_->mutex);
+    finished =
+        state_->progress.wait_for(lock, state_->flush_timeout, [this] { return state_->finished; });
+  }
+  // A writer blocked on a pipe nobody reads is left to the process's exit.
+  if (finished) {
+    state_->writer.join();
+  } else {
+    state_->writer.detach();
   }
 }
+
+bool AccessLog::write(const AccessLogEntry& entry) {
+  if (!state_) return true;
+  std::string line = to_json_line(entry);
+  if (!state_->queue.push(line)) {
+    state_->dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  state_->queued.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (state_->writer_idle.load(std::memory_order_relaxed) && state_->writer_idle.exchange(false)) {
+    state_->wake_writer();
+  }
+  return true;
+}
+
+void AccessLog::flush() {
+  if (!state_) return;
+  const std::uint64_t target = state_->queued.load();
+  std::unique_lock lock(state_->mutex);
+  state_->progress.wait_for(lock, state_->flush_timeout,
+                            [&] { return state_->written >= target || state_->finished; });
+}
+
+std::uint64_t AccessLog::dropped() const { return state_ ? state_->dropped.load() : 0; }
 
 }  // namespace backstop::telemetry

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,24 +42,45 @@ struct AccessLogEntry {
 // The entry as one JSON object and a trailing newline.
 [[nodiscard]] std::string to_json_line(const AccessLogEntry& entry);
 
-// Appends lines to a file descriptor with one write() each (whole lines under O_APPEND).
+// Appends lines to a file descriptor from a writer thread of its own: write() only queues
+// the line (a bounded queue, no lock), so a worker never blocks on a slow disk or a full
+// pipe; when the queue is full the line is dropped. The writer writes whole lines.
 class AccessLog {
  public:
+  struct Options {
+    std::size_t queue_lines = 8192;  // rounded up to a power of two
+    // How long flush() and the destructor wait for the writer before giving up on it.
+    std::chrono::milliseconds flush_timeout{2000};
+  };
+
   // path "-": stdout; "": disabled; else the file, created or appended.
-  explicit AccessLog(const std::string& path);
+  explicit AccessLog(const std::string& path, Options options);
+  explicit AccessLog(const std::string& path) : AccessLog(path, Options{}) {}
+  // Writes to `fd`, which stays the caller's (tests: a pipe).
+  AccessLog(int fd, Options options);
+  // Writes what is queued (up to flush_timeout), then stops the writer.
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
-  [[nodiscard]] bool enabled() const { return fd_ >= 0; }
+  [[nodiscard]] bool enabled() const { return state_ != nullptr; }
   // Why the file could not be opened ("" when it was, or when disabled on purpose).
   [[nodiscard]] const std::string& open_error() const { return open_error_; }
-  // Appends the entry's line; a failed write is dropped (the log never fails a request).
-  void write(const AccessLogEntry& entry);
+  // Queues the entry's line; false when the queue was full and the line dropped (a
+  // disabled log drops nothing). Any thread; never blocks.
+  bool write(const AccessLogEntry& entry);
+  // Waits until every line queued before the call is written (up to flush_timeout).
+  void flush();
+  // Lines dropped because the queue was full, since start.
+  [[nodiscard]] std::uint64_t dropped() const;
+
+  // Shared with the writer thread, which may outlive a destructor that gave up on it.
+  struct State;
 
  private:
-  int fd_ = -1;
-  bool owned_ = false;
+  void start(int fd, bool owned, Options options);
+
+  std::shared_ptr<State> state_;
   std::string open_error_;
 };
 

@@ -1,11 +1,14 @@
 #include "telemetry/access_log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 namespace backstop::telemetry {
 namespace {
@@ -117,6 +120,51 @@ TEST(AccessLog, UnopenableFileIsDisabledWithReason) {
       std::string::npos)
       << log.open_error();
   log.write(sample_entry());
+}
+
+// Reads what is in the pipe now, without waiting.
+std::string read_available(int fd) {
+  std::string out;
+  char chunk[4096];
+  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) > 0;) out.append(chunk, n);
+  return out;
+}
+
+TEST(AccessLog, WritesWholeLinesFromItsOwnThreadAndFlushes) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK), 0);
+  {
+    AccessLog log(fds[1], {});
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(log.write(sample_entry()));
+    log.flush();
+    const std::string line = to_json_line(sample_entry());
+    EXPECT_EQ(read_available(fds[0]), line + line + line);
+    EXPECT_EQ(log.dropped(), 0u);
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(AccessLog, AFullQueueDropsAndCountsLinesWithoutBlockingTheCaller) {
+  // The pipe's reader goes away at the end: the writer's write() then fails with EPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  {
+    AccessLog log(fds[1], {.queue_lines = 4, .flush_timeout = std::chrono::seconds(10)});
+    // Nobody reads the pipe: once its 64 KiB are full the writer blocks in write(), the
+    // queue fills, and every later line is dropped. A blocking write() here would hang.
+    const std::size_t line_bytes = to_json_line(sample_entry()).size();
+    const int lines = static_cast<int>(4 * 1024 * 1024 / line_bytes);
+    int dropped = 0;
+    for (int i = 0; i < lines; ++i) {
+      if (!log.write(sample_entry())) ++dropped;
+    }
+    EXPECT_GT(dropped, lines / 2);
+    EXPECT_EQ(log.dropped(), static_cast<std::uint64_t>(dropped));
+    ::close(fds[0]);
+  }
+  ::close(fds[1]);
 }
 
 TEST(AccessLog, DashIsStdout) {

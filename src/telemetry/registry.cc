@@ -437,6 +437,9 @@ Metrics Metrics::declare(Registry& registry) {
                                                     MetricType::kGauge,
                                                     {},
                                                     {}});
+  m.log_lines_dropped_total =
+      counter("backstop_log_lines_dropped_total",
+              "Log lines dropped because a bounded queue was full.", {"sink"});
   return m;
 }
 

@@ -89,6 +89,7 @@ struct Metrics {
   FamilyId fallback_ratio;               // workload (gauge; its source is set by the router)
   FamilyId stream_events_skipped_total;  // provider
   FamilyId ledger_queue_depth;           // no labels (gauge; its source is set by the server)
+  FamilyId log_lines_dropped_total;      // sink (access_log, hooks): a bounded queue was full
 
   static Metrics declare(Registry& registry);
 };

@@ -193,6 +193,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
   registry.shard(0).add(metrics.tokens_total, {"claude", "sonnet", "input"}, 1234);
   registry.shard(0).observe(metrics.request_duration_seconds, {"agentic", "fallback"}, 1.5);
   registry.shard(0).observe(metrics.upstream_duration_seconds, {"claude"}, 1.2);
+  registry.shard(0).add(metrics.log_lines_dropped_total, {"access_log"}, 3);
 
   std::vector<std::string> types;
   std::istringstream lines(registry.render());
@@ -211,6 +212,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_fallback_ratio gauge",
                        "backstop_stream_events_skipped_total counter",
                        "backstop_ledger_queue_depth gauge",
+                       "backstop_log_lines_dropped_total counter",
                    }));
 
   const std::string text = registry.render();
@@ -229,6 +231,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
            "backstop_upstream_duration_seconds_count{provider=\"claude\"} 1\n",
            "backstop_fallback_ratio{workload=\"agentic\"} 0.2\n",
            "backstop_ledger_queue_depth 3\n",
+           "backstop_log_lines_dropped_total{sink=\"access_log\"} 3\n",
        }) {
     EXPECT_NE(text.find(sample), std::string::npos) << sample;
   }

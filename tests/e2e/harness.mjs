@@ -51,6 +51,8 @@ export const weatherSchema = {
 // `accessLog`: the access log's file, or "" for none.
 function configYaml(mockPort, accessLog) {
   return `# written by tests/e2e/harness.mjs
+# No drain delay: each test stops its gateway with SIGTERM and waits for the exit.
+server: {drain_delay_ms: 0}
 providers:
   v4:
     kind: openai

@@ -1,7 +1,10 @@
 // The whole gateway on port 0 against the mock upstream, over real sockets.
 #include "server/gateway.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,15 +13,20 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cmath>
+#include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -1225,6 +1233,229 @@ INSTANTIATE_TEST_SUITE_P(EveryMode, ClientGoneTest,
                          [](const ::testing::TestParamInfo<LeaveCase>& info) {
                            return std::string(info.param.name);
                          });
+
+// Requests whose body holds "[hold]" wait until release(); then every request is answered
+// by the mock. Requests stay in flight for as long as a test needs, without timing.
+class Holds {
+ public:
+  // Called on a worker: waits for release() (at once when it already came).
+  net::awaitable<void> hold(net::io_context& loop) {
+    net::steady_timer timer(loop, std::chrono::hours(1));
+    {
+      std::lock_guard lock(mutex_);
+      ++entered_;
+      changed_.notify_all();
+      if (released_) co_return;
+      timers_.push_back({&timer, &loop});
+    }
+    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    for (auto [timer, loop] : timers_) net::post(*loop, [timer] { timer->cancel(); });
+  }
+  bool wait_entered(int count) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(30), [&] { return entered_ >= count; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int entered_ = 0;
+  bool released_ = false;
+  std::vector<std::pair<net::steady_timer*, net::io_context*>> timers_;
+};
+
+class HeldUpstream final : public http::Service {
+ public:
+  HeldUpstream(net::io_context& loop, Holds& holds) : loop_(loop), mock_(loop), holds_(holds) {}
+  net::awaitable<void> handle(http::Request request, http::Responder& responder) override {
+    if (request.body.find("[hold]") != std::string::npos) co_await holds_.hold(loop_);
+    co_await mock_.handle(std::move(request), responder);
+  }
+
+ private:
+  net::io_context& loop_;
+  providers::MockUpstream mock_;
+  Holds& holds_;
+};
+
+// One request on a connection of its own, from the calling thread.
+http::ClientResponse call_once(std::uint16_t port, std::string method, std::string target,
+                               std::string body = "") {
+  net::io_context loop;
+  http::Client client(loop);
+  http::ClientRequest request;
+  request.method = std::move(method);
+  request.target = std::move(target);
+  request.body = std::move(body);
+  request.headers = {{"content-type", "application/json"}};
+  request.timeout = std::chrono::milliseconds(30'000);
+  auto future = net::co_spawn(loop, client.send({false, "127.0.0.1", port, "", ""}, request),
+                              net::use_future);
+  loop.run();
+  auto response = future.get();
+  return response.value_or(http::ClientResponse{});  // status 0: no answer
+}
+
+bool accepts_connections(std::uint16_t port) {
+  net::io_context loop;
+  net::ip::tcp::socket socket(loop);
+  boost::system::error_code ec;
+  socket.connect({net::ip::make_address("127.0.0.1"), port}, ec);
+  return !ec;
+}
+
+constexpr const char* kDrainConfig = R"(
+listen: 127.0.0.1:0
+threads: 1
+server: {drain_delay_ms: DELAY, drain_timeout_ms: 30000}
+log: {access_log: ""}
+providers:
+  v4:
+    kind: openai
+    base_url: http://127.0.0.1:MOCK/v1
+    model: v4-flash
+workloads:
+  plain:
+    route: [v4]
+)";
+
+constexpr const char* kHeldChat =
+    R"({"model":"plain","messages":[{"role":"user","content":"[hold] hi"}]})";
+constexpr const char* kChat = R"({"model":"plain","messages":[{"role":"user","content":"hi"}]})";
+
+class DrainTest : public ::testing::Test {
+ protected:
+  void start(std::int64_t delay_ms) {
+    ASSERT_TRUE(upstream_.listen("127.0.0.1", 0).has_value());
+    upstream_.start();
+    std::string yaml = replace_all(kDrainConfig, "MOCK", std::to_string(upstream_.port()));
+    yaml = replace_all(yaml, "DELAY", std::to_string(delay_ms));
+    auto loaded = config::parse(yaml, "drain.yaml");
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+    server::GatewayOptions options;
+    options.logger = &logger_;
+    auto g = server::Gateway::create(loaded.config, std::move(options));
+    ASSERT_TRUE(g.has_value()) << g.error().message;
+    gateway_ = std::move(*g);
+    ASSERT_TRUE(gateway_->start().has_value());
+    port_ = gateway_->port();
+  }
+  void TearDown() override {
+    holds_.release();
+    upstream_.stop(std::chrono::milliseconds(50));
+  }
+
+  core::NullLogger logger_;
+  Holds holds_;
+  http::Server upstream_{http::ServerLimits{}, 1,
+                         [this](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
+                           return std::make_unique<HeldUpstream>(loop, holds_);
+                         }};
+  std::unique_ptr<server::Gateway> gateway_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(DrainTest, ReadyzTurns503WhileStillAcceptingThenInFlightRequestsFinish) {
+  start(/*delay_ms=*/600'000);  // ended below by stop(), as the delay's end would
+  ASSERT_EQ(call_once(port_, "GET", "/readyz").status, 200);
+  http::ClientResponse held;
+  std::thread in_flight(
+      [&] { held = call_once(port_, "POST", "/v1/chat/completions", kHeldChat); });
+  ASSERT_TRUE(holds_.wait_entered(1));
+
+  std::thread drainer([&] { gateway_->drain(); });  // the first signal
+  http::ClientResponse ready;
+  for (int i = 0; i < 1000 && ready.status != 503; ++i) ready = call_once(port_, "GET", "/readyz");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.header("connection"), "close");
+  // New connections are still accepted and served, and closed after their response.
+  http::ClientResponse during = call_once(port_, "POST", "/v1/chat/completions", kChat);
+  EXPECT_EQ(during.status, 200) << during.body;
+  EXPECT_EQ(during.header("connection"), "close");
+  EXPECT_EQ(held.status, 0);  // still held upstream
+
+  // The delay ends: the listener closes while the held request is still in flight.
+  std::thread stopper([&] { gateway_->stop(); });
+  bool refused = false;
+  for (int i = 0; i < 1000 && !refused; ++i) refused = !accepts_connections(port_);
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(held.status, 0);
+
+  holds_.release();
+  in_flight.join();
+  stopper.join();
+  drainer.join();
+  EXPECT_EQ(held.status, 200) << held.body;
+  EXPECT_EQ(held.header("connection"), "close");
+}
+
+TEST_F(DrainTest, DrainStopsByItselfAfterTheDelay) {
+  start(/*delay_ms=*/1);
+  gateway_->drain();  // returns once the delay has passed and the server stopped
+  EXPECT_FALSE(accepts_connections(port_));
+}
+
+TEST_F(DrainTest, ZeroDelayStopsAcceptingAtOnceAndStillFinishesInFlightRequests) {
+  start(/*delay_ms=*/0);
+  http::ClientResponse held;
+  std::thread in_flight(
+      [&] { held = call_once(port_, "POST", "/v1/chat/completions", kHeldChat); });
+  ASSERT_TRUE(holds_.wait_entered(1));
+  std::thread drainer([&] { gateway_->drain(); });
+  bool refused = false;
+  for (int i = 0; i < 1000 && !refused; ++i) refused = !accepts_connections(port_);
+  EXPECT_TRUE(refused);
+  holds_.release();
+  in_flight.join();
+  drainer.join();
+  EXPECT_EQ(held.status, 200) << held.body;
+}
+
+TEST(AccessLogTest, LinesDroppedOnAFullQueueAreCountedInMetrics) {
+  std::signal(SIGPIPE, SIG_IGN);  // the test closes the log's reader before the gateway stops
+  Mock mock;
+  const std::string path = ::testing::TempDir() + "backstop_access_log_fifo";
+  std::remove(path.c_str());
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  // A reader that never reads, holding a pipe of one page.
+  const int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(reader, 0);
+  ::fcntl(reader, F_SETPIPE_SZ, 4096);
+  std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock.port()));
+  yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
+  yaml = replace_all(yaml, R"(log: {access_log: ""})", "log: {access_log: \"" + path + "\"}");
+  auto loaded = config::parse(yaml, "test.yaml");
+  ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+  core::NullLogger logger;
+  server::GatewayOptions options;
+  options.logger = &logger;
+  options.access_log_queue_lines = 2;
+  auto gateway = server::Gateway::create(loaded.config, std::move(options));
+  ASSERT_TRUE(gateway.has_value()) << gateway.error().message;
+  ASSERT_TRUE((*gateway)->start().has_value());
+  const std::uint16_t port = (*gateway)->port();
+  const std::string body = R"({"model":"nope","messages":[{"role":"user","content":"x"}]})";
+  // Each line is a few hundred bytes: the page fills, the writer blocks, the queue fills.
+  for (int i = 0; i < 60; ++i) {
+    EXPECT_EQ(call_once(port, "POST", "/v1/chat/completions", body).status, 404);
+  }
+  const std::string metrics = call_once(port, "GET", "/metrics").body;
+  const auto& m = (*gateway)->router().metrics();
+  const double dropped =
+      (*gateway)->registry().counter_value(m.log_lines_dropped_total, {"access_log"});
+  EXPECT_GT(dropped, 30);
+  EXPECT_EQ(dropped, static_cast<double>((*gateway)->access_log().dropped()));
+  EXPECT_NE(metrics.find("backstop_log_lines_dropped_total{sink=\"access_log\"} "),
+            std::string::npos)
+      << metrics;
+  ::close(reader);
+  (*gateway)->stop();
+  std::remove(path.c_str());
+}
 
 }  // namespace
 }  // namespace backstop
