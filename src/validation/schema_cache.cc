@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "validation/pattern.h"
+#include "validation/schema_bounds.h"
 #include "validation/validator.h"
 #include "validation/valijson_re2.h"
 
@@ -633,8 +634,13 @@ std::expected<void, std::string> compile_patterns(const bj::value& node, Pattern
   return {};
 }
 
-Entry compile(const bj::value& schema) {
+Entry compile(const bj::value& schema, const SchemaLimits& limits) {
   Entry entry;
+  // First, before anything recurses into the schema (its copy, valijson's parser).
+  if (auto shape = measure(schema, limits); !shape) {
+    entry.error = capped(std::move(shape.error()));
+    return entry;
+  }
   try {
     entry.source = std::make_unique<bj::value>(schema, bj::storage_ptr());
     if (auto compiled = compile_patterns(*entry.source, entry.patterns); !compiled) {
@@ -658,7 +664,8 @@ Entry compile(const bj::value& schema) {
 }  // namespace
 
 struct SchemaCache::Impl {
-  explicit Impl(std::size_t max) : capacity(max < 1 ? 1 : max) {}
+  Impl(std::size_t max, SchemaLimits schema_limits)
+      : capacity(max < 1 ? 1 : max), limits(schema_limits) {}
 
   // The compiled entry for `schema`, compiling it on first sight.
   Entry& lookup(const bj::value& schema) {
@@ -669,10 +676,11 @@ struct SchemaCache::Impl {
     while (!serializer.done()) key.append(serializer.read(chunk));
     if (auto it = entries.find(std::string_view(key)); it != entries.end()) return it->second;
     if (entries.size() >= capacity) entries.erase(entries.begin());
-    return entries.emplace(key, compile(schema)).first->second;
+    return entries.emplace(key, compile(schema, limits)).first->second;
   }
 
   std::size_t capacity;
+  SchemaLimits limits;
   std::string key;
   bj::serializer serializer;
   std::unordered_map<std::string, Entry, TextHash, std::equal_to<>> entries;
@@ -681,7 +689,8 @@ struct SchemaCache::Impl {
 };
 
 SchemaCache::SchemaCache() : SchemaCache(kDefaultCapacity) {}
-SchemaCache::SchemaCache(std::size_t capacity) : impl_(std::make_unique<Impl>(capacity)) {}
+SchemaCache::SchemaCache(std::size_t capacity, SchemaLimits limits)
+    : impl_(std::make_unique<Impl>(capacity, limits)) {}
 SchemaCache::~SchemaCache() = default;
 
 std::size_t SchemaCache::size() const { return impl_->entries.size(); }

@@ -65,6 +65,22 @@ struct SchemaOutcome {
   std::string message;
 };
 
+// How large one client schema may be. Past any bound the schema is invalid, so that one
+// schema cannot stall a worker while it compiles or validates.
+struct SchemaLimits {
+  // Nesting of JSON arrays and objects; also of subschemas applied to one value in turn
+  // (through $ref, allOf, anyOf, oneOf, not, if/then/else, dependencies).
+  std::size_t max_depth = 64;
+  std::size_t max_nodes = 20'000;         // JSON values in the schema
+  std::size_t max_patterns = 64;          // `pattern`s and `patternProperties` keys
+  std::size_t max_pattern_bytes = 1'000;  // one of them
+  std::size_t max_reference_bytes = 512;  // one `$ref` or `$id`
+  // Subschemas applied to one value, counting each path through references: shared
+  // definitions referenced from every branch of nested anyOfs would otherwise grow
+  // exponentially.
+  std::size_t max_expansion = 1'000;
+};
+
 // Compiled JSON Schemas, keyed by the schema's serialized text: each distinct schema is
 // compiled once. One per worker thread; not thread-safe.
 class SchemaCache {
@@ -74,8 +90,9 @@ class SchemaCache {
 
   SchemaCache();
   // Keeps at most `capacity` (>= 1) schemas; past that an arbitrary one is evicted, so
-  // clients sending ever-new schemas cannot grow the cache without bound.
-  explicit SchemaCache(std::size_t capacity);
+  // clients sending ever-new schemas cannot grow the cache without bound. A schema past
+  // `limits` is invalid.
+  explicit SchemaCache(std::size_t capacity, SchemaLimits limits = {});
   ~SchemaCache();
   SchemaCache(const SchemaCache&) = delete;
   SchemaCache& operator=(const SchemaCache&) = delete;
