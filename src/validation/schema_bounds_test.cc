@@ -128,7 +128,9 @@ TEST(SchemaBoundsTest, SchemaCacheRefusesASchemaPastItsLimitsAsInvalid) {
 
   SchemaLimits limits;
   limits.max_nodes = 3;
-  SchemaCache small(8, limits);
+  SchemaCacheLimits cache_limits;
+  cache_limits.schema = limits;
+  SchemaCache small(cache_limits);
   EXPECT_EQ(small.validate(bj::parse(R"({"enum": [1, 2, 3]})"), bj::parse("1")).kind,
             SchemaOutcome::Kind::kInvalidSchema);
   EXPECT_EQ(small.validate(bj::parse(R"({"enum": [1]})"), bj::parse("1")).kind,

@@ -81,18 +81,25 @@ struct SchemaLimits {
   std::size_t max_expansion = 1'000;
 };
 
+// What a SchemaCache keeps, and how large a schema it compiles.
+struct SchemaCacheLimits {
+  std::size_t max_entries = 1024;  // distinct schemas
+  // The memory the kept schemas hold, estimated: the JSON values of each (its copy and
+  // valijson's constraints) and, per pattern, the most its RE2 may grow to (kPatternMaxMem).
+  std::size_t max_bytes = 32 * 1024 * 1024;
+  SchemaLimits schema;
+};
+
 // Compiled JSON Schemas, keyed by the schema's serialized text: each distinct schema is
-// compiled once. One per worker thread; not thread-safe.
+// compiled once. Past either bound of its limits the least recently used schema is evicted,
+// so that clients sending ever-new schemas cannot grow it without bound. One per worker
+// thread; not thread-safe.
 class SchemaCache {
  public:
-  // Distinct schemas kept before the cache starts evicting.
-  static constexpr std::size_t kDefaultCapacity = 1024;
-
   SchemaCache();
-  // Keeps at most `capacity` (>= 1) schemas; past that an arbitrary one is evicted, so
-  // clients sending ever-new schemas cannot grow the cache without bound. A schema past
-  // `limits` is invalid.
-  explicit SchemaCache(std::size_t capacity, SchemaLimits limits = {});
+  // Keeps at most `capacity` (>= 1) schemas; the other limits are the defaults.
+  explicit SchemaCache(std::size_t capacity);
+  explicit SchemaCache(SchemaCacheLimits limits);
   ~SchemaCache();
   SchemaCache(const SchemaCache&) = delete;
   SchemaCache& operator=(const SchemaCache&) = delete;
@@ -107,9 +114,12 @@ class SchemaCache {
   // does not compile. Never throws; an invalid schema is remembered and not re-parsed.
   [[nodiscard]] SchemaOutcome validate(const boost::json::value& schema,
                                        const boost::json::value& instance);
-  // Distinct schemas compiled so far (those that failed to compile included: they are
-  // cached too).
+  // Distinct schemas kept (those that failed to compile included: they are cached too).
   [[nodiscard]] std::size_t size() const;
+  // The estimated memory they hold (SchemaCacheLimits::max_bytes).
+  [[nodiscard]] std::size_t bytes() const;
+  // Whether `schema` is compiled and kept.
+  [[nodiscard]] bool cached(const boost::json::value& schema);
 
  private:
   struct Impl;
