@@ -374,6 +374,9 @@ class GatewayService final : public http::Service {
                        ? dialects::openai::decode_request(request.body)
                        : dialects::anthropic::decode_request(request.body);
     if (!decoded) co_return reject(dialect, request, decoded.error(), log);
+    if (auto invalid = validation::check_request_schemas(*decoded, schemas_)) {
+      co_return reject(dialect, request, std::move(*invalid), log);
+    }
     chat::ChatRequest& chat_request = *decoded;
     log.stream = chat_request.stream;
     forward_dialect_headers(request, chat_request);

@@ -38,6 +38,9 @@ class Census {
     return shape_;
   }
 
+  // Whether the schema applies subschemas to the same value ($ref, allOf, not, ...).
+  bool applies_in_place() const { return applies_in_place_; }
+
  private:
   std::expected<void, std::string> visit(const bj::value& node, std::size_t depth, bool data) {
     if (++shape_.nodes > limits_.max_nodes) {
@@ -67,6 +70,10 @@ class Census {
   }
 
   std::expected<void, std::string> keyword(std::string_view key, const bj::value& value) {
+    if (key == "$ref" || key == "allOf" || key == "anyOf" || key == "oneOf" || key == "not" ||
+        key == "if" || key == "then" || key == "else" || key == "dependencies") {
+      applies_in_place_ = true;
+    }
     if (key == "pattern" && value.is_string()) return pattern(value.get_string());
     if (key == "patternProperties" && value.is_object()) {
       for (const auto& property : value.get_object()) {
@@ -106,6 +113,7 @@ class Census {
 
   const SchemaLimits& limits_;
   SchemaShape shape_;
+  bool applies_in_place_ = false;
 };
 
 // The second pass: the subschemas applied to the same value as a schema (through $ref,
@@ -276,8 +284,11 @@ class Applicators {
 
 std::expected<SchemaShape, std::string> measure(const bj::value& schema,
                                                 const SchemaLimits& limits) {
-  auto shape = Census(limits).run(schema);
+  Census census(limits);
+  auto shape = census.run(schema);
   if (!shape) return shape;
+  // Without them every path through the schema is a path through its JSON: bounded already.
+  if (!census.applies_in_place()) return shape;
   if (auto applied = Applicators(schema, limits).run(); !applied) {
     return std::unexpected(std::move(applied.error()));
   }

@@ -642,7 +642,7 @@ std::expected<void, std::string> compile_patterns(const bj::value& node, Pattern
   return {};
 }
 
-Entry compile(const bj::value& schema, const SchemaLimits& limits) {
+Entry compile_entry(const bj::value& schema, const SchemaLimits& limits) {
   Entry entry;
   // First, before anything recurses into the schema (its copy, valijson's parser).
   auto shape = measure(schema, limits);
@@ -709,7 +709,7 @@ struct SchemaCache::Impl {
       order.splice(order.begin(), order, it->second);
       return order.front().entry;
     }
-    Entry entry = compile(schema, limits.schema);
+    Entry entry = compile_entry(schema, limits.schema);
     const std::size_t cost = kBytesPerEntry + key.size() + entry.bytes;
     order.push_front(Slot{key, std::move(entry), cost});
     index.emplace(std::string_view(order.front().key), order.begin());
@@ -746,6 +746,17 @@ SchemaCache::SchemaCache(SchemaCacheLimits limits) : impl_(std::make_unique<Impl
 SchemaCache::~SchemaCache() = default;
 
 std::size_t SchemaCache::size() const { return impl_->order.size(); }
+
+std::optional<std::string> SchemaCache::compile(const bj::value& schema) {
+  if (quick::supported(schema, 0)) {
+    auto shape = measure(schema, impl_->limits.schema);
+    if (!shape) return capped(std::move(shape.error()));
+    return std::nullopt;
+  }
+  const Entry& entry = impl_->lookup(schema);
+  if (!entry.schema) return entry.error;
+  return std::nullopt;
+}
 
 std::size_t SchemaCache::bytes() const { return impl_->bytes; }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat/chat.h"
+#include "core/error.h"
 
 namespace backstop::validation {
 
@@ -114,6 +115,10 @@ class SchemaCache {
   // does not compile. Never throws; an invalid schema is remembered and not re-parsed.
   [[nodiscard]] SchemaOutcome validate(const boost::json::value& schema,
                                        const boost::json::value& instance);
+  // Compiles `schema` (or finds it compiled) without validating anything: why it is
+  // invalid or past the limits, or nullopt. A schema the quick path handles is only
+  // measured against the limits, never compiled.
+  [[nodiscard]] std::optional<std::string> compile(const boost::json::value& schema);
   // Distinct schemas kept (those that failed to compile included: they are cached too).
   [[nodiscard]] std::size_t size() const;
   // The estimated memory they hold (SchemaCacheLimits::max_bytes).
@@ -125,6 +130,14 @@ class SchemaCache {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The first client schema of `request` that is invalid (does not compile, or is past the
+// cache's limits), as a kInvalidArgument error that names it in the client's dialect:
+// `tools[2] "get_weather": parameters: pattern "(?=x)" does not compile: ...`, or
+// `response_format.json_schema.schema: ...`. Run right after decoding, so that an invalid
+// schema is the client's 400 and never a failed check of an upstream's answer.
+[[nodiscard]] std::optional<core::Error> check_request_schemas(const chat::ChatRequest& request,
+                                                               SchemaCache& schemas);
 
 // Checks an answer against the request. Immutable; shared by every worker.
 class Validator {
