@@ -82,7 +82,9 @@ class Census {
       return {};
     }
     const bool ref = key == "$ref";
-    if ((ref || key == "$id") && value.is_string()) {
+    // valijson reads a scope from "id" (not "$id") and runs it through a std::regex (its URN
+    // check): its length is bounded like a reference's.
+    if ((ref || key == "$id" || key == "id") && value.is_string()) {
       const std::string_view text = value.get_string();
       if (text.size() > limits_.max_reference_bytes) {
         return std::unexpected(std::string(key) + " " + quoted(text) + " is longer than " +

@@ -66,6 +66,9 @@ TEST(SchemaBoundsTest, RemoteAndOverlongReferencesAreRefused) {
             "$ref \"https://example.com/schema.json\" is not local: only references into the "
             "schema (\"#/...\") are supported");
   EXPECT_EQ(why(R"({"$id": ")" + std::string(513, 'x') + R"("})").substr(0, 5), "$id \"");
+  EXPECT_EQ(why(R"({"id": "urn:)" + std::string(600, 'x') + R"("})").substr(0, 4), "id \"");
+  // A property named "id" is no identifier.
+  EXPECT_EQ(why(R"({"properties": {"id": {"type": "string"}}})"), "");
 }
 
 TEST(SchemaBoundsTest, ReferenceCyclesOnTheSameValueAreRefused) {

@@ -75,7 +75,7 @@ struct SchemaLimits {
   std::size_t max_nodes = 20'000;         // JSON values in the schema
   std::size_t max_patterns = 64;          // `pattern`s and `patternProperties` keys
   std::size_t max_pattern_bytes = 1'000;  // one of them
-  std::size_t max_reference_bytes = 512;  // one `$ref` or `$id`
+  std::size_t max_reference_bytes = 512;  // one `$ref`, `$id` or `id`
   // Subschemas applied to one value, counting each path through references: shared
   // definitions referenced from every branch of nested anyOfs would otherwise grow
   // exponentially.
