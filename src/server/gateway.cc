@@ -437,6 +437,9 @@ class GatewayService final : public http::Service {
     const routing::Router& router = gateway_.router();
     auto decoded = decode(dialect, request.body);
     if (!decoded) co_return reject(dialect, request, decoded.error(), log);
+    if (auto invalid = validation::check_request_schemas(*decoded, schemas_)) {
+      co_return reject(dialect, request, std::move(*invalid), log);
+    }
     chat::ChatRequest& chat_request = *decoded;
     log.stream = chat_request.stream;
     forward_dialect_headers(request, chat_request);

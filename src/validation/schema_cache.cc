@@ -4,6 +4,7 @@
 #include <exception>
 #include <expected>
 #include <functional>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "validation/pattern.h"
+#include "validation/schema_bounds.h"
 #include "validation/validator.h"
 #include "validation/valijson_re2.h"
 
@@ -598,7 +600,14 @@ struct Entry {
   std::unique_ptr<valijson::Schema> schema;  // nullptr: the schema does not compile
   PatternTable patterns;                     // its `pattern`s and `patternProperties` keys
   std::string error;                         // why it does not
+  std::size_t bytes = 0;                     // an estimate of the memory held, key excluded
 };
+
+// Memory held per JSON value of a compiled schema: its copy and valijson's constraints
+// (measured on tool schemas with glibc: 150 to 200 bytes).
+constexpr std::size_t kBytesPerNode = 200;
+// Per cached entry: the list and index nodes, the Entry itself.
+constexpr std::size_t kBytesPerEntry = 256;
 
 // Values of these keywords are data, not schemas: a "pattern" inside them is no pattern.
 bool holds_data(std::string_view keyword) {
@@ -633,58 +642,128 @@ std::expected<void, std::string> compile_patterns(const bj::value& node, Pattern
   return {};
 }
 
-Entry compile(const bj::value& schema) {
+Entry compile_entry(const bj::value& schema, const SchemaLimits& limits) {
   Entry entry;
-  try {
-    entry.source = std::make_unique<bj::value>(schema, bj::storage_ptr());
-    if (auto compiled = compile_patterns(*entry.source, entry.patterns); !compiled) {
-      entry.error = capped(std::move(compiled.error()));
-      return entry;
+  // First, before anything recurses into the schema (its copy, valijson's parser).
+  auto shape = measure(schema, limits);
+  if (!shape) {
+    entry.error = capped(std::move(shape.error()));
+  } else {
+    try {
+      entry.source = std::make_unique<bj::value>(schema, bj::storage_ptr());
+      if (auto compiled = compile_patterns(*entry.source, entry.patterns); !compiled) {
+        entry.error = capped(std::move(compiled.error()));
+      } else {
+        auto compiled_schema = std::make_unique<valijson::Schema>();
+        valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+        valijson::adapters::BoostJsonAdapter adapter(*entry.source);
+        parser.populateSchema(adapter, *compiled_schema);
+        entry.schema = std::move(compiled_schema);
+      }
+    } catch (const std::exception& e) {
+      entry.error = capped(e.what());
+    } catch (...) {
+      entry.error = "cannot be compiled";
     }
-    auto compiled = std::make_unique<valijson::Schema>();
-    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    valijson::adapters::BoostJsonAdapter adapter(*entry.source);
-    parser.populateSchema(adapter, *compiled);
-    entry.schema = std::move(compiled);
-  } catch (const std::exception& e) {
-    entry.error = capped(e.what());
-  } catch (...) {
-    entry.error = "cannot be compiled";
   }
-  if (!entry.schema && entry.error.empty()) entry.error = "cannot be compiled";
+  if (!entry.schema) {
+    if (entry.error.empty()) entry.error = "cannot be compiled";
+    // An invalid schema is kept for its message only.
+    entry.source.reset();
+    entry.patterns = PatternTable();
+    entry.bytes = entry.error.size();
+    return entry;
+  }
+  // A pattern is charged the most its RE2 may grow to, not what it holds today.
+  entry.bytes = shape->nodes * kBytesPerNode + entry.patterns.size() * kPatternMaxMem;
   return entry;
 }
 
 }  // namespace
 
 struct SchemaCache::Impl {
-  explicit Impl(std::size_t max) : capacity(max < 1 ? 1 : max) {}
+  explicit Impl(SchemaCacheLimits cache_limits) : limits(cache_limits) {
+    limits.max_entries = std::max<std::size_t>(limits.max_entries, 1);
+  }
 
-  // The compiled entry for `schema`, compiling it on first sight.
-  Entry& lookup(const bj::value& schema) {
-    // The key buffer and the serializer are reused so that a cache hit allocates nothing.
+  struct Slot {
+    std::string key;  // the schema's serialized text
+    Entry entry;
+    std::size_t bytes;  // the key and the entry's estimate
+  };
+
+  // The serialized text of `schema`, in `key`. The key buffer and the serializer are reused
+  // so that a cache hit allocates nothing.
+  void serialize(const bj::value& schema) {
     key.clear();
     serializer.reset(&schema);
     char chunk[1024];
     while (!serializer.done()) key.append(serializer.read(chunk));
-    if (auto it = entries.find(std::string_view(key)); it != entries.end()) return it->second;
-    if (entries.size() >= capacity) entries.erase(entries.begin());
-    return entries.emplace(key, compile(schema)).first->second;
   }
 
-  std::size_t capacity;
+  // The compiled entry for `schema`, compiling it on first sight; it becomes the most
+  // recently used. The reference is valid until the next lookup.
+  Entry& lookup(const bj::value& schema) {
+    serialize(schema);
+    if (auto it = index.find(std::string_view(key)); it != index.end()) {
+      order.splice(order.begin(), order, it->second);
+      return order.front().entry;
+    }
+    Entry entry = compile_entry(schema, limits.schema);
+    const std::size_t cost = kBytesPerEntry + key.size() + entry.bytes;
+    order.push_front(Slot{key, std::move(entry), cost});
+    index.emplace(std::string_view(order.front().key), order.begin());
+    bytes += cost;
+    // The least recently used go first; the newest stays even when alone it is over the
+    // budget (the schema bounds cap how far over).
+    while (order.size() > 1 && (order.size() > limits.max_entries || bytes > limits.max_bytes)) {
+      bytes -= order.back().bytes;
+      index.erase(std::string_view(order.back().key));
+      order.pop_back();
+    }
+    return order.front().entry;
+  }
+
+  SchemaCacheLimits limits;
   std::string key;
   bj::serializer serializer;
-  std::unordered_map<std::string, Entry, TextHash, std::equal_to<>> entries;
+  std::list<Slot> order;  // most recently used first
+  std::unordered_map<std::string_view, std::list<Slot>::iterator, TextHash, std::equal_to<>>
+      index;  // keys point into `order`
+  std::size_t bytes = 0;
   // Its std::regex cache stays empty: patterns run on RE2 (validation/valijson_re2.h).
   valijson::Validator validator;
 };
 
-SchemaCache::SchemaCache() : SchemaCache(kDefaultCapacity) {}
-SchemaCache::SchemaCache(std::size_t capacity) : impl_(std::make_unique<Impl>(capacity)) {}
+SchemaCache::SchemaCache() : SchemaCache(SchemaCacheLimits{}) {}
+SchemaCache::SchemaCache(std::size_t capacity)
+    : SchemaCache([capacity] {
+        SchemaCacheLimits limits;
+        limits.max_entries = capacity;
+        return limits;
+      }()) {}
+SchemaCache::SchemaCache(SchemaCacheLimits limits) : impl_(std::make_unique<Impl>(limits)) {}
 SchemaCache::~SchemaCache() = default;
 
-std::size_t SchemaCache::size() const { return impl_->entries.size(); }
+std::size_t SchemaCache::size() const { return impl_->order.size(); }
+
+std::optional<std::string> SchemaCache::compile(const bj::value& schema) {
+  if (quick::supported(schema, 0)) {
+    auto shape = measure(schema, impl_->limits.schema);
+    if (!shape) return capped(std::move(shape.error()));
+    return std::nullopt;
+  }
+  const Entry& entry = impl_->lookup(schema);
+  if (!entry.schema) return entry.error;
+  return std::nullopt;
+}
+
+std::size_t SchemaCache::bytes() const { return impl_->bytes; }
+
+bool SchemaCache::cached(const bj::value& schema) {
+  impl_->serialize(schema);
+  return impl_->index.contains(std::string_view(impl_->key));
+}
 
 SchemaOutcome SchemaCache::validate(const bj::value& schema, const bj::value& instance) {
   const bool plain = quick::supported(schema, 0);

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 #include <vector>
 
+#include "validation/pattern.h"
 #include "validation/validator.h"
 #include "validation/valijson_re2.h"
 
@@ -312,6 +313,75 @@ TEST(SchemaCacheTest, CapacityBoundsTheCache) {
               schema == R"({"type": "boolean"})");
   }
   EXPECT_EQ(cache.size(), 2u);
+}
+
+// Three schemas valijson compiles (a number in an enum keeps them off the quick path).
+const bj::value kFirst = bj::parse(R"({"enum": [1, "a"]})");
+const bj::value kSecond = bj::parse(R"({"enum": [2, "b"]})");
+const bj::value kThird = bj::parse(R"({"enum": [3, "c"]})");
+
+SchemaCacheLimits byte_limit(std::size_t max_bytes) {
+  SchemaCacheLimits limits;
+  limits.max_bytes = max_bytes;
+  return limits;
+}
+
+TEST(SchemaCacheTest, CountBoundEvictsTheLeastRecentlyUsed) {
+  SchemaCache cache(2);
+  EXPECT_EQ(cache.validate(kFirst, bj::parse("1")).kind, SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.validate(kSecond, bj::parse("2")).kind, SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.validate(kFirst, bj::parse("1")).kind, SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.validate(kThird, bj::parse("3")).kind, SchemaOutcome::Kind::kValid);
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_TRUE(cache.cached(kFirst));
+  EXPECT_FALSE(cache.cached(kSecond));
+  EXPECT_TRUE(cache.cached(kThird));
+}
+
+TEST(SchemaCacheTest, ByteBoundEvictsTheLeastRecentlyUsed) {
+  SchemaCache probe;
+  (void)probe.validate(kFirst, bj::parse("1"));
+  const std::size_t one = probe.bytes();
+  ASSERT_GT(one, 0u);
+
+  // Room for two of these schemas (they are the same size), not three.
+  SchemaCache cache(byte_limit(2 * one + one / 2));
+  (void)cache.validate(kFirst, bj::parse("1"));
+  (void)cache.validate(kSecond, bj::parse("1"));
+  (void)cache.validate(kFirst, bj::parse("1"));
+  EXPECT_EQ(cache.bytes(), 2 * one);
+  (void)cache.validate(kThird, bj::parse("1"));
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(cache.bytes(), 2 * one);
+  EXPECT_TRUE(cache.cached(kFirst));
+  EXPECT_FALSE(cache.cached(kSecond));
+  EXPECT_TRUE(cache.cached(kThird));
+}
+
+TEST(SchemaCacheTest, EachPatternIsChargedItsMemoryBound) {
+  SchemaCache cache;
+  (void)cache.validate(bj::parse(R"({"type": "string", "pattern": "^a", "enum": [1, "a"]})"),
+                       bj::parse(R"("a")"));
+  EXPECT_GT(cache.bytes(), kPatternMaxMem);
+  EXPECT_LT(cache.bytes(), 2 * kPatternMaxMem);
+}
+
+TEST(SchemaCacheTest, ASchemaOverTheByteBoundIsKeptAloneUntilTheNext) {
+  SchemaCache cache(byte_limit(1));
+  EXPECT_EQ(cache.validate(kFirst, bj::parse("2")).kind, SchemaOutcome::Kind::kMismatch);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.validate(kSecond, bj::parse("1")).kind, SchemaOutcome::Kind::kMismatch);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_TRUE(cache.cached(kSecond));
+}
+
+TEST(SchemaCacheTest, InvalidSchemaIsKeptForItsMessageOnly) {
+  SchemaCache cache;
+  const bj::value invalid =
+      bj::parse(R"json({"type": "string", "pattern": "(?=a)", "enum": [1]})json");
+  (void)cache.validate(invalid, bj::parse("1"));
+  ASSERT_TRUE(cache.cached(invalid));
+  EXPECT_LT(cache.bytes(), 1024u);
 }
 
 }  // namespace

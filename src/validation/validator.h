@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chat/chat.h"
+#include "core/error.h"
 
 namespace backstop::validation {
 
@@ -67,17 +68,41 @@ struct SchemaOutcome {
   std::string message;
 };
 
+// How large one client schema may be. Past any bound the schema is invalid, so that one
+// schema cannot stall a worker while it compiles or validates.
+struct SchemaLimits {
+  // Nesting of JSON arrays and objects; also of subschemas applied to one value in turn
+  // (through $ref, allOf, anyOf, oneOf, not, if/then/else, dependencies).
+  std::size_t max_depth = 64;
+  std::size_t max_nodes = 20'000;         // JSON values in the schema
+  std::size_t max_patterns = 64;          // `pattern`s and `patternProperties` keys
+  std::size_t max_pattern_bytes = 1'000;  // one of them
+  std::size_t max_reference_bytes = 512;  // one `$ref`, `$id` or `id`
+  // Subschemas applied to one value, counting each path through references: shared
+  // definitions referenced from every branch of nested anyOfs would otherwise grow
+  // exponentially.
+  std::size_t max_expansion = 1'000;
+};
+
+// What a SchemaCache keeps, and how large a schema it compiles.
+struct SchemaCacheLimits {
+  std::size_t max_entries = 1024;  // distinct schemas
+  // The memory the kept schemas hold, estimated: the JSON values of each (its copy and
+  // valijson's constraints) and, per pattern, the most its RE2 may grow to (kPatternMaxMem).
+  std::size_t max_bytes = 32 * 1024 * 1024;
+  SchemaLimits schema;
+};
+
 // Compiled JSON Schemas, keyed by the schema's serialized text: each distinct schema is
-// compiled once. One per worker thread; not thread-safe.
+// compiled once. Past either bound of its limits the least recently used schema is evicted,
+// so that clients sending ever-new schemas cannot grow it without bound. One per worker
+// thread; not thread-safe.
 class SchemaCache {
  public:
-  // Distinct schemas kept before the cache starts evicting.
-  static constexpr std::size_t kDefaultCapacity = 1024;
-
   SchemaCache();
-  // Keeps at most `capacity` (>= 1) schemas; past that an arbitrary one is evicted, so
-  // clients sending ever-new schemas cannot grow the cache without bound.
+  // Keeps at most `capacity` (>= 1) schemas; the other limits are the defaults.
   explicit SchemaCache(std::size_t capacity);
+  explicit SchemaCache(SchemaCacheLimits limits);
   ~SchemaCache();
   SchemaCache(const SchemaCache&) = delete;
   SchemaCache& operator=(const SchemaCache&) = delete;
@@ -92,14 +117,29 @@ class SchemaCache {
   // does not compile. Never throws; an invalid schema is remembered and not re-parsed.
   [[nodiscard]] SchemaOutcome validate(const boost::json::value& schema,
                                        const boost::json::value& instance);
-  // Distinct schemas compiled so far (those that failed to compile included: they are
-  // cached too).
+  // Compiles `schema` (or finds it compiled) without validating anything: why it is
+  // invalid or past the limits, or nullopt. A schema the quick path handles is only
+  // measured against the limits, never compiled.
+  [[nodiscard]] std::optional<std::string> compile(const boost::json::value& schema);
+  // Distinct schemas kept (those that failed to compile included: they are cached too).
   [[nodiscard]] std::size_t size() const;
+  // The estimated memory they hold (SchemaCacheLimits::max_bytes).
+  [[nodiscard]] std::size_t bytes() const;
+  // Whether `schema` is compiled and kept.
+  [[nodiscard]] bool cached(const boost::json::value& schema);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The first client schema of `request` that is invalid (does not compile, or is past the
+// cache's limits), as a kInvalidArgument error that names it in the client's dialect:
+// `tools[2] "get_weather": parameters: pattern "(?=x)" does not compile: ...`, or
+// `response_format.json_schema.schema: ...`. Run right after decoding, so that an invalid
+// schema is the client's 400 and never a failed check of an upstream's answer.
+[[nodiscard]] std::optional<core::Error> check_request_schemas(const chat::ChatRequest& request,
+                                                               SchemaCache& schemas);
 
 // Checks an answer against the request. Immutable; shared by every worker.
 class Validator {

@@ -631,6 +631,76 @@ TEST_F(GatewayTest, OutputConfigFormatIsCheckedByContentSchema) {
   EXPECT_EQ(bad.header("x-backstop-fallback-reason"), "schema");
 }
 
+// A tool whose parameters use a lookahead, which RE2 (and so backstop) cannot run.
+constexpr const char* kLookaheadTools = R"json([{"type":"function","function":{"name":"get_weather",
+  "parameters":{"type":"object","properties":{"city":{"type":"string","pattern":"^(?=[A-Z])"}},
+  "required":["city"]}}}])json";
+
+TEST_F(GatewayTest, InvalidToolSchemaIs400InOpenAIShapeNamingTheTool) {
+  auto r = chat("agentic", "weather?", false, std::string(R"(,"tools":)") + kLookaheadTools);
+  ASSERT_EQ(r.status, 400) << r.body;
+  auto body = json(r);
+  EXPECT_EQ(body.at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(body.at_pointer("/error/message"),
+            "tools[0] \"get_weather\": parameters: pattern \"^(?=[A-Z])\" does not compile: "
+            "invalid perl operator: (?= (patterns run on RE2: no lookaround, no backreferences)");
+}
+
+TEST_F(GatewayTest, InvalidSchemaIs400InAnthropicShapeNamingTheField) {
+  auto tool =
+      call("POST", "/v1/messages",
+           R"({"model":"agentic","max_tokens":64,"messages":[{"role":"user","content":"w?"}],
+                       "tools":[{"name":"f","input_schema":{"type":"object"}},
+                                {"name":"loop","input_schema":{"$ref":"#"}}]})");
+  ASSERT_EQ(tool.status, 400) << tool.body;
+  auto body = json(tool);
+  EXPECT_EQ(body.at("type"), "error");
+  EXPECT_EQ(body.at_pointer("/error/type"), "invalid_request_error");
+  EXPECT_EQ(body.at_pointer("/error/message"),
+            "tools[1] \"loop\": input_schema: $ref cycle: a subschema refers back to itself "
+            "without descending into the value");
+
+  auto format = call("POST", "/v1/messages",
+                     R"json({"model":"classify","max_tokens":64,
+                       "messages":[{"role":"user","content":"label it"}],
+                       "output_config":{"format":{"type":"json_schema","schema":{"type":"object",
+                         "properties":{"label":{"type":"string","pattern":"(a)\\1"}}}}}})json");
+  ASSERT_EQ(format.status, 400) << format.body;
+  EXPECT_TRUE(json(format)
+                  .at_pointer("/error/message")
+                  .as_string()
+                  .starts_with("output_config.format.schema: pattern \"(a)\\1\" does not compile"))
+      << format.body;
+}
+
+TEST_F(GatewayTest, InvalidSchemaNeverReachesAnUpstreamNorCountsAsSchemaFailure) {
+  // Before: the primary's answer failed `schema` on the client's own schema, and the
+  // fallback was called and paid for the same request.
+  auto r = chat("agentic", "weather?", false, std::string(R"(,"tools":)") + kLookaheadTools);
+  ASSERT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.header("x-backstop-attempts"), "");
+  EXPECT_EQ(counter(metrics().validation_failures_total, {"agentic", "v4", "schema"}), 0);
+  EXPECT_EQ(counter(metrics().fallbacks_total, {"agentic", "v4", "claude", "schema"}), 0);
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "v4", "fail"}), 0);
+  EXPECT_EQ(counter(metrics().attempts_total, {"agentic", "claude", "pass"}), 0);
+  EXPECT_EQ(counter(metrics().requests_total, {"", "rejected"}), 1);
+  auto format = chat("classify", "label it", false,
+                     R"json(,"response_format":{"type":"json_schema","json_schema":{"name":"t",
+                       "schema":{"type":"string","pattern":"(?<!x)y"}}})json");
+  ASSERT_EQ(format.status, 400) << format.body;
+  EXPECT_EQ(counter(metrics().attempts_total, {"classify", "v4", "fail"}), 0);
+  EXPECT_EQ(counter(metrics().fallbacks_total, {"classify", "v4", "gpt", "schema"}), 0);
+}
+
+TEST_F(GatewayTest, SchemaWithARE2PatternIsServed) {
+  const std::string tools = R"([{"type":"function","function":{"name":"get_weather",
+    "parameters":{"type":"object","properties":{"city":{"type":"string","pattern":"^.*$"},
+    "unit":{"type":"string","enum":["c","f"]}},"required":["city","unit"]}}}])";
+  auto r = chat("agentic", "weather?", false, R"(,"tools":)" + tools);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
+}
+
 TEST_F(GatewayTest, MetricsAfterAKnownSequence) {
   chat("agentic", "w?", true);
   chat("agentic", "w? [mock:schema@v4-flash]", true);
