@@ -16,7 +16,14 @@ struct SchemaFields {
 };
 
 SchemaFields fields_of(chat::Dialect dialect) {
-  if (dialect == chat::Dialect::kAnthropic) return {"input_schema", "output_config.format.schema"};
+  switch (dialect) {
+    case chat::Dialect::kAnthropic:
+      return {"input_schema", "output_config.format.schema"};
+    case chat::Dialect::kResponses:
+      return {"parameters", "text.format.schema"};
+    case chat::Dialect::kOpenAI:
+      break;
+  }
   return {"parameters", "response_format.json_schema.schema"};
 }
 

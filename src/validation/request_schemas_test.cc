@@ -53,6 +53,17 @@ TEST(CheckRequestSchemasTest, AnthropicToolSchemaIsNamedInputSchema) {
             "descending into the value");
 }
 
+TEST(CheckRequestSchemasTest, ResponsesApiTextFormatSchemaIsNamedAsItsClientSentIt) {
+  SchemaCache schemas;
+  chat::ChatRequest request;
+  request.origin = chat::Dialect::kResponses;
+  request.response_format.kind = chat::ResponseFormat::Kind::kJsonSchema;
+  request.response_format.schema = bj::parse(R"({"$ref": "#"})");
+  auto error = check_request_schemas(request, schemas);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_TRUE(error->message.starts_with("text.format.schema: ")) << error->message;
+}
+
 TEST(CheckRequestSchemasTest, InvalidResponseFormatIsNamedInTheClientsDialect) {
   SchemaCache schemas;
   chat::ChatRequest request;

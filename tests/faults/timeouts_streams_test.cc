@@ -1,10 +1,7 @@
-// NOT BUILT YET (see CMakeLists.txt): these fault tests need what other branches of issue 9
-// add: provider timeouts (connect/first_token/idle/timeout_ms, no same-target retry after a
-// timeout, workload deadline_ms), stream completeness without [DONE], skipped malformed
-// events (backstop_stream_events_skipped_total), `stream_mode: buffer`, the reasons
-// `broken_stream` and `rejected`, counted replays, no upstream address in client errors. The
-// config keys below do not parse on a branch without them. Enable the target once those
-// branches are merged, then move each test that passes into faults_test.cc.
+// Fault tests for provider timeouts (first token, idle, whole call, the workload deadline, no
+// same-target retry after a timeout), stream completeness without [DONE], skipped malformed
+// events, `stream_mode: buffer`, the reasons `broken_stream` and `rejected`, counted replays and
+// errors that never name an upstream's address.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -48,7 +45,7 @@ constexpr std::string_view kWorkloads = R"(workloads:
 const std::string kFullText = Answer{}.text;
 constexpr std::string_view kStream = R"(,"stream":true)";
 
-class PendingFaultTest : public FaultGatewayTest {
+class TimeoutStreamFaultTest : public FaultGatewayTest {
  protected:
   void SetUp() override { start(kProviderKeys, kWorkloads); }
 
@@ -90,7 +87,7 @@ Behaviour stream_then(int events, StreamEnd end) {
 
 // --- provider timeouts -----------------------------------------------------------------
 
-TEST_F(PendingFaultTest, SilentPrimaryTimesOutOnceAndFallsBackWithoutASameTargetRetry) {
+TEST_F(TimeoutStreamFaultTest, SilentPrimaryTimesOutOnceAndFallsBackWithoutASameTargetRetry) {
   primary_.script({Behaviour::silent()});
   const auto started = SteadyClock::now();
   auto r = chat("plain", "silent");
@@ -104,7 +101,7 @@ TEST_F(PendingFaultTest, SilentPrimaryTimesOutOnceAndFallsBackWithoutASameTarget
   EXPECT_LT(took, Ms(1500 + 1000));  // one timeout, not three
 }
 
-TEST_F(PendingFaultTest, SilentPrimaryStreamFallsBackAfterTheFirstTokenTimeout) {
+TEST_F(TimeoutStreamFaultTest, SilentPrimaryStreamFallsBackAfterTheFirstTokenTimeout) {
   primary_.script({Behaviour::silent()});
   auto r = chat("plain", "silent-stream", kStream);
   expect_fallback_stream(r, "timeout");
@@ -112,7 +109,7 @@ TEST_F(PendingFaultTest, SilentPrimaryStreamFallsBackAfterTheFirstTokenTimeout) 
   EXPECT_LT(hop(), Ms(1000));  // the first-token limit, not timeout_ms
 }
 
-TEST_F(PendingFaultTest, SlowFirstTokenFallsBackAfterTheFirstTokenTimeout) {
+TEST_F(TimeoutStreamFaultTest, SlowFirstTokenFallsBackAfterTheFirstTokenTimeout) {
   Behaviour slow = Behaviour::ok();
   slow.first_event_delay = Ms(1200);  // headers at once, the first event late
   primary_.script({slow});
@@ -122,7 +119,7 @@ TEST_F(PendingFaultTest, SlowFirstTokenFallsBackAfterTheFirstTokenTimeout) {
   EXPECT_LT(hop(), Ms(1000));
 }
 
-TEST_F(PendingFaultTest, SlowHeadersFallBackAfterTheFirstTokenTimeout) {
+TEST_F(TimeoutStreamFaultTest, SlowHeadersFallBackAfterTheFirstTokenTimeout) {
   primary_.script({Behaviour::ok().after(Ms(1200))});
   auto r = chat("plain", "slow-headers", kStream);
   expect_fallback_stream(r, "timeout");
@@ -130,7 +127,7 @@ TEST_F(PendingFaultTest, SlowHeadersFallBackAfterTheFirstTokenTimeout) {
   EXPECT_LT(hop(), Ms(1000));
 }
 
-TEST_F(PendingFaultTest, SlowFirstTokenOnTheRoutesLastTargetIsWaitedFor) {
+TEST_F(TimeoutStreamFaultTest, SlowFirstTokenOnTheRoutesLastTargetIsWaitedFor) {
   primary_.otherwise(Behaviour::reply(503, openai_error("down", "server_error", "")));
   Behaviour slow = Behaviour::ok();
   slow.first_event_delay = Ms(500);  // over first_token_timeout_ms, under timeout_ms
@@ -145,7 +142,7 @@ TEST_F(PendingFaultTest, SlowFirstTokenOnTheRoutesLastTargetIsWaitedFor) {
   EXPECT_EQ(fallback_.count(), 1u);
 }
 
-TEST_F(PendingFaultTest, StreamStallIsCutAfterTheIdleTimeout) {
+TEST_F(TimeoutStreamFaultTest, StreamStallIsCutAfterTheIdleTimeout) {
   primary_.script({stream_then(3, StreamEnd::kStall)});
   const auto started = SteadyClock::now();
   auto r = chat("plain", "stall", kStream);
@@ -161,14 +158,14 @@ TEST_F(PendingFaultTest, StreamStallIsCutAfterTheIdleTimeout) {
   EXPECT_EQ(counter(metrics().requests_total, {"plain", "failed"}), 1);
 }
 
-TEST_F(PendingFaultTest, StreamStallBeforeTheChecksDecideFallsBackAfterTheIdleTimeout) {
+TEST_F(TimeoutStreamFaultTest, StreamStallBeforeTheChecksDecideFallsBackAfterTheIdleTimeout) {
   primary_.script({stream_then(3, StreamEnd::kStall)});
   auto r = chat("checked", "stall-checked", kStream);
   expect_fallback_stream(r, "timeout");
   EXPECT_LT(hop(), Ms(1000));
 }
 
-TEST_F(PendingFaultTest, LongStreamThatKeepsFlowingIsNeverCut) {
+TEST_F(TimeoutStreamFaultTest, LongStreamThatKeepsFlowingIsNeverCut) {
   Behaviour flowing = Behaviour::ok();
   flowing.event_delay = Ms(70);  // 11 events: about 700 ms, over both 200 ms limits
   primary_.script({flowing});
@@ -182,7 +179,7 @@ TEST_F(PendingFaultTest, LongStreamThatKeepsFlowingIsNeverCut) {
   EXPECT_EQ(fallback_.count(), 0u);
 }
 
-TEST_F(PendingFaultTest, StreamStillFlowingAtTimeoutMsIsCut) {
+TEST_F(TimeoutStreamFaultTest, StreamStillFlowingAtTimeoutMsIsCut) {
   std::string sixty_words;
   for (int i = 0; i < 60; ++i) sixty_words += "word ";
   Behaviour endless = Behaviour::ok({sixty_words, 11, 7});
@@ -200,7 +197,7 @@ TEST_F(PendingFaultTest, StreamStillFlowingAtTimeoutMsIsCut) {
   EXPECT_EQ(primary_.count(), 1u);
 }
 
-TEST_F(PendingFaultTest, WorkloadDeadlineBoundsEveryAttempt) {
+TEST_F(TimeoutStreamFaultTest, WorkloadDeadlineBoundsEveryAttempt) {
   primary_.otherwise(Behaviour::silent());
   fallback_.otherwise(Behaviour::silent());
   const auto started = SteadyClock::now();
@@ -219,7 +216,7 @@ TEST_F(PendingFaultTest, WorkloadDeadlineBoundsEveryAttempt) {
 
 // --- stream completeness and malformed events -------------------------------------------
 
-TEST_F(PendingFaultTest, NoDoneAfterTheFinishReasonIsAComplete) {
+TEST_F(TimeoutStreamFaultTest, NoDoneAfterTheFinishReasonIsAComplete) {
   Behaviour no_done = Behaviour::ok();
   no_done.omit_done = true;
   primary_.script({no_done});
@@ -235,7 +232,7 @@ TEST_F(PendingFaultTest, NoDoneAfterTheFinishReasonIsAComplete) {
   EXPECT_EQ(counter(metrics().requests_total, {"plain", "primary"}), 1);
 }
 
-TEST_F(PendingFaultTest, NoDoneAfterTheFinishReasonPassesTheChecks) {
+TEST_F(TimeoutStreamFaultTest, NoDoneAfterTheFinishReasonPassesTheChecks) {
   Behaviour no_done = Behaviour::ok();
   no_done.omit_done = true;
   primary_.script({no_done});
@@ -246,19 +243,19 @@ TEST_F(PendingFaultTest, NoDoneAfterTheFinishReasonPassesTheChecks) {
   EXPECT_EQ(fallback_.count(), 0u);
 }
 
-TEST_F(PendingFaultTest, CleanEndBeforeTheFinishReasonIsABrokenStream) {
+TEST_F(TimeoutStreamFaultTest, CleanEndBeforeTheFinishReasonIsABrokenStream) {
   primary_.script({stream_then(3, StreamEnd::kComplete)});
   auto r = chat("checked", "early-end", kStream);
   expect_fallback_stream(r, "broken_stream");
 }
 
-TEST_F(PendingFaultTest, StreamCutBeforeTheChecksDecideFallsBackAsBrokenStream) {
+TEST_F(TimeoutStreamFaultTest, StreamCutBeforeTheChecksDecideFallsBackAsBrokenStream) {
   primary_.script({stream_then(3, StreamEnd::kCut)});
   auto r = chat("checked", "cut-checked", kStream);
   expect_fallback_stream(r, "broken_stream");
 }
 
-TEST_F(PendingFaultTest, MalformedEventIsSkippedCountedAndTheStreamCompletes) {
+TEST_F(TimeoutStreamFaultTest, MalformedEventIsSkippedCountedAndTheStreamCompletes) {
   Behaviour malformed = Behaviour::ok();
   malformed.malformed_at = 2;  // between the first and second word
   primary_.script({malformed});
@@ -278,7 +275,7 @@ TEST_F(PendingFaultTest, MalformedEventIsSkippedCountedAndTheStreamCompletes) {
       << text;
 }
 
-TEST_F(PendingFaultTest, MalformedAnthropicEventIsSkippedAndCountedForItsProvider) {
+TEST_F(TimeoutStreamFaultTest, MalformedAnthropicEventIsSkippedAndCountedForItsProvider) {
   primary_.otherwise(Behaviour::reply(503, openai_error("down", "server_error", "")));
   Behaviour malformed = Behaviour::ok();
   malformed.malformed_at = 3;  // after message_start, content_block_start and one word
@@ -297,7 +294,7 @@ TEST_F(PendingFaultTest, MalformedAnthropicEventIsSkippedAndCountedForItsProvide
       << text;
 }
 
-TEST_F(PendingFaultTest, MalformedEventBeforeTheChecksDecideIsSkipped) {
+TEST_F(TimeoutStreamFaultTest, MalformedEventBeforeTheChecksDecideIsSkipped) {
   Behaviour malformed = Behaviour::ok();
   malformed.malformed_at = 2;
   primary_.script({malformed});
@@ -308,7 +305,7 @@ TEST_F(PendingFaultTest, MalformedEventBeforeTheChecksDecideIsSkipped) {
   EXPECT_EQ(fallback_.count(), 0u);
 }
 
-TEST_F(PendingFaultTest, MalformedEventWithNothingValidAfterItIsABrokenStream) {
+TEST_F(TimeoutStreamFaultTest, MalformedEventWithNothingValidAfterItIsABrokenStream) {
   Behaviour malformed = stream_then(4, StreamEnd::kComplete);
   malformed.malformed_at = 3;  // the role chunk, two words, the malformed event, the end
   primary_.script({malformed});
@@ -318,13 +315,13 @@ TEST_F(PendingFaultTest, MalformedEventWithNothingValidAfterItIsABrokenStream) {
 
 // --- stream_mode: buffer ------------------------------------------------------------------
 
-TEST_F(PendingFaultTest, BufferModeFallsBackFromACutPrimaryBeforeAByte) {
+TEST_F(TimeoutStreamFaultTest, BufferModeFallsBackFromACutPrimaryBeforeAByte) {
   primary_.script({stream_then(3, StreamEnd::kCut)});
   auto r = chat("buffered", "buffer-cut", kStream);
   expect_fallback_stream(r, "broken_stream");
 }
 
-TEST_F(PendingFaultTest, BufferModeFallsBackFromAStalledPrimaryBeforeAByte) {
+TEST_F(TimeoutStreamFaultTest, BufferModeFallsBackFromAStalledPrimaryBeforeAByte) {
   primary_.script({stream_then(3, StreamEnd::kStall)});
   auto r = chat("buffered", "buffer-stall", kStream);
   expect_fallback_stream(r, "timeout");
@@ -333,7 +330,7 @@ TEST_F(PendingFaultTest, BufferModeFallsBackFromAStalledPrimaryBeforeAByte) {
 
 // --- 4xx that another target would not answer differently ------------------------------
 
-TEST_F(PendingFaultTest, ContentFilterIsReturnedToTheClientAsRejected) {
+TEST_F(TimeoutStreamFaultTest, ContentFilterIsReturnedToTheClientAsRejected) {
   primary_.script({Behaviour::reply(
       400, openai_error("The response was filtered due to the prompt triggering the content "
                         "management policy.",
@@ -350,7 +347,7 @@ TEST_F(PendingFaultTest, ContentFilterIsReturnedToTheClientAsRejected) {
   EXPECT_EQ(counter(metrics().fallbacks_total, {"plain", "primary", "fallback", "rejected"}), 0);
 }
 
-TEST_F(PendingFaultTest, ContextLengthExceededStillFallsBack) {
+TEST_F(TimeoutStreamFaultTest, ContextLengthExceededStillFallsBack) {
   primary_.script(
       {Behaviour::reply(400, openai_error("This model's maximum context length is 8192 tokens.",
                                           "invalid_request_error", "context_length_exceeded"))});
@@ -363,7 +360,7 @@ TEST_F(PendingFaultTest, ContextLengthExceededStillFallsBack) {
 
 // --- replays and client-visible errors ----------------------------------------------------
 
-TEST_F(PendingFaultTest, PooledConnectionHeldThenClosedIsNotReplayedSilently) {
+TEST_F(TimeoutStreamFaultTest, PooledConnectionHeldThenClosedIsNotReplayedSilently) {
   ASSERT_EQ(chat("plain", "warm").status, 200);  // leaves a pooled connection to the primary
   // The pooled connection holds the request 100 ms, then closes before a byte of answer.
   primary_.script({Behaviour::reset().after(Ms(100))});
@@ -380,7 +377,7 @@ TEST_F(PendingFaultTest, PooledConnectionHeldThenClosedIsNotReplayedSilently) {
   EXPECT_EQ(r.header("x-backstop-attempts"), std::to_string(seen));
 }
 
-TEST_F(PendingFaultTest, ErrorsNeverNameTheUpstreamsAddress) {
+TEST_F(TimeoutStreamFaultTest, ErrorsNeverNameTheUpstreamsAddress) {
   primary_.otherwise(Behaviour::reset());
   fallback_.otherwise(Behaviour::reset());
   auto r = chat("plain", "no-address");
