@@ -143,7 +143,7 @@ test('models.list() lists the workloads', options, async () => {
   for await (const model of client.models.list()) ids.push(model.id);
   assert.deepEqual(
       ids.sort(),
-      ['agentic', 'cc-checked', 'cc-translate', 'claude-only', 'docs', 'doomed', 'plain']);
+      ['agentic', 'cc-checked', 'cc-translate', 'classify', 'claude-only', 'docs', 'doomed', 'plain']);
 });
 
 // Streaming (DESIGN.md: `stream` true or false on both endpoints).
