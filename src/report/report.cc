@@ -43,6 +43,22 @@ std::string advice_for(const std::string& band, const config::Bands& b) {
   return "no routed request in the range";
 }
 
+// What `rows` would have cost sent to `provider` alone at `price`.
+Counterfactual priced_on(const std::vector<const ledger::RequestRow*>& rows, std::string provider,
+                         const ledger::Price& price) {
+  Counterfactual c{std::move(provider), 0};
+  for (const ledger::RequestRow* row : rows) {
+    if (const ledger::AttemptRow* a = standing_attempt(*row)) {
+      c.cost_micro_usd +=
+          ledger::cost_micro_usd(chat::Usage{.input_tokens = a->input_tokens,
+                                             .cached_input_tokens = a->cached_input_tokens,
+                                             .output_tokens = a->output_tokens},
+                                 price);
+    }
+  }
+  return c;
+}
+
 // Accumulates one Summary from its rows.
 class Tally {
  public:
@@ -70,22 +86,6 @@ class Tally {
       d.cost_micro_usd += a.cost_micro_usd;
       s.cost_micro_usd += a.cost_micro_usd;
     }
-  }
-
-  // Prices every row added so far on `price` (call after the adds, before finish).
-  void price_on(const std::vector<const ledger::RequestRow*>& rows, std::string provider,
-                const ledger::Price& price) {
-    Counterfactual c{std::move(provider), 0};
-    for (const ledger::RequestRow* row : rows) {
-      if (const ledger::AttemptRow* a = standing_attempt(*row)) {
-        c.cost_micro_usd +=
-            ledger::cost_micro_usd(chat::Usage{.input_tokens = a->input_tokens,
-                                               .cached_input_tokens = a->cached_input_tokens,
-                                               .output_tokens = a->output_tokens},
-                                   price);
-      }
-    }
-    summary_.fallback_only = std::move(c);
   }
 
   Summary& summary() { return summary_; }
@@ -117,7 +117,7 @@ class Tally {
   Summary summary_;
   std::map<std::tuple<std::string, std::string, std::string>, ledger::DaySpend> spend_;
   std::map<std::string, std::vector<std::int64_t>> durations_;
-};
+};  // namespace
 
 void append_int(std::string& out, std::int64_t n) { out += std::to_string(n); }
 
@@ -198,6 +198,16 @@ void append_summary_json(std::string& out, const Summary& s) {
   } else {
     out += "null";
   }
+  out += ",\"primary_only\":";
+  if (s.primary_only) {
+    out += "{\"provider\":";
+    core::append_json_string(out, s.primary_only->provider);
+    out += ",\"cost_micro_usd\":";
+    append_int(out, s.primary_only->cost_micro_usd);
+    out += '}';
+  } else {
+    out += "null";
+  }
   out += ",\"saved_micro_usd\":";
   if (s.saved_micro_usd) {
     append_int(out, *s.saved_micro_usd);
@@ -266,11 +276,15 @@ void append_summary_table(std::string& out, const Summary& s) {
   }
   out += "spend             $" + usd(s.cost_micro_usd) + "\n";
   if (s.fallback_only) {
-    out += "fallback only     $" + usd(s.fallback_only->cost_micro_usd) + " (all on " +
+    out += "fallback only     $" + usd(s.fallback_only->cost_micro_usd) + " (every request on " +
            s.fallback_only->provider + ")\n";
     out += "saved             $" + usd(*s.saved_micro_usd) + "\n";
   } else {
     out += "fallback only     not priced: " + s.unpriced + "\n";
+  }
+  if (s.primary_only) {
+    out += "primary only      $" + usd(s.primary_only->cost_micro_usd) + " (every request on " +
+           s.primary_only->provider + ", had it passed)\n";
   }
   out += "\n";
 }
@@ -314,6 +328,8 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
 
   Tally total(kTotal, config::Bands{});
   std::int64_t fallback_only_total = 0;
+  std::int64_t primary_only_total = 0;
+  bool all_primary_priced = config != nullptr;
   std::string total_unpriced =
       config == nullptr ? "no config given (--config FILE has the prices)" : "";
   for (const auto& [name, workload_rows] : by_workload) {
@@ -327,8 +343,18 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
     }
     const config::Provider* fallback =
         wc != nullptr && !wc->route.empty() ? config->find_provider(wc->route.back()) : nullptr;
+    const config::Provider* primary =
+        wc != nullptr && !wc->route.empty() ? config->find_provider(wc->route.front()) : nullptr;
+    if (primary != nullptr) {
+      tally.summary().primary_only =
+          priced_on(workload_rows, primary->name, ledger_price(primary->price));
+      primary_only_total += tally.summary().primary_only->cost_micro_usd;
+    } else {
+      all_primary_priced = all_primary_priced && !has_attempts;
+    }
     if (fallback != nullptr) {
-      tally.price_on(workload_rows, fallback->name, ledger_price(fallback->price));
+      tally.summary().fallback_only =
+          priced_on(workload_rows, fallback->name, ledger_price(fallback->price));
     } else if (config != nullptr && !has_attempts) {
       // Nothing was sent anywhere (refused before routing): it would have cost nothing.
       tally.summary().fallback_only = Counterfactual{"", 0};
@@ -348,6 +374,9 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
     total.summary().fallback_only = Counterfactual{"each workload's fallback", fallback_only_total};
   } else {
     total.summary().unpriced = total_unpriced;
+  }
+  if (all_primary_priced) {
+    total.summary().primary_only = Counterfactual{"each workload's primary", primary_only_total};
   }
   report.total = total.finish();
   return report;

@@ -40,6 +40,9 @@ struct Summary {
   std::vector<ledger::DaySpend> spend;  // per day, provider and model (workload "*" in the total)
   std::int64_t cost_micro_usd = 0;
   std::optional<Counterfactual> fallback_only;  // absent without a config's prices
+  // The workload's primary (the first target of its route) alone, as if every answer had
+  // passed its checks; absent without a config's prices.
+  std::optional<Counterfactual> primary_only;
   std::optional<std::int64_t> saved_micro_usd;  // fallback_only - cost
   std::string unpriced;                         // why fallback_only is absent
   std::map<std::string, Latency> latency;       // by outcome

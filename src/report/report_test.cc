@@ -135,7 +135,7 @@ TEST_F(ReportTest, SpendAndCounterfactualAreExactToTheMicroDollar) {
   const Report report = build_report(round_trip(written), config.get());
 
   // Summed independently of the report's code, from the rows as written.
-  std::map<std::string, std::int64_t> cost, fallback_only;
+  std::map<std::string, std::int64_t> cost, fallback_only, primary_only;
   std::map<std::tuple<std::string, std::string>, std::int64_t> per_model_day;
   std::int64_t total_cost = 0;
   for (const auto& row : written) {
@@ -153,6 +153,11 @@ TEST_F(ReportTest, SpendAndCounterfactualAreExactToTheMicroDollar) {
                                       standing->cached_input_tokens * 300'000 +
                                       standing->output_tokens * 15'000'000;
       fallback_only[row.workload] += (millionths + 500'000) / 1'000'000;
+      // v4: $0.14 / $0.28 per M, cache reads at the input price.
+      const std::int64_t primary_millionths =
+          (standing->input_tokens + standing->cached_input_tokens) * 140'000 +
+          standing->output_tokens * 280'000;
+      primary_only[row.workload] += (primary_millionths + 500'000) / 1'000'000;
     }
   }
   for (const std::string w : {"agentic", "chat"}) {
@@ -162,11 +167,17 @@ TEST_F(ReportTest, SpendAndCounterfactualAreExactToTheMicroDollar) {
     EXPECT_EQ(s.fallback_only->provider, "claude");
     EXPECT_EQ(s.fallback_only->cost_micro_usd, fallback_only[w]) << w;
     EXPECT_EQ(*s.saved_micro_usd, fallback_only[w] - cost[w]) << w;
+    ASSERT_TRUE(s.primary_only) << w;
+    EXPECT_EQ(s.primary_only->provider, "v4");
+    EXPECT_EQ(s.primary_only->cost_micro_usd, primary_only[w]) << w;
   }
   EXPECT_EQ(report.total.cost_micro_usd, total_cost);
   ASSERT_TRUE(report.total.fallback_only);
   EXPECT_EQ(report.total.fallback_only->cost_micro_usd,
             fallback_only["agentic"] + fallback_only["chat"]);
+  ASSERT_TRUE(report.total.primary_only);
+  EXPECT_EQ(report.total.primary_only->cost_micro_usd,
+            primary_only["agentic"] + primary_only["chat"]);
   std::map<std::tuple<std::string, std::string>, std::int64_t> reported;
   for (const auto& d : report.total.spend) reported[{d.day, d.model}] += d.cost_micro_usd;
   EXPECT_EQ(reported, per_model_day);
@@ -263,7 +274,8 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("provider":"v4","model":"deepseek-v4-flash","attempts":1,"input_tokens":1000000,)"
             R"("cached_input_tokens":0,"output_tokens":100000,"cost_micro_usd":168000}],)"
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"claude","cost_micro_usd":)"
-            R"(4500000},"saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
+            R"(4500000},"primary_only":{"provider":"v4","cost_micro_usd":168000},)"
+            R"("saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
             R"({"count":1,"p50":40,"p99":40}}}],"total":{"workload":"*",)"
             R"("requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
             R"("fallback_rate":0.000000,"band":"under-used","advice":"below 5%: the primary )"
@@ -273,7 +285,8 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("provider":"v4","model":"deepseek-v4-flash","attempts":1,"input_tokens":1000000,)"
             R"("cached_input_tokens":0,"output_tokens":100000,"cost_micro_usd":168000}],)"
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"each workload's fallback",)"
-            R"("cost_micro_usd":4500000},"saved_micro_usd":4332000,"unpriced":null,)"
+            R"("cost_micro_usd":4500000},"primary_only":{"provider":"each workload's primary",)"
+            R"("cost_micro_usd":168000},"saved_micro_usd":4332000,"unpriced":null,)"
             R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}}}})"
             "\n");
 }

@@ -88,9 +88,11 @@ TEST_F(ReportCliTest, ReportPrintsTheLedgersSpendAndSavingsAsJson) {
   const Ran r = run("report --config " + config_path() + " --format json");
   ASSERT_EQ(r.status, 0) << r.output;
   // 168000 + 168 + 4500 spent; on claude alone 4500000 + 4500.
-  EXPECT_NE(r.output.find(R"("cost_micro_usd":172668,"fallback_only":{"provider":"claude",)"
-                          R"("cost_micro_usd":4504500},"saved_micro_usd":4331832)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find(R"("cost_micro_usd":172668,"fallback_only":{"provider":"claude",)"
+                    R"("cost_micro_usd":4504500},"primary_only":{"provider":"v4","cost_micro_usd":)"
+                    R"(168168},"saved_micro_usd":4331832)"),
+      std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find(R"("fallback_rate":0.500000,"band":"move")"), std::string::npos);
 }
