@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include "core/json_string.h"
 #include "report/report.h"
@@ -172,12 +174,26 @@ std::string render_plan_table(const std::vector<PlanResult>& plans) {
                     r.self_host_cost_per_day, in.fallback_rate * 100, r.managed->api_cost_per_day,
                     *r.blended_cost_per_day,
                     break_even_text(r.blended_break_even_tokens_per_day).c_str());
-      out += *r.blended_cost_per_day < r.managed->api_cost_per_day
-                 ? "verdict          self-hosting with the fallback is cheaper than " +
-                       r.managed->api + " alone\n"
-                 : "verdict          " + r.managed->api +
-                       " alone is cheaper than self-hosting at this traffic\n";
     }
+    // The cheapest way to serve this traffic among those priced.
+    std::vector<std::pair<std::string, double>> options = {
+        {"self-hosted", r.self_host_cost_per_day}};
+    if (r.blended_cost_per_day) {
+      options.emplace_back("self-hosted with the fallback", *r.blended_cost_per_day);
+      options.emplace_back(r.managed->api + " alone", r.managed->api_cost_per_day);
+    }
+    if (r.primary_api && r.managed) {
+      options.emplace_back(
+          r.primary_api->api + "'s API with the fallback",
+          r.primary_api->api_cost_per_day + in.fallback_rate * r.managed->api_cost_per_day);
+    } else if (r.primary_api) {
+      options.emplace_back(r.primary_api->api + "'s API", r.primary_api->api_cost_per_day);
+    }
+    if (r.blended_cost_per_day) options.erase(options.begin());  // the fallback share is real
+    const auto cheapest =
+        std::min_element(options.begin(), options.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    out += format("cheapest         %s, $%.2f/day\n", cheapest->first.c_str(), cheapest->second);
     out += "\n";
   }
   return out;

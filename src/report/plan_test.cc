@@ -66,6 +66,23 @@ TEST(Plan, AnEightGpuNodeNeedsHundredsOfMillionsOfTokensToBeatV4sOwnApi) {
   EXPECT_FALSE(plan(in).primary_api->break_even_tokens_per_day);
 }
 
+TEST(Plan, TheTableNamesTheCheapestWayToServeTheTraffic) {
+  PlanInput low = one_gpu_flash(5e6);
+  low.primary_api.reset();
+  EXPECT_NE(render_plan_table({plan(low)}).find("cheapest         claude alone, $27.00/day"),
+            std::string::npos);
+  PlanInput high = one_gpu_flash(30e6);
+  high.primary_api.reset();
+  // $48 + 20 % x $162.
+  EXPECT_NE(render_plan_table({plan(high)})
+                .find("cheapest         self-hosted with the fallback, $80.40/day"),
+            std::string::npos);
+  // V4-Flash's own API with the same fallback share: $0.84 + 20 % x $27.
+  EXPECT_NE(render_plan_table({plan(one_gpu_flash(5e6))})
+                .find("cheapest         v4-flash's API with the fallback, $6.24/day"),
+            std::string::npos);
+}
+
 TEST(Plan, TrafficBeyondOneNodeNeedsMoreNodes) {
   const PlanResult r = plan(one_gpu_flash(70e6));  // a node serves 31.1M tokens/day
   EXPECT_EQ(r.nodes, 3);
