@@ -55,7 +55,7 @@ std::int64_t query_integer(sqlite3* db, const char* sql) {
 
 core::Result<std::vector<RequestRow>> read_requests(
     const std::string& path, const ReadFilter& filter,
-    const std::function<void(std::int64_t)>& progress) {
+    const std::function<void(std::int64_t)>& progress, std::int64_t progress_every) {
   const std::string name = "ledger \"" + path + "\": ";
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -103,7 +103,8 @@ core::Result<std::vector<RequestRow>> read_requests(
     const std::int64_t id = sqlite3_column_int64(s, 0);
     if (id != last_id) {
       last_id = id;
-      if (progress && !rows.empty() && rows.size() % 100'000 == 0) {
+      if (progress && progress_every > 0 && !rows.empty() &&
+          static_cast<std::int64_t>(rows.size()) % progress_every == 0) {
         progress(static_cast<std::int64_t>(rows.size()));
       }
       rows.push_back(RequestRow{text(s, 1),

@@ -23,9 +23,9 @@ struct ReadFilter {
 // order, ordered as written. Opens the file read-only and never creates it. kNotFound when
 // the file does not exist; kInvalidArgument naming the file when it is not a ledger of this
 // backstop's schema (an earlier backstop's daily totals included). `progress`, when set, is
-// told the count of requests read so far every 100000 requests.
+// told the count of requests read so far every `progress_every` requests.
 [[nodiscard]] core::Result<std::vector<RequestRow>> read_requests(
     const std::string& path, const ReadFilter& filter,
-    const std::function<void(std::int64_t)>& progress = {});
+    const std::function<void(std::int64_t)>& progress = {}, std::int64_t progress_every = 100'000);
 
 }  // namespace backstop::ledger

@@ -73,6 +73,17 @@ TEST_F(LedgerReadTest, KeepsOnlyTheDaysAndWorkloadAsked) {
   EXPECT_EQ(from->size(), 3u);
 }
 
+TEST_F(LedgerReadTest, ProgressIsToldEveryNRequests) {
+  std::vector<RequestRow> rows(5, row("r", kDec1, "w", "primary", {}));
+  write(rows);
+  std::vector<std::int64_t> told;
+  auto read = read_requests(
+      db_path(), {}, [&](std::int64_t n) { told.push_back(n); }, 2);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->size(), 5u);
+  EXPECT_EQ(told, (std::vector<std::int64_t>{2, 4}));
+}
+
 TEST_F(LedgerReadTest, AMissingFileIsNotFoundAndIsNotCreated) {
   auto read = read_requests(db_path(), {});
   ASSERT_FALSE(read);
