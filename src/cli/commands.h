@@ -21,6 +21,31 @@ int demo(const DemoOptions& options);
 // The mock upstream, until SIGTERM or SIGINT.
 int mock(const std::string& listen, int threads);
 
+// `backstop report`: the ledger per workload and in total, as a table or JSON.
+struct ReportOptions {
+  std::string config_file;  // bands and prices; its ledger.path unless ledger_file is set
+  std::string ledger_file;
+  std::string since, until;  // UTC days "2026-12-01", both included; empty: open
+  std::string workload;      // empty: every workload
+  std::string format = "table";
+};
+// 1 when the ledger is missing, of another schema, or the arguments are wrong.
+int report(const ReportOptions& options);
+
+// `backstop plan`: self-hosting each workload's primary versus its APIs.
+struct PlanOptions {
+  std::string config_file;     // required: the prices
+  std::string ledger_file;     // traffic; the config's ledger.path when empty
+  double tokens_per_day = -1;  // -1: measured in the ledger
+  double output_share = -1;    // -1: measured, else 0.2
+  double gpu_hour_usd = 0;
+  std::int64_t gpus = 1;
+  double tokens_per_second = 0;
+  double utilization = 0.6;
+  std::string format = "table";
+};
+int plan(const PlanOptions& options);
+
 // Blocks SIGINT and SIGTERM in the calling thread (and threads it starts later), so that
 // wait_for_signal() can take them synchronously.
 void block_stop_signals();

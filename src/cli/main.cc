@@ -38,6 +38,40 @@ int main(int argc, char** argv) {
   mock->add_option("--listen", mock_listen, "HOST:PORT (port 0: the OS picks; printed)");
   mock->add_option("--threads", mock_threads, "worker threads")->check(CLI::Range(1, 256));
 
+  cli::ReportOptions report_options;
+  auto* report = app.add_subcommand("report", "per workload: fallback rate, band, spend, savings");
+  report->add_option("--config", report_options.config_file, "config file: bands, prices");
+  report->add_option("--ledger", report_options.ledger_file, "ledger file (else the config's)");
+  report->add_option("--since", report_options.since, "first UTC day, 2026-12-01");
+  report->add_option("--until", report_options.until, "last UTC day, 2026-12-01");
+  report->add_option("--workload", report_options.workload, "only this workload");
+  report->add_option("--format", report_options.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+
+  cli::PlanOptions plan_options;
+  auto* plan = app.add_subcommand("plan", "self-hosting versus API: cost per day, break-even");
+  plan->add_option("--config", plan_options.config_file, "config file: the API prices")->required();
+  plan->add_option("--ledger", plan_options.ledger_file, "ledger file (else the config's)");
+  plan->add_option("--tokens-per-day", plan_options.tokens_per_day,
+                   "traffic, instead of the ledger's")
+      ->check(CLI::Range(0.0, 1e15));
+  plan->add_option("--output-share", plan_options.output_share,
+                   "output tokens / all tokens (else measured, or 0.2)")
+      ->check(CLI::Range(0.0, 1.0));
+  plan->add_option("--gpu-hour-usd", plan_options.gpu_hour_usd, "all-in USD per GPU-hour")
+      ->required()
+      ->check(CLI::Range(0.0, 1e6));
+  plan->add_option("--gpus", plan_options.gpus, "GPUs per node")->check(CLI::Range(1, 4096));
+  plan->add_option("--tokens-per-second", plan_options.tokens_per_second,
+                   "a node's sustained tokens/s at full load")
+      ->required()
+      ->check(CLI::Range(1e-6, 1e12));
+  plan->add_option("--utilization", plan_options.utilization,
+                   "share of that throughput in use (0.6)")
+      ->check(CLI::Range(0.01, 1.0));
+  plan->add_option("--format", plan_options.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+
   CLI11_PARSE(app, argc, argv);
 
   cli::ignore_broken_pipes();
@@ -52,6 +86,8 @@ int main(int argc, char** argv) {
     if (*serve) return cli::serve(config_file, listen, threads);
     if (*check) return cli::check_config(check_file);
     if (*demo) return cli::demo(demo_options);
+    if (*report) return cli::report(report_options);
+    if (*plan) return cli::plan(plan_options);
     if (*mock) return cli::mock(mock_listen, mock_threads);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "backstop: %s\n", e.what());
