@@ -126,6 +126,19 @@ struct Log {
   std::string access_log = "-";  // "-": stdout; "": off; else a file path (appended)
 };
 
+// A webhook: events POSTed as JSON, signed with HMAC-SHA256 when a secret is set.
+struct Hook {
+  std::string url;                  // http(s)://host[:port]/path
+  std::vector<std::string> events;  // of kHookEvents
+  std::string secret_env;           // the secret is read from this variable; empty: unsigned
+  int line = 0;
+};
+
+// The events a hook may ask for (DESIGN: fallback, all_failed, band, bypass, breaker, budget,
+// drift); backstop sends those it produces.
+inline constexpr std::string_view kHookEvents[] = {"fallback", "all_failed", "band", "bypass",
+                                                   "breaker",  "budget",     "drift"};
+
 // A validated, immutable configuration. Built once, shared as shared_ptr<const Config>.
 struct Config {
   std::string file;  // where it came from, for messages
@@ -134,6 +147,7 @@ struct Config {
   Log log;
   std::vector<Provider> providers;  // in file order
   std::vector<Workload> workloads;  // in file order
+  std::vector<Hook> hooks;
 
   [[nodiscard]] const Provider* find_provider(std::string_view name) const;
   [[nodiscard]] const Workload* find_workload(std::string_view name) const;

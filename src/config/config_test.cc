@@ -212,6 +212,33 @@ TEST(ConfigParse, DefaultsWhenOptionalSectionsAreAbsent) {
   EXPECT_EQ(c.providers[0].simulation.seed, 1u);
 }
 
+TEST(ConfigParse, HooksAreReadWithTheirEventsAndSecretVariable) {
+  LoadResult result = load(std::string(kMinimal) + R"(hooks:
+  - {url: "https://hooks.example.com/b", events: [fallback, all_failed], secret_env: HOOK_SECRET}
+  - {url: "http://127.0.0.1:9009/", events: [breaker]}
+)");
+  ASSERT_THAT(errors_of(result), ElementsAre());
+  const Config& c = *result.config;
+  ASSERT_EQ(c.hooks.size(), 2u);
+  EXPECT_EQ(c.hooks[0].url, "https://hooks.example.com/b");
+  EXPECT_THAT(c.hooks[0].events, ElementsAre("fallback", "all_failed"));
+  EXPECT_EQ(c.hooks[0].secret_env, "HOOK_SECRET");
+  EXPECT_EQ(c.hooks[1].secret_env, "");
+}
+
+TEST(ConfigParse, HookErrorsNameTheLineAndPath) {
+  LoadResult result = load(std::string(kMinimal) + R"(hooks:
+  - {url: "ftp://x/", events: [fallback, oops]}
+  - {events: [fallback]}
+)");
+  EXPECT_THAT(
+      errors_of(result),
+      ElementsAre("test.yaml:6: hooks[0].url: must be an http:// or https:// URL, got \"ftp://x/\"",
+                  "test.yaml:6: hooks[0].events[1]: must be one of fallback, all_failed, "
+                  "band, bypass, breaker, budget, drift; got \"oops\"",
+                  "test.yaml:7: hooks[1]: missing required key \"url\""));
+}
+
 TEST(ConfigParse, EmptyValidateBlockIsEnabledWithNoChecks) {
   LoadResult result = load(R"(providers:
   a: {kind: simulated, model: m}
@@ -369,7 +396,7 @@ colour: blue
                   "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
                   "max_tokens, anthropic_version, price, simulation",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
-                  "server, ledger, log, providers, workloads"));
+                  "server, ledger, log, providers, workloads, hooks"));
 }
 
 TEST(ConfigErrors, KeyInTheFileGetsTheEnvironmentHint) {

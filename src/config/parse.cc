@@ -188,8 +188,9 @@ struct Entries {
   }
 };
 
-constexpr std::array<std::string_view, 7> kTopKeys{"listen", "threads",   "server",   "ledger",
-                                                   "log",    "providers", "workloads"};
+constexpr std::array<std::string_view, 8> kTopKeys{"listen", "threads",   "server",    "ledger",
+                                                   "log",    "providers", "workloads", "hooks"};
+constexpr std::array<std::string_view, 3> kHookKeys{"url", "events", "secret_env"};
 constexpr std::array<std::string_view, 7> kServerKeys{
     "max_body_bytes",  "max_header_bytes", "read_timeout_ms", "idle_timeout_ms",
     "max_connections", "drain_timeout_ms", "drain_delay_ms"};
@@ -484,10 +485,63 @@ class Parser {
         providers(f, config.providers);
       } else if (f.key == "workloads") {
         workloads(f, config.workloads);
+      } else if (f.key == "hooks") {
+        hooks(f, config.hooks);
       }
     });
     require(e, "providers", root);
     require(e, "workloads", root);
+  }
+
+  void hooks(const Field& f, std::vector<Hook>& out) {
+    if (!f.value.IsSequence()) {
+      type_error(f, "a list of hooks");
+      return;
+    }
+    for (std::size_t i = 0; i < f.value.size(); ++i) {
+      YAML::Node item = f.value[i];
+      Field entry{"", item, index_path(f.path, i), line_of(item), line_of(item)};
+      Hook hook;
+      hook.line = entry.line;
+      Entries e = entries(entry, kHookKeys, [&](const Field& g) {
+        if (g.key == "url") {
+          if (auto url = text(g)) {
+            if (!url->starts_with("http://") && !url->starts_with("https://")) {
+              error(g.line, g.path, "must be an http:// or https:// URL, got " + quote(*url));
+            }
+            hook.url = *url;
+          }
+        } else if (g.key == "secret_env") {
+          assign(hook.secret_env, text(g));
+        } else if (g.key == "events") {
+          hook_events(g, hook.events);
+        }
+      });
+      require(e, "url", entry);
+      require(e, "events", entry);
+      out.push_back(std::move(hook));
+    }
+  }
+
+  void hook_events(const Field& f, std::vector<std::string>& out) {
+    if (!f.value.IsSequence() || f.value.size() == 0) {
+      type_error(f, "a list of events");
+      return;
+    }
+    for (std::size_t i = 0; i < f.value.size(); ++i) {
+      YAML::Node item = f.value[i];
+      Field entry{"", item, index_path(f.path, i), line_of(item), line_of(item)};
+      auto name = text(entry);
+      if (!name) continue;
+      if (std::find(std::begin(kHookEvents), std::end(kHookEvents), *name) ==
+          std::end(kHookEvents)) {
+        error(entry.line, entry.path,
+              "must be one of fallback, all_failed, band, bypass, breaker, budget, drift; got " +
+                  quote(*name));
+        continue;
+      }
+      out.push_back(*name);
+    }
   }
 
   void server(const Field& map, Server& s) {

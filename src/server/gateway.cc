@@ -1,6 +1,8 @@
 #include "server/gateway.h"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdlib>
@@ -366,6 +368,30 @@ class GatewayService final : public http::Service {
     return error(dialect, std::move(e), log, std::move(extra));
   }
 
+  // A fallback or an all-failed request, for the hooks that asked for it; a full hooks queue
+  // drops it (counted), the request never waits.
+  void emit_hook_event(const routing::Workload& workload, const routing::RouteResult& result,
+                       const telemetry::AccessLogEntry& log) {
+    const bool fallback = result.outcome == routing::Outcome::kFallback;
+    if (!fallback && result.outcome != routing::Outcome::kFailed) return;
+    const std::string_view event = fallback ? "fallback" : "all_failed";
+    telemetry::Hooks& hooks = gateway_.hooks();
+    if (!hooks.wants(event)) return;
+    boost::json::object body{{"event", event},
+                             {"unix_ms", log.unix_ms},
+                             {"request_id", log.request_id},
+                             {"workload", workload.name}};
+    if (fallback && !result.attempts.empty() && result.served_by != nullptr) {
+      body["from"] = result.attempts.front().provider;
+      body["to"] = result.served_by->provider->name();
+      if (result.fallback_reason) body["reason"] = validation::to_string(*result.fallback_reason);
+    }
+    body["attempts"] = attempts_json(result.attempts);
+    if (!hooks.emit(event, boost::json::serialize(body))) {
+      shard_.add(gateway_.router().metrics().log_lines_dropped_total, {"hooks"});
+    }
+  }
+
   // The workload named by a decoded request's model; an error response when there is none.
   std::variant<const routing::Workload*, http::Response> workload_of(
       chat::Dialect dialect, const http::Request& request, const chat::ChatRequest& chat_request,
@@ -471,6 +497,7 @@ class GatewayService final : public http::Service {
     }
 
     log.outcome = std::string(routing::to_string(result.outcome));
+    emit_hook_event(*workload, result, log);
     log.input_tokens = result.usage.input_tokens;
     log.cached_input_tokens = result.usage.cached_input_tokens;
     log.output_tokens = result.usage.output_tokens;
@@ -538,6 +565,28 @@ class GatewayService final : public http::Service {
   std::mt19937_64 rng_;
   core::IdGenerator ids_;
 };
+
+// A hook's POST, on the hooks thread: its own loop and client for each event (events are
+// rare), 5 s for the whole exchange.
+bool post_hook(const std::string& url, const std::string& body,
+               const std::vector<std::pair<std::string, std::string>>& headers) {
+  auto origin = http::parse_origin(url);
+  if (!origin) return false;
+  const std::size_t slash = url.find('/', url.find("://") + 3);
+  net::io_context loop;
+  http::Client client(loop);
+  http::ClientRequest request;
+  request.method = "POST";
+  request.target = slash == std::string::npos ? "/" : url.substr(slash);
+  request.body = body;
+  for (const auto& [name, value] : headers) request.headers.push_back({name, value});
+  request.timeout = std::chrono::milliseconds(5'000);
+  request.connect_timeout = std::chrono::milliseconds(2'000);
+  auto sent = net::co_spawn(loop, client.send(*origin, std::move(request)), net::use_future);
+  loop.run();
+  auto response = sent.get();
+  return response && response->status >= 200 && response->status < 300;
+}
 
 // The upstream key from the provider's api_key_env; empty when none is configured.
 core::Result<std::string> read_key(const config::Provider& p, const EnvReader& env) {
@@ -639,6 +688,23 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     g->spend_ = std::move(*store);
   }
   g->registry_ = std::make_unique<telemetry::Registry>(threads);
+  std::vector<telemetry::HookTarget> hook_targets;
+  for (const config::Hook& h : c.hooks) {
+    telemetry::HookTarget target{h.url, h.events, {}};
+    if (!h.secret_env.empty()) {
+      const char* secret = env(h.secret_env.c_str());
+      if (secret == nullptr || *secret == '\0') {
+        return core::fail(ErrorCode::kInvalidArgument, "hook " + h.url + ": environment variable " +
+                                                           h.secret_env +
+                                                           " (secret_env) is not set");
+      }
+      target.secret = secret;
+    }
+    hook_targets.push_back(std::move(target));
+  }
+  g->hooks_ = std::make_unique<telemetry::Hooks>(std::move(hook_targets),
+                                                 options.hook_post ? options.hook_post : post_hook,
+                                                 options.hook_options);
   telemetry::AccessLog::Options log_options;
   if (options.access_log_queue_lines != 0) log_options.queue_lines = options.access_log_queue_lines;
   g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log, log_options);
@@ -670,6 +736,16 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
       http::ServerLog{g->logger_, g->clock_});
   // The series exists from the start, so that rate() and alerts see its first drop.
   g->registry_->shard(0).add(g->router_->metrics().log_lines_dropped_total, {"access_log"}, 0);
+  if (!c.hooks.empty()) {
+    g->registry_->shard(0).add(g->router_->metrics().log_lines_dropped_total, {"hooks"}, 0);
+  }
+  g->registry_->gauge_source(g->router_->metrics().hook_events_total, [hooks = g->hooks_.get()] {
+    std::vector<std::pair<std::vector<std::string>, double>> out;
+    for (const auto& c : hooks->counts()) {
+      out.push_back({{c.event, c.result}, static_cast<double>(c.count)});
+    }
+    return out;
+  });
   return g;
 }
 

@@ -19,6 +19,7 @@
 #include "providers/provider.h"
 #include "routing/router.h"
 #include "telemetry/access_log.h"
+#include "telemetry/hooks.h"
 #include "telemetry/registry.h"
 
 namespace backstop::server {
@@ -34,6 +35,8 @@ struct GatewayOptions {
   std::unique_ptr<ledger::SpendStore> spend;  // nullptr: from config (SQLite or memory)
   EnvReader env;                              // nullptr: ::getenv
   std::size_t access_log_queue_lines = 0;     // 0: the access log's default
+  telemetry::HookPost hook_post;              // nullptr: HTTP POSTs to the hooks' URLs
+  telemetry::HookOptions hook_options;
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built
@@ -69,6 +72,7 @@ class Gateway {
   [[nodiscard]] ledger::SpendStore& spend() { return *spend_; }
   [[nodiscard]] core::Logger& logger() { return *logger_; }
   [[nodiscard]] telemetry::AccessLog& access_log() { return *access_log_; }
+  [[nodiscard]] telemetry::Hooks& hooks() { return *hooks_; }
   [[nodiscard]] const core::Clock& clock() const { return *clock_; }
   [[nodiscard]] int threads() const { return threads_; }
   // The connection limit in force (max_connections, capped below the open-file limit).
@@ -85,6 +89,7 @@ class Gateway {
   std::unique_ptr<ledger::SpendStore> spend_;
   std::unique_ptr<telemetry::Registry> registry_;
   std::unique_ptr<telemetry::AccessLog> access_log_;
+  std::unique_ptr<telemetry::Hooks> hooks_;
   std::vector<std::unique_ptr<providers::Provider>> providers_;
   std::unique_ptr<routing::Router> router_;
   std::unique_ptr<http::Server> server_;

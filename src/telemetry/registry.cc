@@ -287,6 +287,14 @@ std::string Registry::render() const {
             totals[series.labels] += series.units.load(std::memory_order_relaxed);
           });
         }
+        // Counts kept outside the shards (a thread of the server's own), added in.
+        if (family.source) {
+          for (const auto& [labels, value] : family.source()) {
+            if (labels.size() == def.labels.size()) {
+              totals[labels] += std::llround(value * kUnitsPerOne);
+            }
+          }
+        }
         for (const auto& [labels, units] : totals) {
           out += def.name;
           append_labels(out, def.labels, labels);
@@ -440,6 +448,10 @@ Metrics Metrics::declare(Registry& registry) {
   m.log_lines_dropped_total =
       counter("backstop_log_lines_dropped_total",
               "Log lines dropped because a bounded queue was full.", {"sink"});
+  m.hook_events_total = counter("backstop_hook_events_total",
+                                "Hook events by how they ended: sent, failed after retries, "
+                                "or dropped on a full queue.",
+                                {"event", "result"});
   return m;
 }
 

@@ -53,7 +53,8 @@ class Registry {
 
   // Declares a family (start-up only; not thread-safe with the rest).
   FamilyId declare(FamilyDef def);
-  // A gauge whose samples come from `source` at scrape time.
+  // A gauge whose samples come from `source` at scrape time; for a counter, samples added to
+  // what the shards hold (counts that a thread without a shard keeps).
   void gauge_source(FamilyId family, GaugeSource source);
 
   // Worker `worker`'s shard (taken modulo shard_count()); the reference stays valid.
@@ -90,6 +91,7 @@ struct Metrics {
   FamilyId stream_events_skipped_total;  // provider
   FamilyId ledger_queue_depth;           // no labels (gauge; its source is set by the server)
   FamilyId log_lines_dropped_total;      // sink (access_log, hooks): a bounded queue was full
+  FamilyId hook_events_total;            // event, result (sent, failed, dropped)
 
   static Metrics declare(Registry& registry);
 };

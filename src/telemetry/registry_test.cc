@@ -213,6 +213,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_stream_events_skipped_total counter",
                        "backstop_ledger_queue_depth gauge",
                        "backstop_log_lines_dropped_total counter",
+                       "backstop_hook_events_total counter",
                    }));
 
   const std::string text = registry.render();

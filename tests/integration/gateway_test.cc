@@ -36,6 +36,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "providers/mock_upstream.h"
+#include "telemetry/hooks.h"
 
 namespace backstop {
 namespace {
@@ -1525,6 +1526,145 @@ TEST(AccessLogTest, LinesDroppedOnAFullQueueAreCountedInMetrics) {
   ::close(reader);
   (*gateway)->stop();
   std::remove(path.c_str());
+}
+
+// A webhook receiver: records each POST (target, signature, body) and answers 200.
+class HookReceiver {
+ public:
+  struct Post {
+    std::string target;
+    std::string event;
+    std::string signature;
+    std::string body;
+  };
+
+  HookReceiver()
+      : server_(http::ServerLimits{}, 1,
+                [this](net::io_context&, int) -> std::unique_ptr<http::Service> {
+                  return std::make_unique<Recorder>(*this);
+                }) {
+    EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
+    server_.start();
+  }
+  ~HookReceiver() {
+    server_.stop(std::chrono::milliseconds(50));
+    server_.wait();
+  }
+  std::uint16_t port() const { return server_.port(); }
+  std::vector<Post> posts() {
+    std::lock_guard lock(mutex_);
+    return posts_;
+  }
+
+ private:
+  class Recorder final : public http::Service {
+   public:
+    explicit Recorder(HookReceiver& owner) : owner_(owner) {}
+    net::awaitable<void> handle(http::Request request, http::Responder& responder) override {
+      {
+        std::lock_guard lock(owner_.mutex_);
+        owner_.posts_.push_back({request.target, std::string(request.header("x-backstop-event")),
+                                 std::string(request.header("x-backstop-signature")),
+                                 request.body});
+      }
+      http::Response r;
+      r.body = "{}";
+      co_await responder.send(std::move(r));
+    }
+
+   private:
+    HookReceiver& owner_;
+  };
+
+  std::mutex mutex_;
+  std::vector<Post> posts_;
+  http::Server server_;
+};
+
+// The gateway of GatewayTest's config plus one hook at `hook_url`, signed with "hook-secret".
+class HookTest : public ::testing::Test {
+ protected:
+  void start(const std::string& hook_url) {
+    std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock_.port()));
+    yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
+    yaml += "hooks:\n  - {url: \"" + hook_url +
+            "\", events: [fallback, all_failed], secret_env: HOOK_SECRET}\n";
+    auto loaded = config::parse(yaml, "test.yaml");
+    ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+    server::GatewayOptions options;
+    options.logger = &logger_;
+    options.env = [](const char* name) -> const char* {
+      return std::string_view(name) == "HOOK_SECRET" ? "hook-secret" : nullptr;
+    };
+    options.hook_options.retry_backoff = std::chrono::milliseconds(1);
+    auto g = server::Gateway::create(loaded.config, std::move(options));
+    ASSERT_TRUE(g.has_value()) << g.error().message;
+    gateway_ = std::move(*g);
+    ASSERT_TRUE(gateway_->start().has_value());
+    origin_ = {false, "127.0.0.1", gateway_->port(), "", ""};
+  }
+
+  http::ClientResponse chat(const std::string& workload, const std::string& text) {
+    http::ClientRequest request;
+    request.method = "POST";
+    request.target = "/v1/chat/completions";
+    request.body = R"({"model":")" + workload + R"(","messages":[{"role":"user","content":")" +
+                   text + R"("}],"tools":)" + kTools + "}";
+    request.headers.push_back({"content-type", "application/json"});
+    auto future = net::co_spawn(loop_, client_.send(origin_, std::move(request)), net::use_future);
+    loop_.run();
+    loop_.restart();
+    return future.get().value_or(http::ClientResponse{});
+  }
+
+  core::NullLogger logger_;
+  Mock mock_;
+  std::unique_ptr<server::Gateway> gateway_;
+  http::Origin origin_;
+  net::io_context loop_;
+  http::Client client_{loop_};
+};
+
+TEST_F(HookTest, FallbackAndAllFailedAreSignedPostsToTheReceiver) {
+  HookReceiver receiver;
+  start("http://127.0.0.1:" + std::to_string(receiver.port()) + "/hooks/backstop");
+  EXPECT_EQ(chat("agentic", "w? [mock:schema@v4-flash]").status, 200);
+  EXPECT_EQ(
+      chat("agentic", "w? [mock:server_error@v4-flash] [mock:server_error@claude-sonnet]").status,
+      502);
+  EXPECT_EQ(chat("agentic", "w?").status, 200);  // served by the primary: no event
+  gateway_->hooks().flush();
+  const auto posts = receiver.posts();
+  ASSERT_EQ(posts.size(), 2u);
+  EXPECT_EQ(posts[0].target, "/hooks/backstop");
+  EXPECT_EQ(posts[0].event, "fallback");
+  EXPECT_EQ(posts[0].signature,
+            "sha256=" + telemetry::hmac_sha256_hex("hook-secret", posts[0].body));
+  auto fallback = boost::json::parse(posts[0].body);
+  EXPECT_EQ(fallback.at("event"), "fallback");
+  EXPECT_EQ(fallback.at("workload"), "agentic");
+  EXPECT_EQ(fallback.at("from"), "v4");
+  EXPECT_EQ(fallback.at("to"), "claude");
+  EXPECT_EQ(fallback.at("reason"), "schema");
+  EXPECT_EQ(fallback.at("attempts").as_array().size(), 2u);
+  EXPECT_EQ(posts[1].event, "all_failed");
+  EXPECT_EQ(boost::json::parse(posts[1].body).at("event"), "all_failed");
+  const std::string metrics = gateway_->registry().render();
+  EXPECT_NE(metrics.find("backstop_hook_events_total{event=\"fallback\",result=\"sent\"} 1"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST_F(HookTest, AReceiverThatIsDownLeavesRequestsUnaffectedAndCountsTheFailure) {
+  start("http://127.0.0.1:" + std::to_string(closed_port()) + "/hook");
+  auto r = chat("agentic", "w? [mock:schema@v4-flash]");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-backstop-served-by"), "claude");
+  gateway_->hooks().flush();
+  const std::string metrics = gateway_->registry().render();
+  EXPECT_NE(metrics.find("backstop_hook_events_total{event=\"fallback\",result=\"failed\"} 1"),
+            std::string::npos)
+      << metrics;
 }
 
 }  // namespace
