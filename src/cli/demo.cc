@@ -6,6 +6,8 @@
 #include <boost/json/serialize.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -172,10 +174,33 @@ std::string dollars(std::int64_t micro) {
   return buf;
 }
 
+// The demo's config with its ledger at `ledger_path`, as text (it is also written out, for
+// `backstop report` and `backstop plan` to read after the run).
+std::string demo_config_with_ledger(const std::string& ledger_path) {
+  std::string yaml(config::demo_yaml());
+  const std::string_view memory = R"(ledger: {path: ""}      # spend kept in memory)";
+  if (auto at = yaml.find(memory); at != std::string::npos) {
+    yaml.replace(at, memory.size(),
+                 "ledger: {path: \"" + ledger_path + "\"}   # the demo's run, for report and plan");
+  }
+  return yaml;
+}
+
 }  // namespace
 
 int demo(const DemoOptions& options) {
-  config::LoadResult loaded = config::parse(config::demo_yaml(), "<demo>");
+  // The run's ledger and config in a folder of their own, so that report and plan can read
+  // them afterwards.
+  char dir_template[] = "/tmp/backstop-demo-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  std::string config_file;
+  std::string yaml(config::demo_yaml());
+  if (dir != nullptr) {
+    yaml = demo_config_with_ledger(std::string(dir) + "/ledger.db");
+    config_file = std::string(dir) + "/demo.yaml";
+    std::ofstream(config_file) << yaml;
+  }
+  config::LoadResult loaded = config::parse(yaml, config_file.empty() ? "<demo>" : config_file);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return 1;
@@ -293,6 +318,15 @@ int demo(const DemoOptions& options) {
   if (transport_errors > 0) {
     std::fprintf(stderr, "backstop demo: %d requests got no HTTP answer\n", transport_errors);
     return 1;
+  }
+  if (!config_file.empty()) {
+    (*gateway)->stop();  // every ledger row written
+    (*gateway)->wait();
+    std::printf(
+        "\nthis run's ledger is %s/ledger.db; read it with\n"
+        "  backstop report --config %s\n"
+        "  backstop plan --config %s --gpu-hour-usd 2 --tokens-per-second 1000\n",
+        dir, config_file.c_str(), config_file.c_str());
   }
   return 0;
 }
