@@ -440,6 +440,18 @@ Metrics Metrics::declare(Registry& registry) {
   m.log_lines_dropped_total =
       counter("backstop_log_lines_dropped_total",
               "Log lines dropped because a bounded queue was full.", {"sink"});
+  m.route_state = registry.declare(FamilyDef{"backstop_route_state",
+                                             "1 for a workload's current route state: normal, or "
+                                             "bypass (its primary bypassed).",
+                                             MetricType::kGauge,
+                                             {"workload", "state"},
+                                             {}});
+  m.breaker_state = registry.declare(FamilyDef{"backstop_breaker_state",
+                                               "1 for a provider breaker's current state: "
+                                               "closed, open or half_open.",
+                                               MetricType::kGauge,
+                                               {"provider", "state"},
+                                               {}});
   return m;
 }
 

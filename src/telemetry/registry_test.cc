@@ -213,6 +213,8 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_stream_events_skipped_total counter",
                        "backstop_ledger_queue_depth gauge",
                        "backstop_log_lines_dropped_total counter",
+                       "backstop_route_state gauge",
+                       "backstop_breaker_state gauge",
                    }));
 
   const std::string text = registry.render();
