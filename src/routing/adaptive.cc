@@ -103,6 +103,10 @@ void Breaker::record(Admission admission, bool transport_ok) {
   }
 }
 
+void Breaker::release(Admission admission) {
+  if (admission == Admission::kProbe) probing_.store(false, std::memory_order_release);
+}
+
 void Breaker::changed(BreakerState from, BreakerState to) const {
   if (logger_ == nullptr) return;
   std::string line = "breaker of provider " + provider_ + ": " + std::string(to_string(from)) +

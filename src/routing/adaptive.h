@@ -40,6 +40,9 @@ class Breaker {
   [[nodiscard]] Admission admit();
   // The end of a call admit() let through; transport_ok: no transport failure.
   void record(Admission admission, bool transport_ok);
+  // The end of a call that proved nothing either way (cut by the request's deadline or its
+  // client leaving): the state stays, and a probe's turn passes to the next caller.
+  void release(Admission admission);
   [[nodiscard]] BreakerState state() const {
     return static_cast<BreakerState>(state_.load(std::memory_order_acquire));
   }

@@ -485,8 +485,15 @@ std::size_t next_of(const std::vector<std::size_t>& order, std::size_t i) {
   return i + 1 < order.size() ? order[i + 1] : std::string::npos;
 }
 
-void book(const Target& target, Admission admission, bool transport_ok) {
-  if (target.breaker != nullptr) target.breaker->record(admission, transport_ok);
+// Tells route[t]'s breaker how an admitted call ended. A failure once the deadline passed or
+// the client left is not held against the provider: the walk cut it.
+void book(const Target& target, Admission admission, bool transport_ok, const Walk& walk) {
+  if (target.breaker == nullptr) return;
+  if (!transport_ok && walk.over()) {
+    target.breaker->release(admission);
+    return;
+  }
+  target.breaker->record(admission, transport_ok);
 }
 
 }  // namespace
@@ -527,7 +534,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       const auto t0 = clock_.now();
       walk.prepare(call, t);
       core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
-      book(target, admission, answer || !is_transport_failure(answer.error()));
+      book(target, admission, answer || !is_transport_failure(answer.error()), walk);
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
       m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
       for (Attempt& replay : take_replays(provider, call)) {
@@ -622,7 +629,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       const auto t0 = clock_.now();
       walk.prepare(call, t);
       auto opened = co_await provider.stream(request, call);
-      if (!opened) book(target, admission, !is_transport_failure(opened.error()));
+      if (!opened) book(target, admission, !is_transport_failure(opened.error()), walk);
       for (Attempt& replay : take_replays(provider, call)) {
         fail_attempt(workload, provider, std::move(replay), false, result, m);
       }
@@ -687,7 +694,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
               static_cast<double>(skipped));
       }
       upstream.reset();  // closes the upstream connection if it was not read to its end
-      book(target, admission, !broke || sent_any || !is_transport_failure(*broke));
+      book(target, admission, !broke || sent_any || !is_transport_failure(*broke), walk);
       if (walk.client_gone()) {
         result.client_gone = true;
         // The upstream was cut because the client left: what it had is the client's answer.

@@ -550,6 +550,19 @@ TEST_F(AdaptiveRouterTest, OpenBreakerSkipsThePrimaryUntilAProbePasses) {
               HasSubstr("backstop_breaker_state{provider=\"primary\",state=\"closed\"} 1\n"));
 }
 
+TEST_F(AdaptiveRouterTest, AProbeCutByTheDeadlineLeavesTheBreakerHalfOpen) {
+  Breaker& breaker = *router_->find("agentic")->route[0].breaker;
+  for (int i = 0; i < 2; ++i) breaker.record(breaker.admit(), false);
+  clock_.advance(1000ms);
+  // The probe outlives the request's deadline: that says nothing about the provider.
+  primary_->on_call = [this](providers::CallContext&) { clock_.advance(200s); };
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  EXPECT_EQ(go().outcome, Outcome::kFailed);
+  EXPECT_EQ(primary_->calls, 1);
+  EXPECT_EQ(breaker.state(), BreakerState::kHalfOpen);
+  EXPECT_EQ(breaker.admit(), Admission::kProbe);  // the next caller probes
+}
+
 TEST_F(AdaptiveRouterTest, WrongAnswersDoNotOpenTheBreaker) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(step(20).outcome, Outcome::kFallback);
   EXPECT_EQ(router_->find("agentic")->route[0].breaker->state(), BreakerState::kClosed);
