@@ -377,6 +377,16 @@ TEST_F(AdaptiveGatewayTest, OpenBreakerSkipsTheDeadProviderWithoutAnAttempt) {
             std::string::npos);
 }
 
+TEST_F(AdaptiveGatewayTest, BypassedStreamSaysSoInAHeaderAndSkipsThePrimary) {
+  chat("adaptive", "hello [mock:empty@v4-flash]");
+  auto r = chat("adaptive", "hello", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("x-backstop-route"), "bypass");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");
+}
+
 TEST_F(AdaptiveGatewayTest, BypassedRequestSaysSoInAHeader) {
   auto failed = chat("adaptive", "hello [mock:empty@v4-flash]");
   EXPECT_EQ(failed.header("x-backstop-route"), "");  // tried the primary first
