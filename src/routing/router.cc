@@ -466,6 +466,13 @@ Walk walk_of(const Workload& workload, const std::vector<std::size_t>& order,
   return Walk{clock, clock.now() + workload.deadline, cancel, last};
 }
 
+// How this request walks the route; a bypass needs a next target that carries the request.
+Turn turn_of(const Workload& workload, const chat::ChatRequest& request) {
+  const Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
+  if (turn == Turn::kBypass && !workload.route[1].provider->carries(request)) return Turn::kNormal;
+  return turn;
+}
+
 // The order the route is walked in on this turn: the next target first when bypassing.
 std::vector<std::size_t> order_of(const Workload& workload, Turn turn) {
   std::vector<std::size_t> order(workload.route.size());
@@ -511,7 +518,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
+  const Turn turn = turn_of(workload, request);
   result.bypassed = turn == Turn::kBypass;
   const std::vector<std::size_t> order = order_of(workload, turn);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
@@ -600,7 +607,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
+  const Turn turn = turn_of(workload, request);
   result.bypassed = turn == Turn::kBypass;
   const std::vector<std::size_t> order = order_of(workload, turn);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);

@@ -45,6 +45,8 @@ class ScriptedProvider final : public providers::Provider {
   std::vector<std::chrono::milliseconds> budgets;  // what each call was allowed
   std::vector<bool> first_token_limits;
   std::function<void(providers::CallContext&)> on_call;  // runs during each call
+  bool carries_all = true;  // false: carries no request (as for another dialect's features)
+  bool carries(const chat::ChatRequest&) const override { return carries_all; }
 
  private:
   std::string name_;
@@ -561,6 +563,16 @@ TEST_F(AdaptiveRouterTest, AProbeCutByTheDeadlineLeavesTheBreakerHalfOpen) {
   EXPECT_EQ(primary_->calls, 1);
   EXPECT_EQ(breaker.state(), BreakerState::kHalfOpen);
   EXPECT_EQ(breaker.admit(), Admission::kProbe);  // the next caller probes
+}
+
+TEST_F(AdaptiveRouterTest, NoBypassForARequestTheNextTargetCannotCarry) {
+  for (int i = 0; i < 300 && route_state() == RouteState::kNormal; ++i) step(20);
+  ASSERT_EQ(route_state(), RouteState::kBypass);
+  fallback_->carries_all = false;
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  RouteResult r = go();
+  EXPECT_FALSE(r.bypassed);
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
 }
 
 TEST_F(AdaptiveRouterTest, WrongAnswersDoNotOpenTheBreaker) {
