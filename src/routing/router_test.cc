@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <deque>
 #include <functional>
+#include <thread>
 
 #include "http/client.h"
 
@@ -470,6 +471,28 @@ TEST(Breaker, OpensAfterConsecutiveFailuresAndProbesOneAtATime) {
                           "skipped for 1000 ms",
                           "breaker of provider primary: open -> half_open: one probe at a time",
                           "breaker of provider primary: half_open -> closed: the probe passed"));
+}
+
+TEST(Breaker, WorkersRacingForTheProbeLetExactlyOneThrough) {
+  core::ManualClock clock;
+  Breaker breaker("primary", {1, 1000}, clock, nullptr);
+  breaker.record(breaker.admit(), false);
+  clock.advance(1000ms);
+  std::atomic<int> probes{0};
+  std::atomic<int> skips{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        Admission a = breaker.admit();
+        (a == Admission::kProbe ? probes : skips).fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(probes.load(), 1);
+  EXPECT_EQ(skips.load(), 3999);
+  EXPECT_EQ(breaker.state(), BreakerState::kHalfOpen);
 }
 
 TEST(Breaker, TransportFailuresAreConnectTimeout5xxAnd429) {
