@@ -39,6 +39,13 @@ struct Simulation {
 
 enum class ProviderKind { kOpenAI, kAnthropic, kSimulated };
 
+// A provider's circuit breaker: open after `failures` consecutive transport failures
+// (connect, timeout, 5xx, 429), half-open after `cooldown_ms` with one probe at a time.
+struct Breaker {
+  int failures = 5;
+  std::int64_t cooldown_ms = 30'000;
+};
+
 struct Provider {
   std::string name;
   ProviderKind kind = ProviderKind::kOpenAI;
@@ -53,8 +60,9 @@ struct Provider {
   std::int64_t max_tokens = 4096;  // Anthropic requires max_tokens: used when the client sent none
   std::string anthropic_version = "2023-06-01";
   Price price;
-  Simulation simulation;  // kSimulated only
-  int line = 0;           // where it was defined, for messages
+  Simulation simulation;           // kSimulated only
+  std::optional<Breaker> breaker;  // absent: no breaker
+  int line = 0;                    // where it was defined, for messages
 };
 
 enum class ToolCallCheck { kOff, kRequired, kOptional };
@@ -88,6 +96,16 @@ struct Bands {
   std::int64_t window_s = 600;  // the recent window the ratio gauge covers
 };
 
+// Bands that act: above `bypass_above` (over bands.window_s, at least `min_requests`) the
+// primary is bypassed, a `probe` share still tries it first, and when the probes' fallback
+// rate falls below `restore_below` it is restored.
+struct Adapt {
+  double bypass_above = 0.30;
+  double restore_below = 0.20;
+  std::int64_t min_requests = 50;
+  double probe = 0.05;
+};
+
 // How a workload's streamed answers reach the client: kBuffer holds each target's whole
 // answer before the first byte goes out (a cut or stalled target falls back unseen), kPass
 // streams straight through (no checks on streams), kAuto buffers when there are checks.
@@ -101,6 +119,7 @@ struct Workload {
   Retries retries;
   std::int64_t deadline_ms = 120'000;  // the whole request, every attempt included
   Bands bands;
+  std::optional<Adapt> adapt;  // absent: bands only report
   int line = 0;
 };
 

@@ -394,7 +394,7 @@ colour: blue
       ElementsAre("test.yaml:5: providers.a.timout_ms: unknown key \"timout_ms\" (did you mean "
                   "\"timeout_ms\"?); allowed keys: kind, base_url, model, api_key_env, ca_file, "
                   "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
-                  "max_tokens, anthropic_version, price, simulation",
+                  "max_tokens, anthropic_version, price, simulation, breaker",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
                   "server, ledger, log, providers, workloads, hooks"));
 }
@@ -671,6 +671,65 @@ workloads:
                           "test.yaml:15: workloads.v.bands.healthy_low: healthy_low (0.3) must "
                           "not exceed healthy_high (0.2)",
                           "test.yaml:17: workloads.v.bands.window_s: must be at least 1, got 0"));
+}
+
+TEST(ConfigParse, BreakerAndAdaptAreReadAndOptional) {
+  LoadResult r = load(R"(providers:
+  a:
+    kind: simulated
+    model: m
+    breaker: {failures: 3, cooldown_ms: 2000}
+  b: {kind: simulated, model: m}
+workloads:
+  w:
+    route: [a, b]
+    adapt: {bypass_above: 0.4, restore_below: 0.1, min_requests: 20, probe: 0.25}
+  v: {route: [b]}
+)");
+  ASSERT_TRUE(r.config) << errors_of(r).front();
+  const Config& c = *r.config;
+  ASSERT_TRUE(c.providers[0].breaker.has_value());
+  EXPECT_EQ(c.providers[0].breaker->failures, 3);
+  EXPECT_EQ(c.providers[0].breaker->cooldown_ms, 2000);
+  EXPECT_FALSE(c.providers[1].breaker.has_value());
+  ASSERT_TRUE(c.workloads[0].adapt.has_value());
+  EXPECT_DOUBLE_EQ(c.workloads[0].adapt->bypass_above, 0.4);
+  EXPECT_DOUBLE_EQ(c.workloads[0].adapt->restore_below, 0.1);
+  EXPECT_EQ(c.workloads[0].adapt->min_requests, 20);
+  EXPECT_DOUBLE_EQ(c.workloads[0].adapt->probe, 0.25);
+  EXPECT_FALSE(c.workloads[1].adapt.has_value());
+}
+
+TEST(ConfigErrors, BreakerAndAdaptRanges) {
+  LoadResult r = load(R"(providers:
+  a:
+    kind: simulated
+    model: m
+    breaker: {failures: 0, cooldown_ms: 0, open: 1}
+workloads:
+  w:
+    route: [a]
+    adapt: {bypass_above: 0.2, restore_below: 0.3, min_requests: 0}
+  v:
+    route: [a]
+    adapt: {probe: 0, bypass_above: 2}
+  u:
+    route: [a]
+    adapt: {probe: 0}
+)");
+  EXPECT_THAT(
+      errors_of(r),
+      ElementsAre(
+          "test.yaml:5: providers.a.breaker.failures: must be between 1 and 1000, got 0",
+          "test.yaml:5: providers.a.breaker.cooldown_ms: must be at least 1, got 0",
+          "test.yaml:5: providers.a.breaker.open: unknown key \"open\"; allowed keys: failures, "
+          "cooldown_ms",
+          "test.yaml:9: workloads.w.adapt.min_requests: must be at least 1, got 0",
+          "test.yaml:9: workloads.w.adapt.restore_below: restore_below (0.3) must be less than "
+          "bypass_above (0.2)",
+          "test.yaml:12: workloads.v.adapt.bypass_above: must be between 0 and 1, got 2",
+          "test.yaml:15: workloads.u.adapt.probe: must be more than 0: probes are how a bypassed "
+          "primary is restored"));
 }
 
 TEST(ConfigErrors, LedgerFlushMsRange) {

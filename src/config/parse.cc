@@ -197,7 +197,7 @@ constexpr std::array<std::string_view, 7> kServerKeys{
 constexpr std::array<std::string_view, 2> kLedgerKeys{"path", "flush_ms"};
 constexpr std::int64_t kMaxFlushMs = 3'600'000;  // an hour: a longer one is a typo
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
-constexpr std::array<std::string_view, 13> kProviderKeys{"kind",
+constexpr std::array<std::string_view, 14> kProviderKeys{"kind",
                                                          "base_url",
                                                          "model",
                                                          "api_key_env",
@@ -209,15 +209,19 @@ constexpr std::array<std::string_view, 13> kProviderKeys{"kind",
                                                          "max_tokens",
                                                          "anthropic_version",
                                                          "price",
-                                                         "simulation"};
+                                                         "simulation",
+                                                         "breaker"};
 constexpr std::array<std::string_view, 3> kPriceKeys{"input", "output", "cached_input"};
 constexpr std::array<std::string_view, 4> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
                                                           "seed", "faults"};
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
-constexpr std::array<std::string_view, 6> kWorkloadKeys{"route",       "validate", "retries",
-                                                        "deadline_ms", "bands",    "stream_mode"};
+constexpr std::array<std::string_view, 7> kWorkloadKeys{
+    "route", "validate", "retries", "deadline_ms", "bands", "stream_mode", "adapt"};
+constexpr std::array<std::string_view, 2> kBreakerKeys{"failures", "cooldown_ms"};
+constexpr std::array<std::string_view, 4> kAdaptKeys{"bypass_above", "restore_below",
+                                                     "min_requests", "probe"};
 constexpr std::array<std::string_view, 5> kValidateKeys{"tool_call", "tool_names", "arguments",
                                                         "content", "allow_truncated"};
 constexpr std::array<std::string_view, 4> kRetriesKeys{"max", "base_backoff_ms", "max_backoff_ms",
@@ -633,6 +637,8 @@ class Parser {
         price_block(f, p.price);
       } else if (f.key == "simulation") {
         simulation(f, p.simulation);
+      } else if (f.key == "breaker") {
+        breaker(f, p.breaker.emplace());
       }
     });
     require(e, "kind", map);
@@ -754,6 +760,7 @@ class Parser {
       if (f.key == "retries") retries(f, w.retries);
       if (f.key == "deadline_ms") assign(w.deadline_ms, integer(f, 1));
       if (f.key == "bands") bands(f, w.bands);
+      if (f.key == "adapt") adapt(f, w.adapt.emplace());
       if (f.key == "stream_mode")
         assign(w.stream_mode, choice(f, Choices<StreamMode>(kStreamModes)));
     });
@@ -880,6 +887,44 @@ class Parser {
       error(at->line, at->path,
             "healthy_low (" + format_number(b.healthy_low) + ") must not exceed healthy_high (" +
                 format_number(b.healthy_high) + ")");
+    }
+  }
+
+  void breaker(const Field& map, Breaker& b) {
+    entries(map, kBreakerKeys, [&](const Field& f) {
+      if (f.key == "failures") assign(b.failures, integer(f, 1, 1000));
+      if (f.key == "cooldown_ms") assign(b.cooldown_ms, integer(f, 1));
+    });
+  }
+
+  void adapt(const Field& map, Adapt& a) {
+    bool ok = true;
+    Entries e = entries(map, kAdaptKeys, [&](const Field& f) {
+      if (f.key == "min_requests") {
+        assign(a.min_requests, integer(f, 1));
+        return;
+      }
+      std::optional<double> v = ratio(f);
+      ok = ok && v.has_value();
+      if (f.key == "bypass_above") assign(a.bypass_above, v);
+      if (f.key == "restore_below") assign(a.restore_below, v);
+      if (f.key == "probe") assign(a.probe, v);
+    });
+    if (!ok) return;
+    // Without a gap the primary would flap between bypass and restore.
+    if (a.restore_below >= a.bypass_above) {
+      const Field* at = e.find("restore_below");
+      if (!at) at = e.find("bypass_above");
+      if (!at) at = &map;
+      error(at->line, at->path,
+            "restore_below (" + format_number(a.restore_below) +
+                ") must be less than bypass_above (" + format_number(a.bypass_above) + ")");
+    }
+    // Without probes a bypassed primary is never measured again, so never restored.
+    if (a.probe <= 0) {
+      const Field* at = e.find("probe");
+      error(at->line, at->path,
+            "must be more than 0: probes are how a bypassed primary is restored");
     }
   }
 

@@ -93,25 +93,27 @@ void FallbackWindow::record(std::int64_t unix_ms, bool fell_back) {
   if (fell_back) b.fallbacks.fetch_add(1, std::memory_order_relaxed);
 }
 
-double FallbackWindow::ratio(std::int64_t unix_ms) const {
+double FallbackWindow::ratio(std::int64_t unix_ms, std::int64_t since_ms) const {
   std::int64_t now_epoch = unix_ms / bucket_ms_;
   std::int64_t requests = 0;
   std::int64_t fallbacks = 0;
   for (const Bucket& b : buckets_) {
     std::int64_t epoch = b.epoch.load(std::memory_order_acquire);
     if (epoch < 0 || now_epoch - epoch >= kBuckets) continue;
+    if (since_ms > 0 && epoch <= since_ms / bucket_ms_) continue;
     requests += b.requests.load(std::memory_order_relaxed);
     fallbacks += b.fallbacks.load(std::memory_order_relaxed);
   }
   return requests == 0 ? 0.0 : static_cast<double>(fallbacks) / static_cast<double>(requests);
 }
 
-std::int64_t FallbackWindow::requests(std::int64_t unix_ms) const {
+std::int64_t FallbackWindow::requests(std::int64_t unix_ms, std::int64_t since_ms) const {
   std::int64_t now_epoch = unix_ms / bucket_ms_;
   std::int64_t requests = 0;
   for (const Bucket& b : buckets_) {
     std::int64_t epoch = b.epoch.load(std::memory_order_acquire);
     if (epoch < 0 || now_epoch - epoch >= kBuckets) continue;
+    if (since_ms > 0 && epoch <= since_ms / bucket_ms_) continue;
     requests += b.requests.load(std::memory_order_relaxed);
   }
   return requests;
@@ -248,8 +250,19 @@ bool is_retryable(const core::Error& error) {
 
 Router::Router(const config::Config& config,
                const std::vector<std::unique_ptr<providers::Provider>>& providers,
-               telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock)
+               telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock,
+               core::Logger* logger)
     : metrics_(telemetry::Metrics::declare(registry)), spend_(spend), clock_(clock) {
+  for (const config::Provider& pc : config.providers) {
+    if (pc.breaker)
+      breakers_.push_back(std::make_unique<Breaker>(pc.name, *pc.breaker, clock, logger));
+  }
+  auto breaker_of = [this](const std::string& name) -> Breaker* {
+    for (const auto& b : breakers_) {
+      if (b->provider() == name) return b.get();
+    }
+    return nullptr;
+  };
   for (const config::Workload& wc : config.workloads) {
     auto w = std::make_unique<Workload>();
     w->name = wc.name;
@@ -257,7 +270,8 @@ Router::Router(const config::Config& config,
       for (const auto& p : providers) {
         if (p->name() != name) continue;
         const config::Provider* pc = config.find_provider(name);
-        w->route.push_back({p.get(), pc ? to_ledger_price(pc->price) : ledger::Price{}});
+        w->route.push_back(
+            {p.get(), pc ? to_ledger_price(pc->price) : ledger::Price{}, breaker_of(name)});
       }
     }
     if (wc.validate.enabled) w->validator = validation::make_validator(to_spec(wc.validate));
@@ -266,8 +280,32 @@ Router::Router(const config::Config& config,
     w->bands = wc.bands;
     w->stream_mode = wc.stream_mode;
     w->window = std::make_unique<FallbackWindow>(wc.bands.window_s);
+    // Bypassing needs somewhere to go: a one-target route only reports.
+    if (wc.adapt && w->route.size() > 1) {
+      w->adapt = std::make_unique<RouteAdapt>(wc.name, *wc.adapt, wc.bands.window_s, logger);
+    }
     workloads_.push_back(std::move(w));
   }
+  registry.gauge_source(metrics_.route_state, [this] {
+    std::vector<std::pair<std::vector<std::string>, double>> samples;
+    for (const auto& w : workloads_) {
+      const RouteState now = w->adapt ? w->adapt->state() : RouteState::kNormal;
+      for (RouteState s : {RouteState::kNormal, RouteState::kBypass}) {
+        samples.push_back({{w->name, std::string(to_string(s))}, s == now ? 1.0 : 0.0});
+      }
+    }
+    return samples;
+  });
+  registry.gauge_source(metrics_.breaker_state, [this] {
+    std::vector<std::pair<std::vector<std::string>, double>> samples;
+    for (const auto& b : breakers_) {
+      const BreakerState now = b->state();
+      for (BreakerState s : {BreakerState::kClosed, BreakerState::kOpen, BreakerState::kHalfOpen}) {
+        samples.push_back({{b->provider(), std::string(to_string(s))}, s == now ? 1.0 : 0.0});
+      }
+    }
+    return samples;
+  });
   registry.gauge_source(metrics_.fallback_ratio, [this] {
     std::vector<std::pair<std::vector<std::string>, double>> samples;
     std::int64_t now = clock_.unix_ms();
@@ -326,17 +364,17 @@ void Router::fail_attempt(const Workload& workload, const providers::Provider& p
   result.attempts.push_back(std::move(attempt));
 }
 
-void Router::count_fallback(const Workload& workload, std::size_t t, Reason reason,
-                            RouteResult& result, telemetry::Shard& m) const {
+void Router::count_fallback(const Workload& workload, std::size_t from, std::size_t to,
+                            Reason reason, RouteResult& result, telemetry::Shard& m) const {
   if (!result.fallback_reason) result.fallback_reason = reason;
-  if (t + 1 < workload.route.size()) {
+  if (to < workload.route.size()) {
     m.add(metrics_.fallbacks_total,
-          {workload.name, workload.route[t].provider->name(),
-           workload.route[t + 1].provider->name(), validation::to_string(reason)});
+          {workload.name, workload.route[from].provider->name(),
+           workload.route[to].provider->name(), validation::to_string(reason)});
   }
 }
 
-void Router::conclude(const Workload& workload, core::Clock::TimePoint started,
+void Router::conclude(const Workload& workload, Turn turn, core::Clock::TimePoint started,
                       std::string_view request_id, RouteResult& result, telemetry::Shard& m) const {
   result.duration_ms = core::elapsed_ms(started, clock_.now());
   std::string_view outcome = to_string(result.outcome);
@@ -347,6 +385,11 @@ void Router::conclude(const Workload& workload, core::Clock::TimePoint started,
   // A rejected request says nothing of the primary: it stays out of the fallback rate.
   if (result.outcome != Outcome::kRejected) {
     workload.window->record(now_ms, result.outcome != Outcome::kPrimary);
+    if (workload.adapt) {
+      if (turn == Turn::kProbe)
+        workload.adapt->record_probe(now_ms, result.outcome != Outcome::kPrimary);
+      workload.adapt->judge(*workload.window, now_ms);
+    }
   }
   spend_.record(ledger_row(workload, request_id, now_ms, result));
 }
@@ -413,13 +456,51 @@ struct Walk {
   }
 };
 
-Walk walk_of(const Workload& workload, const chat::ChatRequest& request, const core::Clock& clock,
+Walk walk_of(const Workload& workload, const std::vector<std::size_t>& order,
+             const chat::ChatRequest& request, const core::Clock& clock,
              const core::Cancellation* cancel) {
   std::size_t last = 0;
-  for (std::size_t t = 0; t < workload.route.size(); ++t) {
+  for (std::size_t t : order) {
     if (workload.route[t].provider->carries(request)) last = t;
   }
   return Walk{clock, clock.now() + workload.deadline, cancel, last};
+}
+
+// How this request walks the route; a bypass needs a next target that carries the request.
+Turn turn_of(const Workload& workload, const chat::ChatRequest& request) {
+  const Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
+  if (turn == Turn::kBypass && !workload.route[1].provider->carries(request)) return Turn::kNormal;
+  return turn;
+}
+
+// The order the route is walked in on this turn: the next target first when bypassing.
+std::vector<std::size_t> order_of(const Workload& workload, Turn turn) {
+  std::vector<std::size_t> order(workload.route.size());
+  for (std::size_t t = 0; t < order.size(); ++t) order[t] = t;
+  if (turn == Turn::kBypass && order.size() > 1) std::swap(order[0], order[1]);
+  return order;
+}
+
+// Asks route[t]'s breaker for a call. kSkip on the last target that carries the request
+// still calls it (unbooked): better an attempt than failing with none.
+Admission admit(const Target& target) {
+  return target.breaker == nullptr ? Admission::kPass : target.breaker->admit();
+}
+
+// The target after order[i]; npos at the end.
+std::size_t next_of(const std::vector<std::size_t>& order, std::size_t i) {
+  return i + 1 < order.size() ? order[i + 1] : std::string::npos;
+}
+
+// Tells route[t]'s breaker how an admitted call ended. A failure once the deadline passed or
+// the client left is not held against the provider: the walk cut it.
+void book(const Target& target, Admission admission, bool transport_ok, const Walk& walk) {
+  if (target.breaker == nullptr) return;
+  if (!transport_ok && walk.over()) {
+    target.breaker->release(admission);
+    return;
+  }
+  target.breaker->record(admission, transport_ok);
 }
 
 }  // namespace
@@ -437,20 +518,30 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Walk walk = walk_of(workload, request, clock_, worker.cancel);
+  const Turn turn = turn_of(workload, request);
+  result.bypassed = turn == Turn::kBypass;
+  const std::vector<std::size_t> order = order_of(workload, turn);
+  const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
 
-  for (std::size_t t = 0; t < workload.route.size() && !walk.over(); ++t) {
+  for (std::size_t i = 0; i < order.size() && !walk.over(); ++i) {
+    const std::size_t t = order[i];
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
     // What only the client's dialect carries goes past targets of another, untried.
     if (!provider.carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
     bool served = false;
+    bool tried = false;
 
     for (int retry = 0;; ++retry) {
+      const Admission admission = admit(target);
+      // An open breaker skips the target: no attempt, no latency.
+      if (admission == Admission::kSkip && t != walk.last_target) break;
+      tried = true;
       const auto t0 = clock_.now();
       walk.prepare(call, t);
       core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
+      book(target, admission, answer || !is_transport_failure(answer.error()), walk);
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
       m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
       for (Attempt& replay : take_replays(provider, call)) {
@@ -495,7 +586,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       break;  // a wrong answer is not retried on the same target
     }
     if (served || result.rejection || walk.over()) break;
-    count_fallback(workload, t, final_reason, result, m);
+    if (tried) count_fallback(workload, t, next_of(order, i), final_reason, result, m);
   }
 
   if (result.rejection) {
@@ -503,7 +594,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   } else if (!result.served_by) {
     result.outcome = Outcome::kFailed;
   }
-  conclude(workload, started, request_id, result, m);
+  conclude(workload, turn, started, request_id, result, m);
   co_return result;
 }
 
@@ -516,7 +607,10 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Walk walk = walk_of(workload, request, clock_, worker.cancel);
+  const Turn turn = turn_of(workload, request);
+  result.bypassed = turn == Turn::kBypass;
+  const std::vector<std::size_t> order = order_of(workload, turn);
+  const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
   // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
   const bool buffered =
       workload.stream_mode == config::StreamMode::kBuffer ||
@@ -524,19 +618,25 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const bool checked = buffered && workload.validator != nullptr;
   bool finish_pending = false;  // the stream's clean end is written after the books close
 
-  for (std::size_t t = 0;
-       t < workload.route.size() && !result.stream_started && !result.rejection && !walk.over();
-       ++t) {
+  for (std::size_t i = 0;
+       i < order.size() && !result.stream_started && !result.rejection && !walk.over(); ++i) {
+    const std::size_t t = order[i];
     const Target& target = workload.route[t];
     providers::Provider& provider = *target.provider;
     // What only the client's dialect carries goes past targets of another, untried.
     if (!provider.carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
+    bool tried = false;
 
     for (int retry = 0;; ++retry) {
+      const Admission admission = admit(target);
+      // An open breaker skips the target: no attempt, no latency.
+      if (admission == Admission::kSkip && t != walk.last_target) break;
+      tried = true;
       const auto t0 = clock_.now();
       walk.prepare(call, t);
       auto opened = co_await provider.stream(request, call);
+      if (!opened) book(target, admission, !is_transport_failure(opened.error()), walk);
       for (Attempt& replay : take_replays(provider, call)) {
         fail_attempt(workload, provider, std::move(replay), false, result, m);
       }
@@ -601,6 +701,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
               static_cast<double>(skipped));
       }
       upstream.reset();  // closes the upstream connection if it was not read to its end
+      book(target, admission, !broke || sent_any || !is_transport_failure(*broke), walk);
       if (walk.client_gone()) {
         result.client_gone = true;
         // The upstream was cut because the client left: what it had is the client's answer.
@@ -629,7 +730,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         with_error(attempt, *broke);
         fail_attempt(workload, provider, std::move(attempt), false, result, m);
         result.outcome = Outcome::kFailed;
-        conclude(workload, started, request_id, result, m);
+        conclude(workload, turn, started, request_id, result, m);
         co_await sink.abort(*broke);
         co_return result;
       }
@@ -669,8 +770,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
       break;
     }
-    if (!result.stream_started && !result.rejection && !walk.over()) {
-      count_fallback(workload, t, final_reason, result, m);
+    if (tried && !result.stream_started && !result.rejection && !walk.over()) {
+      count_fallback(workload, t, next_of(order, i), final_reason, result, m);
     }
   }
 
@@ -681,7 +782,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   }
   // Booked before the last bytes go out, so that a client that has read the whole stream
   // finds it in /metrics.
-  conclude(workload, started, request_id, result, m);
+  conclude(workload, turn, started, request_id, result, m);
   if (finish_pending) co_await sink.finish();
   co_return result;
 }

@@ -15,8 +15,10 @@
 #include "config/config.h"
 #include "core/cancellation.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "ledger/ledger.h"
 #include "providers/provider.h"
+#include "routing/adaptive.h"
 #include "telemetry/registry.h"
 #include "validation/validator.h"
 
@@ -45,10 +47,11 @@ class FallbackWindow {
   explicit FallbackWindow(std::int64_t window_s);
   // Records one routed request at `unix_ms`; fell_back: the primary did not serve it.
   void record(std::int64_t unix_ms, bool fell_back);
-  // Fallbacks / requests over the window ending at unix_ms; 0 when there were none.
-  [[nodiscard]] double ratio(std::int64_t unix_ms) const;
-  // Requests in the window.
-  [[nodiscard]] std::int64_t requests(std::int64_t unix_ms) const;
+  // Fallbacks / requests over the window ending at unix_ms; 0 when there were none. With
+  // since_ms, only the time buckets that began after it count.
+  [[nodiscard]] double ratio(std::int64_t unix_ms, std::int64_t since_ms = 0) const;
+  // Requests in the window (after since_ms, as for ratio).
+  [[nodiscard]] std::int64_t requests(std::int64_t unix_ms, std::int64_t since_ms = 0) const;
 
  private:
   static constexpr int kBuckets = 60;
@@ -65,6 +68,7 @@ class FallbackWindow {
 struct Target {
   providers::Provider* provider = nullptr;
   ledger::Price price;
+  Breaker* breaker = nullptr;  // the provider's, shared by every route; null: none
 };
 
 // A workload: its route, checks (null: none), retry policy and bands.
@@ -77,6 +81,7 @@ struct Workload {
   config::Bands bands;
   config::StreamMode stream_mode = config::StreamMode::kAuto;
   std::unique_ptr<FallbackWindow> window;
+  std::unique_ptr<RouteAdapt> adapt;  // null: bands only report
 };
 
 // One try of one target.
@@ -106,6 +111,7 @@ struct RouteResult {
   std::optional<core::Error> rejection;
   bool stream_started = false;  // streams: the client has seen the start of an answer
   bool client_gone = false;     // streams: the client went away mid-stream
+  bool bypassed = false;        // the workload bypassed its primary for this request
 };
 
 // Where a streamed answer goes (the server's dialect encoder and HTTP response). The
@@ -139,10 +145,12 @@ struct WorkerContext {
 // The attempt loop. Immutable after construction, shared by all workers.
 class Router {
  public:
-  // `providers` must outlive the router; every name in every route must be in it.
+  // `providers` must outlive the router; every name in every route must be in it. Breaker
+  // and bypass changes are logged to `logger` (null: not logged).
   Router(const config::Config& config,
          const std::vector<std::unique_ptr<providers::Provider>>& providers,
-         telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock);
+         telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock,
+         core::Logger* logger = nullptr);
 
   [[nodiscard]] const Workload* find(std::string_view name) const;
   [[nodiscard]] const std::vector<std::unique_ptr<Workload>>& workloads() const {
@@ -150,7 +158,9 @@ class Router {
   }
   [[nodiscard]] const telemetry::Metrics& metrics() const { return metrics_; }
 
-  // Tries the workload's route in order: same-target retries on 429, 5xx and connect errors
+  // Tries the workload's route in order (the next target first while the workload bypasses
+  // its primary; a target whose breaker is open is skipped unless it is the last one that
+  // carries the request): same-target retries on 429, 5xx and connect errors
   // (exponential backoff with full jitter, Retry-After honoured up to a cap); any other
   // failure, a timeout and validation failures included, moves to the next target at once,
   // except a rejection (kRejected), which ends the route: outcome kRejected.
@@ -190,15 +200,17 @@ class Router {
   void fail_attempt(const Workload& workload, const providers::Provider& provider, Attempt attempt,
                     bool validation_failure, RouteResult& result, telemetry::Shard& shard) const;
   // The request-level metrics and the ledger row, once the route is done.
-  void conclude(const Workload& workload, core::Clock::TimePoint started,
+  void conclude(const Workload& workload, Turn turn, core::Clock::TimePoint started,
                 std::string_view request_id, RouteResult& result, telemetry::Shard& shard) const;
   // Waits the backoff before retry number `retry` (0-based) after `error`.
   boost::asio::awaitable<void> backoff(const Workload& workload, int retry,
                                        const core::Error& error, WorkerContext& worker) const;
-  // Counts the move from route[t] to route[t + 1].
-  void count_fallback(const Workload& workload, std::size_t t, validation::Reason reason,
-                      RouteResult& result, telemetry::Shard& shard) const;
+  // Counts the move from route[from] to route[to] (to: npos when there is no next target).
+  void count_fallback(const Workload& workload, std::size_t from, std::size_t to,
+                      validation::Reason reason, RouteResult& result,
+                      telemetry::Shard& shard) const;
 
+  std::vector<std::unique_ptr<Breaker>> breakers_;
   std::vector<std::unique_ptr<Workload>> workloads_;
   telemetry::Metrics metrics_;
   ledger::SpendStore& spend_;

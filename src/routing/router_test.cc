@@ -1,5 +1,6 @@
 #include "routing/router.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -8,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <deque>
 #include <functional>
+#include <thread>
 
 #include "http/client.h"
 
@@ -17,6 +19,8 @@ namespace {
 namespace net = boost::asio;
 using core::ErrorCode;
 using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using validation::Reason;
 
 // A provider that answers from a script, one entry per call.
@@ -42,6 +46,8 @@ class ScriptedProvider final : public providers::Provider {
   std::vector<std::chrono::milliseconds> budgets;  // what each call was allowed
   std::vector<bool> first_token_limits;
   std::function<void(providers::CallContext&)> on_call;  // runs during each call
+  bool carries_all = true;  // false: carries no request (as for another dialect's features)
+  bool carries(const chat::ChatRequest&) const override { return carries_all; }
 
  private:
   std::string name_;
@@ -420,6 +426,248 @@ TEST(FallbackWindowTest, OldBucketsLeaveTheWindow) {
   w.record(75'000, false);  // more than a window later
   EXPECT_DOUBLE_EQ(w.ratio(75'000), 0.0);
   EXPECT_EQ(w.requests(75'000), 1);
+}
+
+// Keeps every logged line.
+class RecordingLogger final : public core::Logger {
+ public:
+  void log(core::LogLevel, std::string_view line) override { lines.emplace_back(line); }
+  std::vector<std::string> lines;
+};
+
+TEST(Breaker, OpensAfterConsecutiveFailuresAndProbesOneAtATime) {
+  core::ManualClock clock;
+  RecordingLogger log;
+  Breaker breaker("primary", {3, 1000}, clock, &log);
+  for (int i = 0; i < 2; ++i) breaker.record(breaker.admit(), false);
+  breaker.record(breaker.admit(), true);  // a success resets the count
+  for (int i = 0; i < 2; ++i) breaker.record(breaker.admit(), false);
+  EXPECT_EQ(breaker.state(), BreakerState::kClosed);
+  breaker.record(breaker.admit(), false);
+  EXPECT_EQ(breaker.state(), BreakerState::kOpen);
+  EXPECT_EQ(breaker.admit(), Admission::kSkip);
+
+  clock.advance(999ms);
+  EXPECT_EQ(breaker.admit(), Admission::kSkip);
+  clock.advance(1ms);
+  EXPECT_EQ(breaker.admit(), Admission::kProbe);
+  EXPECT_EQ(breaker.state(), BreakerState::kHalfOpen);
+  EXPECT_EQ(breaker.admit(), Admission::kSkip);  // one probe at a time
+  breaker.record(Admission::kProbe, false);      // a failing probe reopens it
+  EXPECT_EQ(breaker.state(), BreakerState::kOpen);
+  EXPECT_EQ(breaker.admit(), Admission::kSkip);
+
+  clock.advance(1000ms);
+  const Admission probe = breaker.admit();
+  ASSERT_EQ(probe, Admission::kProbe);
+  breaker.record(probe, true);  // a passing probe closes it
+  EXPECT_EQ(breaker.state(), BreakerState::kClosed);
+  EXPECT_EQ(breaker.admit(), Admission::kPass);
+  EXPECT_THAT(log.lines,
+              ElementsAre("breaker of provider primary: closed -> open after 3 consecutive "
+                          "transport failures; skipped for 1000 ms",
+                          "breaker of provider primary: open -> half_open: one probe at a time",
+                          "breaker of provider primary: half_open -> open: the probe failed; "
+                          "skipped for 1000 ms",
+                          "breaker of provider primary: open -> half_open: one probe at a time",
+                          "breaker of provider primary: half_open -> closed: the probe passed"));
+}
+
+TEST(Breaker, WorkersRacingForTheProbeLetExactlyOneThrough) {
+  core::ManualClock clock;
+  Breaker breaker("primary", {1, 1000}, clock, nullptr);
+  breaker.record(breaker.admit(), false);
+  clock.advance(1000ms);
+  std::atomic<int> probes{0};
+  std::atomic<int> skips{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        Admission a = breaker.admit();
+        (a == Admission::kProbe ? probes : skips).fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(probes.load(), 1);
+  EXPECT_EQ(skips.load(), 3999);
+  EXPECT_EQ(breaker.state(), BreakerState::kHalfOpen);
+}
+
+TEST(Breaker, TransportFailuresAreConnectTimeout5xxAnd429) {
+  EXPECT_TRUE(is_transport_failure(upstream(ErrorCode::kConnect, 0)));
+  EXPECT_TRUE(is_transport_failure(upstream(ErrorCode::kTimeout, 0)));
+  EXPECT_TRUE(is_transport_failure(upstream(ErrorCode::kRateLimited, 429)));
+  EXPECT_TRUE(is_transport_failure(upstream(ErrorCode::kUpstream, 503)));
+  EXPECT_FALSE(is_transport_failure(upstream(ErrorCode::kUpstream, 404)));
+  EXPECT_FALSE(is_transport_failure(upstream(ErrorCode::kRejected, 400)));
+  EXPECT_FALSE(is_transport_failure(upstream(ErrorCode::kBadResponse, 200)));
+}
+
+// A router whose primary has a breaker and whose workload adapts, on its own registry.
+class AdaptiveRouterTest : public RouterTest {
+ protected:
+  AdaptiveRouterTest() : adaptive_registry_(1) {
+    config_.providers[0].breaker = config::Breaker{2, 1000};
+    config_.workloads[0].retries.max = 0;
+    config_.workloads[0].bands.window_s = 60;  // one-second buckets
+    config_.workloads[0].adapt = config::Adapt{0.30, 0.20, 20, 0.25};
+    router_ =
+        std::make_unique<Router>(config_, providers_, adaptive_registry_, *spend_, clock_, &log_);
+  }
+
+  RouteResult go() {
+    WorkerContext worker{loop_, http_, adaptive_registry_.shard(0), schemas_, rng_};
+    auto future = net::co_spawn(
+        loop_, router_->route(*router_->find("agentic"), request_, worker, "req"), net::use_future);
+    loop_.run();
+    loop_.restart();
+    return future.get();
+  }
+
+  // One request 100 ms after the last, the primary failing its checks `fail_in_20` times in 20.
+  RouteResult step(int fail_in_20) {
+    clock_.advance(100ms);
+    primary_->script.push_back(tool_answer(
+        primary_->calls % 20 < fail_in_20 ? R"({"unit":"kelvin"})" : R"({"unit":"c"})"));
+    fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+    RouteResult r = go();
+    primary_->script.clear();
+    fallback_->script.clear();
+    return r;
+  }
+
+  [[nodiscard]] RouteState route_state() const { return router_->find("agentic")->adapt->state(); }
+
+  telemetry::Registry adaptive_registry_;
+  RecordingLogger log_;
+};
+
+TEST_F(AdaptiveRouterTest, OpenBreakerSkipsThePrimaryUntilAProbePasses) {
+  const Breaker& breaker = *router_->find("agentic")->route[0].breaker;
+  for (int i = 0; i < 2; ++i) {
+    primary_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 503)));
+    fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+    EXPECT_EQ(go().outcome, Outcome::kFallback);
+  }
+  EXPECT_EQ(breaker.state(), BreakerState::kOpen);
+  EXPECT_THAT(adaptive_registry_.render(),
+              HasSubstr("backstop_breaker_state{provider=\"primary\",state=\"open\"} 1\n"));
+
+  // Open: the primary is not called at all; the fallback serves at once.
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult skipped = go();
+  EXPECT_EQ(primary_->calls, 2);
+  EXPECT_EQ(skipped.outcome, Outcome::kFallback);
+  ASSERT_EQ(skipped.attempts.size(), 1u);
+  EXPECT_EQ(skipped.attempts[0].provider, "fallback");
+  EXPECT_EQ(counter(router_->metrics().fallbacks_total,
+                    {"agentic", "primary", "fallback", "upstream_error"}),
+            0);
+
+  // After the cooldown one request probes the primary; it passes and closes the breaker.
+  clock_.advance(1000ms);
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  EXPECT_EQ(go().outcome, Outcome::kPrimary);
+  EXPECT_EQ(breaker.state(), BreakerState::kClosed);
+  EXPECT_THAT(adaptive_registry_.render(),
+              HasSubstr("backstop_breaker_state{provider=\"primary\",state=\"closed\"} 1\n"));
+}
+
+TEST_F(AdaptiveRouterTest, AProbeCutByTheDeadlineLeavesTheBreakerHalfOpen) {
+  Breaker& breaker = *router_->find("agentic")->route[0].breaker;
+  for (int i = 0; i < 2; ++i) breaker.record(breaker.admit(), false);
+  clock_.advance(1000ms);
+  // The probe outlives the request's deadline: that says nothing about the provider.
+  primary_->on_call = [this](providers::CallContext&) { clock_.advance(200s); };
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kTimeout, 0)));
+  EXPECT_EQ(go().outcome, Outcome::kFailed);
+  EXPECT_EQ(primary_->calls, 1);
+  EXPECT_EQ(breaker.state(), BreakerState::kHalfOpen);
+  EXPECT_EQ(breaker.admit(), Admission::kProbe);  // the next caller probes
+}
+
+TEST_F(AdaptiveRouterTest, NoBypassForARequestTheNextTargetCannotCarry) {
+  for (int i = 0; i < 300 && route_state() == RouteState::kNormal; ++i) step(20);
+  ASSERT_EQ(route_state(), RouteState::kBypass);
+  fallback_->carries_all = false;
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  RouteResult r = go();
+  EXPECT_FALSE(r.bypassed);
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+}
+
+TEST_F(AdaptiveRouterTest, WrongAnswersDoNotOpenTheBreaker) {
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(step(20).outcome, Outcome::kFallback);
+  EXPECT_EQ(router_->find("agentic")->route[0].breaker->state(), BreakerState::kClosed);
+}
+
+TEST_F(AdaptiveRouterTest, OpenBreakerOnTheLastTargetIsStillTried) {
+  config_.providers[0].breaker.reset();
+  config_.providers[1].breaker = config::Breaker{1, 1000};
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  for (int i = 0; i < 2; ++i) {
+    primary_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 500)));
+    fallback_->script.push_back(std::unexpected(upstream(ErrorCode::kUpstream, 500)));
+    auto future = net::co_spawn(
+        loop_, router_->route(*router_->find("agentic"), request_, worker, "req"), net::use_future);
+    loop_.run();
+    loop_.restart();
+    EXPECT_EQ(future.get().outcome, Outcome::kFailed);
+  }
+  EXPECT_EQ(fallback_->calls, 2);
+}
+
+TEST_F(AdaptiveRouterTest, PrimaryIsBypassedWhenItDegradesAndRestoredViaProbes) {
+  for (int i = 0; i < 60; ++i) EXPECT_EQ(step(1).bypassed, false);  // 5 %: normal
+  EXPECT_EQ(route_state(), RouteState::kNormal);
+
+  int until_bypass = 0;
+  while (route_state() == RouteState::kNormal && until_bypass < 300) {
+    step(12);  // 60 %
+    ++until_bypass;
+  }
+  ASSERT_EQ(route_state(), RouteState::kBypass);
+  EXPECT_THAT(adaptive_registry_.render(),
+              HasSubstr("backstop_route_state{workload=\"agentic\",state=\"bypass\"} 1\n"));
+  ASSERT_EQ(log_.lines.size(), 1u);
+  EXPECT_THAT(log_.lines[0], HasSubstr("workload agentic: bypass: fallback rate "));
+
+  // Bypassed: three requests in four go to the fallback first; the fourth probes the primary.
+  int bypassed = 0;
+  int probes = 0;
+  for (int i = 0; i < 8; ++i) {
+    const int calls = primary_->calls;
+    RouteResult r = step(1);
+    if (r.bypassed) {
+      ++bypassed;
+      EXPECT_EQ(primary_->calls, calls);  // the fallback passed: the primary was never asked
+      EXPECT_EQ(r.served_by->provider->name(), "fallback");
+    } else {
+      ++probes;
+      EXPECT_EQ(primary_->calls, calls + 1);
+    }
+  }
+  EXPECT_EQ(bypassed, 6);
+  EXPECT_EQ(probes, 2);
+
+  // Back to 5 %: the probes' rate falls and the primary is restored.
+  int until_restore = 0;
+  while (route_state() == RouteState::kBypass && until_restore < 1000) {
+    step(1);
+    ++until_restore;
+  }
+  ASSERT_EQ(route_state(), RouteState::kNormal);
+  ASSERT_EQ(log_.lines.size(), 2u);
+  EXPECT_THAT(log_.lines[1], HasSubstr("workload agentic: restore: the probes' fallback rate "));
+  // Judged afresh from the restore on: the bypass period does not bypass it again.
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(step(1).bypassed);
+  EXPECT_EQ(route_state(), RouteState::kNormal);
+  EXPECT_THAT(adaptive_registry_.render(),
+              HasSubstr("backstop_route_state{workload=\"agentic\",state=\"normal\"} 1\n"));
 }
 
 }  // namespace

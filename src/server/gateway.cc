@@ -147,6 +147,7 @@ class ClientStream final : public routing::StreamSink {
         {"x-backstop-workload", workload_},
         {"x-backstop-served-by", served.name()},
         {"x-backstop-attempts", std::to_string(result.attempts.size())}};
+    if (result.bypassed) headers.push_back({"x-backstop-route", "bypass"});
     if (result.outcome == routing::Outcome::kFallback && result.fallback_reason) {
       headers.push_back({"x-backstop-fallback-reason",
                          std::string(validation::to_string(*result.fallback_reason))});
@@ -516,6 +517,7 @@ class GatewayService final : public http::Service {
     std::vector<http::Header> headers;
     headers.push_back({"x-backstop-workload", workload->name});
     headers.push_back({"x-backstop-attempts", std::to_string(result.attempts.size())});
+    if (result.bypassed) headers.push_back({"x-backstop-route", "bypass"});
     if (result.outcome == routing::Outcome::kRejected && result.rejection) {
       // The upstream's status, code and message, in the client's dialect.
       http::Response r = error(dialect, *result.rejection, log, {});
@@ -714,8 +716,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     if (!provider) return std::unexpected(provider.error());
     g->providers_.push_back(std::move(*provider));
   }
-  g->router_ =
-      std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_, *g->clock_);
+  g->router_ = std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_,
+                                                 *g->clock_, g->logger_);
   g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
     return std::vector<std::pair<std::vector<std::string>, double>>{
         {{}, static_cast<double>(spend->queue_depth())}};

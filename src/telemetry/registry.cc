@@ -452,6 +452,18 @@ Metrics Metrics::declare(Registry& registry) {
                                 "Hook events by how they ended: sent, failed after retries, "
                                 "or dropped on a full queue.",
                                 {"event", "result"});
+  m.route_state = registry.declare(FamilyDef{"backstop_route_state",
+                                             "1 for a workload's current route state: normal, or "
+                                             "bypass (its primary bypassed).",
+                                             MetricType::kGauge,
+                                             {"workload", "state"},
+                                             {}});
+  m.breaker_state = registry.declare(FamilyDef{"backstop_breaker_state",
+                                               "1 for a provider breaker's current state: "
+                                               "closed, open or half_open.",
+                                               MetricType::kGauge,
+                                               {"provider", "state"},
+                                               {}});
   return m;
 }
 

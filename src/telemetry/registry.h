@@ -92,6 +92,8 @@ struct Metrics {
   FamilyId ledger_queue_depth;           // no labels (gauge; its source is set by the server)
   FamilyId log_lines_dropped_total;      // sink (access_log, hooks): a bounded queue was full
   FamilyId hook_events_total;            // event, result (sent, failed, dropped)
+  FamilyId route_state;                  // workload, state (gauge; source set by the router)
+  FamilyId breaker_state;                // provider, state (gauge; source set by the router)
 
   static Metrics declare(Registry& registry);
 };

@@ -214,6 +214,8 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_ledger_queue_depth gauge",
                        "backstop_log_lines_dropped_total counter",
                        "backstop_hook_events_total counter",
+                       "backstop_route_state gauge",
+                       "backstop_breaker_state gauge",
                    }));
 
   const std::string text = registry.render();

@@ -143,8 +143,11 @@ constexpr const char* kTools = R"([{"type":"function","function":{"name":"get_we
 
 class GatewayTest : public ::testing::Test {
  protected:
+  // The config the gateway runs on, before the ports are filled in.
+  [[nodiscard]] virtual std::string config_text() const { return kConfig; }
+
   void SetUp() override {
-    std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock_.port()));
+    std::string yaml = replace_all(config_text(), "MOCK", std::to_string(mock_.port()));
     yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
     auto loaded = config::parse(yaml, "test.yaml");
     ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
@@ -346,6 +349,57 @@ TEST_F(GatewayTest, ConnectionRefusedFallsBack) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.header("x-backstop-fallback-reason"), "connect");
   EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+}
+
+// The gateway with a breaker on the dead provider and a workload that adapts.
+class AdaptiveGatewayTest : public GatewayTest {
+ protected:
+  std::string config_text() const override {
+    std::string text = replace_all(kConfig, "    connect_timeout_ms: 500\n",
+                                   "    connect_timeout_ms: 500\n"
+                                   "    breaker: {failures: 1, cooldown_ms: 600000}\n");
+    return text +
+           "  adaptive:\n"
+           "    route: [v4, gpt]\n"
+           "    validate: {content: non_empty}\n"
+           "    adapt: {bypass_above: 0.5, restore_below: 0.1, min_requests: 1, probe: 0.01}\n";
+  }
+};
+
+TEST_F(AdaptiveGatewayTest, OpenBreakerSkipsTheDeadProviderWithoutAnAttempt) {
+  auto first = chat("refused", "hello");
+  EXPECT_EQ(first.header("x-backstop-attempts"), "2");
+  auto second = chat("refused", "hello");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(second.header("x-backstop-attempts"), "1");
+  EXPECT_NE(gateway_->registry().render().find(
+                "backstop_breaker_state{provider=\"dead\",state=\"open\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(AdaptiveGatewayTest, BypassedStreamSaysSoInAHeaderAndSkipsThePrimary) {
+  chat("adaptive", "hello [mock:empty@v4-flash]");
+  auto r = chat("adaptive", "hello", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("x-backstop-route"), "bypass");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");
+}
+
+TEST_F(AdaptiveGatewayTest, BypassedRequestSaysSoInAHeader) {
+  auto failed = chat("adaptive", "hello [mock:empty@v4-flash]");
+  EXPECT_EQ(failed.header("x-backstop-route"), "");  // tried the primary first
+  EXPECT_EQ(failed.header("x-backstop-served-by"), "gpt");
+  auto bypassed = chat("adaptive", "hello");
+  ASSERT_EQ(bypassed.status, 200) << bypassed.body;
+  EXPECT_EQ(bypassed.header("x-backstop-route"), "bypass");
+  EXPECT_EQ(bypassed.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(bypassed.header("x-backstop-attempts"), "1");
+  EXPECT_NE(gateway_->registry().render().find(
+                "backstop_route_state{workload=\"adaptive\",state=\"bypass\"} 1\n"),
+            std::string::npos);
 }
 
 TEST_F(GatewayTest, EveryTargetFailingGives502WithEveryAttempt) {
