@@ -247,6 +247,13 @@ TEST_F(AuthTest, AWorkloadTheKeyMayNotUseIs403InEachDialect) {
   ASSERT_EQ(a.status, 403) << a.body;
   EXPECT_EQ(json(a).at("type"), "error");
   EXPECT_EQ(json(a).at_pointer("/error/type"), "permission_error");
+  // Token counting asks the same of the key.
+  const std::string count_body =
+      R"({"model":"secret-project","messages":[{"role":"user","content":"hi"}]})";
+  auto count = call("POST", "/v1/messages/count_tokens", count_body, {{"x-api-key", kTeamKey}});
+  ASSERT_EQ(count.status, 403) << count.body;
+  EXPECT_EQ(json(count).at_pointer("/error/type"), "permission_error");
+  EXPECT_EQ(call("POST", "/v1/messages/count_tokens", count_body).status, 401);
   // Nothing reached an upstream.
   EXPECT_EQ(gateway_->registry().counter_value(gateway_->router().metrics().attempts_total,
                                                {"secret-project", "claude", "pass"}),
