@@ -158,12 +158,30 @@ struct Hook {
 inline constexpr std::string_view kHookEvents[] = {"fallback", "all_failed", "band", "bypass",
                                                    "breaker",  "budget",     "drift"};
 
+// One client key of the `auth:` block. Exactly one of key_env and key_sha256 is set.
+struct ClientKey {
+  std::string name;                    // what logs, the ledger and reports show; never the key
+  std::string key_env;                 // the variable holding the key
+  std::string key_sha256;              // or the key's SHA-256, 64 lowercase hex digits
+  bool all_workloads = false;          // workloads: all
+  std::vector<std::string> workloads;  // else the workloads it may use
+  int line = 0;
+};
+
+// The `auth:` block. `enabled` is false when it is absent: then no key is asked for.
+struct Auth {
+  bool enabled = false;
+  std::vector<ClientKey> keys;
+  std::string metrics_key_env;  // the bearer /metrics asks for; empty: /metrics is open
+};
+
 // A validated, immutable configuration. Built once, shared as shared_ptr<const Config>.
 struct Config {
   std::string file;  // where it came from, for messages
   Server server;
   Ledger ledger;
   Log log;
+  Auth auth;
   std::vector<Provider> providers;  // in file order
   std::vector<Workload> workloads;  // in file order
   std::vector<Hook> hooks;

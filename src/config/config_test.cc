@@ -396,7 +396,7 @@ colour: blue
                   "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
                   "max_tokens, anthropic_version, price, simulation, breaker",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
-                  "server, ledger, log, providers, workloads, hooks"));
+                  "server, ledger, log, providers, workloads, hooks, auth"));
 }
 
 TEST(ConfigErrors, KeyInTheFileGetsTheEnvironmentHint) {
@@ -866,6 +866,75 @@ TEST(SplitListenTest, SplitsHostAndPort) {
     ASSERT_FALSE(r.has_value()) << bad;
     EXPECT_EQ(r.error().code, core::ErrorCode::kInvalidArgument);
   }
+}
+
+TEST(ConfigAuth, AbsentAuthAsksForNoKeys) {
+  LoadResult r = load(kMinimal);
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_FALSE(r.config->auth.enabled);
+}
+
+TEST(ConfigAuth, KeysFromTheEnvironmentOrAsDigests) {
+  LoadResult r = load(std::string(kMinimal) + R"(auth:
+  keys:
+    - {name: team-a, key_env: TEAM_A_KEY, workloads: [w]}
+    - {name: ci, key_sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08, workloads: all}
+  metrics_key_env: METRICS_KEY
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front().to_string();
+  const Auth& auth = r.config->auth;
+  EXPECT_TRUE(auth.enabled);
+  EXPECT_EQ(auth.metrics_key_env, "METRICS_KEY");
+  ASSERT_EQ(auth.keys.size(), 2u);
+  EXPECT_EQ(auth.keys[0].name, "team-a");
+  EXPECT_EQ(auth.keys[0].key_env, "TEAM_A_KEY");
+  EXPECT_FALSE(auth.keys[0].all_workloads);
+  EXPECT_THAT(auth.keys[0].workloads, ElementsAre("w"));
+  EXPECT_EQ(auth.keys[1].name, "ci");
+  EXPECT_EQ(auth.keys[1].key_sha256,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+  EXPECT_TRUE(auth.keys[1].all_workloads);
+}
+
+TEST(ConfigAuth, EachKeyProblemNamesItsLineAndNeverTheValue) {
+  LoadResult r = load(std::string(kMinimal) + R"(auth:
+  keys:
+    - {name: a, key_env: sk-live-secret, workloads: [w]}
+    - {name: b, key_sha256: sk-live-other, workloads: [x]}
+    - {name: a, key_env: A, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, workloads: all}
+    - {key_env: C, workloads: [w], budget: 1}
+    - {name: d, workloads: none}
+  metrics_key_env: 12
+)");
+  std::vector<std::string> errors = errors_of(r);
+  EXPECT_THAT(
+      errors,
+      ElementsAre(
+          "test.yaml:7: auth.keys[0].key_env: must be the name of an environment variable "
+          "([A-Z_][A-Z0-9_]*); the value is not shown, in case it is the key itself",
+          "test.yaml:8: auth.keys[1].key_sha256: must be a SHA-256 digest, 64 hex digits (echo -n "
+          "KEY | sha256sum); the value is not shown, in case it is the key itself",
+          "test.yaml:8: auth.keys[1].workloads[0]: unknown workload \"x\" (did you mean \"w\"?)",
+          "test.yaml:9: auth.keys[2].key_sha256: key_env and key_sha256 exclude each other",
+          "test.yaml:9: auth.keys[2]: key name \"a\" is used twice (first at line 7)",
+          "test.yaml:10: auth.keys[3].budget: unknown key \"budget\"; allowed keys: name, key_env, "
+          "key_sha256, workloads",
+          "test.yaml:10: auth.keys[3]: missing required key \"name\"",
+          "test.yaml:11: auth.keys[4].workloads: must be \"all\" or a non-empty list of workload "
+          "names, got \"none\"",
+          "test.yaml:11: auth.keys[4]: needs one of key_env or key_sha256",
+          "test.yaml:12: auth.metrics_key_env: must be the name of an environment variable "
+          "([A-Z_][A-Z0-9_]*); the value is not shown, in case it is the key itself"));
+  for (const std::string& e : errors) EXPECT_EQ(e.find("sk-live"), std::string::npos) << e;
+}
+
+TEST(ConfigAuth, AuthNeedsAtLeastOneKeyAndKnowsOnlyItsKeys) {
+  EXPECT_THAT(errors_of(load(std::string(kMinimal) + "auth: {metrics_key_env: M, user: x}\n")),
+              ElementsAre("test.yaml:5: auth.user: unknown key \"user\"; allowed keys: keys, "
+                          "metrics_key_env",
+                          "test.yaml:5: auth: missing required key \"keys\""));
+  EXPECT_THAT(errors_of(load(std::string(kMinimal) + "auth: {keys: []}\n")),
+              ElementsAre("test.yaml:5: auth.keys: must be a non-empty list of keys, got a list"));
 }
 
 }  // namespace

@@ -188,8 +188,12 @@ struct Entries {
   }
 };
 
-constexpr std::array<std::string_view, 8> kTopKeys{"listen", "threads",   "server",    "ledger",
-                                                   "log",    "providers", "workloads", "hooks"};
+constexpr std::array<std::string_view, 9> kTopKeys{
+    "listen", "threads", "server", "ledger", "log", "providers", "workloads", "hooks", "auth"};
+constexpr std::array<std::string_view, 2> kAuthKeys{"keys", "metrics_key_env"};
+constexpr std::array<std::string_view, 4> kClientKeyKeys{"name", "key_env", "key_sha256",
+                                                         "workloads"};
+constexpr std::size_t kSha256HexDigits = 64;
 constexpr std::array<std::string_view, 3> kHookKeys{"url", "events", "secret_env"};
 constexpr std::array<std::string_view, 7> kServerKeys{
     "max_body_bytes",  "max_header_bytes", "read_timeout_ms", "idle_timeout_ms",
@@ -278,6 +282,7 @@ class Parser {
     try {
       top(Field{"", root, "", std::max(1, line_of(root)), 1}, *config);
       check_routes();
+      check_key_workloads(*config);
     } catch (const std::exception& e) {
       // Every node access above checks the type first; this is a last line of defence.
       error(1, "", std::string("internal error while reading the config: ") + e.what());
@@ -293,6 +298,13 @@ class Parser {
   // A route entry, checked once every provider name is known (providers may come later).
   struct RouteRef {
     std::string provider;
+    std::string path;
+    int line = 0;
+  };
+
+  // A workload named by a client key, checked once every workload is known.
+  struct WorkloadRef {
+    std::string workload;
     std::string path;
     int line = 0;
   };
@@ -491,6 +503,8 @@ class Parser {
         workloads(f, config.workloads);
       } else if (f.key == "hooks") {
         hooks(f, config.hooks);
+      } else if (f.key == "auth") {
+        auth(f, config.auth);
       }
     });
     require(e, "providers", root);
@@ -928,6 +942,129 @@ class Parser {
     }
   }
 
+  // A variable name; the value is never echoed: what is not a name is often the secret.
+  std::optional<std::string> env_name(const Field& f) {
+    auto s = text(f);
+    if (!s) return std::nullopt;
+    if (!is_env_name(*s)) {
+      error(f.line, f.path,
+            "must be the name of an environment variable ([A-Z_][A-Z0-9_]*); the value is not "
+            "shown, in case it is the key itself");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  void auth(const Field& map, Auth& a) {
+    a.enabled = true;
+    Entries e = entries(map, kAuthKeys, [&](const Field& f) {
+      if (f.key == "keys") client_keys(f, a.keys);
+      if (f.key == "metrics_key_env") assign(a.metrics_key_env, env_name(f));
+    });
+    if (map.value.IsNull() || map.value.IsMap()) require(e, "keys", map);
+  }
+
+  void client_keys(const Field& f, std::vector<ClientKey>& out) {
+    if (!f.value.IsSequence() || f.value.size() == 0) {
+      type_error(f, "a non-empty list of keys");
+      return;
+    }
+    for (std::size_t i = 0; i < f.value.size(); ++i) {
+      YAML::Node item = f.value[i];
+      Field entry{"", item, index_path(f.path, i), line_of(item), line_of(item)};
+      if (item.IsNull()) entry.line = entry.key_line = f.line;
+      if (!item.IsMap()) {
+        type_error(entry, "a map");
+        continue;
+      }
+      ClientKey key;
+      key.line = entry.line;
+      Entries e = entries(entry, kClientKeyKeys, [&](const Field& g) {
+        if (g.key == "name") {
+          if (auto s = text(g)) {
+            if (s->empty()) error(g.line, g.path, "must not be empty");
+            key.name = *s;
+          }
+        } else if (g.key == "key_env") {
+          assign(key.key_env, env_name(g));
+        } else if (g.key == "key_sha256") {
+          key_digest(g, key.key_sha256);
+        } else if (g.key == "workloads") {
+          key_workloads(g, key);
+        }
+      });
+      require(e, "name", entry);
+      require(e, "workloads", entry);
+      const Field* from_env = e.find("key_env");
+      const Field* digest = e.find("key_sha256");
+      if (from_env == nullptr && digest == nullptr) {
+        error(entry.line, entry.path, "needs one of key_env or key_sha256");
+      } else if (from_env != nullptr && digest != nullptr) {
+        error(digest->key_line, digest->path, "key_env and key_sha256 exclude each other");
+      }
+      if (!key.name.empty()) {
+        auto first = std::find_if(out.begin(), out.end(),
+                                  [&](const ClientKey& k) { return k.name == key.name; });
+        if (first != out.end()) {
+          error(entry.line, entry.path,
+                "key name " + quote(key.name) + " is used twice (first at line " +
+                    std::to_string(first->line) + ")");
+        }
+      }
+      out.push_back(std::move(key));
+    }
+  }
+
+  void key_digest(const Field& f, std::string& out) {
+    auto s = text(f);
+    if (!s) return;
+    bool hex = s->size() == kSha256HexDigits &&
+               std::all_of(s->begin(), s->end(), [](unsigned char c) { return std::isxdigit(c); });
+    if (!hex) {
+      error(f.line, f.path,
+            "must be a SHA-256 digest, 64 hex digits (echo -n KEY | sha256sum); the value is not "
+            "shown, in case it is the key itself");
+      return;
+    }
+    out = *s;
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  }
+
+  void key_workloads(const Field& f, ClientKey& key) {
+    if (f.value.IsScalar() && f.value.Scalar() == "all") {
+      key.all_workloads = true;
+      return;
+    }
+    if (!f.value.IsSequence() || f.value.size() == 0) {
+      type_error(f, "\"all\" or a non-empty list of workload names");
+      return;
+    }
+    for (std::size_t i = 0; i < f.value.size(); ++i) {
+      YAML::Node item = f.value[i];
+      Field entry{"", item, index_path(f.path, i), line_of(item), line_of(item)};
+      if (item.IsNull()) entry.line = entry.key_line = f.line;
+      if (auto name = text(entry)) {
+        key.workloads.push_back(*name);
+        key_workload_refs_.push_back(WorkloadRef{*name, entry.path, entry.line});
+      }
+    }
+  }
+
+  // Each workload a key names must exist (workloads may be defined after auth:).
+  void check_key_workloads(const Config& config) {
+    std::vector<std::string> names;
+    for (const Workload& w : config.workloads) names.push_back(w.name);
+    for (const WorkloadRef& ref : key_workload_refs_) {
+      if (std::find(names.begin(), names.end(), ref.workload) != names.end()) continue;
+      std::string message = "unknown workload " + quote(ref.workload);
+      if (auto suggestion = closest(ref.workload, names)) {
+        message += " (did you mean " + quote(*suggestion) + "?)";
+      }
+      error(ref.line, ref.path, std::move(message));
+    }
+  }
+
   void check_routes() {
     for (const RouteRef& ref : route_refs_) {
       if (std::find(provider_names_.begin(), provider_names_.end(), ref.provider) !=
@@ -946,6 +1083,7 @@ class Parser {
   std::vector<ConfigError> errors_;
   std::vector<std::string> provider_names_;  // every defined name, valid or not
   std::vector<RouteRef> route_refs_;
+  std::vector<WorkloadRef> key_workload_refs_;
 };
 
 }  // namespace

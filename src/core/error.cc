@@ -8,6 +8,8 @@ int http_status(ErrorCode code) {
       return 400;
     case ErrorCode::kUnauthorized:
       return 401;
+    case ErrorCode::kForbidden:
+      return 403;
     case ErrorCode::kNotFound:
       return 404;
     case ErrorCode::kMethodNotAllowed:
@@ -66,6 +68,8 @@ std::string_view to_string(ErrorCode code) {
       return "request_timeout";
     case ErrorCode::kUnauthorized:
       return "unauthorized";
+    case ErrorCode::kForbidden:
+      return "forbidden";
     case ErrorCode::kRateLimited:
       return "rate_limited";
     case ErrorCode::kUpstream:

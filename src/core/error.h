@@ -15,6 +15,7 @@ enum class ErrorCode {
   kHeaderTooLarge,    // 431
   kRequestTimeout,    // client too slow: 408
   kUnauthorized,      // 401
+  kForbidden,         // the client's key may not do this: 403
   kRateLimited,       // upstream 429
   kUpstream,          // upstream 5xx or other non-2xx
   kTimeout,           // upstream deadline passed

@@ -10,6 +10,8 @@ TEST(ErrorTest, EachCodeHasItsStatus) {
   EXPECT_EQ(http_status(ErrorCode::kNotFound), 404);
   EXPECT_EQ(http_status(ErrorCode::kMethodNotAllowed), 405);
   EXPECT_EQ(http_status(ErrorCode::kPayloadTooLarge), 413);
+  EXPECT_EQ(http_status(ErrorCode::kUnauthorized), 401);
+  EXPECT_EQ(http_status(ErrorCode::kForbidden), 403);
   EXPECT_EQ(http_status(ErrorCode::kAllTargetsFailed), 502);
   EXPECT_EQ(http_status(ErrorCode::kUnavailable), 503);
 }

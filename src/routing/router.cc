@@ -19,13 +19,14 @@ constexpr double kMicrosPerUsd = 1'000'000.0;
 
 // The ledger's row of a routed request that ended at now_ms.
 ledger::RequestRow ledger_row(const Workload& workload, std::string_view request_id,
-                              std::int64_t now_ms, const RouteResult& result) {
+                              std::string_view key_name, std::int64_t now_ms,
+                              const RouteResult& result) {
   const auto duration_ms = static_cast<std::int64_t>(result.duration_ms + 0.5);
   ledger::RequestRow row{std::string(request_id),
                          now_ms - duration_ms,  // when it arrived
                          duration_ms,
                          workload.name,
-                         "",
+                         std::string(key_name),
                          std::string(to_string(result.outcome)),
                          result.served_by ? result.served_by->provider->name() : "",
                          {}};
@@ -322,10 +323,11 @@ const Workload* Router::find(std::string_view name) const {
 }
 
 void Router::count_rejected(telemetry::Shard& shard, std::string_view workload,
-                            std::string_view request_id) const {
+                            std::string_view request_id, std::string_view key_name) const {
   shard.add(metrics_.requests_total, {workload, to_string(Outcome::kRejected)});
   ledger::RequestRow row;
   row.request_id = request_id;
+  row.key_name = key_name;
   row.unix_ms = clock_.unix_ms();
   row.workload = workload;
   row.outcome = to_string(Outcome::kRejected);
@@ -375,7 +377,8 @@ void Router::count_fallback(const Workload& workload, std::size_t from, std::siz
 }
 
 void Router::conclude(const Workload& workload, Turn turn, core::Clock::TimePoint started,
-                      std::string_view request_id, RouteResult& result, telemetry::Shard& m) const {
+                      std::string_view request_id, RouteResult& result, telemetry::Shard& m,
+                      std::string_view key_name) const {
   result.duration_ms = core::elapsed_ms(started, clock_.now());
   std::string_view outcome = to_string(result.outcome);
   m.add(metrics_.requests_total, {workload.name, outcome});
@@ -391,7 +394,7 @@ void Router::conclude(const Workload& workload, Turn turn, core::Clock::TimePoin
       workload.adapt->judge(*workload.window, now_ms);
     }
   }
-  spend_.record(ledger_row(workload, request_id, now_ms, result));
+  spend_.record(ledger_row(workload, request_id, key_name, now_ms, result));
 }
 
 net::awaitable<void> Router::backoff(const Workload& workload, int retry, const core::Error& error,
@@ -594,7 +597,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   } else if (!result.served_by) {
     result.outcome = Outcome::kFailed;
   }
-  conclude(workload, turn, started, request_id, result, m);
+  conclude(workload, turn, started, request_id, result, m, worker.key_name);
   co_return result;
 }
 
@@ -730,7 +733,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         with_error(attempt, *broke);
         fail_attempt(workload, provider, std::move(attempt), false, result, m);
         result.outcome = Outcome::kFailed;
-        conclude(workload, turn, started, request_id, result, m);
+        conclude(workload, turn, started, request_id, result, m, worker.key_name);
         co_await sink.abort(*broke);
         co_return result;
       }
@@ -782,7 +785,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   }
   // Booked before the last bytes go out, so that a client that has read the whole stream
   // finds it in /metrics.
-  conclude(workload, turn, started, request_id, result, m);
+  conclude(workload, turn, started, request_id, result, m, worker.key_name);
   if (finish_pending) co_await sink.finish();
   co_return result;
 }

@@ -140,6 +140,7 @@ struct WorkerContext {
   // The request's cancellation (its client went away): the call in flight ends at once and
   // nothing more is tried. Null: none.
   core::Cancellation* cancel = nullptr;
+  std::string_view key_name = {};  // the client key's name for the ledger row; empty: no auth
 };
 
 // The attempt loop. Immutable after construction, shared by all workers.
@@ -190,7 +191,7 @@ class Router {
   // Counts a request refused before routing (bad input, unknown workload) and records its
   // ledger row.
   void count_rejected(telemetry::Shard& shard, std::string_view workload,
-                      std::string_view request_id) const;
+                      std::string_view request_id, std::string_view key_name = {}) const;
 
  private:
   // Books the usage of an answer that arrived: tokens, spend, the result's totals.
@@ -201,7 +202,8 @@ class Router {
                     bool validation_failure, RouteResult& result, telemetry::Shard& shard) const;
   // The request-level metrics and the ledger row, once the route is done.
   void conclude(const Workload& workload, Turn turn, core::Clock::TimePoint started,
-                std::string_view request_id, RouteResult& result, telemetry::Shard& shard) const;
+                std::string_view request_id, RouteResult& result, telemetry::Shard& shard,
+                std::string_view key_name) const;
   // Waits the backoff before retry number `retry` (0-based) after `error`.
   boost::asio::awaitable<void> backoff(const Workload& workload, int retry,
                                        const core::Error& error, WorkerContext& worker) const;

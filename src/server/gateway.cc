@@ -90,9 +90,11 @@ bool asked_for_stream(std::string_view body) {
   return stream != nullptr && stream->is_bool() && stream->get_bool();
 }
 
-std::string workload_names(const routing::Router& router) {
+// The workloads the client's key may use (all of them without auth), comma-separated.
+std::string workload_names(const routing::Router& router, const access::Key* key) {
   std::string out;
   for (const auto& w : router.workloads()) {
+    if (key != nullptr && !key->allows(w->name)) continue;
     if (!out.empty()) out += ", ";
     out += w->name;
   }
@@ -264,14 +266,22 @@ class GatewayService final : public http::Service {
     std::string_view path = request.path();
     const bool post = request.method == "POST";
     const bool get = request.method == "GET" || request.method == "HEAD";
+    // With auth: every API path asks for a known key before anything else is read.
+    const access::Key* key = nullptr;
+    if (path.starts_with("/v1/") && gateway_.keys().enabled()) {
+      key = gateway_.keys().find(
+          access::presented_key(request.header("authorization"), request.header("x-api-key")));
+      if (key == nullptr) co_return unauthorized(dialect_of_path(path), request, log);
+      log.key = key->name;
+    }
     if (path == kChatPath || path == kMessagesPath || path == kResponsesPath) {
       chat::Dialect dialect = dialect_of_path(path);
       if (!post) co_return method_not_allowed(dialect, "POST", log);
-      co_return co_await chat(request, dialect, responder, log);
+      co_return co_await chat(request, dialect, key, responder, log);
     }
     if (path == kCountTokensPath) {
       if (!post) co_return method_not_allowed(chat::Dialect::kAnthropic, "POST", log);
-      co_return co_await count_tokens(request, log);
+      co_return co_await count_tokens(request, key, log);
     }
     if (path == "/") {
       // Clients probe the base URL (Claude Code sends HEAD /) before their first request.
@@ -280,10 +290,18 @@ class GatewayService final : public http::Service {
     }
     if (path == "/v1/models") {
       if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
-      co_return models(!request.header("anthropic-version").empty());
+      co_return models(!request.header("anthropic-version").empty(), key);
     }
     if (path == "/metrics") {
       if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      if (!gateway_.keys().metrics_allowed(request.header("authorization"))) {
+        http::Response r = error(
+            chat::Dialect::kOpenAI,
+            {ErrorCode::kUnauthorized, "/metrics needs Authorization: Bearer <metrics_key_env>"},
+            log, {{"code", "invalid_api_key"}});
+        r.headers.push_back({"www-authenticate", "Bearer"});
+        co_return r;
+      }
       http::Response r;
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       r.body = gateway_.registry().render();
@@ -309,11 +327,14 @@ class GatewayService final : public http::Service {
                     log, std::move(extra));
   }
 
-  // The workloads as models, in Anthropic's list shape when the client is an Anthropic SDK
-  // (it sends anthropic-version), else OpenAI's.
-  http::Response models(bool anthropic) const {
+  // The workloads the key may use as models, in Anthropic's list shape when the client is an
+  // Anthropic SDK (it sends anthropic-version), else OpenAI's. No key (no auth): all of them.
+  http::Response models(bool anthropic, const access::Key* key) const {
     boost::json::array data;
+    std::vector<std::string_view> listed;
     for (const auto& w : gateway_.router().workloads()) {
+      if (key != nullptr && !key->allows(w->name)) continue;
+      listed.push_back(w->name);
       if (anthropic) {
         data.push_back({{"type", "model"},
                         {"id", w->name},
@@ -326,12 +347,11 @@ class GatewayService final : public http::Service {
     }
     boost::json::object body;
     if (anthropic) {
-      const auto& all = gateway_.router().workloads();
       body = {
           {"data", std::move(data)},
           {"has_more", false},
-          {"first_id", all.empty() ? boost::json::value() : boost::json::value(all.front()->name)},
-          {"last_id", all.empty() ? boost::json::value() : boost::json::value(all.back()->name)}};
+          {"first_id", listed.empty() ? boost::json::value() : boost::json::value(listed.front())},
+          {"last_id", listed.empty() ? boost::json::value() : boost::json::value(listed.back())}};
     } else {
       body = {{"object", "list"}, {"data", std::move(data)}};
     }
@@ -360,12 +380,29 @@ class GatewayService final : public http::Service {
     return json_response(core::client_status(e), encode_error(dialect, e, extra));
   }
 
+  // A request without a known key (auth is on): 401, neither counted nor in the ledger.
+  http::Response unauthorized(chat::Dialect dialect, const http::Request& request,
+                              telemetry::AccessLogEntry& log) {
+    const bool presented =
+        !request.header("authorization").empty() || !request.header("x-api-key").empty();
+    boost::json::object extra;
+    if (dialect != chat::Dialect::kAnthropic) extra["code"] = "invalid_api_key";
+    http::Response r =
+        error(dialect,
+              {ErrorCode::kUnauthorized,
+               presented ? "invalid API key"
+                         : "missing API key: send Authorization: Bearer KEY or x-api-key: KEY"},
+              log, std::move(extra));
+    r.headers.push_back({"www-authenticate", "Bearer"});
+    return r;
+  }
+
   // The request refused before routing: counted, its stream wish logged, the error sent.
   http::Response reject(chat::Dialect dialect, const http::Request& request, core::Error e,
                         telemetry::AccessLogEntry& log, boost::json::object extra = {}) {
     log.outcome = "rejected";
     if (!log.stream) log.stream = asked_for_stream(request.body);
-    gateway_.router().count_rejected(shard_, log.workload, log.request_id);
+    gateway_.router().count_rejected(shard_, log.workload, log.request_id, log.key);
     return error(dialect, std::move(e), log, std::move(extra));
   }
 
@@ -393,31 +430,39 @@ class GatewayService final : public http::Service {
     }
   }
 
-  // The workload named by a decoded request's model; an error response when there is none.
+  // The workload named by a decoded request's model; an error response when there is none,
+  // or when the client's key may not use it (403).
   std::variant<const routing::Workload*, http::Response> workload_of(
       chat::Dialect dialect, const http::Request& request, const chat::ChatRequest& chat_request,
-      telemetry::AccessLogEntry& log) {
+      const access::Key* key, telemetry::AccessLogEntry& log) {
     const routing::Router& router = gateway_.router();
     const routing::Workload* workload = router.find(chat_request.model);
     if (workload == nullptr) {
       return reject(dialect, request,
                     {ErrorCode::kNotFound,
                      "unknown model \"" + chat_request.model +
-                         "\": a model names a workload; workloads: " + workload_names(router)},
+                         "\": a model names a workload; workloads: " + workload_names(router, key)},
                     log, {{"code", "model_not_found"}});
+    }
+    if (key != nullptr && !key->allows(workload->name)) {
+      log.workload = workload->name;
+      return reject(dialect, request,
+                    {ErrorCode::kForbidden,
+                     "key \"" + key->name + "\" may not use workload \"" + workload->name + "\""},
+                    log);
     }
     return workload;
   }
 
   // POST /v1/messages/count_tokens: the workload's first Anthropic target counts; with none,
   // a local estimate (x-backstop-token-count: estimate).
-  net::awaitable<http::Response> count_tokens(const http::Request& request,
+  net::awaitable<http::Response> count_tokens(const http::Request& request, const access::Key* key,
                                               telemetry::AccessLogEntry& log) {
     constexpr chat::Dialect kDialect = chat::Dialect::kAnthropic;
     auto decoded = dialects::anthropic::decode_count_tokens_request(request.body);
     if (!decoded) co_return reject(kDialect, request, decoded.error(), log);
     forward_dialect_headers(request, *decoded);
-    auto found = workload_of(kDialect, request, *decoded, log);
+    auto found = workload_of(kDialect, request, *decoded, key, log);
     if (auto* response = std::get_if<http::Response>(&found)) co_return std::move(*response);
     const routing::Workload& workload = *std::get<const routing::Workload*>(found);
     log.workload = workload.name;
@@ -458,7 +503,7 @@ class GatewayService final : public http::Service {
   }
 
   net::awaitable<std::optional<http::Response>> chat(const http::Request& request,
-                                                     chat::Dialect dialect,
+                                                     chat::Dialect dialect, const access::Key* key,
                                                      http::Responder& responder,
                                                      telemetry::AccessLogEntry& log) {
     const routing::Router& router = gateway_.router();
@@ -470,7 +515,7 @@ class GatewayService final : public http::Service {
     chat::ChatRequest& chat_request = *decoded;
     log.stream = chat_request.stream;
     forward_dialect_headers(request, chat_request);
-    auto found = workload_of(dialect, request, chat_request, log);
+    auto found = workload_of(dialect, request, chat_request, key, log);
     if (auto* response = std::get_if<http::Response>(&found)) co_return std::move(*response);
     const routing::Workload* workload = std::get<const routing::Workload*>(found);
     if (!routing::Router::carried(*workload, chat_request)) {
@@ -483,7 +528,7 @@ class GatewayService final : public http::Service {
     }
     log.workload = workload->name;
     core::Cancellation cancel;
-    routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel};
+    routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel, log.key};
     std::optional<ClientStream> stream;
     routing::RouteResult result;
     {
@@ -711,6 +756,9 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   if (options.access_log_queue_lines != 0) log_options.queue_lines = options.access_log_queue_lines;
   g->access_log_ = std::make_unique<telemetry::AccessLog>(c.log.access_log, log_options);
 
+  auto keys = access::Keys::create(c.auth, env);
+  if (!keys) return std::unexpected(keys.error());
+  g->keys_ = std::move(*keys);
   for (const config::Provider& p : c.providers) {
     auto provider = build_provider(p, env);
     if (!provider) return std::unexpected(provider.error());

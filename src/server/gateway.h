@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "access/keys.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -43,8 +44,9 @@ struct GatewayOptions {
 // from one immutable Config.
 class Gateway {
  public:
-  // Builds everything; errors when a provider cannot be built (bad base_url) or the spend
-  // store cannot be opened.
+  // Builds everything; errors when a provider cannot be built (bad base_url), a key's
+  // variable (api_key_env, auth's key_env or metrics_key_env) is unset, or the spend store
+  // cannot be opened.
   [[nodiscard]] static core::Result<std::unique_ptr<Gateway>> create(
       std::shared_ptr<const config::Config> config, GatewayOptions options);
   ~Gateway();
@@ -68,6 +70,8 @@ class Gateway {
   [[nodiscard]] bool draining() const { return draining_.load(); }
   [[nodiscard]] const config::Config& config() const { return *config_; }
   [[nodiscard]] const routing::Router& router() const { return *router_; }
+  // The client keys of the config's auth: block (none: every request is let through).
+  [[nodiscard]] const access::Keys& keys() const { return keys_; }
   [[nodiscard]] telemetry::Registry& registry() { return *registry_; }
   [[nodiscard]] ledger::SpendStore& spend() { return *spend_; }
   [[nodiscard]] core::Logger& logger() { return *logger_; }
@@ -90,6 +94,7 @@ class Gateway {
   std::unique_ptr<telemetry::Registry> registry_;
   std::unique_ptr<telemetry::AccessLog> access_log_;
   std::unique_ptr<telemetry::Hooks> hooks_;
+  access::Keys keys_;
   std::vector<std::unique_ptr<providers::Provider>> providers_;
   std::unique_ptr<routing::Router> router_;
   std::unique_ptr<http::Server> server_;

@@ -137,6 +137,10 @@ std::string to_json_line(const AccessLogEntry& entry) {
   append_int(out, entry.status);
   append_field(out, "workload");
   append_string(out, entry.workload);
+  if (!entry.key.empty()) {
+    append_field(out, "key");
+    append_string(out, entry.key);
+  }
   append_field(out, "outcome");
   append_string(out, entry.outcome);
   append_field(out, "served_by");

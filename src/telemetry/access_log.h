@@ -26,6 +26,7 @@ struct AccessLogEntry {
   std::string path;
   int status = 0;
   std::string workload;
+  std::string key;      // the client key's name; empty (and no field) when auth is off
   std::string outcome;  // primary | fallback | failed | rejected
   std::string served_by;
   std::vector<AttemptLog> attempts;

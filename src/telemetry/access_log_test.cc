@@ -48,6 +48,13 @@ TEST(AccessLog, LineByteForByte) {
             "\"stream\":true}\n");
 }
 
+TEST(AccessLog, TheClientKeysNameFollowsTheWorkloadWhenThereIsOne) {
+  AccessLogEntry entry = sample_entry();
+  entry.key = "team-a";
+  EXPECT_NE(to_json_line(entry).find(R"("workload":"agentic","key":"team-a","outcome")"),
+            std::string::npos);
+}
+
 TEST(AccessLog, EmptyEntryIsValidLine) {
   AccessLogEntry entry;
   entry.cost_micro_usd = 123;
