@@ -1,5 +1,7 @@
 #include "routing/adaptive.h"
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <cmath>
 #include <cstdio>
 
@@ -46,12 +48,13 @@ bool is_transport_failure(const core::Error& error) {
 }
 
 Breaker::Breaker(std::string provider, const config::Breaker& config, const core::Clock& clock,
-                 core::Logger* logger)
+                 core::Logger* logger, telemetry::Hooks* hooks)
     : provider_(std::move(provider)),
       failures_(config.failures),
       cooldown_ns_(config.cooldown_ms * 1'000'000),
       clock_(clock),
-      logger_(logger) {}
+      logger_(logger),
+      hooks_(hooks) {}
 
 Admission Breaker::admit() {
   int state = state_.load(std::memory_order_acquire);
@@ -108,6 +111,14 @@ void Breaker::release(Admission admission) {
 }
 
 void Breaker::changed(BreakerState from, BreakerState to) const {
+  if (hooks_ != nullptr && hooks_->wants("breaker")) {
+    hooks_->emit("breaker",
+                 boost::json::serialize(boost::json::object{{"event", "breaker"},
+                                                            {"unix_ms", clock_.unix_ms()},
+                                                            {"provider", provider_},
+                                                            {"from", to_string(from)},
+                                                            {"to", to_string(to)}}));
+  }
   if (logger_ == nullptr) return;
   std::string line = "breaker of provider " + provider_ + ": " + std::string(to_string(from)) +
                      " -> " + std::string(to_string(to));
@@ -129,11 +140,12 @@ void Breaker::changed(BreakerState from, BreakerState to) const {
 }
 
 RouteAdapt::RouteAdapt(std::string workload, const config::Adapt& config, std::int64_t window_s,
-                       core::Logger* logger)
+                       core::Logger* logger, telemetry::Hooks* hooks)
     : workload_(std::move(workload)),
       config_(config),
       window_s_(window_s),
       logger_(logger),
+      hooks_(hooks),
       probes_(std::make_unique<FallbackWindow>(window_s)) {}
 
 RouteAdapt::~RouteAdapt() = default;
@@ -151,6 +163,17 @@ void RouteAdapt::record_probe(std::int64_t unix_ms, bool fell_back) {
   probes_->record(unix_ms, fell_back);
 }
 
+void RouteAdapt::emit(std::int64_t unix_ms, RouteState state, double ratio,
+                      std::int64_t requests) const {
+  if (hooks_ == nullptr || !hooks_->wants("bypass")) return;
+  hooks_->emit("bypass", boost::json::serialize(boost::json::object{{"event", "bypass"},
+                                                                    {"unix_ms", unix_ms},
+                                                                    {"workload", workload_},
+                                                                    {"state", to_string(state)},
+                                                                    {"fallback_rate", ratio},
+                                                                    {"requests", requests}}));
+}
+
 void RouteAdapt::judge(const FallbackWindow& window, std::int64_t unix_ms) {
   std::int64_t last = judged_ms_.load(std::memory_order_relaxed);
   if (last >= 0 && unix_ms - last < 1000) return;
@@ -165,6 +188,7 @@ void RouteAdapt::judge(const FallbackWindow& window, std::int64_t unix_ms) {
     since_ms_.store(unix_ms, std::memory_order_relaxed);
     turns_.store(0, std::memory_order_relaxed);
     bypassed_.store(true, std::memory_order_release);
+    emit(unix_ms, RouteState::kBypass, ratio, requests);
     if (logger_ != nullptr) {
       logger_->log(core::LogLevel::kWarn,
                    "workload " + workload_ + ": bypass: fallback rate " + percent(ratio) +
@@ -176,6 +200,7 @@ void RouteAdapt::judge(const FallbackWindow& window, std::int64_t unix_ms) {
   } else if (bypassed && ratio < config_.restore_below) {
     since_ms_.store(unix_ms, std::memory_order_relaxed);
     bypassed_.store(false, std::memory_order_release);
+    emit(unix_ms, RouteState::kNormal, ratio, requests);
     if (logger_ != nullptr) {
       logger_->log(core::LogLevel::kInfo,
                    "workload " + workload_ + ": restore: the probes' fallback rate " +

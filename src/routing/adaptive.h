@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "telemetry/hooks.h"
 
 namespace backstop::routing {
 
@@ -33,8 +34,10 @@ enum class Admission { kSkip, kPass, kProbe };
 // closes it, a failing probe opens it again. Logs one line on each change of state.
 class Breaker {
  public:
+  // Each change of state is logged to `logger` and sent to `hooks` as a `breaker` event (either
+  // may be null).
   Breaker(std::string provider, const config::Breaker& config, const core::Clock& clock,
-          core::Logger* logger);
+          core::Logger* logger, telemetry::Hooks* hooks = nullptr);
 
   // Whether a call may go to the provider now.
   [[nodiscard]] Admission admit();
@@ -56,6 +59,7 @@ class Breaker {
   std::int64_t cooldown_ns_;
   const core::Clock& clock_;
   core::Logger* logger_;
+  telemetry::Hooks* hooks_;
   std::atomic<int> state_{static_cast<int>(BreakerState::kClosed)};
   std::atomic<int> consecutive_{0};
   std::atomic<std::int64_t> opened_ns_{0};  // monotonic time it last opened
@@ -79,8 +83,10 @@ enum class Turn {
 // finishes a request first, so every worker sees the same state within a second.
 class RouteAdapt {
  public:
+  // A bypass and a restore are logged to `logger` and sent to `hooks` as a `bypass` event
+  // (either may be null).
   RouteAdapt(std::string workload, const config::Adapt& config, std::int64_t window_s,
-             core::Logger* logger);
+             core::Logger* logger, telemetry::Hooks* hooks = nullptr);
   ~RouteAdapt();
 
   // The turn of the next request: while bypassed, an exact `probe` share are probes.
@@ -96,10 +102,14 @@ class RouteAdapt {
   }
 
  private:
+  // The `bypass` hook event for a change to `state`.
+  void emit(std::int64_t unix_ms, RouteState state, double ratio, std::int64_t requests) const;
+
   std::string workload_;
   config::Adapt config_;
   std::int64_t window_s_;
   core::Logger* logger_;
+  telemetry::Hooks* hooks_;
   std::unique_ptr<FallbackWindow> probes_;
   std::atomic<bool> bypassed_{false};
   std::atomic<std::int64_t> since_ms_{0};    // when the current state began

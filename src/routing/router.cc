@@ -252,11 +252,11 @@ bool is_retryable(const core::Error& error) {
 Router::Router(const config::Config& config,
                const std::vector<std::unique_ptr<providers::Provider>>& providers,
                telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock,
-               core::Logger* logger)
+               core::Logger* logger, telemetry::Hooks* hooks)
     : metrics_(telemetry::Metrics::declare(registry)), spend_(spend), clock_(clock) {
   for (const config::Provider& pc : config.providers) {
     if (pc.breaker)
-      breakers_.push_back(std::make_unique<Breaker>(pc.name, *pc.breaker, clock, logger));
+      breakers_.push_back(std::make_unique<Breaker>(pc.name, *pc.breaker, clock, logger, hooks));
   }
   auto breaker_of = [this](const std::string& name) -> Breaker* {
     for (const auto& b : breakers_) {
@@ -283,7 +283,7 @@ Router::Router(const config::Config& config,
     w->window = std::make_unique<FallbackWindow>(wc.bands.window_s);
     // Bypassing needs somewhere to go: a one-target route only reports.
     if (wc.adapt && w->route.size() > 1) {
-      w->adapt = std::make_unique<RouteAdapt>(wc.name, *wc.adapt, wc.bands.window_s, logger);
+      w->adapt = std::make_unique<RouteAdapt>(wc.name, *wc.adapt, wc.bands.window_s, logger, hooks);
     }
     workloads_.push_back(std::move(w));
   }

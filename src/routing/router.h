@@ -147,11 +147,11 @@ struct WorkerContext {
 class Router {
  public:
   // `providers` must outlive the router; every name in every route must be in it. Breaker
-  // and bypass changes are logged to `logger` (null: not logged).
+  // and bypass changes are logged to `logger` and sent to `hooks` (null: not).
   Router(const config::Config& config,
          const std::vector<std::unique_ptr<providers::Provider>>& providers,
          telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock,
-         core::Logger* logger = nullptr);
+         core::Logger* logger = nullptr, telemetry::Hooks* hooks = nullptr);
 
   [[nodiscard]] const Workload* find(std::string_view name) const;
   [[nodiscard]] const std::vector<std::unique_ptr<Workload>>& workloads() const {

@@ -9,9 +9,11 @@
 #include <boost/json/parse.hpp>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "http/client.h"
+#include "telemetry/hooks.h"
 
 namespace backstop::routing {
 namespace {
@@ -471,6 +473,29 @@ TEST(Breaker, OpensAfterConsecutiveFailuresAndProbesOneAtATime) {
                           "skipped for 1000 ms",
                           "breaker of provider primary: open -> half_open: one probe at a time",
                           "breaker of provider primary: half_open -> closed: the probe passed"));
+}
+
+TEST(Breaker, EachChangeOfStateIsABreakerHookEvent) {
+  core::ManualClock clock;
+  std::vector<std::string> bodies;
+  std::mutex mutex;
+  telemetry::Hooks hooks({{"http://receiver/", {"breaker"}, ""}},
+                         [&](const std::string&, const std::string& body, const auto&) {
+                           std::lock_guard lock(mutex);
+                           bodies.push_back(body);
+                           return true;
+                         });
+  Breaker breaker("primary", {1, 1000}, clock, nullptr, &hooks);
+  breaker.record(breaker.admit(), false);
+  clock.advance(1000ms);
+  breaker.record(breaker.admit(), true);
+  hooks.flush();
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_EQ(bodies[0], R"({"event":"breaker","unix_ms":)" + std::to_string(clock.unix_ms() - 1000) +
+                           R"(,"provider":"primary","from":"closed","to":"open"})");
+  EXPECT_NE(bodies[1].find(R"("from":"open","to":"half_open")"), std::string::npos);
+  EXPECT_NE(bodies[2].find(R"("from":"half_open","to":"closed")"), std::string::npos);
 }
 
 TEST(Breaker, WorkersRacingForTheProbeLetExactlyOneThrough) {

@@ -765,7 +765,7 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
     g->providers_.push_back(std::move(*provider));
   }
   g->router_ = std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_,
-                                                 *g->clock_, g->logger_);
+                                                 *g->clock_, g->logger_, g->hooks_.get());
   g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
     return std::vector<std::pair<std::vector<std::string>, double>>{
         {{}, static_cast<double>(spend->queue_depth())}};
