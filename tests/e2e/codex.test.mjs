@@ -17,9 +17,9 @@ import {startGateway} from './harness.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const codexBin = path.join(here, 'node_modules', '.bin', 'codex');
 
-const kCodexTimeoutMs = 40_000;
+const kCodexTimeoutMs = 60_000;
 const options = {
-  timeout: 55_000
+  timeout: 80_000
 };
 
 // `codex exec --json PROMPT` in a fresh CODEX_HOME whose provider is the gateway; its events.
