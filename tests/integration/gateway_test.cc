@@ -30,6 +30,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -1378,7 +1379,11 @@ class Holds {
   void release() {
     std::lock_guard lock(mutex_);
     released_ = true;
-    for (auto [timer, loop] : timers_) net::post(*loop, [timer] { timer->cancel(); });
+    // Each timer is cancelled once: a second release() must not reach a timer whose hold()
+    // has ended.
+    for (auto [timer, loop] : std::exchange(timers_, {})) {
+      net::post(*loop, [timer] { timer->cancel(); });
+    }
   }
   bool wait_entered(int count) {
     std::unique_lock lock(mutex_);
@@ -1418,8 +1423,9 @@ http::ClientResponse call_once(std::uint16_t port, std::string method, std::stri
   request.body = std::move(body);
   request.headers = {{"content-type", "application/json"}};
   request.timeout = std::chrono::milliseconds(30'000);
-  auto future = net::co_spawn(loop, client.send({false, "127.0.0.1", port, "", ""}, request),
-                              net::use_future);
+  // Named: send() is a coroutine that keeps a reference to it until the loop has run.
+  const http::Origin origin{false, "127.0.0.1", port, "", ""};
+  auto future = net::co_spawn(loop, client.send(origin, request), net::use_future);
   loop.run();
   auto response = future.get();
   return response.value_or(http::ClientResponse{});  // status 0: no answer
