@@ -1,5 +1,6 @@
 #include "telemetry/hooks.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -76,7 +77,7 @@ struct Hooks::State {
       {
         std::unique_lock lock(mutex);
         wake.wait(lock, [&] { return stop || !queue.empty(); });
-        if (queue.empty()) return;  // stopped with nothing left
+        if (queue.empty()) break;  // stopped with nothing left
         event = std::move(queue.front());
         queue.pop_front();
         busy = true;
@@ -94,6 +95,7 @@ struct Hooks::State {
       }
       idle.notify_all();
     }
+    OPENSSL_thread_stop();  // this thread's OpenSSL state (the HMACs)
   }
 };
 
@@ -103,7 +105,7 @@ Hooks::Hooks(std::vector<HookTarget> targets, HookPost post, HookOptions options
   state_->post = std::move(post);
   state_->options = options;
   if (state_->targets.empty()) return;
-  std::thread([state = state_] { state->run(); }).detach();
+  thread_ = std::thread([state = state_] { state->run(); });
 }
 
 Hooks::~Hooks() {
@@ -114,6 +116,7 @@ Hooks::~Hooks() {
     state_->queue.clear();
   }
   state_->wake.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
 bool Hooks::wants(std::string_view event) const {

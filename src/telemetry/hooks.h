@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,7 +45,8 @@ struct HookOptions {
 class Hooks {
  public:
   Hooks(std::vector<HookTarget> targets, HookPost post, HookOptions options = {});
-  // Sends what is queued (up to flush_timeout), then stops the thread.
+  // Sends what is queued (up to flush_timeout), then stops the thread and joins it (a post in
+  // flight ends within its own 5 s).
   ~Hooks();
   Hooks(const Hooks&) = delete;
   Hooks& operator=(const Hooks&) = delete;
@@ -70,6 +72,7 @@ class Hooks {
 
  private:
   std::shared_ptr<State> state_;
+  std::thread thread_;
 };
 
 }  // namespace backstop::telemetry
