@@ -101,6 +101,21 @@ namespace backstop::dialects {
   return std::string();
 }
 
+// A `tool_choice` given as a string, as OpenAI's two APIs both take it: auto, none, required.
+[[nodiscard]] inline core::Result<void> decode_tool_choice_mode(std::string_view choice,
+                                                                chat::ToolChoice& out) {
+  if (choice == "auto") {
+    out.kind = chat::ToolChoice::Kind::kAuto;
+  } else if (choice == "none") {
+    out.kind = chat::ToolChoice::Kind::kNone;
+  } else if (choice == "required") {
+    out.kind = chat::ToolChoice::Kind::kRequired;
+  } else {
+    return invalid("`tool_choice` must be one of auto, none, required; got " + quoted(choice));
+  }
+  return {};
+}
+
 // One part of reading a request from its tree; it may move values out of the tree.
 using DecodeStep = core::Result<void> (*)(boost::json::object& body, chat::ChatRequest& out);
 

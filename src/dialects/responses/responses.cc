@@ -283,19 +283,7 @@ core::Result<void> decode_tool_choice(bj::object& body, ChatRequest& out) {
   auto it = body.find("tool_choice");
   if (it == body.end() || it->value().is_null()) return {};
   const auto& value = it->value();
-  if (value.is_string()) {
-    auto choice = view(value.get_string());
-    if (choice == "auto") {
-      out.tool_choice.kind = ToolChoice::Kind::kAuto;
-    } else if (choice == "none") {
-      out.tool_choice.kind = ToolChoice::Kind::kNone;
-    } else if (choice == "required") {
-      out.tool_choice.kind = ToolChoice::Kind::kRequired;
-    } else {
-      return invalid("`tool_choice` must be one of auto, none, required; got " + quoted(choice));
-    }
-    return {};
-  }
+  if (value.is_string()) return decode_tool_choice_mode(view(value.get_string()), out.tool_choice);
   if (!value.is_object()) {
     return invalid("`tool_choice` must be a string or an object, got " +
                    std::string(json::kind_name(value)));

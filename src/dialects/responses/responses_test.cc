@@ -154,6 +154,8 @@ TEST(ResponsesDecode, CodexsWebSearchAndNamespaceToolsAreLeftOut) {
 TEST(ResponsesDecode, BadInputNamesThePath) {
   EXPECT_EQ(refusal(R"({"model":"m"})"), "`input` is required");
   EXPECT_EQ(refusal(R"({"model":"m","input":[]})"), "`input` must not be empty");
+  EXPECT_EQ(refusal(R"({"model":"m","input":"x","tool_choice":"sometimes"})"),
+            "`tool_choice` must be one of auto, none, required; got \"sometimes\"");
   EXPECT_NE(
       refusal(R"({"model":"m","input":[{"type":"function_call","name":"f","arguments":"{}"}]})")
           .find("input[0].call_id"),
