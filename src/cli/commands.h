@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "config/config.h"
+
 namespace backstop::cli {
 
 // Each subcommand returns the process exit code.
@@ -11,6 +13,9 @@ namespace backstop::cli {
 // exits at once with 128 + its number. 1 when it cannot start (config, port taken).
 int serve(const std::string& config_file, const std::string& listen, int threads);
 // Prints every config error as FILE:LINE: PATH: MESSAGE; 1 on any, else 0.
+// What configs are checked against: the kinds of the built-in dialects.
+[[nodiscard]] config::ParseOptions config_options();
+
 int check_config(const std::string& config_file);
 // The embedded demo: a gateway on the demo config, sample traffic, a summary.
 struct DemoOptions {

@@ -200,7 +200,8 @@ int demo(const DemoOptions& options) {
     config_file = std::string(dir) + "/demo.yaml";
     std::ofstream(config_file) << yaml;
   }
-  config::LoadResult loaded = config::parse(yaml, config_file.empty() ? "<demo>" : config_file);
+  config::LoadResult loaded =
+      config::parse(yaml, config_file.empty() ? "<demo>" : config_file, config_options());
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return 1;

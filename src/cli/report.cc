@@ -15,7 +15,7 @@ namespace {
 
 // The config at `file`, or null after printing its errors.
 std::shared_ptr<const config::Config> load(const std::string& file) {
-  config::LoadResult loaded = config::load_file(file);
+  config::LoadResult loaded = config::load_file(file, config_options());
   for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
   return loaded.config;
 }

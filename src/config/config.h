@@ -37,7 +37,9 @@ struct Simulation {
   double timeout = 0;       // no answer within timeout_ms
 };
 
-enum class ProviderKind { kOpenAI, kAnthropic, kSimulated };
+// kHttp: a model behind an HTTP API in a dialect (Provider::dialect); kSimulated: the
+// built-in simulation.
+enum class ProviderKind { kHttp, kSimulated };
 
 // A provider's circuit breaker: open after `failures` consecutive transport failures
 // (connect, timeout, 5xx, 429), half-open after `cooldown_ms` with one probe at a time.
@@ -48,7 +50,8 @@ struct Breaker {
 
 struct Provider {
   std::string name;
-  ProviderKind kind = ProviderKind::kOpenAI;
+  ProviderKind kind = ProviderKind::kHttp;
+  std::string dialect;      // kHttp: the config's `kind`, naming a dialect ("openai")
   std::string base_url;     // as the vendor SDK takes it (openai: ".../v1"; anthropic: the host)
   std::string model;        // the upstream's model name
   std::string api_key_env;  // the variable holding the key; empty: no key sent
@@ -206,10 +209,19 @@ struct LoadResult {
   std::shared_ptr<const Config> config;  // null when errors is not empty
   std::vector<ConfigError> errors;
 };
-[[nodiscard]] LoadResult parse(std::string_view yaml, std::string_view file);
+// What a config is checked against besides its own rules.
+struct ParseOptions {
+  // The names a provider's `kind` may take besides "simulated": the dialects with an upstream
+  // side, from the composition root's registry (dialects::Registry::upstream_kinds()).
+  // Empty: any name is taken, and the gateway refuses an unknown one when it starts.
+  std::vector<std::string> kinds;
+};
+
+[[nodiscard]] LoadResult parse(std::string_view yaml, std::string_view file,
+                               const ParseOptions& options = {});
 
 // Reads and parses a file. A missing or unreadable file is one error at line 0.
-[[nodiscard]] LoadResult load_file(const std::string& path);
+[[nodiscard]] LoadResult load_file(const std::string& path, const ParseOptions& options = {});
 
 // Splits a listen address "HOST:PORT" ("[::1]:8080": the brackets are removed; port 0: any
 // free port). kInvalidArgument naming the address when it is malformed.

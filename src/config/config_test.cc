@@ -14,7 +14,10 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-LoadResult load(std::string_view yaml) { return parse(yaml, "test.yaml"); }
+// The kinds a gateway built with the two upstream dialects takes.
+const ParseOptions kTwoDialects{{"openai", "anthropic"}};
+
+LoadResult load(std::string_view yaml) { return parse(yaml, "test.yaml", kTwoDialects); }
 
 // Every error as "file:line: path: message", in the order reported.
 std::vector<std::string> errors_of(const LoadResult& result) {
@@ -112,7 +115,8 @@ workloads:
   const Provider& flash = c.providers[0];
   EXPECT_EQ(flash.name, "v4-flash");
   EXPECT_EQ(flash.line, 13);
-  EXPECT_EQ(flash.kind, ProviderKind::kOpenAI);
+  EXPECT_EQ(flash.kind, ProviderKind::kHttp);
+  EXPECT_EQ(flash.dialect, "openai");
   EXPECT_EQ(flash.base_url, "http://127.0.0.1:8000/v1");
   EXPECT_EQ(flash.model, "deepseek-ai/DeepSeek-V4-Flash");
   EXPECT_EQ(flash.api_key_env, "V4_API_KEY");
@@ -129,7 +133,8 @@ workloads:
 
   const Provider& claude = c.providers[1];
   EXPECT_EQ(claude.name, "claude");
-  EXPECT_EQ(claude.kind, ProviderKind::kAnthropic);
+  EXPECT_EQ(claude.kind, ProviderKind::kHttp);
+  EXPECT_EQ(claude.dialect, "anthropic");
   EXPECT_EQ(claude.base_url, "https://api.anthropic.com");
   EXPECT_EQ(claude.anthropic_version, "2024-01-01");
   EXPECT_EQ(claude.price.input, 3000000);
@@ -495,6 +500,19 @@ workloads:
           "\"yaml\"",
           "test.yaml:10: workloads.w.validate.content: must be one of non_empty, json, schema, "
           "got \"text\""));
+}
+
+TEST(ConfigParse, ProviderKindIsAnyDialectTheOptionsName) {
+  constexpr std::string_view kYaml = R"(providers:
+  a: {kind: openai_responses, base_url: "http://127.0.0.1:1/v1", model: m}
+workloads:
+  w: {route: [a]}
+)";
+  EXPECT_FALSE(errors_of(load(kYaml)).empty());
+  LoadResult r = parse(kYaml, "test.yaml", ParseOptions{{"openai", "openai_responses"}});
+  ASSERT_TRUE(r.errors.empty()) << errors_of(r).front();
+  EXPECT_EQ(r.config->providers.front().kind, ProviderKind::kHttp);
+  EXPECT_EQ(r.config->providers.front().dialect, "openai_responses");
 }
 
 TEST(ConfigParse, StreamModeIsAutoUnlessSet) {

@@ -233,11 +233,7 @@ constexpr std::array<std::string_view, 4> kRetriesKeys{"max", "base_backoff_ms",
 constexpr std::array<std::string_view, 5> kBandsKeys{"move_above", "underused_below", "healthy_low",
                                                      "healthy_high", "window_s"};
 
-constexpr std::array<std::pair<std::string_view, ProviderKind>, 3> kKinds{{
-    {"openai", ProviderKind::kOpenAI},
-    {"anthropic", ProviderKind::kAnthropic},
-    {"simulated", ProviderKind::kSimulated},
-}};
+constexpr std::string_view kSimulatedKind = "simulated";
 constexpr std::array<std::pair<std::string_view, StreamMode>, 3> kStreamModes{{
     {"auto", StreamMode::kAuto},
     {"buffer", StreamMode::kBuffer},
@@ -265,7 +261,7 @@ void assign(T& out, const std::optional<U>& value) {
 
 class Parser {
  public:
-  explicit Parser(std::string_view file) : file_(file) {}
+  Parser(std::string_view file, const ParseOptions& options) : file_(file), options_(options) {}
 
   LoadResult run(std::string_view yaml) {
     LoadResult result;
@@ -604,8 +600,7 @@ class Parser {
     };
     Entries e = entries(map, kProviderKeys, [&](const Field& f) {
       if (f.key == "kind") {
-        kind = choice(f, Choices<ProviderKind>(kKinds));
-        assign(p.kind, kind);
+        kind = provider_kind(f, p);
       } else if (f.key == "base_url") {
         if (auto s = text(f)) {
           if (is_http_url(*s)) {
@@ -664,6 +659,28 @@ class Parser {
         error(sim->key_line, sim->path, "is only allowed for kind simulated");
       }
     }
+  }
+
+  // `kind`: "simulated", or the name of a dialect with an upstream side (ParseOptions).
+  std::optional<ProviderKind> provider_kind(const Field& f, Provider& p) {
+    std::optional<std::string> name = text(f);
+    if (!name) return std::nullopt;
+    if (*name == kSimulatedKind) {
+      p.kind = ProviderKind::kSimulated;
+      return p.kind;
+    }
+    const auto& kinds = options_.kinds;
+    const bool known = kinds.empty() ? !name->empty()
+                                     : std::find(kinds.begin(), kinds.end(), *name) != kinds.end();
+    if (!known) {
+      std::string names;
+      for (const std::string& k : kinds) names += k + ", ";
+      type_error(f, "one of " + names + std::string(kSimulatedKind));
+      return std::nullopt;
+    }
+    p.kind = ProviderKind::kHttp;
+    p.dialect = std::move(*name);
+    return p.kind;
   }
 
   // A part of the call cannot be allowed longer than the whole call. Only a part given is
@@ -1080,6 +1097,7 @@ class Parser {
   }
 
   std::string file_;
+  const ParseOptions& options_;
   std::vector<ConfigError> errors_;
   std::vector<std::string> provider_names_;  // every defined name, valid or not
   std::vector<RouteRef> route_refs_;
@@ -1088,6 +1106,8 @@ class Parser {
 
 }  // namespace
 
-LoadResult parse(std::string_view yaml, std::string_view file) { return Parser(file).run(yaml); }
+LoadResult parse(std::string_view yaml, std::string_view file, const ParseOptions& options) {
+  return Parser(file, options).run(yaml);
+}
 
 }  // namespace backstop::config

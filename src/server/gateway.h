@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "dialects/registry.h"
 #include "http/server.h"
 #include "ledger/ledger.h"
 #include "providers/provider.h"
@@ -38,6 +39,7 @@ struct GatewayOptions {
   std::size_t access_log_queue_lines = 0;     // 0: the access log's default
   telemetry::HookPost hook_post;              // nullptr: HTTP POSTs to the hooks' URLs
   telemetry::HookOptions hook_options;
+  const dialects::Registry* dialects = nullptr;  // nullptr: dialects::builtin()
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built
@@ -73,6 +75,8 @@ class Gateway {
   // The client keys of the config's auth: block (none: every request is let through).
   [[nodiscard]] const access::Keys& keys() const { return keys_; }
   [[nodiscard]] telemetry::Registry& registry() { return *registry_; }
+  // The dialects its endpoints and providers speak.
+  [[nodiscard]] const dialects::Registry& dialects() const { return *dialects_; }
   [[nodiscard]] ledger::SpendStore& spend() { return *spend_; }
   [[nodiscard]] core::Logger& logger() { return *logger_; }
   [[nodiscard]] telemetry::AccessLog& access_log() { return *access_log_; }
@@ -92,6 +96,7 @@ class Gateway {
   const core::Clock* clock_ = nullptr;
   std::unique_ptr<ledger::SpendStore> spend_;
   std::unique_ptr<telemetry::Registry> registry_;
+  const dialects::Registry* dialects_ = nullptr;
   std::unique_ptr<telemetry::AccessLog> access_log_;
   std::unique_ptr<telemetry::Hooks> hooks_;
   access::Keys keys_;
