@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
   std::string report_key;
   auto* report_key_option =
       report->add_option("--key", report_key, "only this client key (its name; \"\": none)");
-  report->add_option("--format", report_options.format, "table or json")
-      ->check(CLI::IsMember({"table", "json"}));
+  report->add_option("--format", report_options.format, "table, json or html")
+      ->check(CLI::IsMember({"table", "json", "html"}));
   report->add_option("--out", report_options.out_file, "write to this file, not stdout");
 
   cli::PlanOptions plan_options;

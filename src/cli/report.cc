@@ -121,8 +121,9 @@ int report(const ReportOptions& options) {
   }
   const report::Report built =
       report::build_report(*rows, config.get(), options.since, options.until);
-  const std::string out =
-      options.format == "json" ? report::render_json(built) : report::render_table(built);
+  const std::string out = options.format == "json"   ? report::render_json(built)
+                          : options.format == "html" ? report::render_html(built, *rows)
+                                                     : report::render_table(built);
   return write_out(out, options.out_file, "backstop report") ? 0 : 1;
 }
 

@@ -87,5 +87,10 @@ struct Report {
 [[nodiscard]] std::string render_table(const Report& report);
 // The stable JSON document the README describes (format_version 1).
 [[nodiscard]] std::string render_json(const Report& report);
+// One self-contained HTML page (inline SVG, no script, no network): the summary, the fallback
+// rate over time with the bands drawn, spend per model per day and failures by reason.
+// `rows` are the rows the report was built from (the plot over time needs them).
+[[nodiscard]] std::string render_html(const Report& report,
+                                      const std::vector<ledger::RequestRow>& rows);
 
 }  // namespace backstop::report

@@ -151,6 +151,18 @@ TEST_F(ReportCliTest, PlanMeasuresTrafficInTheLedger) {
       << r.output;
 }
 
+TEST_F(ReportCliTest, ReportHtmlIsWrittenToTheOutFile) {
+  write_rows();
+  const std::string page = (dir_ / "report.html").string();
+  const Ran r = run("report --config " + config_path() + " --format html --out " + page);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");  // nothing on stdout
+  std::ifstream file(page);
+  const std::string html((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u) << html.substr(0, 200);
+  EXPECT_NE(html.find("<svg "), std::string::npos);
+}
+
 TEST_F(ReportCliTest, ReportKeyKeepsThatClientKeysRequests) {
   write_rows();
   {
