@@ -481,13 +481,21 @@ class GatewayService final : public http::Service {
                {access::to_string(hit.scope), hit.name});
     boost::json::object extra{{"type", "budget_exceeded"}};
     if (dialect != chat::Dialect::kAnthropic) extra["code"] = "budget_exceeded";
-    return reject(
+    http::Response r = reject(
         dialect, request,
         {ErrorCode::kRateLimited,
          std::string(access::to_string(hit.scope)) + " \"" + hit.name +
              "\" has spent its budget for " + hit.day + " (" + usd_text(hit.spent_micro_usd) +
              " of " + usd_text(hit.limit_micro_usd) + " USD); it resets at 00:00 UTC"},
         log, std::move(extra));
+    // The OpenAI and Anthropic SDKs retry a 429 unless told not to; nothing changes before
+    // midnight, which Retry-After names.
+    constexpr std::int64_t kDayMs = 24 * 60 * 60 * 1000;
+    const std::int64_t now_ms = gateway_.clock().unix_ms();
+    const std::int64_t to_midnight_ms = kDayMs - ((now_ms % kDayMs) + kDayMs) % kDayMs;
+    r.headers.push_back({"x-should-retry", "false"});
+    r.headers.push_back({"retry-after", std::to_string((to_midnight_ms + 999) / 1000)});
+    return r;
   }
 
   // A fallback or an all-failed request, for the hooks that asked for it; a full hooks queue

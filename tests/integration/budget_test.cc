@@ -214,6 +214,9 @@ TEST_F(BudgetTest, ASpentWorkloadBudgetIs429BudgetExceededInEachDialect) {
   ASSERT_EQ(openai.status, 429) << openai.body;
   EXPECT_EQ(json(openai).at_pointer("/error/type"), "budget_exceeded");
   EXPECT_EQ(json(openai).at_pointer("/error/code"), "budget_exceeded");
+  // The SDKs are told not to retry before midnight (59 s away on the test's clock).
+  EXPECT_EQ(openai.header("x-should-retry"), "false");
+  EXPECT_EQ(openai.header("retry-after"), "59");
   const std::string message(json(openai).at_pointer("/error/message").as_string());
   EXPECT_EQ(message.rfind("workload \"capped\" has spent its budget for 2026-12-01", 0), 0u)
       << message;
