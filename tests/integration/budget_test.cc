@@ -230,7 +230,15 @@ TEST_F(BudgetTest, ASpentWorkloadBudgetIs429BudgetExceededInEachDialect) {
   ASSERT_EQ(responses_api.status, 429) << responses_api.body;
   EXPECT_EQ(json(responses_api).at_pointer("/error/code"), "budget_exceeded");
 
-  EXPECT_EQ(rejections("workload", "capped"), 3);
+  // A stream asked for is refused before its first byte, as a plain error.
+  auto stream =
+      call("/v1/chat/completions",
+           R"({"model":"capped","stream":true,"messages":[{"role":"user","content":"hi"}]})",
+           {{"authorization", std::string("Bearer ") + kOpsKey}});
+  ASSERT_EQ(stream.status, 429) << stream.body;
+  EXPECT_EQ(json(stream).at_pointer("/error/code"), "budget_exceeded");
+
+  EXPECT_EQ(rejections("workload", "capped"), 4);
   // Other workloads still serve.
   EXPECT_EQ(chat("open", kOpsKey).status, 200);
 }
