@@ -15,8 +15,9 @@ std::int64_t day_number(std::int64_t unix_ms) {
   return unix_ms / kDayMs - (unix_ms % kDayMs < 0 ? 1 : 0);
 }
 
-// One worker's spend against one budget on one day. Written by that worker only.
-struct Cell {
+// One worker's spend against one budget on one day. Written by that worker only; a cache
+// line of its own, so that workers adding to the same budget do not share one.
+struct alignas(64) Cell {
   std::atomic<std::int64_t> day{-1};
   std::atomic<std::int64_t> micro_usd{0};
 };
@@ -39,8 +40,8 @@ struct Budgets::Slot {
   std::int64_t announced_day = -1;  // under merge_mutex_
 };
 
-// A cache line of its own per worker, so that workers' counters do not share one.
-struct alignas(64) Budgets::Counters {
+// One worker's cells, one per budget.
+struct Budgets::Counters {
   explicit Counters(std::size_t slots) : cells(std::make_unique<Cell[]>(slots)) {}
   std::unique_ptr<Cell[]> cells;
 };
