@@ -119,12 +119,15 @@ boost::json::array attempts_json(const std::vector<routing::Attempt>& attempts) 
   return out;
 }
 
-// "12.50" style dollars for a message: micro-dollars rounded down to the cent.
+// Dollars for a message, exact: "12.50", "0.000125" (at least two decimals, no trailing zero
+// beyond them).
 std::string usd_text(std::int64_t micro_usd) {
   char text[32];
-  std::snprintf(text, sizeof text, "%lld.%02lld", static_cast<long long>(micro_usd / 1'000'000),
-                static_cast<long long>(micro_usd % 1'000'000 / 10'000));
-  return text;
+  std::snprintf(text, sizeof text, "%lld.%06lld", static_cast<long long>(micro_usd / 1'000'000),
+                static_cast<long long>(micro_usd % 1'000'000));
+  std::string out = text;
+  while (out.back() == '0' && out[out.size() - 3] != '.') out.pop_back();
+  return out;
 }
 
 // Sends a `budget` hook event for each budget found spent for the first time on its day;

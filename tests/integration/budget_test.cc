@@ -218,7 +218,9 @@ TEST_F(BudgetTest, ASpentWorkloadBudgetIs429BudgetExceededInEachDialect) {
   EXPECT_EQ(openai.header("x-should-retry"), "false");
   EXPECT_EQ(openai.header("retry-after"), "59");
   const std::string message(json(openai).at_pointer("/error/message").as_string());
-  EXPECT_EQ(message.rfind("workload \"capped\" has spent its budget for 2026-12-01", 0), 0u)
+  EXPECT_EQ(message.rfind("workload \"capped\" has spent its budget for 2026-12-01 (0.00", 0), 0u)
+      << message;
+  EXPECT_NE(message.find(" of 0.000001 USD); it resets at 00:00 UTC"), std::string::npos)
       << message;
 
   auto anthropic = messages("capped", kOpsKey);
