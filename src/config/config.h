@@ -109,6 +109,16 @@ struct Adapt {
   double probe = 0.05;
 };
 
+// What a workload does once its day's budget is spent: refuse requests (429 budget_exceeded)
+// or cut its route to the first target (no fallback).
+enum class BudgetAction { kReject, kPrimaryOnly };
+
+// A spending limit per UTC day, in integer micro-dollars (`daily_usd: 50` -> 50'000'000).
+struct Budget {
+  std::int64_t daily_micro_usd = 0;
+  BudgetAction on_exceeded = BudgetAction::kReject;  // a key's budget always rejects
+};
+
 // How a workload's streamed answers reach the client: kBuffer holds each target's whole
 // answer before the first byte goes out (a cut or stalled target falls back unseen), kPass
 // streams straight through (no checks on streams), kAuto buffers when there are checks.
@@ -122,7 +132,8 @@ struct Workload {
   Retries retries;
   std::int64_t deadline_ms = 120'000;  // the whole request, every attempt included
   Bands bands;
-  std::optional<Adapt> adapt;  // absent: bands only report
+  std::optional<Adapt> adapt;    // absent: bands only report
+  std::optional<Budget> budget;  // absent: no limit
   int line = 0;
 };
 
@@ -168,6 +179,7 @@ struct ClientKey {
   std::string key_sha256;              // or the key's SHA-256, 64 lowercase hex digits
   bool all_workloads = false;          // workloads: all
   std::vector<std::string> workloads;  // else the workloads it may use
+  std::optional<Budget> budget;        // absent: no limit; exceeded: its requests get 429
   int line = 0;
 };
 
@@ -176,6 +188,14 @@ struct Auth {
   bool enabled = false;
   std::vector<ClientKey> keys;
   std::string metrics_key_env;  // the bearer /metrics asks for; empty: /metrics is open
+};
+
+// The `plan:` block: the self-hosted node `backstop plan` prices (its flags override each).
+struct Plan {
+  std::optional<double> gpu_hour_usd;       // all-in USD per GPU-hour
+  std::optional<std::int64_t> gpus;         // GPUs per node
+  std::optional<double> tokens_per_second;  // a node's sustained throughput at full load
+  std::optional<double> utilization;        // the share of it in use (0.01..1)
 };
 
 // A validated, immutable configuration. Built once, shared as shared_ptr<const Config>.
@@ -188,6 +208,7 @@ struct Config {
   std::vector<Provider> providers;  // in file order
   std::vector<Workload> workloads;  // in file order
   std::vector<Hook> hooks;
+  Plan plan;
 
   [[nodiscard]] const Provider* find_provider(std::string_view name) const;
   [[nodiscard]] const Workload* find_workload(std::string_view name) const;

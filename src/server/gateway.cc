@@ -5,6 +5,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <random>
@@ -15,6 +16,7 @@
 #include "dialects/builtin/builtin.h"
 #include "http/client.h"
 #include "json/json.h"
+#include "ledger/ledger_read.h"
 #include "providers/http_provider.h"
 #include "providers/simulated_provider.h"
 #include "validation/validator.h"
@@ -70,6 +72,60 @@ boost::json::array attempts_json(const std::vector<routing::Attempt>& attempts) 
     out.push_back(std::move(o));
   }
   return out;
+}
+
+// Dollars for a message, exact: "12.50", "0.000125" (at least two decimals, no trailing zero
+// beyond them).
+std::string usd_text(std::int64_t micro_usd) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld.%06lld", static_cast<long long>(micro_usd / 1'000'000),
+                static_cast<long long>(micro_usd % 1'000'000));
+  std::string out = text;
+  while (out.back() == '0' && out[out.size() - 3] != '.') out.pop_back();
+  return out;
+}
+
+// Sends a `budget` hook event for each budget found spent for the first time on its day;
+// false when the hooks' queue was full and one was dropped.
+bool announce_budgets(telemetry::Hooks& hooks, const config::Config& config,
+                      const std::vector<access::BudgetHit>& hits, std::int64_t now_ms) {
+  if (hits.empty() || !hooks.wants("budget")) return true;
+  bool all_queued = true;
+  for (const access::BudgetHit& hit : hits) {
+    boost::json::object body{{"event", "budget"},
+                             {"unix_ms", now_ms},
+                             {"scope", access::to_string(hit.scope)},
+                             {"name", hit.name},
+                             {"day", hit.day},
+                             {"limit_micro_usd", hit.limit_micro_usd},
+                             {"spent_micro_usd", hit.spent_micro_usd}};
+    const config::Workload* w =
+        hit.scope == access::BudgetScope::kWorkload ? config.find_workload(hit.name) : nullptr;
+    const bool cut =
+        w != nullptr && w->budget && w->budget->on_exceeded == config::BudgetAction::kPrimaryOnly;
+    body["on_exceeded"] = cut ? "primary_only" : "reject";
+    all_queued = hooks.emit("budget", boost::json::serialize(body)) && all_queued;
+  }
+  return all_queued;
+}
+
+// Sends a `band` hook event for a workload whose fallback-rate band changed.
+void announce_band(telemetry::Hooks& hooks, const routing::BandWatch::Change& change,
+                   std::int64_t now_ms) {
+  if (!hooks.wants("band")) return;
+  boost::json::object body{
+      {"event", "band"},
+      {"unix_ms", now_ms},
+      {"workload", change.workload},
+      {"band", routing::to_string(change.to)},
+      {"previous_band", change.from ? boost::json::value(routing::to_string(*change.from))
+                                    : boost::json::value(nullptr)},
+      // In parts per million: an integer, exact to print.
+      {"fallback_rate_ppm", static_cast<std::int64_t>(change.fallback_rate * 1e6 + 0.5)},
+      {"requests", change.requests},
+      {"window_s", change.window_s},
+      {"message", change.line}};
+  (void)hooks.emit("band", boost::json::serialize(body));
 }
 
 // Writes a routed stream to the client in its dialect, headers first.
@@ -156,7 +212,8 @@ class GatewayService final : public http::Service {
         dialects_(gateway.dialects()),
         shard_(gateway.registry().shard(worker)),
         rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(worker) << 32)),
-        ids_(rng_()) {}
+        ids_(rng_()),
+        worker_(worker) {}
 
   net::awaitable<void> handle(http::Request request, http::Responder& responder) override {
     const auto started = gateway_.clock().now();
@@ -326,6 +383,44 @@ class GatewayService final : public http::Service {
     return error(dialect, std::move(e), log, std::move(extra));
   }
 
+  // The verdict of the key's and the workload's budgets; a budget this check found spent for
+  // the first time today is announced to the hooks.
+  access::BudgetVerdict check_budget(const routing::Workload& workload,
+                                     const telemetry::AccessLogEntry& log) {
+    access::Budgets& budgets = gateway_.budgets();
+    if (budgets.empty()) return {};
+    const std::int64_t now_ms = gateway_.clock().unix_ms();
+    access::BudgetVerdict verdict = budgets.check(workload.name, log.key, now_ms);
+    if (!announce_budgets(gateway_.hooks(), gateway_.config(), verdict.newly_spent, now_ms)) {
+      shard_.add(gateway_.router().metrics().log_lines_dropped_total, {"hooks"});
+    }
+    return verdict;
+  }
+
+  // 429 budget_exceeded in the client's dialect, counted per budget.
+  http::Response over_budget(const Dialect& dialect, const http::Request& request,
+                             const access::BudgetHit& hit, telemetry::AccessLogEntry& log) {
+    shard_.add(gateway_.router().metrics().budget_rejections_total,
+               {access::to_string(hit.scope), hit.name});
+    boost::json::object extra{{"type", "budget_exceeded"}};
+    if (dialect.error_codes()) extra["code"] = "budget_exceeded";
+    http::Response r = reject(
+        dialect, request,
+        {ErrorCode::kRateLimited,
+         std::string(access::to_string(hit.scope)) + " \"" + hit.name +
+             "\" has spent its budget for " + hit.day + " (" + usd_text(hit.spent_micro_usd) +
+             " of " + usd_text(hit.limit_micro_usd) + " USD); it resets at 00:00 UTC"},
+        log, std::move(extra));
+    // The OpenAI and Anthropic SDKs retry a 429 unless told not to; nothing changes before
+    // midnight, which Retry-After names.
+    constexpr std::int64_t kDayMs = 24 * 60 * 60 * 1000;
+    const std::int64_t now_ms = gateway_.clock().unix_ms();
+    const std::int64_t to_midnight_ms = kDayMs - ((now_ms % kDayMs) + kDayMs) % kDayMs;
+    r.headers.push_back({"x-should-retry", "false"});
+    r.headers.push_back({"retry-after", std::to_string((to_midnight_ms + 999) / 1000)});
+    return r;
+  }
+
   // A fallback or an all-failed request, for the hooks that asked for it; a full hooks queue
   // drops it (counted), the request never waits.
   void emit_hook_event(const routing::Workload& workload, const routing::RouteResult& result,
@@ -449,8 +544,13 @@ class GatewayService final : public http::Service {
                        log);
     }
     log.workload = workload->name;
+    const access::BudgetVerdict budget = check_budget(*workload, log);
+    if (budget.action == access::BudgetVerdict::Action::kReject) {
+      co_return over_budget(dialect, request, *budget.hit, log);
+    }
     core::Cancellation cancel;
     routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel, log.key};
+    worker.primary_only = budget.action == access::BudgetVerdict::Action::kPrimaryOnly;
     std::optional<ClientStream> stream;
     routing::RouteResult result;
     {
@@ -466,6 +566,7 @@ class GatewayService final : public http::Service {
 
     log.outcome = std::string(routing::to_string(result.outcome));
     emit_hook_event(*workload, result, log);
+    gateway_.budgets().add(worker_, workload->name, log.key, log.unix_ms, result.cost_micro_usd);
     log.input_tokens = result.usage.input_tokens;
     log.cached_input_tokens = result.usage.cached_input_tokens;
     log.output_tokens = result.usage.output_tokens;
@@ -523,6 +624,7 @@ class GatewayService final : public http::Service {
   validation::SchemaCache schemas_;
   std::mt19937_64 rng_;
   core::IdGenerator ids_;
+  int worker_;
 };
 
 // A hook's POST, on the hooks thread: its own loop and client for each event (events are
@@ -545,6 +647,16 @@ bool post_hook(const std::string& url, const std::string& body,
   loop.run();
   auto response = sent.get();
   return response && response->status >= 200 && response->status < 300;
+}
+
+// Today's spend already in the ledger, so that a restart does not reset the day's budgets.
+core::Result<void> seed_budgets(access::Budgets& budgets, const std::string& path,
+                                std::int64_t now_ms) {
+  auto spend = ledger::read_day_spend(path, ledger::utc_day(now_ms));
+  if (!spend) return std::unexpected(spend.error());
+  for (const ledger::KeySpend& s : *spend)
+    budgets.seed(s.workload, s.key_name, now_ms, s.cost_micro_usd);
+  return {};
 }
 
 // The upstream key from the provider's api_key_env; empty when none is configured.
@@ -685,6 +797,12 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   }
   g->router_ = std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_,
                                                  *g->clock_, g->logger_, g->hooks_.get());
+  g->budgets_ = std::make_unique<access::Budgets>(c, threads);
+  if (!options.spend && !c.ledger.path.empty() && !g->budgets_->empty()) {
+    if (auto seeded = seed_budgets(*g->budgets_, c.ledger.path, g->clock_->unix_ms()); !seeded) {
+      return std::unexpected(seeded.error());
+    }
+  }
   g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
     return std::vector<std::pair<std::vector<std::string>, double>>{
         {{}, static_cast<double>(spend->queue_depth())}};
@@ -729,16 +847,27 @@ core::Result<void> Gateway::start() {
   port_ = server_->port();
   server_->start();
   band_thread_ = std::thread([this] {
-    routing::BandWatch watch(*router_);
     std::unique_lock lock(band_mutex_);
     while (
         !band_wake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopped_.load(); })) {
-      for (const std::string& line : watch.check(clock_->unix_ms())) {
-        logger_->log(core::LogLevel::kWarn, line);
-      }
+      watch();
     }
   });
   return {};
+}
+
+void Gateway::watch() {
+  std::lock_guard lock(watch_mutex_);
+  if (!band_watch_) band_watch_ = std::make_unique<routing::BandWatch>(*router_);
+  const std::int64_t now_ms = clock_->unix_ms();
+  for (const routing::BandWatch::Change& change : band_watch_->check(now_ms)) {
+    logger_->log(core::LogLevel::kWarn, change.line);
+    announce_band(*hooks_, change, now_ms);
+  }
+  // A budget spent by the last requests of a quiet spell is announced without waiting for
+  // the next request.
+  if (!budgets_->empty())
+    (void)announce_budgets(*hooks_, *config_, budgets_->merge(now_ms), now_ms);
 }
 
 std::uint16_t Gateway::port() const { return port_; }

@@ -1699,11 +1699,11 @@ class HookReceiver {
 // The gateway of GatewayTest's config plus one hook at `hook_url`, signed with "hook-secret".
 class HookTest : public ::testing::Test {
  protected:
-  void start(const std::string& hook_url) {
+  void start(const std::string& hook_url, const std::string& events = "fallback, all_failed") {
     std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock_.port()));
     yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
-    yaml += "hooks:\n  - {url: \"" + hook_url +
-            "\", events: [fallback, all_failed], secret_env: HOOK_SECRET}\n";
+    yaml += "hooks:\n  - {url: \"" + hook_url + "\", events: [" + events +
+            "], secret_env: HOOK_SECRET}\n";
     auto loaded = config::parse(yaml, "test.yaml");
     ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
     server::GatewayOptions options;
@@ -1780,6 +1780,30 @@ TEST_F(HookTest, AReceiverThatIsDownLeavesRequestsUnaffectedAndCountsTheFailure)
   EXPECT_NE(metrics.find("backstop_hook_events_total{event=\"fallback\",result=\"failed\"} 1"),
             std::string::npos)
       << metrics;
+}
+
+TEST_F(HookTest, ABandChangeIsASignedBandEvent) {
+  HookReceiver receiver;
+  start("http://127.0.0.1:" + std::to_string(receiver.port()) + "/hooks", "band");
+  const routing::Workload& agentic = *gateway_->router().find("agentic");
+  const std::int64_t now = gateway_->clock().unix_ms();
+  for (int i = 0; i < 20; ++i) agentic.window->record(now, i < 8);  // 40 %: band move
+  gateway_->watch();
+  gateway_->watch();  // unchanged: no second event
+  gateway_->hooks().flush();
+  const auto posts = receiver.posts();
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].event, "band");
+  EXPECT_EQ(posts[0].signature,
+            "sha256=" + telemetry::hmac_sha256_hex("hook-secret", posts[0].body));
+  auto body = boost::json::parse(posts[0].body);
+  EXPECT_EQ(body.at("event"), "band");
+  EXPECT_EQ(body.at("workload"), "agentic");
+  EXPECT_EQ(body.at("band"), "move");
+  EXPECT_TRUE(body.at("previous_band").is_null());
+  EXPECT_EQ(body.at("fallback_rate_ppm"), 400000);
+  EXPECT_EQ(body.at("requests"), 20);
+  EXPECT_EQ(body.at("window_s"), 600);
 }
 
 }  // namespace
