@@ -989,3 +989,58 @@ TEST_F(AdaptiveRouterTest, PrimaryIsBypassedWhenItDegradesAndRestoredViaProbes) 
 
 }  // namespace
 }  // namespace backstop::routing
+
+namespace backstop::routing {
+namespace {
+
+TEST_F(AdaptiveRouterTest, ProbesOfABypassedPrimaryTakeAPlaceWithinItsMaxInFlight) {
+  config_.providers[0].max_in_flight = 1;
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  const Workload& w = *router_->find("agentic");
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  auto start = [&] {
+    clock_.advance(100ms);
+    auto future = net::co_spawn(loop_, router_->route(w, request_, worker, "req"), net::use_future);
+    loop_.poll();
+    loop_.restart();
+    return future;
+  };
+  for (int i = 0; i < 300 && w.adapt->state() == RouteState::kNormal; ++i) {
+    primary_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));
+    fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+    start().get();
+    primary_->script.clear();
+  }
+  ASSERT_EQ(w.adapt->state(), RouteState::kBypass);
+
+  // The next probe takes the primary's only place and is held there.
+  primary_->hold = true;
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  for (int i = 0; i < 8; ++i) fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  const int calls = primary_->calls;
+  std::future<RouteResult> probe;
+  for (int i = 0; i < 4 && primary_->calls == calls; ++i) probe = start();
+  ASSERT_EQ(primary_->calls, calls + 1);
+
+  // The probe after it finds no place: rate_limited at once, without a call.
+  std::optional<RouteResult> refused;
+  for (int i = 0; i < 4 && !refused; ++i) {
+    RouteResult r = start().get();
+    if (!r.bypassed) refused = std::move(r);
+  }
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(primary_->calls, calls + 1);
+  ASSERT_FALSE(refused->attempts.empty());
+  EXPECT_EQ(refused->attempts[0].provider, "primary");
+  EXPECT_EQ(refused->attempts[0].reason, Reason::kRateLimited);
+  EXPECT_EQ(refused->attempts[0].status, 0);
+  EXPECT_EQ(refused->outcome, Outcome::kFallback);
+
+  primary_->release();
+  loop_.run();
+  EXPECT_EQ(probe.get().outcome, Outcome::kPrimary);
+}
+
+}  // namespace
+}  // namespace backstop::routing
