@@ -8,6 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 
+#include "chat/stream.h"
+
 namespace backstop::routing {
 
 double LatencyWindow::bound_ms(int i) { return std::exp2(static_cast<double>(i) / 4.0); }
@@ -58,7 +60,11 @@ net::awaitable<void> run_leg(providers::Provider* provider, InFlight* in_flight,
                              const chat::ChatRequest* request, HedgeLeg* leg,
                              net::steady_timer* wake, const core::Clock* clock) {
   const auto t0 = clock->now();
-  leg->answer = co_await bounded_complete(*provider, in_flight, *request, leg->call);
+  if (leg->stream) {
+    leg->answer = co_await bounded_stream(*provider, in_flight, *request, *leg);
+  } else {
+    leg->answer = co_await bounded_complete(*provider, in_flight, *request, leg->call);
+  }
   leg->latency_ms = core::elapsed_ms(t0, clock->now());
   leg->ended = true;
   wake->cancel();
@@ -92,6 +98,34 @@ net::awaitable<core::Result<chat::ChatResponse>> bounded_complete(providers::Pro
     if (!slot) co_return std::unexpected(saturated(provider, in_flight->max()));
   }
   co_return co_await provider.complete(request, call);
+}
+
+net::awaitable<core::Result<chat::ChatResponse>> bounded_stream(providers::Provider& provider,
+                                                                InFlight* in_flight,
+                                                                const chat::ChatRequest& request,
+                                                                HedgeLeg& leg) {
+  InFlight::Slot slot;
+  if (in_flight != nullptr) {
+    slot = in_flight->try_acquire();
+    if (!slot) co_return std::unexpected(saturated(provider, in_flight->max()));
+  }
+  auto opened = co_await provider.stream(request, leg.call);
+  if (!opened) co_return std::unexpected(std::move(opened.error()));
+  std::unique_ptr<providers::EventStream> upstream = std::move(*opened);
+  chat::StreamAssembler assembled;
+  while (true) {
+    auto batch = co_await upstream->next();
+    if (!batch) {
+      leg.skipped_events = upstream->skipped_events();
+      co_return std::unexpected(std::move(batch.error()));
+    }
+    if (batch->empty()) break;
+    assembled.add(*batch);
+    leg.held.insert(leg.held.end(), std::make_move_iterator(batch->begin()),
+                    std::make_move_iterator(batch->end()));
+  }
+  leg.skipped_events = upstream->skipped_events();
+  co_return assembled.take();
 }
 
 core::Error saturated(const providers::Provider& provider, std::int64_t max) {

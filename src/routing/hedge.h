@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "chat/chat.h"
 #include "core/cancellation.h"
@@ -47,11 +48,18 @@ class LatencyWindow {
                                                                    const LatencyWindow* window,
                                                                    std::int64_t unix_ms);
 
+struct HedgeLeg;
+
 // provider.complete(), unless `in_flight` (null: no bound) has no place left: then kRateLimited
 // at once (upstream_status 0), without calling.
 boost::asio::awaitable<core::Result<chat::ChatResponse>> bounded_complete(
     providers::Provider& provider, InFlight* in_flight, const chat::ChatRequest& request,
     providers::CallContext& call);
+// provider.stream() read to its end (bounded as bounded_complete): its events kept in
+// leg.held, the answer assembled from them.
+boost::asio::awaitable<core::Result<chat::ChatResponse>> bounded_stream(
+    providers::Provider& provider, InFlight* in_flight, const chat::ChatRequest& request,
+    HedgeLeg& leg);
 // The error of a call refused because its provider's max_in_flight calls are under way.
 [[nodiscard]] core::Error saturated(const providers::Provider& provider, std::int64_t max);
 // Whether an error is backstop's own refusal (saturated), not the provider's answer.
@@ -74,6 +82,9 @@ struct HedgeLeg {
   double latency_ms = 0;
   std::optional<core::Result<chat::ChatResponse>> answer;
   std::optional<validation::Verdict> verdict;  // of an answer that arrived
+  bool stream = false;                         // the call is a stream, read to its end
+  std::vector<chat::StreamEvent> held;         // a stream's events, for the client's replay
+  std::int64_t skipped_events = 0;             // a stream's undecodable events
 };
 
 // The two calls of a hedge, and how to start and judge them.

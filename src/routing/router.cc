@@ -643,6 +643,10 @@ bool Router::book_leg(const Workload& workload, const chat::ChatRequest& request
   }
   Attempt attempt = begin_attempt(provider, leg.latency_ms);
   observe_latency(target, leg.latency_ms, m);
+  if (leg.skipped_events > 0) {
+    m.add(metrics_.stream_events_skipped_total, {provider.name()},
+          static_cast<double>(leg.skipped_events));
+  }
   for (Attempt& replay : take_replays(provider, leg.call)) {
     fail_attempt(workload, provider, std::move(replay), false, result, m);
   }
@@ -686,7 +690,7 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
                                                 std::size_t i, std::size_t j,
                                                 std::chrono::milliseconds after, const Walk& walk,
                                                 WorkerContext& worker, std::string_view request_id,
-                                                RouteResult& result) const {
+                                                RouteResult& result, bool stream) const {
   HedgeEnd end;
   const std::size_t t = order[i];
   const std::size_t h = order[j];
@@ -696,6 +700,7 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
   Admission second_admission = Admission::kSkip;
   HedgeLeg first(worker.loop, worker.http, clock_, request_id, worker.cancel);
   HedgeLeg second(worker.loop, worker.http, clock_, request_id, worker.cancel);
+  first.stream = second.stream = stream;
   walk.prepare(first.call, t);
   HedgePair pair;
   pair.first = workload.route[t].provider;
@@ -718,6 +723,7 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
   };
   const HedgeWinner winner = co_await race(worker.loop, request, std::move(pair), clock_);
   end.second_started = second.started;
+  if (winner == HedgeWinner::kFirst) end.held = std::move(first.held);
   end.served = book_leg(workload, request, t, first, first_admission, winner == HedgeWinner::kFirst,
                         walk, worker, result, end.first_reason);
   if (second.started) {
@@ -728,6 +734,7 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
     if (winner == HedgeWinner::kHedge) {
       count_fallback(workload, t, h, end.first_reason, result, worker.metrics);
     }
+    if (winner == HedgeWinner::kHedge) end.held = std::move(second.held);
     if (winner != HedgeWinner::kNone) {
       worker.metrics.add(hedges_total_,
                          {workload.name, winner == HedgeWinner::kFirst ? "first" : "hedge"});
@@ -944,6 +951,35 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
     if (!provider.carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
     bool tried = false;
+
+    // A held stream may be hedged: nothing reaches the client before a call has passed.
+    const std::size_t j = buffered ? partner_of(workload, order, i, request) : std::string::npos;
+    const std::optional<std::chrono::milliseconds> after =
+        j == std::string::npos ? std::nullopt
+                               : hedge_delay(workload.hedge->p95, workload.hedge->after_ms,
+                                             target.latency, clock_.unix_ms());
+    if (after) {
+      HedgeEnd end = co_await hedged(workload, request, order, i, j, *after, walk, worker,
+                                     request_id, result, true);
+      if (end.served) {
+        result.stream_started = true;
+        if (!co_await sink.begin(result) || !co_await sink.send(end.held)) {
+          result.client_gone = true;
+        } else {
+          finish_pending = true;
+        }
+        break;
+      }
+      if (walk.over()) break;
+      if (!end.tried) continue;
+      count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
+                     end.first_reason, result, m);
+      if (end.second_started) {
+        count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
+        i = j;
+      }
+      continue;
+    }
 
     for (int retry = 0;; ++retry) {
       const Admission admission = admit(target);

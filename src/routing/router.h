@@ -240,15 +240,17 @@ class Router {
     bool served = false;
     validation::Reason first_reason = validation::Reason::kUpstreamError;
     validation::Reason second_reason = validation::Reason::kUpstreamError;
+    std::vector<chat::StreamEvent> held;  // streams: the served call's events, to replay
   };
   // Calls route[order[i]] and, once it is slower than `after`, route[order[j]] in parallel;
-  // books both calls.
+  // books both calls. With `stream`, each call is a stream read to its end (buffered).
   boost::asio::awaitable<HedgeEnd> hedged(const Workload& workload,
                                           const chat::ChatRequest& request,
                                           const std::vector<std::size_t>& order, std::size_t i,
                                           std::size_t j, std::chrono::milliseconds after,
                                           const Walk& walk, WorkerContext& worker,
-                                          std::string_view request_id, RouteResult& result) const;
+                                          std::string_view request_id, RouteResult& result,
+                                          bool stream = false) const;
   // Books one call of a hedge as an attempt of route[t]; true when it served (`wins`).
   bool book_leg(const Workload& workload, const chat::ChatRequest& request, std::size_t t,
                 HedgeLeg& leg, Admission admission, bool wins, const Walk& walk,

@@ -443,6 +443,16 @@ TEST_F(ActingGatewayTest, ASlowPrimaryIsHedgedAndTheHedgeWins) {
   EXPECT_EQ(fast.header("x-backstop-attempts"), "1");
 }
 
+TEST_F(ActingGatewayTest, AHeldStreamIsHedgedBeforeItsFirstByte) {
+  auto r = chat("hedged", "hello [mock:slow@v4-flash]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(acting_counter("backstop_hedges_total", "workload=\"hedged\",winner=\"hedge\""), 1);
+}
+
 TEST_F(ActingGatewayTest, ASessionRetryingPastItsThresholdGoesStraightToTheFallback) {
   const std::vector<http::Header> session = {{"x-session-id", "s-42"}};
   const std::string body = R"({"model":"sessions","messages":[{"role":"user","content":"hello"}]})";
