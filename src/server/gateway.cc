@@ -215,6 +215,16 @@ class ClientWatch {
   http::Responder& responder_;
 };
 
+// What the client's headers say of a retry (the sessions table judges the rest).
+routing::ClientSignals client_signals(const http::Request& request) {
+  routing::ClientSignals out;
+  const std::string_view count = request.header("x-stainless-retry-count");
+  std::from_chars(count.data(), count.data() + count.size(), out.retry_count);
+  out.session_id = request.header("x-claude-code-session-id");
+  if (out.session_id.empty()) out.session_id = request.header("x-session-id");
+  return out;
+}
+
 // One worker's view of the gateway: its own client pool, metric shard, schema cache and
 // id generator, so the request path takes no lock.
 class GatewayService final : public http::Service {
@@ -495,16 +505,6 @@ class GatewayService final : public http::Service {
   }
 
   // An Anthropic client's own anthropic-version and anthropic-beta, for Anthropic targets.
-  // What the client's headers say of a retry (the sessions table judges the rest).
-  static routing::ClientSignals client_signals(const http::Request& request) {
-    routing::ClientSignals out;
-    const std::string_view count = request.header("x-stainless-retry-count");
-    std::from_chars(count.data(), count.data() + count.size(), out.retry_count);
-    out.session_id = request.header("x-claude-code-session-id");
-    if (out.session_id.empty()) out.session_id = request.header("x-session-id");
-    return out;
-  }
-
   static void forward_dialect_headers(const http::Request& request, chat::ChatRequest& out) {
     if (out.origin != chat::Dialect::kAnthropic) return;
     for (std::string_view name : dialects::anthropic::kForwardedHeaders) {
