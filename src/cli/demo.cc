@@ -83,7 +83,9 @@ std::string request_body(int i) {
 }
 
 struct Sample {
+  int index = 0;  // the request's number in the run
   int workload = 0;
+  bool bypassed = false;  // x-backstop-route: bypass
   int status = 0;
   std::string served_by;
   std::string fallback_reason;
@@ -120,6 +122,7 @@ net::awaitable<void> client_loop(http::Client& client, Traffic& t, const core::C
     auto started = clock.now();
     auto response = co_await client.send(*t.origin, std::move(request));
     Sample s;
+    s.index = i;
     s.workload = workload_of(i);
     s.latency_ms = core::elapsed_ms(started, clock.now());
     if (!response) {
@@ -127,6 +130,7 @@ net::awaitable<void> client_loop(http::Client& client, Traffic& t, const core::C
     } else {
       s.status = response->status;
       s.served_by = std::string(response->header("x-backstop-served-by"));
+      s.bypassed = response->header("x-backstop-route") == "bypass";
       s.fallback_reason = std::string(response->header("x-backstop-fallback-reason"));
       if (response->status == 200) {
         boost::system::error_code ec;
@@ -201,6 +205,41 @@ std::string write_html_report(const config::Config& cfg, const std::string& dir)
   return path;
 }
 
+// Log lines on a line of their own, under the progress bar.
+class DemoLogger final : public core::Logger {
+ public:
+  void log(core::LogLevel level, std::string_view line) override {
+    if (level < core::LogLevel::kInfo) return;
+    std::fprintf(stderr, "\n  %.*s\n", static_cast<int>(line.size()), line.data());
+  }
+};
+
+// One line on how `adapt` acted on a workload: when its primary was bypassed and restored.
+void print_adapt(const Traffic& traffic, const char* workload, int w,
+                 const routing::Workload* routed) {
+  if (routed == nullptr || !routed->adapt) return;
+  int bypassed = 0;
+  int first = -1;
+  int last = -1;
+  for (const Sample& s : traffic.samples) {
+    if (s.workload != w || !s.bypassed) continue;
+    ++bypassed;
+    first = first < 0 ? s.index : std::min(first, s.index);
+    last = std::max(last, s.index);
+  }
+  if (bypassed == 0) {
+    std::printf("adapt: %s's primary was never bypassed\n", workload);
+    return;
+  }
+  const bool restored = routed->adapt->state() == routing::RouteState::kNormal;
+  std::printf(
+      "adapt: %s's primary degraded and was bypassed for %d requests (#%d to #%d: served by the "
+      "fallback first, the probes still measuring the primary); %s\n",
+      workload, bypassed, first + 1, last + 1,
+      restored ? "the probes passed again and it was restored"
+               : "still bypassed at the end of the run");
+}
+
 }  // namespace
 
 int demo(const DemoOptions& options) {
@@ -222,7 +261,7 @@ int demo(const DemoOptions& options) {
     return 1;
   }
   const config::Config& cfg = *loaded.config;
-  core::StderrLogger logger(core::LogLevel::kWarn);
+  DemoLogger logger;
   server::GatewayOptions gopts;
   gopts.logger = &logger;
   auto gateway = server::Gateway::create(loaded.config, std::move(gopts));
@@ -261,6 +300,7 @@ int demo(const DemoOptions& options) {
   // fallback (the route's last target) alone.
   std::map<std::string, std::int64_t> spend;
   for (const auto& row : (*gateway)->spend().totals()) spend[row.workload] += row.cost_micro_usd;
+
   (*gateway)->stop();
   (*gateway)->wait();
 
@@ -315,6 +355,9 @@ int demo(const DemoOptions& options) {
       std::printf("          (%d of them failed on every target: HTTP 502)\n", failed);
     spend_all += spend[kWorkloads[w]];
     fallback_only_all += fallback_only;
+  }
+  for (int w = 0; w < 3; ++w) {
+    print_adapt(traffic, kWorkloads[w], w, (*gateway)->router().find(kWorkloads[w]));
   }
   double saved = fallback_only_all > 0
                      ? 100.0 * static_cast<double>(fallback_only_all - spend_all) /

@@ -20,6 +20,22 @@ struct Price {
   std::optional<std::int64_t> cached_input;  // absent: cache reads cost `input`
 };
 
+// Fault rates that replace a simulated provider's own for its calls number from_call
+// (0-based, counted per provider) up to, not including, to_call: a degradation and recovery.
+struct SimulationEpisode {
+  std::int64_t from_call = 0;
+  std::int64_t to_call = 0;
+  double no_tool_call = 0;
+  double unknown_tool = 0;
+  double invalid_json = 0;
+  double schema = 0;
+  double empty = 0;
+  double truncated = 0;
+  double rate_limited = 0;
+  double server_error = 0;
+  double timeout = 0;
+};
+
 // The simulated provider's behaviour: latency ~ lognormal with this median and p99,
 // and a rate (0..1) of each fault. Seeded, so a run is reproducible.
 struct Simulation {
@@ -35,6 +51,7 @@ struct Simulation {
   double rate_limited = 0;  // 429
   double server_error = 0;  // 500
   double timeout = 0;       // no answer within timeout_ms
+  std::vector<SimulationEpisode> episodes;
 };
 
 // kHttp: a model behind an HTTP API in a dialect (Provider::dialect); kSimulated: the
@@ -65,7 +82,10 @@ struct Provider {
   Price price;
   Simulation simulation;           // kSimulated only
   std::optional<Breaker> breaker;  // absent: no breaker
-  int line = 0;                    // where it was defined, for messages
+  // Concurrent calls to this provider from all workers (probes, hedges and shadows
+  // included); beyond it a call fails at once with reason rate_limited. 0: no limit.
+  std::int64_t max_in_flight = 0;
+  int line = 0;  // where it was defined, for messages
 };
 
 enum class ToolCallCheck { kOff, kRequired, kOptional };
@@ -119,6 +139,28 @@ struct Budget {
   BudgetAction on_exceeded = BudgetAction::kReject;  // a key's budget always rejects
 };
 
+// Client retries (the same conversation sent again): a session with more than
+// `retry_threshold` retries within `window_s` goes straight to the fallback for `escalate_s`.
+struct Sessions {
+  int retry_threshold = 2;
+  std::int64_t window_s = 600;
+  std::int64_t escalate_s = 900;
+};
+
+// A call slower than `after_ms` (or, with `p95`, the provider's recent p95) starts the next
+// target in parallel; the first passing answer wins.
+struct Hedge {
+  std::int64_t after_ms = 3'000;
+  bool p95 = false;  // after: p95
+};
+
+// A `sample` share of requests also sent to a candidate provider, checked and counted, never
+// returned.
+struct Shadow {
+  std::string provider;
+  double sample = 0.1;
+};
+
 // How a workload's streamed answers reach the client: kBuffer holds each target's whole
 // answer before the first byte goes out (a cut or stalled target falls back unseen), kPass
 // streams straight through (no checks on streams), kAuto buffers when there are checks.
@@ -132,8 +174,11 @@ struct Workload {
   Retries retries;
   std::int64_t deadline_ms = 120'000;  // the whole request, every attempt included
   Bands bands;
-  std::optional<Adapt> adapt;    // absent: bands only report
-  std::optional<Budget> budget;  // absent: no limit
+  std::optional<Adapt> adapt;        // absent: bands only report
+  std::optional<Budget> budget;      // absent: no limit
+  std::optional<Sessions> sessions;  // absent: client retries are not tracked
+  std::optional<Hedge> hedge;        // absent: no hedging
+  std::optional<Shadow> shadow;      // absent: no shadow traffic
   int line = 0;
 };
 

@@ -399,7 +399,7 @@ colour: blue
       ElementsAre("test.yaml:5: providers.a.timout_ms: unknown key \"timout_ms\" (did you mean "
                   "\"timeout_ms\"?); allowed keys: kind, base_url, model, api_key_env, ca_file, "
                   "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
-                  "max_tokens, anthropic_version, price, simulation, breaker",
+                  "max_tokens, anthropic_version, price, simulation, breaker, max_in_flight",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
                   "server, ledger, log, providers, workloads, hooks, auth, plan"));
 }
@@ -748,6 +748,99 @@ workloads:
           "test.yaml:12: workloads.v.adapt.bypass_above: must be between 0 and 1, got 2",
           "test.yaml:15: workloads.u.adapt.probe: must be more than 0: probes are how a bypassed "
           "primary is restored"));
+}
+
+TEST(ConfigParse, SessionsHedgeShadowAndMaxInFlightAreRead) {
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m, max_in_flight: 8}
+  b: {kind: simulated, model: m}
+  c: {kind: simulated, model: m}
+workloads:
+  w:
+    route: [a, b]
+    sessions: {retry_threshold: 3, window_s: 60, escalate_s: 120}
+    hedge: {after_ms: 1500}
+    shadow: {provider: c, sample: 0.25}
+  v:
+    route: [a, b]
+    hedge: {after: p95}
+)");
+  ASSERT_TRUE(r.config) << errors_of(r).front();
+  const Config& c = *r.config;
+  EXPECT_EQ(c.providers[0].max_in_flight, 8);
+  EXPECT_EQ(c.providers[1].max_in_flight, 0);
+  const Workload& w = c.workloads[0];
+  ASSERT_TRUE(w.sessions && w.hedge && w.shadow);
+  EXPECT_EQ(w.sessions->retry_threshold, 3);
+  EXPECT_EQ(w.sessions->window_s, 60);
+  EXPECT_EQ(w.sessions->escalate_s, 120);
+  EXPECT_EQ(w.hedge->after_ms, 1500);
+  EXPECT_FALSE(w.hedge->p95);
+  EXPECT_EQ(w.shadow->provider, "c");
+  EXPECT_DOUBLE_EQ(w.shadow->sample, 0.25);
+  ASSERT_TRUE(c.workloads[1].hedge);
+  EXPECT_TRUE(c.workloads[1].hedge->p95);
+  EXPECT_FALSE(c.workloads[1].sessions || c.workloads[1].shadow);
+}
+
+TEST(ConfigParse, SimulationEpisodesAreRead) {
+  LoadResult r = load(R"(providers:
+  a:
+    kind: simulated
+    model: m
+    simulation:
+      episodes:
+        - {from_call: 100, to_call: 200, faults: {schema: 0.6}}
+        - {to_call: 0}
+workloads:
+  w: {route: [a]}
+)");
+  EXPECT_THAT(errors_of(r),
+              ElementsAre("test.yaml:8: providers.a.simulation.episodes[1]: to_call must be more "
+                          "than from_call"));
+  r = load(R"(providers:
+  a:
+    kind: simulated
+    model: m
+    simulation:
+      episodes: [{from_call: 100, to_call: 200, faults: {schema: 0.6}}]
+workloads:
+  w: {route: [a]}
+)");
+  ASSERT_TRUE(r.config) << errors_of(r).front();
+  ASSERT_EQ(r.config->providers[0].simulation.episodes.size(), 1u);
+  const config::SimulationEpisode& e = r.config->providers[0].simulation.episodes[0];
+  EXPECT_EQ(e.from_call, 100);
+  EXPECT_EQ(e.to_call, 200);
+  EXPECT_DOUBLE_EQ(e.schema, 0.6);
+}
+
+TEST(ConfigErrors, SessionsHedgeAndShadowRanges) {
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m, max_in_flight: 0}
+workloads:
+  w:
+    route: [a]
+    sessions: {retry_threshold: -1, window_s: 0}
+    hedge: {after: p99}
+    shadow: {provider: aa, sample: 2}
+  v:
+    route: [a]
+    hedge: {after: p95, after_ms: 10}
+    shadow: {sample: 0.1}
+)");
+  EXPECT_THAT(
+      errors_of(r),
+      ElementsAre(
+          "test.yaml:2: providers.a.max_in_flight: must be at least 1, got 0",
+          "test.yaml:6: workloads.w.sessions.retry_threshold: must be between 0 and 1000, got -1",
+          "test.yaml:6: workloads.w.sessions.window_s: must be at least 1, got 0",
+          "test.yaml:7: workloads.w.hedge.after: must be p95 (or use after_ms), got \"p99\"",
+          "test.yaml:8: workloads.w.shadow.sample: must be between 0 and 1, got 2",
+          "test.yaml:8: workloads.w.shadow.provider: unknown provider \"aa\" (did you mean "
+          "\"a\"?)",
+          "test.yaml:11: workloads.v.hedge: takes after_ms or after, not both",
+          "test.yaml:12: workloads.v.shadow: missing required key \"provider\""));
 }
 
 TEST(ConfigErrors, LedgerFlushMsRange) {

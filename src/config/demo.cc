@@ -33,6 +33,11 @@ providers:
         rate_limited: 0.02
         server_error: 0.01
         timeout: 0.005
+      # A bad deploy: from its 40th call to its 90th the primary fails most tool calls,
+      # then it is fixed and answers cleanly.
+      episodes:
+        - {from_call: 40, to_call: 90, faults: {schema: 0.6, invalid_json: 0.3}}
+        - {from_call: 90, to_call: 1000000, faults: {no_tool_call: 0.02, schema: 0.02}}
   claude:
     kind: simulated
     model: claude-sonnet-4-5
@@ -54,6 +59,11 @@ workloads:
       tool_names: declared
       arguments: schema
     retries: {max: 1}
+    # Acts on its numbers: bypasses the primary while its fallback rate is above 30 %, half
+    # of the requests still probing it, and restores it once the probes pass again.
+    # A short window (100 ms buckets) so that a few seconds of demo can see both changes.
+    bands: {window_s: 6}
+    adapt: {bypass_above: 0.30, restore_below: 0.20, min_requests: 20, probe: 0.5}
   classify:
     route: [v4-flash, claude]
     validate: {content: schema}

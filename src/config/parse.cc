@@ -206,7 +206,7 @@ constexpr std::array<std::string_view, 7> kServerKeys{
 constexpr std::array<std::string_view, 2> kLedgerKeys{"path", "flush_ms"};
 constexpr std::int64_t kMaxFlushMs = 3'600'000;  // an hour: a longer one is a typo
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
-constexpr std::array<std::string_view, 14> kProviderKeys{"kind",
+constexpr std::array<std::string_view, 15> kProviderKeys{"kind",
                                                          "base_url",
                                                          "model",
                                                          "api_key_env",
@@ -219,15 +219,22 @@ constexpr std::array<std::string_view, 14> kProviderKeys{"kind",
                                                          "anthropic_version",
                                                          "price",
                                                          "simulation",
-                                                         "breaker"};
+                                                         "breaker",
+                                                         "max_in_flight"};
 constexpr std::array<std::string_view, 3> kPriceKeys{"input", "output", "cached_input"};
-constexpr std::array<std::string_view, 4> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
-                                                          "seed", "faults"};
+constexpr std::array<std::string_view, 5> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
+                                                          "seed", "faults", "episodes"};
+constexpr std::array<std::string_view, 3> kEpisodeKeys{"from_call", "to_call", "faults"};
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
-constexpr std::array<std::string_view, 8> kWorkloadKeys{
-    "route", "validate", "retries", "deadline_ms", "bands", "stream_mode", "adapt", "budget"};
+constexpr std::array<std::string_view, 11> kWorkloadKeys{
+    "route", "validate", "retries",  "deadline_ms", "bands", "stream_mode",
+    "adapt", "budget",   "sessions", "hedge",       "shadow"};
+constexpr std::array<std::string_view, 3> kSessionsKeys{"retry_threshold", "window_s",
+                                                        "escalate_s"};
+constexpr std::array<std::string_view, 2> kHedgeKeys{"after_ms", "after"};
+constexpr std::array<std::string_view, 2> kShadowKeys{"provider", "sample"};
 constexpr std::array<std::string_view, 2> kBreakerKeys{"failures", "cooldown_ms"};
 constexpr std::array<std::string_view, 4> kAdaptKeys{"bypass_above", "restore_below",
                                                      "min_requests", "probe"};
@@ -668,6 +675,8 @@ class Parser {
         simulation(f, p.simulation);
       } else if (f.key == "breaker") {
         breaker(f, p.breaker.emplace());
+      } else if (f.key == "max_in_flight") {
+        assign(p.max_in_flight, integer(f, 1));
       }
     });
     require(e, "kind", map);
@@ -752,6 +761,8 @@ class Parser {
         assign(sim.seed, integer(f, 0));
       } else if (f.key == "faults") {
         faults(f, sim);
+      } else if (f.key == "episodes") {
+        episodes(f, sim.episodes);
       }
     });
     // Compare only values that parsed, and a default only against a given value.
@@ -766,7 +777,30 @@ class Parser {
     }
   }
 
-  void faults(const Field& map, Simulation& sim) {
+  void episodes(const Field& f, std::vector<SimulationEpisode>& out) {
+    if (!f.value.IsSequence()) {
+      type_error(f, "a list of {from_call, to_call, faults}");
+      return;
+    }
+    for (std::size_t i = 0; i < f.value.size(); ++i) {
+      YAML::Node item = f.value[i];
+      Field entry{"", item, index_path(f.path, i), line_of(item), line_of(item)};
+      SimulationEpisode& episode = out.emplace_back();
+      Entries e = entries(entry, kEpisodeKeys, [&](const Field& k) {
+        if (k.key == "from_call") assign(episode.from_call, integer(k, 0));
+        if (k.key == "to_call") assign(episode.to_call, integer(k, 0));
+        if (k.key == "faults") faults(k, episode);
+      });
+      require(e, "to_call", entry);
+      if (episode.to_call <= episode.from_call && e.find("to_call")) {
+        error(entry.line, entry.path, "to_call must be more than from_call");
+      }
+    }
+  }
+
+  // The fault rates of a simulation or of one of its episodes.
+  template <typename Rates>
+  void faults(const Field& map, Rates& sim) {
     double* targets[] = {&sim.no_tool_call, &sim.unknown_tool, &sim.invalid_json,
                          &sim.schema,       &sim.empty,        &sim.truncated,
                          &sim.rate_limited, &sim.server_error, &sim.timeout};
@@ -813,6 +847,9 @@ class Parser {
       if (f.key == "bands") bands(f, w.bands);
       if (f.key == "adapt") adapt(f, w.adapt.emplace());
       if (f.key == "budget") budget(f, kWorkloadBudgetKeys, w.budget.emplace());
+      if (f.key == "sessions") sessions(f, w.sessions.emplace());
+      if (f.key == "hedge") hedge(f, w.hedge.emplace());
+      if (f.key == "shadow") shadow(f, w.shadow.emplace());
       if (f.key == "stream_mode")
         assign(w.stream_mode, choice(f, Choices<StreamMode>(kStreamModes)));
     });
@@ -947,6 +984,43 @@ class Parser {
       if (f.key == "failures") assign(b.failures, integer(f, 1, 1000));
       if (f.key == "cooldown_ms") assign(b.cooldown_ms, integer(f, 1));
     });
+  }
+
+  void sessions(const Field& map, Sessions& s) {
+    entries(map, kSessionsKeys, [&](const Field& f) {
+      if (f.key == "retry_threshold") assign(s.retry_threshold, integer(f, 0, 1000));
+      if (f.key == "window_s") assign(s.window_s, integer(f, 1));
+      if (f.key == "escalate_s") assign(s.escalate_s, integer(f, 1));
+    });
+  }
+
+  void hedge(const Field& map, Hedge& h) {
+    Entries e = entries(map, kHedgeKeys, [&](const Field& f) {
+      if (f.key == "after_ms") assign(h.after_ms, integer(f, 1));
+      if (f.key != "after") return;
+      if (auto s = text(f)) {
+        if (*s == "p95") {
+          h.p95 = true;
+        } else {
+          error(f.line, f.path, "must be p95 (or use after_ms), got " + quote(*s));
+        }
+      }
+    });
+    if (e.find("after_ms") && e.find("after")) {
+      error(map.line, map.path, "takes after_ms or after, not both");
+    }
+  }
+
+  void shadow(const Field& map, Shadow& s) {
+    Entries e = entries(map, kShadowKeys, [&](const Field& f) {
+      if (f.key == "sample") assign(s.sample, ratio(f));
+      if (f.key != "provider") return;
+      if (auto name = text(f)) {
+        s.provider = *name;
+        route_refs_.push_back(RouteRef{*name, f.path, f.line});
+      }
+    });
+    require(e, "provider", map);
   }
 
   void adapt(const Field& map, Adapt& a) {

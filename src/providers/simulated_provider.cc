@@ -22,11 +22,21 @@ constexpr double kZ99 = 2.326;
 // A uniform double in (0, 1) from 53 random bits; never 0, so its log is finite.
 double uniform(std::uint64_t bits) { return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53; }
 
-net::awaitable<void> wait_ms(net::io_context& loop, double ms) {
-  if (ms <= 0) co_return;
+// Waits `ms`, or less when `cancel` is requested (then true).
+net::awaitable<bool> wait_ms(net::io_context& loop, double ms, core::Cancellation* cancel) {
+  if (cancel != nullptr && cancel->requested()) co_return true;
+  if (ms <= 0) co_return false;
   net::steady_timer timer(loop, std::chrono::microseconds(std::llround(ms * 1000)));
+  core::Cancellation::Subscription stop;
+  if (cancel != nullptr) stop = cancel->subscribe([&timer] { timer.cancel(); });
   // A cancelled wait (shutdown) simply ends the wait.
   co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+  co_return cancel != nullptr && cancel->requested();
+}
+
+core::Error cancelled(const std::string& name) {
+  return core::Error{core::ErrorCode::kUpstream,
+                     "the call to " + name + " was cancelled: its caller went away"};
 }
 
 // Events handed out per next(), so that a simulated stream comes in several batches.
@@ -68,7 +78,14 @@ SimulatedDraw SimulatedProvider::draw(std::uint64_t call) const {
   out.random = mix64(base + 3);
 
   const double u = uniform(mix64(base));
-  const FaultRates& r = options_.rates;
+  const FaultRates* rates = &options_.rates;
+  for (const SimulatedEpisode& e : options_.episodes) {
+    if (call >= e.from_call && call < e.to_call) {
+      rates = &e.rates;
+      break;
+    }
+  }
+  const FaultRates& r = *rates;
   using Outcome = SimulatedDraw::Outcome;
   struct Slice {
     double rate;
@@ -116,11 +133,15 @@ net::awaitable<core::Result<chat::ChatResponse>> SimulatedProvider::complete(
     // As a silent upstream: cut at the provider's timeout, or earlier at the caller's budget.
     const std::int64_t waited = std::min<std::int64_t>(
         options_.timeout_ms, std::max<std::int64_t>(0, context.budget.count()));
-    co_await wait_ms(context.loop, static_cast<double>(waited));
+    if (co_await wait_ms(context.loop, static_cast<double>(waited), context.cancel)) {
+      co_return std::unexpected(cancelled(options_.name));
+    }
     co_return core::fail(core::ErrorCode::kTimeout,
                          "no answer within " + std::to_string(waited) + " ms");
   }
-  co_await wait_ms(context.loop, d.latency_ms);
+  if (co_await wait_ms(context.loop, d.latency_ms, context.cancel)) {
+    co_return std::unexpected(cancelled(options_.name));
+  }
   switch (d.outcome) {
     case SimulatedDraw::Outcome::kRateLimited:
       co_return std::unexpected(

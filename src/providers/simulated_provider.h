@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "providers/provider.h"
 #include "providers/synth.h"
@@ -24,6 +25,13 @@ struct FaultRates {
   double timeout = 0;
 };
 
+// Fault rates that replace the provider's own for calls from_call up to to_call (0-based).
+struct SimulatedEpisode {
+  std::uint64_t from_call = 0;
+  std::uint64_t to_call = 0;
+  FaultRates rates;
+};
+
 struct SimulatedOptions {
   std::string name;
   std::string model;
@@ -31,7 +39,8 @@ struct SimulatedOptions {
   double latency_p99_ms = 0;  // its 99th percentile (lognormal); <= p50: always p50
   std::uint64_t seed = 0;
   FaultRates rates;
-  std::int64_t timeout_ms = 30'000;  // how long a timeout fault waits before failing
+  std::vector<SimulatedEpisode> episodes;  // the first that holds a call gives its rates
+  std::int64_t timeout_ms = 30'000;        // how long a timeout fault waits before failing
 };
 
 // What one call does, decided before it waits.
@@ -53,7 +62,8 @@ class SimulatedProvider final : public Provider {
   [[nodiscard]] const std::string& name() const override { return options_.name; }
   [[nodiscard]] const std::string& model() const override { return options_.model; }
   // Waits the drawn latency on context.loop, then answers or fails: kRateLimited (429),
-  // kUpstream (500), or after timeout_ms kTimeout "no answer within N ms".
+  // kUpstream (500), or after timeout_ms kTimeout "no answer within N ms". A call whose
+  // context.cancel is requested ends at once: kUpstream, "cancelled".
   boost::asio::awaitable<core::Result<chat::ChatResponse>> complete(
       const chat::ChatRequest& request, CallContext& context) override;
   // The same answer as complete() (the same draw for the n-th call, the same waits and

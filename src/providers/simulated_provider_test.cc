@@ -279,3 +279,52 @@ TEST(SimulatedProvider, AStreamCutsTheTextIntoSeveralDeltas) {
 
 }  // namespace
 }  // namespace backstop::providers
+
+namespace backstop::providers {
+namespace {
+
+TEST(SimulatedProvider, ACancelledCallEndsAtOnceWithoutItsAnswer) {
+  SimulatedOptions o;
+  o.name = "sim";
+  o.model = "sim-1";
+  o.latency_p50_ms = 3'600'000;  // an hour: only the cancellation can end it in a test
+  SimulatedProvider provider(o);
+  net::io_context loop;
+  http::Client client(loop);
+  core::ManualClock clock;
+  core::Cancellation cancel;
+  CallContext context{loop, client, clock, "req-1"};
+  context.cancel = &cancel;
+  Results results;
+  const chat::ChatRequest request = weather_request();
+  net::co_spawn(loop, call_n(provider, context, request, 1, results), net::detached);
+  loop.poll();
+  EXPECT_TRUE(results.empty());
+  cancel.request();
+  loop.run();
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_FALSE(results[0]);
+  EXPECT_EQ(results[0].error().code, core::ErrorCode::kUpstream);
+  EXPECT_NE(results[0].error().message.find("cancelled"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace backstop::providers
+
+namespace backstop::providers {
+namespace {
+
+TEST(SimulatedProvider, AnEpisodeReplacesTheRatesForItsCallsOnly) {
+  SimulatedOptions o;
+  o.name = "sim";
+  o.model = "sim-1";
+  o.episodes.push_back({10, 20, FaultRates{.schema = 1.0}});
+  SimulatedProvider provider(o);
+  for (std::uint64_t call = 0; call < 30; ++call) {
+    const bool degraded = call >= 10 && call < 20;
+    EXPECT_EQ(provider.draw(call).fault, degraded ? Fault::kSchema : Fault::kNone) << call;
+  }
+}
+
+}  // namespace
+}  // namespace backstop::providers

@@ -88,6 +88,20 @@ class Tally {
     }
   }
 
+  // A shadow call: counted apart, never as a request of the workload.
+  void add_shadow(const ledger::RequestRow& row) {
+    for (const ledger::AttemptRow& a : row.attempts) {
+      ShadowFigures& f = summary_.shadow[a.provider];
+      ++f.calls;
+      if (!a.reason.empty()) {
+        ++f.failed;
+        ++f.failures_by_reason[a.reason];
+      }
+      f.cost_micro_usd += a.cost_micro_usd;
+      f.would_be_fallback_rate = static_cast<double>(f.failed) / static_cast<double>(f.calls);
+    }
+  }
+
   Summary& summary() { return summary_; }
 
   Summary finish() {
@@ -234,7 +248,33 @@ void append_summary_json(std::string& out, const Summary& s) {
     append_int(out, l.p99_ms);
     out += '}';
   }
-  out += "}}";
+  out += "},\"shadow\":[";
+  first = true;
+  for (const auto& [provider, f] : s.shadow) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"provider\":";
+    core::append_json_string(out, provider);
+    out += ",\"calls\":";
+    append_int(out, f.calls);
+    out += ",\"failed\":";
+    append_int(out, f.failed);
+    out += ",\"would_be_fallback_rate\":";
+    append_rate(out, f.would_be_fallback_rate);
+    out += ",\"failures_by_reason\":{";
+    bool first_reason = true;
+    for (const auto& [reason, count] : f.failures_by_reason) {
+      if (!first_reason) out += ',';
+      first_reason = false;
+      core::append_json_string(out, reason);
+      out += ':';
+      append_int(out, count);
+    }
+    out += "},\"cost_micro_usd\":";
+    append_int(out, f.cost_micro_usd);
+    out += '}';
+  }
+  out += "]}";
 }
 
 std::string line(const char* format, auto... args) {
@@ -285,6 +325,16 @@ void append_summary_table(std::string& out, const Summary& s) {
   if (s.primary_only) {
     out += "primary only      $" + usd(s.primary_only->cost_micro_usd) + " (every request on " +
            s.primary_only->provider + ", had it passed)\n";
+  }
+  for (const auto& [provider, f] : s.shadow) {
+    std::string reasons;
+    for (const auto& [reason, count] : f.failures_by_reason) {
+      reasons += (reasons.empty() ? " (" : ", ") + reason + " " + std::to_string(count);
+    }
+    if (!reasons.empty()) reasons += ")";
+    out += line("shadow            %s: %" PRId64 " calls, would-be fallback rate %.1f%%%s, $%s\n",
+                provider.c_str(), f.calls, f.would_be_fallback_rate * 100, reasons.c_str(),
+                usd(f.cost_micro_usd).c_str());
   }
   out += "\n";
 }
@@ -388,7 +438,13 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
   report.priced = config != nullptr;
 
   std::map<std::string, std::vector<const ledger::RequestRow*>> by_workload;
-  for (const ledger::RequestRow& row : rows) by_workload[row.workload].push_back(&row);
+  std::map<std::string, std::vector<const ledger::RequestRow*>> shadows;
+  for (const ledger::RequestRow& row : rows) {
+    // Shadow rows are no traffic of the workload: kept apart from its requests and money.
+    auto& into = row.outcome == "shadow" ? shadows[row.workload] : by_workload[row.workload];
+    into.push_back(&row);
+    (void)by_workload[row.workload];
+  }
 
   Tally total(kTotal, config::Bands{});
   std::int64_t fallback_only_total = 0;
@@ -404,6 +460,10 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
       tally.add(*row);
       total.add(*row);
       has_attempts = has_attempts || !row->attempts.empty();
+    }
+    for (const ledger::RequestRow* row : shadows[name]) {
+      tally.add_shadow(*row);
+      total.add_shadow(*row);
     }
     const config::Provider* fallback =
         wc != nullptr && !wc->route.empty() ? config->find_provider(wc->route.back()) : nullptr;

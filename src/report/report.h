@@ -25,6 +25,17 @@ struct Counterfactual {
   std::int64_t cost_micro_usd = 0;  // absent (see Summary) when it could not be priced
 };
 
+// What a workload's shadow calls to one candidate provider say (ledger rows of outcome
+// `shadow`: never counted as requests, spend or latency of the workload).
+struct ShadowFigures {
+  std::int64_t calls = 0;
+  std::int64_t failed = 0;  // answers that failed the checks, or did not come
+  // failed / calls: how often the candidate, as primary, would have fallen back.
+  double would_be_fallback_rate = 0;
+  std::map<std::string, std::int64_t> failures_by_reason;
+  std::int64_t cost_micro_usd = 0;
+};
+
 // The figures of one workload, or of all of them together.
 struct Summary {
   std::string workload;  // "" for the rows refused before a workload was known; "*" for the total
@@ -46,6 +57,7 @@ struct Summary {
   std::optional<std::int64_t> saved_micro_usd;  // fallback_only - cost
   std::string unpriced;                         // why fallback_only is absent
   std::map<std::string, Latency> latency;       // by outcome
+  std::map<std::string, ShadowFigures> shadow;  // by candidate provider
 };
 
 // The figures of one client key (the name auth: gives it), over every workload.

@@ -268,6 +268,59 @@ TEST_F(ReportTest, FallbackRateBandAndReasonsFollowTheOutcomes) {
   EXPECT_NE(find(plain, "agentic").unpriced.find("no config"), std::string::npos);
 }
 
+TEST_F(ReportTest, ShadowRowsAreCountedApartFromTheWorkloadsTraffic) {
+  std::vector<ledger::RequestRow> rows;
+  for (int i = 0; i < 4; ++i) {
+    rows.push_back({"r",
+                    kDec1,
+                    100,
+                    "agentic",
+                    "",
+                    "primary",
+                    "v4",
+                    {{"v4", "m", "", 200, 10, 0, 5, 100, 90}}});
+  }
+  const auto shadow = [&](std::string reason) {
+    rows.push_back({"r",
+                    kDec1,
+                    300,
+                    "agentic",
+                    "",
+                    "shadow",
+                    "",
+                    {{"v4-pro", "pro", std::move(reason), 200, 10, 0, 5, 700, 300}}});
+  };
+  shadow("");
+  shadow("schema");
+  shadow("");
+  shadow("");
+  const auto config = test_config();
+  const Report report = build_report(round_trip(rows), config.get());
+  const Summary& s = find(report, "agentic");
+  EXPECT_EQ(s.requests, 4);
+  EXPECT_EQ(s.primary, 4);
+  EXPECT_EQ(s.cost_micro_usd, 400);  // the shadow's spend is its own
+  EXPECT_TRUE(s.failures_by_reason.empty());
+  EXPECT_EQ(s.latency.count("shadow"), 0u);
+  ASSERT_EQ(s.shadow.count("v4-pro"), 1u);
+  const ShadowFigures& f = s.shadow.at("v4-pro");
+  EXPECT_EQ(f.calls, 4);
+  EXPECT_EQ(f.failed, 1);
+  EXPECT_DOUBLE_EQ(f.would_be_fallback_rate, 0.25);
+  EXPECT_EQ(f.failures_by_reason, (std::map<std::string, std::int64_t>{{"schema", 1}}));
+  EXPECT_EQ(f.cost_micro_usd, 2800);
+  EXPECT_EQ(report.total.requests, 4);
+  EXPECT_EQ(report.total.shadow.at("v4-pro").calls, 4);
+  EXPECT_NE(render_table(report).find("shadow            v4-pro: 4 calls, would-be fallback rate "
+                                      "25.0% (schema 1), $0.002800\n"),
+            std::string::npos);
+  EXPECT_NE(render_json(report).find("\"shadow\":[{\"provider\":\"v4-pro\",\"calls\":4,"
+                                     "\"failed\":1,\"would_be_fallback_rate\":0.250000,"
+                                     "\"failures_by_reason\":{\"schema\":1},"
+                                     "\"cost_micro_usd\":2800}]"),
+            std::string::npos);
+}
+
 TEST(Bands, EachBandHasItsAdvice) {
   const config::Bands bands;
   EXPECT_EQ(band_of(0.31, bands), "move");
@@ -330,9 +383,9 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"claude","cost_micro_usd":)"
             R"(4500000},"primary_only":{"provider":"v4","cost_micro_usd":168000},)"
             R"("saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
-            R"({"count":1,"p50":40,"p99":40}}}],"keys":[{"key":"","requests":1,"outcomes":)"
-            R"({"primary":1,"fallback":0,"failed":0,"rejected":0},"fallback_rate":0.000000,)"
-            R"("cost_micro_usd":168000}],"total":{"workload":"*",)"
+            R"({"count":1,"p50":40,"p99":40}},"shadow":[]}],"keys":[{"key":"","requests":1,)"
+            R"("outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
+            R"("fallback_rate":0.000000,"cost_micro_usd":168000}],"total":{"workload":"*",)"
             R"("requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
             R"("fallback_rate":0.000000,"band":"under-used","advice":"below 5%: the primary )"
             R"(answers nearly everything; route more traffic through it","bands":)"
@@ -343,7 +396,7 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"each workload's fallback",)"
             R"("cost_micro_usd":4500000},"primary_only":{"provider":"each workload's primary",)"
             R"("cost_micro_usd":168000},"saved_micro_usd":4332000,"unpriced":null,)"
-            R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}}}})"
+            R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}},"shadow":[]}})"
             "\n");
 }
 

@@ -72,9 +72,10 @@ enum class RouteState { kNormal, kBypass };
 
 // How one request walks its route.
 enum class Turn {
-  kNormal,  // the route in order
-  kBypass,  // the next target first, the primary after it
-  kProbe,   // the primary first while bypassed, to keep measuring it
+  kNormal,    // the route in order
+  kBypass,    // the next target first, the primary after it
+  kProbe,     // the primary first while bypassed, to keep measuring it
+  kEscalate,  // a session escalated by its client retries: the primary is skipped
 };
 
 // Bands that act (a workload's `adapt`): bypasses the primary when the workload's fallback

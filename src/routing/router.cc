@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
 
 #include "chat/stream.h"
+#include "routing/hedge.h"
 
 namespace backstop::routing {
 namespace {
@@ -16,6 +19,18 @@ namespace net = boost::asio;
 using validation::Reason;
 
 constexpr double kMicrosPerUsd = 1'000'000.0;
+
+ledger::AttemptRow attempt_row(const Attempt& a) {
+  return {a.provider,
+          a.model,
+          a.pass ? "" : std::string(validation::to_string(a.reason)),
+          a.status,
+          a.usage.input_tokens,
+          a.usage.cached_input_tokens,
+          a.usage.output_tokens,
+          a.cost_micro_usd,
+          static_cast<std::int64_t>(a.latency_ms + 0.5)};
+}
 
 // The ledger's row of a routed request that ended at now_ms.
 ledger::RequestRow ledger_row(const Workload& workload, std::string_view request_id,
@@ -31,12 +46,7 @@ ledger::RequestRow ledger_row(const Workload& workload, std::string_view request
                          result.served_by ? result.served_by->provider->name() : "",
                          {}};
   row.attempts.reserve(result.attempts.size());
-  for (const Attempt& a : result.attempts) {
-    row.attempts.push_back(
-        {a.provider, a.model, a.pass ? "" : std::string(validation::to_string(a.reason)), a.status,
-         a.usage.input_tokens, a.usage.cached_input_tokens, a.usage.output_tokens, a.cost_micro_usd,
-         static_cast<std::int64_t>(a.latency_ms + 0.5)});
-  }
+  for (const Attempt& a : result.attempts) row.attempts.push_back(attempt_row(a));
   return row;
 }
 
@@ -253,10 +263,45 @@ Router::Router(const config::Config& config,
                const std::vector<std::unique_ptr<providers::Provider>>& providers,
                telemetry::Registry& registry, ledger::SpendStore& spend, const core::Clock& clock,
                core::Logger* logger, telemetry::Hooks* hooks)
-    : metrics_(telemetry::Metrics::declare(registry)), spend_(spend), clock_(clock) {
+    : metrics_(telemetry::Metrics::declare(registry)),
+      client_retries_total_(registry.declare(
+          telemetry::FamilyDef{"backstop_client_retries_total",
+                               "Requests that were a client sending the same conversation again.",
+                               telemetry::MetricType::kCounter,
+                               {"workload"},
+                               {}})),
+      hedges_total_(registry.declare(telemetry::FamilyDef{
+          "backstop_hedges_total",
+          "Hedged requests (a slow call raced by the next target) by which call won.",
+          telemetry::MetricType::kCounter,
+          {"workload", "winner"},
+          {}})),
+      shadow_verdicts_total_(registry.declare(telemetry::FamilyDef{
+          "backstop_shadow_verdicts_total",
+          "Shadow calls to a candidate provider by verdict: pass, fail (reason), or dropped "
+          "(no place left).",
+          telemetry::MetricType::kCounter,
+          {"workload", "provider", "result", "reason"},
+          {}})),
+      shadow_fallback_ratio_(registry.declare(telemetry::FamilyDef{
+          "backstop_shadow_fallback_ratio",
+          "The share of a workload's shadow calls that would have fallen back, over the recent "
+          "window that bands use.",
+          telemetry::MetricType::kGauge,
+          {"workload", "provider"},
+          {}})),
+      spend_(spend),
+      clock_(clock) {
+  // One secret per process: conversation hashes mean nothing outside it.
+  const HashKey session_key = HashKey::random();
   for (const config::Provider& pc : config.providers) {
     if (pc.breaker)
       breakers_.push_back(std::make_unique<Breaker>(pc.name, *pc.breaker, clock, logger, hooks));
+  }
+  for (const auto& p : providers) {
+    latencies_.push_back(std::make_unique<LatencyWindow>());
+    const config::Provider* pc = config.find_provider(p->name());
+    in_flight_.push_back(std::make_unique<InFlight>(pc ? pc->max_in_flight : 0));
   }
   auto breaker_of = [this](const std::string& name) -> Breaker* {
     for (const auto& b : breakers_) {
@@ -268,12 +313,20 @@ Router::Router(const config::Config& config,
     auto w = std::make_unique<Workload>();
     w->name = wc.name;
     for (const std::string& name : wc.route) {
-      for (const auto& p : providers) {
-        if (p->name() != name) continue;
+      for (std::size_t k = 0; k < providers.size(); ++k) {
+        if (providers[k]->name() != name) continue;
         const config::Provider* pc = config.find_provider(name);
-        w->route.push_back(
-            {p.get(), pc ? to_ledger_price(pc->price) : ledger::Price{}, breaker_of(name)});
+        w->route.push_back({providers[k].get(), pc ? to_ledger_price(pc->price) : ledger::Price{},
+                            breaker_of(name), latencies_[k].get(), in_flight_[k].get()});
       }
+    }
+    w->hedge = wc.hedge;
+    for (std::size_t k = 0; wc.shadow && k < providers.size(); ++k) {
+      if (providers[k]->name() != wc.shadow->provider) continue;
+      const config::Provider* pc = config.find_provider(wc.shadow->provider);
+      w->shadow = std::make_unique<ShadowTraffic>(*wc.shadow, *providers[k],
+                                                  pc ? to_ledger_price(pc->price) : ledger::Price{},
+                                                  *in_flight_[k], wc.bands.window_s);
     }
     if (wc.validate.enabled) w->validator = validation::make_validator(to_spec(wc.validate));
     w->retries = wc.retries;
@@ -285,6 +338,7 @@ Router::Router(const config::Config& config,
     if (wc.adapt && w->route.size() > 1) {
       w->adapt = std::make_unique<RouteAdapt>(wc.name, *wc.adapt, wc.bands.window_s, logger, hooks);
     }
+    if (wc.sessions) w->sessions = std::make_unique<ClientRetries>(*wc.sessions, session_key);
     workloads_.push_back(std::move(w));
   }
   registry.gauge_source(metrics_.route_state, [this] {
@@ -304,6 +358,15 @@ Router::Router(const config::Config& config,
       for (BreakerState s : {BreakerState::kClosed, BreakerState::kOpen, BreakerState::kHalfOpen}) {
         samples.push_back({{b->provider(), std::string(to_string(s))}, s == now ? 1.0 : 0.0});
       }
+    }
+    return samples;
+  });
+  registry.gauge_source(shadow_fallback_ratio_, [this] {
+    std::vector<std::pair<std::vector<std::string>, double>> samples;
+    std::int64_t now = clock_.unix_ms();
+    for (const auto& w : workloads_) {
+      if (!w->shadow) continue;
+      samples.push_back({{w->name, w->shadow->provider().name()}, w->shadow->window().ratio(now)});
     }
     return samples;
   });
@@ -440,6 +503,8 @@ std::vector<Attempt> take_replays(const providers::Provider& provider,
   return out;
 }
 
+}  // namespace
+
 // The route's walk against its deadline and its client: what the next call may take.
 struct Walk {
   const core::Clock& clock;
@@ -459,6 +524,8 @@ struct Walk {
   }
 };
 
+namespace {
+
 Walk walk_of(const Workload& workload, const std::vector<std::size_t>& order,
              const chat::ChatRequest& request, const core::Clock& clock,
              const core::Cancellation* cancel) {
@@ -469,22 +536,42 @@ Walk walk_of(const Workload& workload, const std::vector<std::size_t>& order,
   return Walk{clock, clock.now() + workload.deadline, cancel, last};
 }
 
-// How this request walks the route; a bypass needs a next target that carries the request,
-// and a route cut to its primary has none.
-Turn turn_of(const Workload& workload, const chat::ChatRequest& request, bool primary_only) {
-  if (primary_only) return Turn::kNormal;
-  const Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
-  if (turn == Turn::kBypass && !workload.route[1].provider->carries(request)) return Turn::kNormal;
-  return turn;
+// Whether a target after the primary carries the request.
+bool later_carries(const Workload& workload, const chat::ChatRequest& request) {
+  return std::any_of(workload.route.begin() + 1, workload.route.end(),
+                     [&request](const Target& t) { return t.provider->carries(request); });
 }
 
-// The order the route is walked in on this turn: the next target first when bypassing; the
-// first target alone when a spent budget cut the route.
+// The order the route is walked in on this turn: the next target first when bypassing, the
+// primary left out when escalated, the first target alone when a spent budget cut the route.
 std::vector<std::size_t> order_of(const Workload& workload, Turn turn, bool primary_only) {
   std::vector<std::size_t> order(primary_only ? 1 : workload.route.size());
   for (std::size_t t = 0; t < order.size(); ++t) order[t] = t;
   if (turn == Turn::kBypass && order.size() > 1) std::swap(order[0], order[1]);
+  if (turn == Turn::kEscalate && order.size() > 1) order.erase(order.begin());
   return order;
+}
+
+// The ledger's mark of a primary skipped for a client retry: an attempt that cost nothing
+// and took no time, with reason retry, so that the ledger and the report show it.
+Attempt skipped_for_retry(const providers::Provider& primary) {
+  Attempt a;
+  a.provider = primary.name();
+  a.model = primary.model();
+  a.reason = Reason::kRetry;
+  a.detail = "skipped: the session's client retries escalated it to the fallback";
+  return a;
+}
+
+// The order index of the target a hedge of order[i] would start: the next one that carries
+// the request; npos when the workload does not hedge or there is none.
+std::size_t partner_of(const Workload& workload, const std::vector<std::size_t>& order,
+                       std::size_t i, const chat::ChatRequest& request) {
+  if (!workload.hedge) return std::string::npos;
+  for (std::size_t j = i + 1; j < order.size(); ++j) {
+    if (workload.route[order[j]].provider->carries(request)) return j;
+  }
+  return std::string::npos;
 }
 
 // Asks route[t]'s breaker for a call. kSkip on the last target that carries the request
@@ -500,9 +587,11 @@ std::size_t next_of(const std::vector<std::size_t>& order, std::size_t i) {
 
 // Tells route[t]'s breaker how an admitted call ended. A failure once the deadline passed or
 // the client left is not held against the provider: the walk cut it.
-void book(const Target& target, Admission admission, bool transport_ok, const Walk& walk) {
+void book(const Target& target, Admission admission, bool transport_ok, const Walk& walk,
+          bool refused = false) {
   if (target.breaker == nullptr) return;
-  if (!transport_ok && walk.over()) {
+  // A call refused here (max_in_flight) or cut by the walk says nothing of the provider.
+  if (refused || (!transport_ok && walk.over())) {
     target.breaker->release(admission);
     return;
   }
@@ -510,6 +599,219 @@ void book(const Target& target, Admission admission, bool transport_ok, const Wa
 }
 
 }  // namespace
+
+Turn Router::open_turn(const Workload& workload, const chat::ChatRequest& request,
+                       WorkerContext& worker, RouteResult& result) const {
+  if (workload.sessions) {
+    const SessionVerdict session =
+        workload.sessions->observe(request, worker.client, clock_.unix_ms());
+    result.client_retry = session.retry;
+    if (session.retry) worker.metrics.add(client_retries_total_, {workload.name});
+    // A route cut to its primary by a spent budget has no fallback to escalate to.
+    if (session.escalated && !worker.primary_only && later_carries(workload, request)) {
+      result.escalated = true;
+      result.attempts.push_back(skipped_for_retry(*workload.route[0].provider));
+      result.fallback_reason = Reason::kRetry;
+      const std::size_t to = workload.route.size() > 1 ? 1 : std::string::npos;
+      count_fallback(workload, 0, to, Reason::kRetry, result, worker.metrics);
+      return Turn::kEscalate;
+    }
+  }
+  Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
+  // A bypass needs a next target that carries the request, and a route cut to its primary
+  // has none.
+  if (turn == Turn::kBypass &&
+      (worker.primary_only || !workload.route[1].provider->carries(request))) {
+    turn = Turn::kNormal;
+  }
+  result.bypassed = turn == Turn::kBypass;
+  return turn;
+}
+
+void Router::observe_latency(const Target& target, double latency_ms, telemetry::Shard& m) const {
+  m.observe(metrics_.upstream_duration_seconds, {target.provider->name()}, latency_ms / 1000.0);
+  if (target.latency != nullptr) target.latency->record(clock_.unix_ms(), latency_ms);
+}
+
+bool Router::book_leg(const Workload& workload, const chat::ChatRequest& request, std::size_t t,
+                      HedgeLeg& leg, Admission admission, bool wins, const Walk& walk,
+                      WorkerContext& worker, RouteResult& result, Reason& reason) const {
+  telemetry::Shard& m = worker.metrics;
+  const Target& target = workload.route[t];
+  providers::Provider& provider = *target.provider;
+  // A call cancelled because the other one won proves nothing about its provider.
+  const bool refused = !*leg.answer && is_local_refusal(leg.answer->error());
+  if ((leg.lost && !*leg.answer) || refused) {
+    if (target.breaker != nullptr) target.breaker->release(admission);
+  } else {
+    book(target, admission, *leg.answer || !is_transport_failure(leg.answer->error()), walk);
+  }
+  Attempt attempt = begin_attempt(provider, leg.latency_ms);
+  observe_latency(target, leg.latency_ms, m);
+  if (leg.skipped_events > 0) {
+    m.add(metrics_.stream_events_skipped_total, {provider.name()},
+          static_cast<double>(leg.skipped_events));
+  }
+  for (Attempt& replay : take_replays(provider, leg.call)) {
+    fail_attempt(workload, provider, std::move(replay), false, result, m);
+  }
+  if (!*leg.answer) {
+    with_error(attempt, leg.answer->error());
+    if (leg.lost) {
+      attempt.reason = Reason::kTimeout;
+      attempt.detail = "cancelled: the other call of the hedge passed first";
+    }
+    reason = attempt.reason;
+    fail_attempt(workload, provider, std::move(attempt), false, result, m);
+    return false;
+  }
+  // The answer arrived: its tokens were paid for, whichever call won.
+  attempt.status = 200;
+  account(workload, target, (*leg.answer)->usage, attempt, result, m);
+  if (!leg.verdict) {
+    leg.verdict = workload.validator
+                      ? workload.validator->check(request, **leg.answer, worker.schemas)
+                      : validation::Verdict::ok();
+  }
+  if (!leg.verdict->pass) {
+    attempt.reason = reason = leg.verdict->reason;
+    attempt.detail = leg.verdict->detail;
+    fail_attempt(workload, provider, std::move(attempt), true, result, m);
+    return false;
+  }
+  attempt.pass = true;
+  m.add(metrics_.attempts_total, {workload.name, provider.name(), "pass"});
+  result.attempts.push_back(std::move(attempt));
+  if (!wins) return false;
+  result.response = std::move(**leg.answer);
+  result.served_by = &target;
+  result.outcome = t == 0 ? Outcome::kPrimary : Outcome::kFallback;
+  return true;
+}
+
+net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
+                                                const chat::ChatRequest& request,
+                                                const std::vector<std::size_t>& order,
+                                                std::size_t i, std::size_t j,
+                                                std::chrono::milliseconds after, const Walk& walk,
+                                                WorkerContext& worker, std::string_view request_id,
+                                                RouteResult& result, bool stream) const {
+  HedgeEnd end;
+  const std::size_t t = order[i];
+  const std::size_t h = order[j];
+  const Admission first_admission = admit(workload.route[t]);
+  if (first_admission == Admission::kSkip && t != walk.last_target) co_return end;
+  end.tried = true;
+  Admission second_admission = Admission::kSkip;
+  HedgeLeg first(worker.loop, worker.http, clock_, request_id, worker.cancel);
+  HedgeLeg second(worker.loop, worker.http, clock_, request_id, worker.cancel);
+  first.stream = second.stream = stream;
+  walk.prepare(first.call, t);
+  HedgePair pair;
+  pair.first = workload.route[t].provider;
+  pair.second = workload.route[h].provider;
+  pair.first_in_flight = workload.route[t].in_flight;
+  pair.second_in_flight = workload.route[h].in_flight;
+  pair.first_leg = &first;
+  pair.second_leg = &second;
+  pair.after = after;
+  pair.may_start_second = [&] {
+    if (walk.over()) return false;
+    second_admission = admit(workload.route[h]);
+    if (second_admission == Admission::kSkip && h != walk.last_target) return false;
+    walk.prepare(second.call, h);
+    return true;
+  };
+  pair.check = [&](const chat::ChatResponse& answer) {
+    return workload.validator ? workload.validator->check(request, answer, worker.schemas)
+                              : validation::Verdict::ok();
+  };
+  const HedgeWinner winner = co_await race(worker.loop, request, std::move(pair), clock_);
+  end.second_started = second.started;
+  if (winner == HedgeWinner::kFirst) end.held = std::move(first.held);
+  end.served = book_leg(workload, request, t, first, first_admission, winner == HedgeWinner::kFirst,
+                        walk, worker, result, end.first_reason);
+  if (second.started) {
+    end.served = book_leg(workload, request, h, second, second_admission,
+                          winner == HedgeWinner::kHedge, walk, worker, result, end.second_reason) ||
+                 end.served;
+    // The hedge served: the request fell back from the slow first target.
+    if (winner == HedgeWinner::kHedge) {
+      count_fallback(workload, t, h, end.first_reason, result, worker.metrics);
+    }
+    if (winner == HedgeWinner::kHedge) end.held = std::move(second.held);
+    if (winner != HedgeWinner::kNone) {
+      worker.metrics.add(hedges_total_,
+                         {workload.name, winner == HedgeWinner::kFirst ? "first" : "hedge"});
+    }
+  }
+  co_return end;
+}
+
+void Router::start_shadow(const Workload& workload, const chat::ChatRequest& request,
+                          WorkerContext& worker, std::string_view request_id) const {
+  if (!workload.shadow || !workload.shadow->sampled()) return;
+  if (!workload.shadow->provider().carries(request)) return;
+  ShadowTraffic::Places places = workload.shadow->try_start();
+  if (!places) {
+    worker.metrics.add(shadow_verdicts_total_,
+                       {workload.name, workload.shadow->provider().name(), "dropped", ""});
+    return;
+  }
+  // The copy shares the request's JSON arena, so it outlives the request.
+  auto copy = std::make_shared<chat::ChatRequest>(request);
+  copy->stream = false;
+  net::co_spawn(
+      worker.loop,
+      run_shadow(&workload, std::move(copy),
+                 ShadowWorker{&worker.loop, &worker.http, &worker.metrics, &worker.schemas},
+                 std::string(request_id), std::string(worker.key_name), std::move(places)),
+      net::detached);
+}
+
+net::awaitable<void> Router::run_shadow(const Workload* workload,
+                                        std::shared_ptr<const chat::ChatRequest> request,
+                                        ShadowWorker worker, std::string request_id,
+                                        std::string key_name, ShadowTraffic::Places places) const {
+  const ShadowTraffic& shadow = *workload->shadow;
+  providers::Provider& provider = shadow.provider();
+  const auto t0 = clock_.now();
+  const std::int64_t started_ms = clock_.unix_ms();
+  providers::CallContext call{*worker.loop, *worker.http, clock_, request_id};
+  call.budget = workload->deadline;
+  call.first_token_limit = false;
+  core::Result<chat::ChatResponse> answer = co_await provider.complete(*request, call);
+  places = {};
+  Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
+  telemetry::Shard& m = *worker.metrics;
+  if (!answer) {
+    with_error(attempt, answer.error());
+  } else {
+    attempt.status = 200;
+    attempt.usage = answer->usage;
+    attempt.cost_micro_usd = ledger::cost_micro_usd(answer->usage, shadow.price());
+    m.add(metrics_.spend_usd_total, {workload->name, provider.name(), provider.model()},
+          static_cast<double>(attempt.cost_micro_usd) / kMicrosPerUsd);
+    validation::Verdict verdict =
+        workload->validator ? workload->validator->check(*request, *answer, *worker.schemas)
+                            : validation::Verdict::ok();
+    attempt.pass = verdict.pass;
+    attempt.reason = verdict.reason;
+  }
+  m.add(shadow_verdicts_total_, {workload->name, provider.name(), attempt.pass ? "pass" : "fail",
+                                 attempt.pass ? "" : validation::to_string(attempt.reason)});
+  const std::int64_t now_ms = clock_.unix_ms();
+  shadow.window().record(now_ms, !attempt.pass);
+  ledger::RequestRow row{std::move(request_id),
+                         started_ms,
+                         static_cast<std::int64_t>(attempt.latency_ms + 0.5),
+                         workload->name,
+                         std::move(key_name),
+                         "shadow",
+                         "",
+                         {attempt_row(attempt)}};
+  spend_.record(std::move(row));
+}
 
 bool Router::carried(const Workload& workload, const chat::ChatRequest& request) {
   return std::any_of(workload.route.begin(), workload.route.end(),
@@ -524,8 +826,8 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Turn turn = turn_of(workload, request, worker.primary_only);
-  result.bypassed = turn == Turn::kBypass;
+  const Turn turn = open_turn(workload, request, worker, result);
+  start_shadow(workload, request, worker, request_id);
   const std::vector<std::size_t> order = order_of(workload, turn, worker.primary_only);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
 
@@ -539,6 +841,25 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
     bool served = false;
     bool tried = false;
 
+    if (const std::size_t j = partner_of(workload, order, i, request); j != std::string::npos) {
+      const std::optional<std::chrono::milliseconds> after = hedge_delay(
+          workload.hedge->p95, workload.hedge->after_ms, target.latency, clock_.unix_ms());
+      if (after) {
+        const HedgeEnd end = co_await hedged(workload, request, order, i, j, *after, walk, worker,
+                                             request_id, result);
+        if (end.served || walk.over()) break;
+        if (!end.tried) continue;
+        // Both calls failed (or the second never started): the route goes on after them.
+        count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
+                       end.first_reason, result, m);
+        if (end.second_started) {
+          count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
+          i = j;
+        }
+        continue;
+      }
+    }
+
     for (int retry = 0;; ++retry) {
       const Admission admission = admit(target);
       // An open breaker skips the target: no attempt, no latency.
@@ -546,10 +867,12 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       tried = true;
       const auto t0 = clock_.now();
       walk.prepare(call, t);
-      core::Result<chat::ChatResponse> answer = co_await provider.complete(request, call);
-      book(target, admission, answer || !is_transport_failure(answer.error()), walk);
+      core::Result<chat::ChatResponse> answer =
+          co_await bounded_complete(provider, target.in_flight, request, call);
+      book(target, admission, answer || !is_transport_failure(answer.error()), walk,
+           !answer && is_local_refusal(answer.error()));
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
-      m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
+      observe_latency(target, attempt.latency_ms, m);
       for (Attempt& replay : take_replays(provider, call)) {
         fail_attempt(workload, provider, std::move(replay), false, result, m);
       }
@@ -613,8 +936,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Turn turn = turn_of(workload, request, worker.primary_only);
-  result.bypassed = turn == Turn::kBypass;
+  const Turn turn = open_turn(workload, request, worker, result);
+  start_shadow(workload, request, worker, request_id);
   const std::vector<std::size_t> order = order_of(workload, turn, worker.primary_only);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
   // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
@@ -634,6 +957,35 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
     Reason final_reason = Reason::kUpstreamError;
     bool tried = false;
 
+    // A held stream may be hedged: nothing reaches the client before a call has passed.
+    const std::size_t j = buffered ? partner_of(workload, order, i, request) : std::string::npos;
+    const std::optional<std::chrono::milliseconds> after =
+        j == std::string::npos ? std::nullopt
+                               : hedge_delay(workload.hedge->p95, workload.hedge->after_ms,
+                                             target.latency, clock_.unix_ms());
+    if (after) {
+      HedgeEnd end = co_await hedged(workload, request, order, i, j, *after, walk, worker,
+                                     request_id, result, true);
+      if (end.served) {
+        result.stream_started = true;
+        if (!co_await sink.begin(result) || !co_await sink.send(end.held)) {
+          result.client_gone = true;
+        } else {
+          finish_pending = true;
+        }
+        break;
+      }
+      if (walk.over()) break;
+      if (!end.tried) continue;
+      count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
+                     end.first_reason, result, m);
+      if (end.second_started) {
+        count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
+        i = j;
+      }
+      continue;
+    }
+
     for (int retry = 0;; ++retry) {
       const Admission admission = admit(target);
       // An open breaker skips the target: no attempt, no latency.
@@ -641,15 +993,22 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       tried = true;
       const auto t0 = clock_.now();
       walk.prepare(call, t);
-      auto opened = co_await provider.stream(request, call);
-      if (!opened) book(target, admission, !is_transport_failure(opened.error()), walk);
+      // The provider's place is held until its stream is closed.
+      InFlight::Slot slot = target.in_flight->try_acquire();
+      core::Result<std::unique_ptr<providers::EventStream>> opened =
+          std::unexpected(saturated(provider, target.in_flight->max()));
+      // Not a conditional expression: GCC miscompiles co_await inside one.
+      if (slot) opened = co_await provider.stream(request, call);
+      if (!opened) {
+        book(target, admission, !is_transport_failure(opened.error()), walk,
+             is_local_refusal(opened.error()));
+      }
       for (Attempt& replay : take_replays(provider, call)) {
         fail_attempt(workload, provider, std::move(replay), false, result, m);
       }
       if (!opened) {
         Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
-        m.observe(metrics_.upstream_duration_seconds, {provider.name()},
-                  attempt.latency_ms / 1000.0);
+        observe_latency(target, attempt.latency_ms, m);
         final_reason = reason_of(opened.error());
         fail_attempt(workload, provider, std::move(with_error(attempt, opened.error())), false,
                      result, m);
@@ -707,6 +1066,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
               static_cast<double>(skipped));
       }
       upstream.reset();  // closes the upstream connection if it was not read to its end
+      slot.release();
       book(target, admission, !broke || sent_any || !is_transport_failure(*broke), walk);
       if (walk.client_gone()) {
         result.client_gone = true;
@@ -715,7 +1075,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
 
       Attempt attempt = begin_attempt(provider, core::elapsed_ms(t0, clock_.now()));
-      m.observe(metrics_.upstream_duration_seconds, {provider.name()}, attempt.latency_ms / 1000.0);
+      observe_latency(target, attempt.latency_ms, m);
       attempt.status = 200;
       account(workload, target, assembled.response().usage, attempt, result, m);
 

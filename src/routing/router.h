@@ -19,6 +19,9 @@
 #include "ledger/ledger.h"
 #include "providers/provider.h"
 #include "routing/adaptive.h"
+#include "routing/hedge.h"
+#include "routing/sessions.h"
+#include "routing/shadow.h"
 #include "telemetry/registry.h"
 #include "validation/validator.h"
 
@@ -30,6 +33,8 @@ class Client;
 }
 
 namespace backstop::routing {
+
+struct Walk;
 
 // How a routed request ended (the `outcome` label).
 enum class Outcome { kPrimary, kFallback, kFailed, kRejected };
@@ -68,7 +73,9 @@ class FallbackWindow {
 struct Target {
   providers::Provider* provider = nullptr;
   ledger::Price price;
-  Breaker* breaker = nullptr;  // the provider's, shared by every route; null: none
+  Breaker* breaker = nullptr;        // the provider's, shared by every route; null: none
+  LatencyWindow* latency = nullptr;  // the provider's recent call latencies
+  InFlight* in_flight = nullptr;     // the provider's calls under way (max_in_flight)
 };
 
 // A workload: its route, checks (null: none), retry policy and bands.
@@ -81,7 +88,10 @@ struct Workload {
   config::Bands bands;
   config::StreamMode stream_mode = config::StreamMode::kAuto;
   std::unique_ptr<FallbackWindow> window;
-  std::unique_ptr<RouteAdapt> adapt;  // null: bands only report
+  std::unique_ptr<RouteAdapt> adapt;        // null: bands only report
+  std::unique_ptr<ClientRetries> sessions;  // null: client retries are not tracked
+  std::optional<config::Hedge> hedge;       // absent: no hedging
+  std::unique_ptr<ShadowTraffic> shadow;    // null: no shadow traffic
 };
 
 // One try of one target.
@@ -112,6 +122,8 @@ struct RouteResult {
   bool stream_started = false;  // streams: the client has seen the start of an answer
   bool client_gone = false;     // streams: the client went away mid-stream
   bool bypassed = false;        // the workload bypassed its primary for this request
+  bool client_retry = false;    // the client sent this conversation again (reason retry)
+  bool escalated = false;       // its session went straight to the fallback
 };
 
 // Where a streamed answer goes (the server's dialect encoder and HTTP response). The
@@ -142,6 +154,7 @@ struct WorkerContext {
   core::Cancellation* cancel = nullptr;
   std::string_view key_name = {};  // the client key's name for the ledger row; empty: no auth
   bool primary_only = false;       // a spent budget cut the route to its first target
+  ClientSignals client = {};       // what the client's headers say of a retry
 };
 
 // The attempt loop. Immutable after construction, shared by all workers.
@@ -159,6 +172,9 @@ class Router {
     return workloads_;
   }
   [[nodiscard]] const telemetry::Metrics& metrics() const { return metrics_; }
+  [[nodiscard]] telemetry::FamilyId client_retries_total() const { return client_retries_total_; }
+  [[nodiscard]] telemetry::FamilyId hedges_total() const { return hedges_total_; }
+  [[nodiscard]] telemetry::FamilyId shadow_verdicts_total() const { return shadow_verdicts_total_; }
 
   // Tries the workload's route in order (the next target first while the workload bypasses
   // its primary; a target whose breaker is open is skipped unless it is the last one that
@@ -213,9 +229,61 @@ class Router {
                       validation::Reason reason, RouteResult& result,
                       telemetry::Shard& shard) const;
 
+  // The turn of this request: the workload's bypass state, and its session's escalation
+  // (a client retry is counted here).
+  [[nodiscard]] Turn open_turn(const Workload& workload, const chat::ChatRequest& request,
+                               WorkerContext& worker, RouteResult& result) const;
+
+  // What a hedged pair of calls left for the route.
+  struct HedgeEnd {
+    bool tried = false;           // the first call was made (its breaker let it through)
+    bool second_started = false;  // the hedge started
+    bool served = false;
+    validation::Reason first_reason = validation::Reason::kUpstreamError;
+    validation::Reason second_reason = validation::Reason::kUpstreamError;
+    std::vector<chat::StreamEvent> held;  // streams: the served call's events, to replay
+  };
+  // Calls route[order[i]] and, once it is slower than `after`, route[order[j]] in parallel;
+  // books both calls. With `stream`, each call is a stream read to its end (buffered).
+  boost::asio::awaitable<HedgeEnd> hedged(const Workload& workload,
+                                          const chat::ChatRequest& request,
+                                          const std::vector<std::size_t>& order, std::size_t i,
+                                          std::size_t j, std::chrono::milliseconds after,
+                                          const Walk& walk, WorkerContext& worker,
+                                          std::string_view request_id, RouteResult& result,
+                                          bool stream = false) const;
+  // Books one call of a hedge as an attempt of route[t]; true when it served (`wins`).
+  bool book_leg(const Workload& workload, const chat::ChatRequest& request, std::size_t t,
+                HedgeLeg& leg, Admission admission, bool wins, const Walk& walk,
+                WorkerContext& worker, RouteResult& result, validation::Reason& reason) const;
+  // What a shadow call may use of the worker it was started on (which outlives it).
+  struct ShadowWorker {
+    boost::asio::io_context* loop;
+    http::Client* http;
+    telemetry::Shard* metrics;
+    validation::SchemaCache* schemas;
+  };
+  // Sends a sampled copy of the request to the workload's shadow provider, off the request's
+  // path (the request never waits for it); a copy with no place left is dropped and counted.
+  void start_shadow(const Workload& workload, const chat::ChatRequest& request,
+                    WorkerContext& worker, std::string_view request_id) const;
+  // The shadow call: checked, priced, counted, and booked as a ledger row of outcome shadow.
+  boost::asio::awaitable<void> run_shadow(const Workload* workload,
+                                          std::shared_ptr<const chat::ChatRequest> request,
+                                          ShadowWorker worker, std::string request_id,
+                                          std::string key_name, ShadowTraffic::Places places) const;
+  // The upstream duration metric and the provider's latency window.
+  void observe_latency(const Target& target, double latency_ms, telemetry::Shard& m) const;
+
   std::vector<std::unique_ptr<Breaker>> breakers_;
+  std::vector<std::unique_ptr<LatencyWindow>> latencies_;  // one per provider, in its order
+  std::vector<std::unique_ptr<InFlight>> in_flight_;       // one per provider, in its order
   std::vector<std::unique_ptr<Workload>> workloads_;
   telemetry::Metrics metrics_;
+  telemetry::FamilyId client_retries_total_;   // workload
+  telemetry::FamilyId hedges_total_;           // workload, winner (first, hedge)
+  telemetry::FamilyId shadow_verdicts_total_;  // workload, provider, result, reason
+  telemetry::FamilyId shadow_fallback_ratio_;  // workload, provider (gauge)
   ledger::SpendStore& spend_;
   const core::Clock& clock_;
 };

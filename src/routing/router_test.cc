@@ -3,12 +3,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 #include <deque>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -38,6 +42,26 @@ class ScriptedProvider final : public providers::Provider {
     budgets.push_back(context.budget);
     first_token_limits.push_back(context.first_token_limit);
     if (on_call) on_call(context);
+    if (hold) {
+      // Held until release() or the call's cancellation, whichever comes first.
+      net::steady_timer gate(context.loop, net::steady_timer::time_point::max());
+      gate_ = &gate;
+      bool was_cancelled = false;
+      core::Cancellation::Subscription sub;
+      if (context.cancel != nullptr) {
+        sub = context.cancel->subscribe([&] {
+          was_cancelled = true;
+          gate.cancel();
+        });
+      }
+      co_await gate.async_wait(net::as_tuple(net::use_awaitable));
+      gate_ = nullptr;
+      if (after_hold) after_hold();
+      if (was_cancelled) {
+        ++cancelled;
+        co_return core::fail(ErrorCode::kUpstream, "cancelled");
+      }
+    }
     if (script.empty()) co_return core::fail(ErrorCode::kInternal, "script ran out");
     auto next = std::move(script.front());
     script.pop_front();
@@ -50,8 +74,16 @@ class ScriptedProvider final : public providers::Provider {
   std::function<void(providers::CallContext&)> on_call;  // runs during each call
   bool carries_all = true;  // false: carries no request (as for another dialect's features)
   bool carries(const chat::ChatRequest&) const override { return carries_all; }
+  bool hold = false;                 // each call waits for release() or its cancellation
+  int cancelled = 0;                 // calls that ended by their cancellation
+  std::function<void()> after_hold;  // runs when a held call goes on
+  // Lets the held call go on to its scripted answer.
+  void release() {
+    if (gate_ != nullptr) gate_->cancel();
+  }
 
  private:
+  net::steady_timer* gate_ = nullptr;
   std::string name_;
   std::string model_;
 };
@@ -357,6 +389,266 @@ TEST_F(RouterTest, RoutedRequestIsOneLedgerRowWithEveryAttempt) {
   EXPECT_EQ(rejected.request_id, "req-8");
   EXPECT_EQ(rejected.outcome, "rejected");
   EXPECT_TRUE(rejected.attempts.empty());
+}
+
+TEST_F(RouterTest, ASessionRetryingMoreThanItsThresholdSkipsThePrimary) {
+  config_.workloads[0].sessions = config::Sessions{1, 600, 900};
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  auto run = [&] {
+    WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+    auto future = net::co_spawn(
+        loop_, router_->route(*router_->find("agentic"), request_, worker, "req"), net::use_future);
+    loop_.run();
+    loop_.restart();
+    return future.get();
+  };
+  chat::Message m;
+  m.content.push_back({chat::ContentPart::Kind::kText, "weather in Paris?", {}});
+  request_.messages.push_back(m);
+  for (int i = 0; i < 2; ++i) {
+    primary_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));
+    fallback_->script.push_back(tool_answer(R"({"unit":"c"})"));
+    RouteResult r = run();
+    EXPECT_EQ(r.client_retry, i == 1);
+    EXPECT_FALSE(r.escalated);
+    clock_.advance(1s);
+  }
+  // The second retry is above the threshold of one: the primary is not asked.
+  fallback_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  RouteResult escalated = run();
+  EXPECT_TRUE(escalated.client_retry);
+  EXPECT_TRUE(escalated.escalated);
+  EXPECT_EQ(primary_->calls, 2);
+  EXPECT_EQ(escalated.outcome, Outcome::kFallback);
+  EXPECT_EQ(escalated.fallback_reason, Reason::kRetry);
+  ASSERT_EQ(escalated.attempts.size(), 2u);
+  EXPECT_EQ(escalated.attempts[0].provider, "primary");
+  EXPECT_EQ(escalated.attempts[0].reason, Reason::kRetry);
+  EXPECT_EQ(escalated.attempts[0].cost_micro_usd, 0);
+  EXPECT_TRUE(escalated.attempts[1].pass);
+  EXPECT_EQ(registry.counter_value(router_->metrics().fallbacks_total,
+                                   {"agentic", "primary", "fallback", "retry"}),
+            1);
+  EXPECT_THAT(registry.render(),
+              HasSubstr("backstop_client_retries_total{workload=\"agentic\"} 2\n"));
+}
+
+class HedgeTest : public RouterTest {
+ protected:
+  HedgeTest() {
+    config_.workloads[0].hedge = config::Hedge{1, false};
+    router_ = std::make_unique<Router>(config_, providers_, registry_hedge_, *spend_, clock_);
+  }
+  RouteResult go() {
+    WorkerContext worker{loop_, http_, registry_hedge_.shard(0), schemas_, rng_};
+    auto future = net::co_spawn(
+        loop_, router_->route(*router_->find("agentic"), request_, worker, "req"), net::use_future);
+    loop_.run();
+    loop_.restart();
+    return future.get();
+  }
+  double hedges(std::string winner) {
+    return registry_hedge_.counter_value(router_->hedges_total(), {"agentic", winner});
+  }
+  telemetry::Registry registry_hedge_{1};
+};
+
+TEST_F(HedgeTest, AHedgeThatPassesFirstWinsAndTheSlowCallIsCancelled) {
+  primary_->hold = true;  // slower than the hedge's 1 ms, until cancelled
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = go();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  EXPECT_EQ(r.served_by->provider->name(), "fallback");
+  EXPECT_EQ(primary_->cancelled, 1);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].provider, "primary");
+  EXPECT_FALSE(r.attempts[0].pass);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kTimeout);
+  EXPECT_TRUE(r.attempts[1].pass);
+  EXPECT_EQ(r.fallback_reason, Reason::kTimeout);
+  EXPECT_EQ(hedges("hedge"), 1);
+  EXPECT_EQ(hedges("first"), 0);
+  // Both calls are in the books: the winner's tokens are billed.
+  EXPECT_EQ(r.cost_micro_usd, r.attempts[1].cost_micro_usd);
+  EXPECT_GT(r.cost_micro_usd, 0);
+}
+
+TEST_F(HedgeTest, TheFirstCallPassingBeforeTheHedgeWinsAndBothAreBilled) {
+  primary_->hold = true;
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  // The hedge starts, and while it is held the primary's answer arrives.
+  fallback_->hold = true;
+  fallback_->on_call = [this](providers::CallContext&) { primary_->release(); };
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = go();
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+  EXPECT_EQ(fallback_->calls, 1);
+  EXPECT_EQ(fallback_->cancelled, 1);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_TRUE(r.attempts[0].pass);
+  EXPECT_EQ(r.attempts[1].provider, "fallback");
+  EXPECT_EQ(r.attempts[1].reason, Reason::kTimeout);
+  EXPECT_FALSE(r.fallback_reason.has_value());
+  EXPECT_EQ(hedges("first"), 1);
+  EXPECT_EQ(hedges("hedge"), 0);
+}
+
+TEST_F(HedgeTest, AFailingFirstAnswerWaitsForTheHedge) {
+  primary_->hold = true;
+  primary_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));  // fails the schema
+  // The hedge starts and waits; the primary's failing answer comes, then the hedge's.
+  fallback_->hold = true;
+  fallback_->on_call = [this](providers::CallContext&) { primary_->release(); };
+  primary_->after_hold = [this] { fallback_->release(); };
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  RouteResult r = go();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kSchema);
+  EXPECT_TRUE(r.attempts[1].pass);
+  EXPECT_EQ(r.cost_micro_usd, r.attempts[0].cost_micro_usd + r.attempts[1].cost_micro_usd);
+  EXPECT_EQ(hedges("hedge"), 1);
+}
+
+TEST_F(HedgeTest, NoHedgeWhenTheFirstCallAnswersInTime) {
+  config_.workloads[0].hedge = config::Hedge{60'000, false};
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  auto future = net::co_spawn(
+      loop_, router_->route(*router_->find("agentic"), request_, worker, "req"), net::use_future);
+  loop_.run();
+  EXPECT_EQ(future.get().outcome, Outcome::kPrimary);
+  EXPECT_EQ(fallback_->calls, 0);
+}
+
+// A workload with a shadow candidate beside its primary and fallback.
+class ShadowTest : public RouterTest {
+ protected:
+  ShadowTest() {
+    config::Provider candidate;
+    candidate.name = "candidate";
+    candidate.model = "pro";
+    candidate.price.input = 1'000'000;
+    candidate.price.output = 2'000'000;
+    candidate.max_in_flight = 1;
+    config_.providers.push_back(candidate);
+    auto c = std::make_unique<ScriptedProvider>("candidate", "pro");
+    candidate_ = c.get();
+    providers_.push_back(std::move(c));
+    config_.workloads[0].shadow = config::Shadow{"candidate", 0.25};
+    router_ = std::make_unique<Router>(config_, providers_, registry_shadow_, *spend_, clock_);
+  }
+  // Starts one request; run_all() runs it (and any shadow) to its end.
+  std::future<RouteResult> start() {
+    WorkerContext worker{loop_, http_, registry_shadow_.shard(0), schemas_, rng_};
+    return net::co_spawn(loop_, router_->route(*router_->find("agentic"), request_, worker, "req"),
+                         net::use_future);
+  }
+  void run_all() {
+    loop_.run();
+    loop_.restart();
+  }
+  double verdicts(std::string result, std::string reason) {
+    return registry_shadow_.counter_value(router_->shadow_verdicts_total(),
+                                          {"agentic", "candidate", result, reason});
+  }
+  ScriptedProvider* candidate_;
+  telemetry::Registry registry_shadow_{1};
+};
+
+TEST_F(ShadowTest, AnExactShareIsShadowedCheckedCountedAndBookedApart) {
+  candidate_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  candidate_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));
+  for (int i = 0; i < 8; ++i) {
+    primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+    auto served = start();
+    run_all();
+    EXPECT_EQ(served.get().outcome, Outcome::kPrimary);  // the shadow never serves
+  }
+  EXPECT_EQ(candidate_->calls, 2);  // 25 % of 8
+  EXPECT_EQ(verdicts("pass", ""), 1);
+  EXPECT_EQ(verdicts("fail", "schema"), 1);
+  EXPECT_EQ(verdicts("dropped", ""), 0);
+  EXPECT_EQ(
+      registry_shadow_.counter_value(router_->metrics().requests_total, {"agentic", "primary"}), 8);
+  EXPECT_THAT(
+      registry_shadow_.render(),
+      HasSubstr("backstop_shadow_fallback_ratio{workload=\"agentic\",provider=\"candidate\"} "
+                "0.5\n"));
+  ASSERT_TRUE(spend_->flush());
+  std::int64_t shadow_cost = 0;
+  for (const ledger::DaySpend& d : spend_->totals()) {
+    if (d.provider == "candidate") shadow_cost += d.cost_micro_usd;
+  }
+  EXPECT_EQ(shadow_cost, 2 * ledger::cost_micro_usd({1000, 0, 0, 100}, {1'000'000, 2'000'000}));
+}
+
+TEST_F(ShadowTest, ACopyWithNoPlaceLeftIsDroppedAndCounted) {
+  // The candidate's max_in_flight is 1: while its first shadow call is held, the next sampled
+  // copy has no place.
+  candidate_->hold = true;
+  candidate_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  std::vector<std::future<RouteResult>> served;
+  for (int i = 0; i < 8; ++i) {
+    primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+    served.push_back(start());
+    loop_.poll();
+    loop_.restart();
+  }
+  EXPECT_EQ(candidate_->calls, 1);
+  EXPECT_EQ(verdicts("dropped", ""), 1);
+  for (auto& f : served) {
+    EXPECT_EQ(f.get().outcome, Outcome::kPrimary);  // nobody waited for the held shadow
+  }
+  candidate_->release();
+  run_all();
+  EXPECT_EQ(verdicts("pass", ""), 1);
+}
+
+TEST_F(RouterTest, ACallBeyondMaxInFlightIsRateLimitedAtOnceAndSparesTheBreaker) {
+  config_.providers[0].max_in_flight = 1;
+  config_.providers[0].breaker = config::Breaker{1, 1000};
+  config_.workloads[0].retries.max = 0;
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  primary_->hold = true;
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  const Workload& w = *router_->find("agentic");
+  auto held = net::co_spawn(loop_, router_->route(w, request_, worker, "a"), net::use_future);
+  loop_.poll();
+  auto beyond = net::co_spawn(loop_, router_->route(w, request_, worker, "b"), net::use_future);
+  loop_.poll();
+  RouteResult r = beyond.get();
+  EXPECT_EQ(primary_->calls, 1);  // the second request never reached the primary
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kRateLimited);
+  EXPECT_EQ(r.attempts[0].status, 0);
+  EXPECT_THAT(r.attempts[0].detail, HasSubstr("max_in_flight (1)"));
+  EXPECT_EQ(w.route[0].breaker->state(), BreakerState::kClosed);
+  primary_->release();
+  loop_.run();
+  EXPECT_EQ(held.get().outcome, Outcome::kPrimary);
+}
+
+TEST(LatencyWindowTest, P95IsTheBucketOfThe95thPercentileCall) {
+  LatencyWindow w;
+  constexpr std::int64_t kT0 = 1'764'547'200'000;
+  EXPECT_FALSE(w.p95(kT0).has_value());  // too few calls
+  for (int i = 0; i < 95; ++i) w.record(kT0, 100);
+  for (int i = 0; i < 5; ++i) w.record(kT0, 5000);
+  const std::optional<double> p95 = w.p95(kT0);
+  ASSERT_TRUE(p95.has_value());
+  EXPECT_GE(*p95, 100);
+  EXPECT_LT(*p95, 100 * 1.2);
+  // Two minutes later those calls are no longer recent.
+  EXPECT_FALSE(w.p95(kT0 + 120'000).has_value());
 }
 
 TEST_F(RouterTest, BandWatchReportsBandChanges) {
@@ -701,6 +993,61 @@ TEST_F(AdaptiveRouterTest, PrimaryIsBypassedWhenItDegradesAndRestoredViaProbes) 
   EXPECT_EQ(route_state(), RouteState::kNormal);
   EXPECT_THAT(adaptive_registry_.render(),
               HasSubstr("backstop_route_state{workload=\"agentic\",state=\"normal\"} 1\n"));
+}
+
+}  // namespace
+}  // namespace backstop::routing
+
+namespace backstop::routing {
+namespace {
+
+TEST_F(AdaptiveRouterTest, ProbesOfABypassedPrimaryTakeAPlaceWithinItsMaxInFlight) {
+  config_.providers[0].max_in_flight = 1;
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  const Workload& w = *router_->find("agentic");
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  auto start = [&] {
+    clock_.advance(100ms);
+    auto future = net::co_spawn(loop_, router_->route(w, request_, worker, "req"), net::use_future);
+    loop_.poll();
+    loop_.restart();
+    return future;
+  };
+  for (int i = 0; i < 300 && w.adapt->state() == RouteState::kNormal; ++i) {
+    primary_->script.push_back(tool_answer(R"({"unit":"kelvin"})"));
+    fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+    start().get();
+    primary_->script.clear();
+  }
+  ASSERT_EQ(w.adapt->state(), RouteState::kBypass);
+
+  // The next probe takes the primary's only place and is held there.
+  primary_->hold = true;
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  for (int i = 0; i < 8; ++i) fallback_->script.push_back(tool_answer(R"({"unit":"f"})"));
+  const int calls = primary_->calls;
+  std::future<RouteResult> probe;
+  for (int i = 0; i < 4 && primary_->calls == calls; ++i) probe = start();
+  ASSERT_EQ(primary_->calls, calls + 1);
+
+  // The probe after it finds no place: rate_limited at once, without a call.
+  std::optional<RouteResult> refused;
+  for (int i = 0; i < 4 && !refused; ++i) {
+    RouteResult r = start().get();
+    if (!r.bypassed) refused = std::move(r);
+  }
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(primary_->calls, calls + 1);
+  ASSERT_FALSE(refused->attempts.empty());
+  EXPECT_EQ(refused->attempts[0].provider, "primary");
+  EXPECT_EQ(refused->attempts[0].reason, Reason::kRateLimited);
+  EXPECT_EQ(refused->attempts[0].status, 0);
+  EXPECT_EQ(refused->outcome, Outcome::kFallback);
+
+  primary_->release();
+  loop_.run();
+  EXPECT_EQ(probe.get().outcome, Outcome::kPrimary);
 }
 
 }  // namespace

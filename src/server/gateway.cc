@@ -5,6 +5,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -149,6 +150,7 @@ class ClientStream final : public routing::StreamSink {
         {"x-backstop-served-by", served.name()},
         {"x-backstop-attempts", std::to_string(result.attempts.size())}};
     if (result.bypassed) headers.push_back({"x-backstop-route", "bypass"});
+    if (result.escalated) headers.push_back({"x-backstop-route", "escalate"});
     if (result.outcome == routing::Outcome::kFallback && result.fallback_reason) {
       headers.push_back({"x-backstop-fallback-reason",
                          std::string(validation::to_string(*result.fallback_reason))});
@@ -200,6 +202,16 @@ class ClientWatch {
  private:
   http::Responder& responder_;
 };
+
+// What the client's headers say of a retry (the sessions table judges the rest).
+routing::ClientSignals client_signals(const http::Request& request) {
+  routing::ClientSignals out;
+  const std::string_view count = request.header("x-stainless-retry-count");
+  std::from_chars(count.data(), count.data() + count.size(), out.retry_count);
+  out.session_id = request.header("x-claude-code-session-id");
+  if (out.session_id.empty()) out.session_id = request.header("x-session-id");
+  return out;
+}
 
 // One worker's view of the gateway: its own client pool, metric shard, schema cache and
 // id generator, so the request path takes no lock.
@@ -551,6 +563,7 @@ class GatewayService final : public http::Service {
     core::Cancellation cancel;
     routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel, log.key};
     worker.primary_only = budget.action == access::BudgetVerdict::Action::kPrimaryOnly;
+    worker.client = client_signals(request);
     std::optional<ClientStream> stream;
     routing::RouteResult result;
     {
@@ -586,6 +599,7 @@ class GatewayService final : public http::Service {
     headers.push_back({"x-backstop-workload", workload->name});
     headers.push_back({"x-backstop-attempts", std::to_string(result.attempts.size())});
     if (result.bypassed) headers.push_back({"x-backstop-route", "bypass"});
+    if (result.escalated) headers.push_back({"x-backstop-route", "escalate"});
     if (result.outcome == routing::Outcome::kRejected && result.rejection) {
       // The upstream's status, code and message, in the client's dialect.
       http::Response r = error(dialect, *result.rejection, log, {});
@@ -689,6 +703,12 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(
     o.rates.rate_limited = p.simulation.rate_limited;
     o.rates.server_error = p.simulation.server_error;
     o.rates.timeout = p.simulation.timeout;
+    for (const config::SimulationEpisode& e : p.simulation.episodes) {
+      o.episodes.push_back({static_cast<std::uint64_t>(e.from_call),
+                            static_cast<std::uint64_t>(e.to_call),
+                            {e.no_tool_call, e.unknown_tool, e.invalid_json, e.schema, e.empty,
+                             e.truncated, e.rate_limited, e.server_error, e.timeout}});
+    }
     o.timeout_ms = p.timeout_ms;
     return std::make_unique<providers::SimulatedProvider>(std::move(o));
   }

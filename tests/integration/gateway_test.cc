@@ -403,6 +403,95 @@ TEST_F(AdaptiveGatewayTest, BypassedRequestSaysSoInAHeader) {
             std::string::npos);
 }
 
+// The gateway with workloads that hedge, track client retries and shadow a candidate.
+class ActingGatewayTest : public GatewayTest {
+ protected:
+  std::string config_text() const override {
+    return std::string(kConfig) +
+           "  hedged:\n"
+           "    route: [v4, gpt]\n"
+           "    validate: {content: non_empty}\n"
+           "    hedge: {after_ms: 50}\n"
+           "  sessions:\n"
+           "    route: [v4, gpt]\n"
+           "    validate: {content: non_empty}\n"
+           "    sessions: {retry_threshold: 1, window_s: 600, escalate_s: 900}\n"
+           "  shadowed:\n"
+           "    route: [v4, claude]\n"
+           "    validate: {content: non_empty}\n"
+           "    shadow: {provider: gpt, sample: 1.0}\n";
+  }
+  double acting_counter(std::string_view name, const std::string& labels) {
+    const std::string text = gateway_->registry().render();
+    const std::string line = std::string(name) + "{" + labels + "} ";
+    const std::size_t at = text.find(line);
+    return at == std::string::npos ? 0 : std::stod(text.substr(at + line.size()));
+  }
+};
+
+TEST_F(ActingGatewayTest, ASlowPrimaryIsHedgedAndTheHedgeWins) {
+  // The primary waits a second; the hedge starts after 50 ms and answers at once.
+  auto r = chat("hedged", "hello [mock:slow@v4-flash]");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "timeout");
+  EXPECT_EQ(acting_counter("backstop_hedges_total", "workload=\"hedged\",winner=\"hedge\""), 1);
+  // A primary that answers in time is not hedged.
+  auto fast = chat("hedged", "hello");
+  EXPECT_EQ(fast.header("x-backstop-served-by"), "v4");
+  EXPECT_EQ(fast.header("x-backstop-attempts"), "1");
+}
+
+TEST_F(ActingGatewayTest, AHeldStreamIsHedgedBeforeItsFirstByte) {
+  auto r = chat("hedged", "hello [mock:slow@v4-flash]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(acting_counter("backstop_hedges_total", "workload=\"hedged\",winner=\"hedge\""), 1);
+}
+
+TEST_F(ActingGatewayTest, ASessionRetryingPastItsThresholdGoesStraightToTheFallback) {
+  const std::vector<http::Header> session = {{"x-session-id", "s-42"}};
+  const std::string body = R"({"model":"sessions","messages":[{"role":"user","content":"hello"}]})";
+  auto first = call("POST", "/v1/chat/completions", body, session);
+  EXPECT_EQ(first.header("x-backstop-served-by"), "v4");
+  auto retry = call("POST", "/v1/chat/completions", body, session);
+  EXPECT_EQ(retry.header("x-backstop-served-by"), "v4");  // one retry: at the threshold
+  auto escalated = call("POST", "/v1/chat/completions", body, session);
+  ASSERT_EQ(escalated.status, 200) << escalated.body;
+  EXPECT_EQ(escalated.header("x-backstop-route"), "escalate");
+  EXPECT_EQ(escalated.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(escalated.header("x-backstop-fallback-reason"), "retry");
+  EXPECT_EQ(acting_counter("backstop_client_retries_total", "workload=\"sessions\""), 2);
+  // An SDK's own retry header counts too.
+  call("POST", "/v1/chat/completions",
+       R"({"model":"sessions","messages":[{"role":"user","content":"other"}]})",
+       {{"x-stainless-retry-count", "1"}});
+  EXPECT_EQ(acting_counter("backstop_client_retries_total", "workload=\"sessions\""), 3);
+}
+
+TEST_F(ActingGatewayTest, AShadowCopyIsCheckedAndCountedWithoutTouchingTheAnswer) {
+  auto r = chat("shadowed", "hello [mock:empty@gpt-x]");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "v4");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");
+  // The shadow runs off the request's path: wait for its verdict without a fixed sleep.
+  for (int i = 0; i < 500 && acting_counter("backstop_shadow_verdicts_total",
+                                            "workload=\"shadowed\",provider=\"gpt\",result="
+                                            "\"fail\",reason=\"empty\"") == 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(acting_counter("backstop_shadow_verdicts_total",
+                           "workload=\"shadowed\",provider=\"gpt\",result=\"fail\",reason="
+                           "\"empty\""),
+            1);
+  EXPECT_EQ(counter(metrics().requests_total, {"shadowed", "primary"}), 1);
+}
+
 TEST_F(GatewayTest, EveryTargetFailingGives502WithEveryAttempt) {
   auto r =
       chat("agentic", "w? [mock:invalid_json@v4-flash] [mock:server_error@claude-sonnet]", true);
