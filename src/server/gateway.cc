@@ -19,6 +19,7 @@
 #include "json/json.h"
 #include "providers/http_provider.h"
 #include "providers/simulated_provider.h"
+#include "server/build_provider.h"
 #include "validation/validator.h"
 
 namespace backstop::server {
@@ -633,60 +634,6 @@ bool post_hook(const std::string& url, const std::string& body,
   loop.run();
   auto response = sent.get();
   return response && response->status >= 200 && response->status < 300;
-}
-
-// The upstream key from the provider's api_key_env; empty when none is configured.
-core::Result<std::string> read_key(const config::Provider& p, const EnvReader& env) {
-  if (p.api_key_env.empty()) return std::string();
-  const char* value = env(p.api_key_env.c_str());
-  if (value == nullptr || *value == '\0') {
-    return core::fail(ErrorCode::kInvalidArgument, "provider \"" + p.name +
-                                                       "\": environment variable " + p.api_key_env +
-                                                       " (api_key_env) is not set");
-  }
-  return std::string(value);
-}
-
-core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::Provider& p,
-                                                                  const EnvReader& env) {
-  if (p.kind == config::ProviderKind::kSimulated) {
-    providers::SimulatedOptions o;
-    o.name = p.name;
-    o.model = p.model;
-    o.latency_p50_ms = p.simulation.latency_p50_ms;
-    o.latency_p99_ms = p.simulation.latency_p99_ms;
-    o.seed = p.simulation.seed;
-    o.rates.no_tool_call = p.simulation.no_tool_call;
-    o.rates.unknown_tool = p.simulation.unknown_tool;
-    o.rates.invalid_json = p.simulation.invalid_json;
-    o.rates.schema = p.simulation.schema;
-    o.rates.empty = p.simulation.empty;
-    o.rates.truncated = p.simulation.truncated;
-    o.rates.rate_limited = p.simulation.rate_limited;
-    o.rates.server_error = p.simulation.server_error;
-    o.rates.timeout = p.simulation.timeout;
-    o.timeout_ms = p.timeout_ms;
-    return std::make_unique<providers::SimulatedProvider>(std::move(o));
-  }
-  auto key = read_key(p, env);
-  if (!key) return std::unexpected(key.error());
-  providers::HttpProviderOptions o;
-  o.name = p.name;
-  o.dialect = p.kind == config::ProviderKind::kAnthropic ? chat::Dialect::kAnthropic
-                                                         : chat::Dialect::kOpenAI;
-  o.base_url = p.base_url;
-  o.model = p.model;
-  o.api_key = std::move(*key);
-  o.ca_file = p.ca_file;
-  o.connect_timeout_ms = p.connect_timeout_ms;
-  o.first_token_timeout_ms = p.first_token_timeout_ms;
-  o.idle_timeout_ms = p.idle_timeout_ms;
-  o.timeout_ms = p.timeout_ms;
-  o.default_max_tokens = p.max_tokens;
-  o.anthropic_version = p.anthropic_version;
-  auto provider = providers::HttpProvider::create(std::move(o));
-  if (!provider) return std::unexpected(provider.error());
-  return std::unique_ptr<providers::Provider>(std::move(*provider));
 }
 
 }  // namespace

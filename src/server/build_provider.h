@@ -1,0 +1,17 @@
+#pragma once
+
+#include <memory>
+
+#include "config/config.h"
+#include "core/error.h"
+#include "providers/provider.h"
+#include "server/gateway.h"  // EnvReader
+
+namespace backstop::server {
+
+// The provider a config entry describes: simulated, or HTTP in its dialect with the key read
+// from api_key_env. kInvalidArgument when that variable is unset or the base_url is bad.
+[[nodiscard]] core::Result<std::unique_ptr<providers::Provider>> build_provider(
+    const config::Provider& p, const EnvReader& env);
+
+}  // namespace backstop::server
