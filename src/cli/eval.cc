@@ -102,12 +102,16 @@ int eval_run(const EvalRunOptions& options) {
                  options.config_file.c_str());
     return 1;
   }
-  const config::Provider* pc = config->find_provider(options.provider);
-  if (pc == nullptr) {
+  const config::Provider* found = config->find_provider(options.provider);
+  if (found == nullptr) {
     std::fprintf(stderr, "backstop eval run: no provider \"%s\" in %s\n", options.provider.c_str(),
                  options.config_file.c_str());
     return 1;
   }
+  // --stack stands for the provider's stack: a simulated provider takes that stack's faults.
+  config::Provider provider_config = *found;
+  if (!options.stack.empty()) provider_config.stack = options.stack;
+  const config::Provider* pc = &provider_config;
   auto suite = eval::load_suite(options.suite_file);
   if (!suite) {
     std::fprintf(stderr, "backstop eval run: %s\n", suite.error().message.c_str());
@@ -129,6 +133,9 @@ int eval_run(const EvalRunOptions& options) {
     return 1;
   }
   const core::SystemClock clock;
+  std::string stack = pc->stack;
+  if (stack.empty())
+    stack = eval::detect_stack(**provider, clock, std::chrono::milliseconds(2'000));
   eval::RunOptions run_options;
   run_options.concurrency = options.concurrency;
   run_options.progress = ProgressLine(static_cast<std::int64_t>(prepared.cases.size()));
@@ -141,7 +148,7 @@ int eval_run(const EvalRunOptions& options) {
   run.run.suite_hash = suite->hash;
   run.run.provider = pc->name;
   run.run.model = pc->model;
-  run.run.stack = options.stack.empty() ? "unknown" : options.stack;
+  run.run.stack = stack.empty() ? "unknown" : stack;
   run.run.cases = static_cast<std::int64_t>(run.cases.size());
   for (const auto& c : run.cases) run.run.passed += c.verdict == "pass" ? 1 : 0;
   if (auto saved = eval::save_run(config->ledger.path, run); !saved) {

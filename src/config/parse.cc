@@ -201,7 +201,7 @@ constexpr std::array<std::string_view, 7> kServerKeys{
 constexpr std::array<std::string_view, 2> kLedgerKeys{"path", "flush_ms"};
 constexpr std::int64_t kMaxFlushMs = 3'600'000;  // an hour: a longer one is a typo
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
-constexpr std::array<std::string_view, 14> kProviderKeys{"kind",
+constexpr std::array<std::string_view, 15> kProviderKeys{"kind",
                                                          "base_url",
                                                          "model",
                                                          "api_key_env",
@@ -214,7 +214,8 @@ constexpr std::array<std::string_view, 14> kProviderKeys{"kind",
                                                          "anthropic_version",
                                                          "price",
                                                          "simulation",
-                                                         "breaker"};
+                                                         "breaker",
+                                                         "stack"};
 constexpr std::array<std::string_view, 3> kPriceKeys{"input", "output", "cached_input"};
 constexpr std::array<std::string_view, 4> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
                                                           "seed", "faults"};
@@ -653,6 +654,8 @@ class Parser {
         simulation(f, p.simulation);
       } else if (f.key == "breaker") {
         breaker(f, p.breaker.emplace());
+      } else if (f.key == "stack") {
+        stack_label(f, p.stack);
       }
     });
     require(e, "kind", map);
@@ -685,6 +688,23 @@ class Parser {
             std::string(key) + " (" + std::to_string(value) + ") must not exceed timeout_ms (" +
                 std::to_string(p.timeout_ms) + ")");
     }
+  }
+
+  // An inference-stack label: it becomes a metric label and a ledger value.
+  void stack_label(const Field& f, std::string& out) {
+    auto s = text(f);
+    if (!s) return;
+    const bool clean =
+        !s->empty() && s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' ||
+                 c == '+' || c == '-';
+        });
+    if (!clean) {
+      error(f.line, f.path,
+            "must be 1-64 letters, digits, '.', '_', '+' or '-' (vllm-0.7.3), got " + quote(*s));
+      return;
+    }
+    out = *s;
   }
 
   void price_block(const Field& map, Price& price) {

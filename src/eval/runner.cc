@@ -114,6 +114,11 @@ net::awaitable<void> lane(Run& run) {
   }
 }
 
+net::awaitable<void> ask_stack(providers::Provider& provider, providers::CallContext& call,
+                               std::string& out) {
+  out = co_await provider.detect_stack(call);
+}
+
 }  // namespace
 
 Prepared prepare_cases(const Suite& suite, const config::Config& config, const Decoders& decoders) {
@@ -145,6 +150,17 @@ Prepared prepare_cases(const Suite& suite, const config::Config& config, const D
     out.cases.push_back(PreparedCase{&c, std::move(*request), workload->second});
   }
   return out;
+}
+
+std::string detect_stack(providers::Provider& provider, const core::Clock& clock,
+                         std::chrono::milliseconds timeout) {
+  net::io_context loop;
+  http::Client http(loop);
+  providers::CallContext call{loop, http, clock, "stack-probe", timeout};
+  std::string label;
+  net::co_spawn(loop, ask_stack(provider, call, label), net::detached);
+  loop.run();
+  return label;
 }
 
 std::vector<CaseRecord> run_cases(const std::vector<PreparedCase>& cases,

@@ -58,6 +58,11 @@ struct RunOptions {
   std::function<void(const Progress&)> progress;  // after each case, on the running thread
 };
 
+// What the provider says of its inference stack (Provider::detect_stack), asked within
+// `timeout` on an event loop of its own; empty when it does not say.
+[[nodiscard]] std::string detect_stack(providers::Provider& provider, const core::Clock& clock,
+                                       std::chrono::milliseconds timeout);
+
 // Runs every case against `provider` (at most `concurrency` at a time, on one thread with its
 // own event loop) and returns their outcomes in suite order: the provider's answer checked
 // with the workload's checks, then the case's expectations. Transport errors (connect,

@@ -18,6 +18,7 @@
 #include "dialects/anthropic/anthropic.h"
 #include "dialects/openai/openai.h"
 #include "http/sse.h"
+#include "providers/stack_probe.h"
 
 namespace backstop::providers {
 namespace {
@@ -328,6 +329,11 @@ int retry_after_ms(const http::ClientResponse& response) {
   }
   if (!ms) return -1;
   return static_cast<int>(std::llround(std::min(*ms, kMaxRetryAfterMs)));
+}
+
+boost::asio::awaitable<std::string> HttpProvider::detect_stack(CallContext& context) {
+  const auto timeout = std::min(context.budget, std::chrono::milliseconds(2'000));
+  co_return co_await probe_stack(context.http, origin_, timeout);
 }
 
 core::Result<std::unique_ptr<HttpProvider>> HttpProvider::create(HttpProviderOptions options) {

@@ -35,7 +35,7 @@ ledger::RequestRow ledger_row(const Workload& workload, std::string_view request
     row.attempts.push_back(
         {a.provider, a.model, a.pass ? "" : std::string(validation::to_string(a.reason)), a.status,
          a.usage.input_tokens, a.usage.cached_input_tokens, a.usage.output_tokens, a.cost_micro_usd,
-         static_cast<std::int64_t>(a.latency_ms + 0.5)});
+         static_cast<std::int64_t>(a.latency_ms + 0.5), a.stack});
   }
   return row;
 }
@@ -414,6 +414,7 @@ Attempt begin_attempt(const providers::Provider& provider, double latency_ms) {
   Attempt a;
   a.provider = provider.name();
   a.model = provider.model();
+  a.stack = provider.stack();
   a.latency_ms = latency_ms;
   return a;
 }

@@ -44,7 +44,9 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
     o.rates.server_error = p.simulation.server_error;
     o.rates.timeout = p.simulation.timeout;
     o.timeout_ms = p.timeout_ms;
-    return std::make_unique<providers::SimulatedProvider>(std::move(o));
+    auto simulated = std::make_unique<providers::SimulatedProvider>(std::move(o));
+    simulated->set_stack(p.stack);
+    return simulated;
   }
   auto key = read_key(p, env);
   if (!key) return std::unexpected(key.error());
@@ -64,6 +66,7 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
   o.anthropic_version = p.anthropic_version;
   auto provider = providers::HttpProvider::create(std::move(o));
   if (!provider) return std::unexpected(provider.error());
+  (*provider)->set_stack(p.stack);
   return std::unique_ptr<providers::Provider>(std::move(*provider));
 }
 

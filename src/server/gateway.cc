@@ -713,6 +713,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   }
   g->router_ = std::make_unique<routing::Router>(c, g->providers_, *g->registry_, *g->spend_,
                                                  *g->clock_, g->logger_, g->hooks_.get());
+  g->stack_watch_ = std::make_unique<StackWatch>(c, g->providers_, *g->registry_);
+  g->detect_stacks_ = options.detect_stacks;
   g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
     return std::vector<std::pair<std::vector<std::string>, double>>{
         {{}, static_cast<double>(spend->queue_depth())}};
@@ -756,6 +758,7 @@ core::Result<void> Gateway::start() {
   if (!bound) return bound;
   port_ = server_->port();
   server_->start();
+  if (detect_stacks_) stack_watch_->start();
   band_thread_ = std::thread([this] {
     routing::BandWatch watch(*router_);
     std::unique_lock lock(band_mutex_);
@@ -795,6 +798,7 @@ void Gateway::stop() {
   }
   band_wake_.notify_all();
   if (band_thread_.joinable()) band_thread_.join();
+  if (stack_watch_) stack_watch_->stop();
   begin_drain();
   if (server_) server_->stop(std::chrono::milliseconds(config_->server.drain_timeout_ms));
   if (spend_) {

@@ -19,6 +19,7 @@
 #include "ledger/ledger.h"
 #include "providers/provider.h"
 #include "routing/router.h"
+#include "server/stack_watch.h"
 #include "telemetry/access_log.h"
 #include "telemetry/hooks.h"
 #include "telemetry/registry.h"
@@ -38,6 +39,9 @@ struct GatewayOptions {
   std::size_t access_log_queue_lines = 0;     // 0: the access log's default
   telemetry::HookPost hook_post;              // nullptr: HTTP POSTs to the hooks' URLs
   telemetry::HookOptions hook_options;
+  // Ask the upstreams without a configured stack which stack serves them (StackWatch); off for
+  // tests whose upstreams script every request they get.
+  bool detect_stacks = true;
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built
@@ -97,6 +101,8 @@ class Gateway {
   access::Keys keys_;
   std::vector<std::unique_ptr<providers::Provider>> providers_;
   std::unique_ptr<routing::Router> router_;
+  std::unique_ptr<StackWatch> stack_watch_;  // the providers' inference stacks
+  bool detect_stacks_ = true;
   std::unique_ptr<http::Server> server_;
   std::string host_;
   std::uint16_t port_ = 0;
