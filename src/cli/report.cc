@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "ledger/ledger_read.h"
 #include "report/plan.h"
+#include "report/stack_split.h"
 
 namespace backstop::cli {
 namespace {
@@ -79,8 +80,12 @@ int report(const ReportOptions& options) {
   }
   const report::Report built =
       report::build_report(*rows, config.get(), options.since, options.until);
-  const std::string out =
+  std::string out =
       options.format == "json" ? report::render_json(built) : report::render_table(built);
+  if (options.format != "json") {
+    const std::string split = report::render_stack_split(report::split_by_stack(*rows));
+    if (!split.empty()) out += "\n" + split;
+  }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }

@@ -217,8 +217,8 @@ constexpr std::array<std::string_view, 15> kProviderKeys{"kind",
                                                          "breaker",
                                                          "stack"};
 constexpr std::array<std::string_view, 3> kPriceKeys{"input", "output", "cached_input"};
-constexpr std::array<std::string_view, 4> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
-                                                          "seed", "faults"};
+constexpr std::array<std::string_view, 5> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
+                                                          "seed", "faults", "stacks"};
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
@@ -651,7 +651,7 @@ class Parser {
       } else if (f.key == "price") {
         price_block(f, p.price);
       } else if (f.key == "simulation") {
-        simulation(f, p.simulation);
+        simulation(f, p.simulation, p.stack_faults);
       } else if (f.key == "breaker") {
         breaker(f, p.breaker.emplace());
       } else if (f.key == "stack") {
@@ -691,17 +691,20 @@ class Parser {
   }
 
   // An inference-stack label: it becomes a metric label and a ledger value.
+  static bool is_stack_label(std::string_view s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '+' ||
+             c == '-';
+    });
+  }
+  static constexpr const char* kStackLabelRule =
+      "must be 1-64 letters, digits, '.', '_', '+' or '-' (vllm-0.7.3), got ";
+
   void stack_label(const Field& f, std::string& out) {
     auto s = text(f);
     if (!s) return;
-    const bool clean =
-        !s->empty() && s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' ||
-                 c == '+' || c == '-';
-        });
-    if (!clean) {
-      error(f.line, f.path,
-            "must be 1-64 letters, digits, '.', '_', '+' or '-' (vllm-0.7.3), got " + quote(*s));
+    if (!is_stack_label(*s)) {
+      error(f.line, f.path, kStackLabelRule + quote(*s));
       return;
     }
     out = *s;
@@ -720,7 +723,8 @@ class Parser {
     }
   }
 
-  void simulation(const Field& map, Simulation& sim) {
+  void simulation(const Field& map, Simulation& sim,
+                  std::vector<std::pair<std::string, Simulation>>& stacks) {
     constexpr double kNoMax = std::numeric_limits<double>::max();
     std::optional<double> p50;
     std::optional<double> p99;
@@ -735,6 +739,8 @@ class Parser {
         assign(sim.seed, integer(f, 0));
       } else if (f.key == "faults") {
         faults(f, sim);
+      } else if (f.key == "stacks") {
+        stack_faults(f, stacks);
       }
     });
     // Compare only values that parsed, and a default only against a given value.
@@ -747,6 +753,19 @@ class Parser {
             "latency_p99_ms (" + format_number(sim.latency_p99_ms) +
                 ") must be at least latency_p50_ms (" + format_number(sim.latency_p50_ms) + ")");
     }
+  }
+
+  // simulation.stacks: a map of stack label to that stack's fault rates.
+  void stack_faults(const Field& map, std::vector<std::pair<std::string, Simulation>>& out) {
+    entries(map, {}, [&](const Field& f) {
+      if (!is_stack_label(f.key)) {
+        error(f.key_line, f.path, std::string("a stack label ") + kStackLabelRule + quote(f.key));
+        return;
+      }
+      Simulation rates;
+      faults(f, rates);
+      out.emplace_back(f.key, rates);
+    });
   }
 
   void faults(const Field& map, Simulation& sim) {

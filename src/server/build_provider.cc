@@ -23,6 +23,14 @@ core::Result<std::string> read_key(const config::Provider& p, const EnvReader& e
   return std::string(value);
 }
 
+// The fault rates a simulated provider runs with: its stack's, when simulation.stacks names it.
+const config::Simulation& faults_of(const config::Provider& p) {
+  for (const auto& [stack, rates] : p.stack_faults) {
+    if (stack == p.stack) return rates;
+  }
+  return p.simulation;
+}
+
 }  // namespace
 
 core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::Provider& p,
@@ -34,15 +42,16 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
     o.latency_p50_ms = p.simulation.latency_p50_ms;
     o.latency_p99_ms = p.simulation.latency_p99_ms;
     o.seed = p.simulation.seed;
-    o.rates.no_tool_call = p.simulation.no_tool_call;
-    o.rates.unknown_tool = p.simulation.unknown_tool;
-    o.rates.invalid_json = p.simulation.invalid_json;
-    o.rates.schema = p.simulation.schema;
-    o.rates.empty = p.simulation.empty;
-    o.rates.truncated = p.simulation.truncated;
-    o.rates.rate_limited = p.simulation.rate_limited;
-    o.rates.server_error = p.simulation.server_error;
-    o.rates.timeout = p.simulation.timeout;
+    const config::Simulation& sim = faults_of(p);
+    o.rates.no_tool_call = sim.no_tool_call;
+    o.rates.unknown_tool = sim.unknown_tool;
+    o.rates.invalid_json = sim.invalid_json;
+    o.rates.schema = sim.schema;
+    o.rates.empty = sim.empty;
+    o.rates.truncated = sim.truncated;
+    o.rates.rate_limited = sim.rate_limited;
+    o.rates.server_error = sim.server_error;
+    o.rates.timeout = sim.timeout;
     o.timeout_ms = p.timeout_ms;
     auto simulated = std::make_unique<providers::SimulatedProvider>(std::move(o));
     simulated->set_stack(p.stack);

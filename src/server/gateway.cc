@@ -761,11 +761,16 @@ core::Result<void> Gateway::start() {
   if (detect_stacks_) stack_watch_->start();
   band_thread_ = std::thread([this] {
     routing::BandWatch watch(*router_);
+    routing::DriftWatch drift(*router_);
     std::unique_lock lock(band_mutex_);
     while (
         !band_wake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopped_.load(); })) {
       for (const std::string& line : watch.check(clock_->unix_ms())) {
         logger_->log(core::LogLevel::kWarn, line);
+      }
+      for (const routing::DriftEvent& event : drift.check(clock_->unix_ms())) {
+        logger_->log(core::LogLevel::kWarn, event.line());
+        if (hooks_->wants("drift")) hooks_->emit("drift", event.json());
       }
     }
   });

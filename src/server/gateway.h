@@ -18,6 +18,7 @@
 #include "http/server.h"
 #include "ledger/ledger.h"
 #include "providers/provider.h"
+#include "routing/drift.h"
 #include "routing/router.h"
 #include "server/stack_watch.h"
 #include "telemetry/access_log.h"

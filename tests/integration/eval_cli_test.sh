@@ -2,7 +2,8 @@
 # backstop eval run | list | diff as a process: a bad suite line is reported with its line
 # number and the run goes on; runs end with "run RUN_ID" and are listed oldest first; a diff
 # of a run with many more schema failures exits 1, a run against itself 0; through real HTTP
-# (backstop mock) a 500 is retried and a schema fault fails its case.
+# (backstop mock) a 500 is retried and a schema fault fails its case. The stack bump of a
+# simulated provider (simulation.stacks) is what the diff catches.
 set -u
 bin=$1
 dir=$(mktemp -d)
@@ -26,25 +27,29 @@ weather_case() {  # ID [USER TEXT]
   for i in $(seq 3 30); do weather_case "w$i"; done
 } >"$dir/suite.jsonl"
 
-write_config() {  # FILE SCHEMA_RATE
-  cat >"$1" <<YAML
+# The simulated provider runs on vllm-0.7.3 without faults; on sglang-0.4.6 70 % of its tool
+# calls violate the schema.
+cat >"$dir/sim.yaml" <<YAML
 ledger: {path: $dir/runs.db}
 providers:
   sim:
     kind: simulated
     model: sim-1
-    simulation: {latency_p50_ms: 0, latency_p99_ms: 0, seed: 5, faults: {schema: $2}}
+    stack: vllm-0.7.3
+    simulation:
+      latency_p50_ms: 0
+      latency_p99_ms: 0
+      seed: 5
+      stacks:
+        sglang-0.4.6: {schema: 0.7}
 workloads:
   agentic:
     route: [sim]
     validate: {tool_call: required, tool_names: declared, arguments: schema}
 YAML
-}
-write_config "$dir/before.yaml" 0
-write_config "$dir/after.yaml" 0.7
 
-"$bin" eval run --config "$dir/before.yaml" --suite "$dir/suite.jsonl" --provider sim \
-  --stack vllm-0.7.3 >"$dir/a.out" 2>"$dir/a.err"
+"$bin" eval run --config "$dir/sim.yaml" --suite "$dir/suite.jsonl" --provider sim \
+  >"$dir/a.out" 2>"$dir/a.err"
 rc=$?
 [[ $rc -eq 0 ]] || fail "run A: exit $rc"
 grep -q "suite.jsonl:3: " "$dir/a.err" || fail "run A: line 3 not reported"
@@ -53,14 +58,15 @@ grep -q "30/30 passed" "$dir/a.out" || fail "run A: not every case passed"
 run_a=$(tail -n1 "$dir/a.out" | sed -n 's/^run //p')
 [[ -n "$run_a" ]] || fail "run A: last line is not run RUN_ID"
 
-"$bin" eval run --config "$dir/after.yaml" --suite "$dir/suite.jsonl" --provider sim \
+"$bin" eval run --config "$dir/sim.yaml" --suite "$dir/suite.jsonl" --provider sim \
   --stack sglang-0.4.6 --concurrency 8 >"$dir/b.out" 2>"$dir/b.err" || fail "run B failed"
 run_b=$(tail -n1 "$dir/b.out" | sed -n 's/^run //p')
 
-"$bin" eval list --config "$dir/before.yaml" >"$dir/list.out" 2>"$dir/list.err" || fail "list"
+"$bin" eval list --config "$dir/sim.yaml" >"$dir/list.out" 2>"$dir/list.err" || fail "list"
 [[ $(wc -l <"$dir/list.out") -eq 2 ]] || fail "list: want 2 lines"
 [[ $(cut -d' ' -f1 "$dir/list.out" | tr '\n' ' ') == "$run_a $run_b " ]] || fail "list order"
-grep -q "stack sglang-0.4.6" "$dir/list.out" || fail "list: no stack label"
+grep -q "stack vllm-0.7.3" "$dir/list.out" || fail "list: no configured stack label"
+grep -q "stack sglang-0.4.6" "$dir/list.out" || fail "list: no --stack label"
 
 "$bin" eval diff "$run_a" "$run_b" --ledger "$dir/runs.db" >"$dir/diff.out" 2>"$dir/diff.err"
 rc=$?
