@@ -55,6 +55,29 @@ struct PlanOptions {
 };
 int plan(const PlanOptions& options);
 
+// `backstop eval run`: a suite against one provider, stored in the ledger's database.
+struct EvalRunOptions {
+  std::string config_file;
+  std::string suite_file;
+  std::string provider;
+  std::string stack;  // empty: the provider's stack: key, else detected
+  int concurrency = 4;
+};
+// Ends its output with "run RUN_ID"; 1 when nothing could run or the run was not stored.
+int eval_run(const EvalRunOptions& options);
+
+// `backstop eval diff` and `backstop eval list`: the runs in a database.
+struct EvalReadOptions {
+  std::string config_file;  // its ledger.path, unless ledger_file is set
+  std::string ledger_file;
+  std::string run_a, run_b;  // diff only
+  std::string format = "table";
+};
+// 1 on a significant regression of B against A (or an error), else 0.
+int eval_diff(const EvalReadOptions& options);
+// One run a line, oldest first.
+int eval_list(const EvalReadOptions& options);
+
 // Blocks SIGINT and SIGTERM in the calling thread (and threads it starts later), so that
 // wait_for_signal() can take them synchronously.
 void block_stop_signals();

@@ -76,6 +76,29 @@ int main(int argc, char** argv) {
   plan->add_option("--format", plan_options.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
 
+  cli::EvalRunOptions eval_run_options;
+  cli::EvalReadOptions eval_read_options;
+  auto* eval = app.add_subcommand("eval", "eval suites against a provider, runs compared");
+  eval->require_subcommand(1);
+  auto* eval_run = eval->add_subcommand("run", "run a suite against a provider and store the run");
+  eval_run->add_option("--config", eval_run_options.config_file, "config file (YAML)")->required();
+  eval_run->add_option("--suite", eval_run_options.suite_file, "suite (JSONL)")->required();
+  eval_run->add_option("--provider", eval_run_options.provider, "a provider of the config")
+      ->required();
+  eval_run->add_option("--stack", eval_run_options.stack,
+                       "inference-stack label (else the provider's stack:, else detected)");
+  eval_run->add_option("--concurrency", eval_run_options.concurrency, "cases in flight")
+      ->check(CLI::Range(1, 256));
+  auto* eval_diff =
+      eval->add_subcommand("diff", "what changed from run A to run B; exit 1 on drift");
+  eval_diff->add_option("run_a", eval_read_options.run_a, "RUN_ID")->required();
+  eval_diff->add_option("run_b", eval_read_options.run_b, "RUN_ID")->required();
+  auto* eval_list = eval->add_subcommand("list", "the stored runs, oldest first");
+  for (auto* sub : {eval_diff, eval_list}) {
+    sub->add_option("--config", eval_read_options.config_file, "config file: its ledger.path");
+    sub->add_option("--ledger", eval_read_options.ledger_file, "the database (else the config's)");
+  }
+
   CLI11_PARSE(app, argc, argv);
 
   cli::ignore_broken_pipes();
@@ -97,6 +120,9 @@ int main(int argc, char** argv) {
     }
     if (*plan) return cli::plan(plan_options);
     if (*mock) return cli::mock(mock_listen, mock_threads);
+    if (*eval_run) return cli::eval_run(eval_run_options);
+    if (*eval_diff) return cli::eval_diff(eval_read_options);
+    if (*eval_list) return cli::eval_list(eval_read_options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "backstop: %s\n", e.what());
     return 1;

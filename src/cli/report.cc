@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "ledger/ledger_read.h"
 #include "report/plan.h"
+#include "report/stack_split.h"
 
 namespace backstop::cli {
 namespace {
@@ -121,9 +122,13 @@ int report(const ReportOptions& options) {
   }
   const report::Report built =
       report::build_report(*rows, config.get(), options.since, options.until);
-  const std::string out = options.format == "json"   ? report::render_json(built)
-                          : options.format == "html" ? report::render_html(built, *rows)
-                                                     : report::render_table(built);
+  std::string out = options.format == "json"   ? report::render_json(built)
+                    : options.format == "html" ? report::render_html(built, *rows)
+                                               : report::render_table(built);
+  if (options.format == "table") {
+    const std::string split = report::render_stack_split(report::split_by_stack(*rows));
+    if (!split.empty()) out += "\n" + split;
+  }
   return write_out(out, options.out_file, "backstop report") ? 0 : 1;
 }
 

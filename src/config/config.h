@@ -80,7 +80,11 @@ struct Provider {
   std::int64_t max_tokens = 4096;  // Anthropic requires max_tokens: used when the client sent none
   std::string anthropic_version = "2023-06-01";
   Price price;
-  Simulation simulation;           // kSimulated only
+  std::string stack;      // the inference-stack label; empty: detected from the upstream
+  Simulation simulation;  // kSimulated only
+  // kSimulated only: simulation.stacks, each stack label's own fault rates (only the fault
+  // fields are set), which replace simulation's when `stack` names that label.
+  std::vector<std::pair<std::string, Simulation>> stack_faults;
   std::optional<Breaker> breaker;  // absent: no breaker
   // Concurrent calls to this provider from all workers (probes, hedges and shadows
   // included); beyond it a call fails at once with reason rate_limited. 0: no limit.

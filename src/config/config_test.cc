@@ -399,7 +399,7 @@ colour: blue
       ElementsAre("test.yaml:5: providers.a.timout_ms: unknown key \"timout_ms\" (did you mean "
                   "\"timeout_ms\"?); allowed keys: kind, base_url, model, api_key_env, ca_file, "
                   "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
-                  "max_tokens, anthropic_version, price, simulation, breaker, max_in_flight",
+                  "max_tokens, anthropic_version, price, simulation, breaker, max_in_flight, stack",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
                   "server, ledger, log, providers, workloads, hooks, auth, plan"));
 }

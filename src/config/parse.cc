@@ -206,7 +206,7 @@ constexpr std::array<std::string_view, 7> kServerKeys{
 constexpr std::array<std::string_view, 2> kLedgerKeys{"path", "flush_ms"};
 constexpr std::int64_t kMaxFlushMs = 3'600'000;  // an hour: a longer one is a typo
 constexpr std::array<std::string_view, 1> kLogKeys{"access_log"};
-constexpr std::array<std::string_view, 15> kProviderKeys{"kind",
+constexpr std::array<std::string_view, 16> kProviderKeys{"kind",
                                                          "base_url",
                                                          "model",
                                                          "api_key_env",
@@ -220,10 +220,11 @@ constexpr std::array<std::string_view, 15> kProviderKeys{"kind",
                                                          "price",
                                                          "simulation",
                                                          "breaker",
-                                                         "max_in_flight"};
+                                                         "max_in_flight",
+                                                         "stack"};
 constexpr std::array<std::string_view, 3> kPriceKeys{"input", "output", "cached_input"};
-constexpr std::array<std::string_view, 5> kSimulationKeys{"latency_p50_ms", "latency_p99_ms",
-                                                          "seed", "faults", "episodes"};
+constexpr std::array<std::string_view, 6> kSimulationKeys{
+    "latency_p50_ms", "latency_p99_ms", "seed", "faults", "episodes", "stacks"};
 constexpr std::array<std::string_view, 3> kEpisodeKeys{"from_call", "to_call", "faults"};
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
@@ -672,11 +673,13 @@ class Parser {
       } else if (f.key == "price") {
         price_block(f, p.price);
       } else if (f.key == "simulation") {
-        simulation(f, p.simulation);
+        simulation(f, p.simulation, p.stack_faults);
       } else if (f.key == "breaker") {
         breaker(f, p.breaker.emplace());
       } else if (f.key == "max_in_flight") {
         assign(p.max_in_flight, integer(f, 1));
+      } else if (f.key == "stack") {
+        stack_label(f, p.stack);
       }
     });
     require(e, "kind", map);
@@ -733,6 +736,26 @@ class Parser {
     }
   }
 
+  // An inference-stack label: it becomes a metric label and a ledger value.
+  static bool is_stack_label(std::string_view s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '+' ||
+             c == '-';
+    });
+  }
+  static constexpr const char* kStackLabelRule =
+      "must be 1-64 letters, digits, '.', '_', '+' or '-' (vllm-0.7.3), got ";
+
+  void stack_label(const Field& f, std::string& out) {
+    auto s = text(f);
+    if (!s) return;
+    if (!is_stack_label(*s)) {
+      error(f.line, f.path, kStackLabelRule + quote(*s));
+      return;
+    }
+    out = *s;
+  }
+
   void price_block(const Field& map, Price& price) {
     Entries e = entries(map, kPriceKeys, [&](const Field& f) {
       std::optional<std::int64_t> v = this->price(f);
@@ -746,7 +769,8 @@ class Parser {
     }
   }
 
-  void simulation(const Field& map, Simulation& sim) {
+  void simulation(const Field& map, Simulation& sim,
+                  std::vector<std::pair<std::string, Simulation>>& stacks) {
     constexpr double kNoMax = std::numeric_limits<double>::max();
     std::optional<double> p50;
     std::optional<double> p99;
@@ -763,6 +787,8 @@ class Parser {
         faults(f, sim);
       } else if (f.key == "episodes") {
         episodes(f, sim.episodes);
+      } else if (f.key == "stacks") {
+        stack_faults(f, stacks);
       }
     });
     // Compare only values that parsed, and a default only against a given value.
@@ -796,6 +822,19 @@ class Parser {
         error(entry.line, entry.path, "to_call must be more than from_call");
       }
     }
+  }
+
+  // simulation.stacks: a map of stack label to that stack's fault rates.
+  void stack_faults(const Field& map, std::vector<std::pair<std::string, Simulation>>& out) {
+    entries(map, {}, [&](const Field& f) {
+      if (!is_stack_label(f.key)) {
+        error(f.key_line, f.path, std::string("a stack label ") + kStackLabelRule + quote(f.key));
+        return;
+      }
+      Simulation rates;
+      faults(f, rates);
+      out.emplace_back(f.key, rates);
+    });
   }
 
   // The fault rates of a simulation or of one of its episodes.

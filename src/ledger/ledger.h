@@ -32,6 +32,7 @@ struct AttemptRow {
   std::int64_t output_tokens = 0;
   std::int64_t cost_micro_usd = 0;
   std::int64_t latency_ms = 0;
+  std::string stack = {};  // the provider's inference-stack label at the time; empty: unknown
 
   friend bool operator==(const AttemptRow&, const AttemptRow&) = default;
 };

@@ -19,7 +19,7 @@ constexpr std::int64_t kSchemaVersion = 2;
 constexpr const char* kRead =
     "SELECT r.id, r.request_id, r.unix_ms, r.duration_ms, r.workload, r.key_name, r.outcome, "
     "r.served_by, a.provider, a.model, a.reason, a.status, a.input_tokens, "
-    "a.cached_input_tokens, a.output_tokens, a.cost_micro_usd, a.latency_ms, a.attempt "
+    "a.cached_input_tokens, a.output_tokens, a.cost_micro_usd, a.latency_ms, a.attempt, %s "
     "FROM requests r LEFT JOIN attempts a ON a.request = r.id "
     "WHERE (?1 = '' OR r.day >= ?1) AND (?2 = '' OR r.day <= ?2) "
     "AND (?3 = 0 OR r.workload = ?4) AND (?5 = 0 OR r.key_name = ?6) ORDER BY r.id, a.attempt";
@@ -96,7 +96,13 @@ core::Result<std::vector<RequestRow>> read_requests(
   const std::string name = "ledger \"" + path + "\": ";
   Connection c;
   if (auto opened = open_ledger(path, name, c); !opened) return std::unexpected(opened.error());
-  if (sqlite3_prepare_v2(c.db, kRead, -1, &c.statement, nullptr) != SQLITE_OK) {
+  // A ledger written before the attempts' stack column reads as stacks unknown.
+  const bool has_stack =
+      query_integer(c.db,
+                    "SELECT count(*) FROM pragma_table_info('attempts') WHERE name = 'stack'") > 0;
+  std::string read = kRead;
+  read.replace(read.find("%s"), 2, has_stack ? "a.stack" : "''");
+  if (sqlite3_prepare_v2(c.db, read.c_str(), -1, &c.statement, nullptr) != SQLITE_OK) {
     return core::fail(ErrorCode::kInvalidArgument, name + sqlite3_errmsg(c.db));
   }
   sqlite3_bind_text(c.statement, 1, filter.since_day.c_str(), -1, SQLITE_STATIC);
@@ -133,7 +139,7 @@ core::Result<std::vector<RequestRow>> read_requests(
     rows.back().attempts.push_back(AttemptRow{
         text(s, 8), text(s, 9), text(s, 10), sqlite3_column_int(s, 11), sqlite3_column_int64(s, 12),
         sqlite3_column_int64(s, 13), sqlite3_column_int64(s, 14), sqlite3_column_int64(s, 15),
-        sqlite3_column_int64(s, 16)});
+        sqlite3_column_int64(s, 16), text(s, 18)});
   }
   if (rc != SQLITE_DONE) {
     return core::fail(ErrorCode::kInternal, name + "reading: " + sqlite3_errmsg(c.db));

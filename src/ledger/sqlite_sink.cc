@@ -37,8 +37,14 @@ constexpr const char* kInsertRequest =
 
 constexpr const char* kInsertAttempt =
     "INSERT INTO attempts (request, attempt, provider, model, reason, status, input_tokens, "
-    "cached_input_tokens, output_tokens, cost_micro_usd, latency_ms) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    "cached_input_tokens, output_tokens, cost_micro_usd, latency_ms, stack) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+// The attempts' inference-stack column, added to a ledger written before it existed (and to
+// a new one: the schema above predates it). Idempotent.
+constexpr const char* kHasStack =
+    "SELECT count(*) FROM pragma_table_info('attempts') WHERE name = 'stack'";
+constexpr const char* kAddStack = "ALTER TABLE attempts ADD COLUMN stack TEXT NOT NULL DEFAULT ''";
 
 constexpr const char* kTotals =
     "SELECT r.day, r.workload, a.provider, a.model, count(*), sum(a.input_tokens), "
@@ -158,6 +164,7 @@ class SqliteSink final : public Sink {
       bind_int(insert_attempt_, 9, a.output_tokens);
       bind_int(insert_attempt_, 10, a.cost_micro_usd);
       bind_int(insert_attempt_, 11, a.latency_ms);
+      bind_text(insert_attempt_, 12, a.stack);
       if (auto done = step(insert_attempt_, "insert attempt"); !done) return done;
     }
     return {};
@@ -231,6 +238,10 @@ core::Result<std::unique_ptr<Sink>> make_sqlite_sink(const std::string& path) {
   } else if (version != kSchemaVersion) {
     return failed("has ledger schema version " + std::to_string(version) +
                   ", this backstop writes version " + std::to_string(kSchemaVersion));
+  }
+  if (query_integer(db, kHasStack) == 0 &&
+      sqlite3_exec(db, kAddStack, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return failed("");
   }
   for (const char* sql : {kInsertRequest, kInsertAttempt, kTotals}) {
     sqlite3_stmt* statement = nullptr;

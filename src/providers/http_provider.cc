@@ -16,6 +16,7 @@
 
 #include "chat/stream.h"
 #include "http/sse.h"
+#include "providers/stack_probe.h"
 
 namespace backstop::providers {
 namespace {
@@ -313,6 +314,11 @@ int retry_after_ms(const http::ClientResponse& response) {
   }
   if (!ms) return -1;
   return static_cast<int>(std::llround(std::min(*ms, kMaxRetryAfterMs)));
+}
+
+boost::asio::awaitable<std::string> HttpProvider::detect_stack(CallContext& context) {
+  const auto timeout = std::min(context.budget, std::chrono::milliseconds(2'000));
+  co_return co_await probe_stack(context.http, origin_, timeout);
 }
 
 core::Result<std::unique_ptr<HttpProvider>> HttpProvider::create(HttpProviderOptions options) {

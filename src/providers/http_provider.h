@@ -65,6 +65,10 @@ class HttpProvider final : public Provider {
   boost::asio::awaitable<core::Result<RelayedAnswer>> count_tokens(const chat::ChatRequest& request,
                                                                    CallContext& context) override;
 
+  // Probes the upstream's host for the stack's own endpoints (probe_stack), each within the
+  // context's budget (at most 2 s).
+  boost::asio::awaitable<std::string> detect_stack(CallContext& context) override;
+
   // The path requests go to: base path + the dialect's upstream_path().
   [[nodiscard]] const std::string& target() const { return target_; }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -62,7 +63,8 @@ struct RelayedAnswer {
   std::string body;  // the key, if it appears, redacted
 };
 
-// One upstream model. Immutable after construction and shared by all workers.
+// One upstream model. Immutable after construction, but for its inference-stack label, and
+// shared by all workers.
 //
 // Errors of complete(): kRateLimited (429; retry_after_ms when sent), kUpstream (any other
 // non-2xx; upstream_status set), kTimeout, kConnect, kBadResponse (a 2xx body that does not
@@ -93,6 +95,18 @@ class Provider {
   // status (errors: kConnect, kTimeout, as complete()). The default: kInternal.
   virtual boost::asio::awaitable<core::Result<RelayedAnswer>> count_tokens(
       const chat::ChatRequest& request, CallContext& context);
+
+  // The inference stack serving this provider now ("vllm-0.7.3"): the config's `stack:`, else
+  // what detection last found; empty when unknown. Any thread.
+  [[nodiscard]] std::string stack() const;
+  // Sets the label stack() gives. Any thread.
+  void set_stack(std::string label);
+  // Asks the upstream which stack serves it, off the request path, within the context's
+  // budget; empty when it does not say. The default: stack().
+  virtual boost::asio::awaitable<std::string> detect_stack(CallContext& context);
+
+ private:
+  std::atomic<std::shared_ptr<const std::string>> stack_;
 };
 
 }  // namespace backstop::providers

@@ -29,7 +29,8 @@ ledger::AttemptRow attempt_row(const Attempt& a) {
           a.usage.cached_input_tokens,
           a.usage.output_tokens,
           a.cost_micro_usd,
-          static_cast<std::int64_t>(a.latency_ms + 0.5)};
+          static_cast<std::int64_t>(a.latency_ms + 0.5),
+          a.stack};
 }
 
 // The ledger's row of a routed request that ended at now_ms.
@@ -477,6 +478,7 @@ Attempt begin_attempt(const providers::Provider& provider, double latency_ms) {
   Attempt a;
   a.provider = provider.name();
   a.model = provider.model();
+  a.stack = provider.stack();
   a.latency_ms = latency_ms;
   return a;
 }

@@ -105,6 +105,7 @@ struct Attempt {
   double latency_ms = 0;
   chat::Usage usage;
   std::int64_t cost_micro_usd = 0;
+  std::string stack = {};  // the provider's inference-stack label when the attempt began
 };
 
 // What routing a request produced.

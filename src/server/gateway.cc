@@ -20,6 +20,7 @@
 #include "ledger/ledger_read.h"
 #include "providers/http_provider.h"
 #include "providers/simulated_provider.h"
+#include "server/build_provider.h"
 #include "validation/validator.h"
 
 namespace backstop::server {
@@ -673,72 +674,6 @@ core::Result<void> seed_budgets(access::Budgets& budgets, const std::string& pat
   return {};
 }
 
-// The upstream key from the provider's api_key_env; empty when none is configured.
-core::Result<std::string> read_key(const config::Provider& p, const EnvReader& env) {
-  if (p.api_key_env.empty()) return std::string();
-  const char* value = env(p.api_key_env.c_str());
-  if (value == nullptr || *value == '\0') {
-    return core::fail(ErrorCode::kInvalidArgument, "provider \"" + p.name +
-                                                       "\": environment variable " + p.api_key_env +
-                                                       " (api_key_env) is not set");
-  }
-  return std::string(value);
-}
-
-core::Result<std::unique_ptr<providers::Provider>> build_provider(
-    const config::Provider& p, const dialects::Registry& dialects, const EnvReader& env) {
-  if (p.kind == config::ProviderKind::kSimulated) {
-    providers::SimulatedOptions o;
-    o.name = p.name;
-    o.model = p.model;
-    o.latency_p50_ms = p.simulation.latency_p50_ms;
-    o.latency_p99_ms = p.simulation.latency_p99_ms;
-    o.seed = p.simulation.seed;
-    o.rates.no_tool_call = p.simulation.no_tool_call;
-    o.rates.unknown_tool = p.simulation.unknown_tool;
-    o.rates.invalid_json = p.simulation.invalid_json;
-    o.rates.schema = p.simulation.schema;
-    o.rates.empty = p.simulation.empty;
-    o.rates.truncated = p.simulation.truncated;
-    o.rates.rate_limited = p.simulation.rate_limited;
-    o.rates.server_error = p.simulation.server_error;
-    o.rates.timeout = p.simulation.timeout;
-    for (const config::SimulationEpisode& e : p.simulation.episodes) {
-      o.episodes.push_back({static_cast<std::uint64_t>(e.from_call),
-                            static_cast<std::uint64_t>(e.to_call),
-                            {e.no_tool_call, e.unknown_tool, e.invalid_json, e.schema, e.empty,
-                             e.truncated, e.rate_limited, e.server_error, e.timeout}});
-    }
-    o.timeout_ms = p.timeout_ms;
-    return std::make_unique<providers::SimulatedProvider>(std::move(o));
-  }
-  auto key = read_key(p, env);
-  if (!key) return std::unexpected(key.error());
-  providers::HttpProviderOptions o;
-  o.name = p.name;
-  o.dialect = dialects.find_kind(p.dialect);
-  if (o.dialect == nullptr) {
-    std::string kinds;
-    for (const std::string& name : dialects.upstream_kinds()) kinds += name + ", ";
-    return core::fail(ErrorCode::kInvalidArgument, "provider \"" + p.name + "\": unknown kind \"" +
-                                                       p.dialect + "\" (kinds: " + kinds +
-                                                       "simulated)");
-  }
-  o.base_url = p.base_url;
-  o.model = p.model;
-  o.api_key = std::move(*key);
-  o.ca_file = p.ca_file;
-  o.connect_timeout_ms = p.connect_timeout_ms;
-  o.first_token_timeout_ms = p.first_token_timeout_ms;
-  o.idle_timeout_ms = p.idle_timeout_ms;
-  o.timeout_ms = p.timeout_ms;
-  o.default_max_tokens = p.max_tokens;
-  o.api_version = p.anthropic_version;
-  auto provider = providers::HttpProvider::create(std::move(o));
-  if (!provider) return std::unexpected(provider.error());
-  return std::unique_ptr<providers::Provider>(std::move(*provider));
-}
-
 }  // namespace
 
 core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const config::Config> config,
@@ -823,6 +758,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
       return std::unexpected(seeded.error());
     }
   }
+  g->stack_watch_ = std::make_unique<StackWatch>(c, g->providers_, *g->registry_);
+  g->detect_stacks_ = options.detect_stacks;
   g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
     return std::vector<std::pair<std::vector<std::string>, double>>{
         {{}, static_cast<double>(spend->queue_depth())}};
@@ -866,6 +803,7 @@ core::Result<void> Gateway::start() {
   if (!bound) return bound;
   port_ = server_->port();
   server_->start();
+  if (detect_stacks_) stack_watch_->start();
   band_thread_ = std::thread([this] {
     std::unique_lock lock(band_mutex_);
     while (
@@ -883,6 +821,11 @@ void Gateway::watch() {
   for (const routing::BandWatch::Change& change : band_watch_->check(now_ms)) {
     logger_->log(core::LogLevel::kWarn, change.line);
     announce_band(*hooks_, change, now_ms);
+  }
+  if (!drift_watch_) drift_watch_ = std::make_unique<routing::DriftWatch>(*router_);
+  for (const routing::DriftEvent& event : drift_watch_->check(now_ms)) {
+    logger_->log(core::LogLevel::kWarn, event.line());
+    if (hooks_->wants("drift")) hooks_->emit("drift", event.json());
   }
   // A budget spent by the last requests of a quiet spell is announced without waiting for
   // the next request.
@@ -916,6 +859,7 @@ void Gateway::stop() {
   }
   band_wake_.notify_all();
   if (band_thread_.joinable()) band_thread_.join();
+  if (stack_watch_) stack_watch_->stop();
   begin_drain();
   if (server_) server_->stop(std::chrono::milliseconds(config_->server.drain_timeout_ms));
   if (spend_) {

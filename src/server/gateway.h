@@ -20,7 +20,9 @@
 #include "http/server.h"
 #include "ledger/ledger.h"
 #include "providers/provider.h"
+#include "routing/drift.h"
 #include "routing/router.h"
+#include "server/stack_watch.h"
 #include "telemetry/access_log.h"
 #include "telemetry/hooks.h"
 #include "telemetry/registry.h"
@@ -41,6 +43,9 @@ struct GatewayOptions {
   telemetry::HookPost hook_post;              // nullptr: HTTP POSTs to the hooks' URLs
   telemetry::HookOptions hook_options;
   const dialects::Registry* dialects = nullptr;  // nullptr: dialects::builtin()
+  // Ask the upstreams without a configured stack which stack serves them (StackWatch); off for
+  // tests whose upstreams script every request they get.
+  bool detect_stacks = true;
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built
@@ -90,7 +95,8 @@ class Gateway {
   [[nodiscard]] std::size_t max_connections() const;
   // One round of the background watch (every 10 s once started): band changes of the fallback
   // rate are logged and sent as `band` hook events; budgets spent since the last round are
-  // sent as `budget` events.
+  // sent as `budget` events; a primary's stack change followed by a move of its fallback rate
+  // beyond chance is logged and sent as a `drift` event.
   void watch();
 
  private:
@@ -110,6 +116,8 @@ class Gateway {
   std::unique_ptr<access::Budgets> budgets_;
   std::vector<std::unique_ptr<providers::Provider>> providers_;
   std::unique_ptr<routing::Router> router_;
+  std::unique_ptr<StackWatch> stack_watch_;  // the providers' inference stacks
+  bool detect_stacks_ = true;
   std::unique_ptr<http::Server> server_;
   std::string host_;
   std::uint16_t port_ = 0;
@@ -121,6 +129,7 @@ class Gateway {
   std::thread band_thread_;
   std::mutex watch_mutex_;  // watch() from the thread or a test
   std::unique_ptr<routing::BandWatch> band_watch_;
+  std::unique_ptr<routing::DriftWatch> drift_watch_;
   std::mutex band_mutex_;
   std::condition_variable band_wake_;
 };

@@ -1,0 +1,90 @@
+#include "eval/diff.h"
+
+#include <gtest/gtest.h>
+
+namespace backstop::eval {
+namespace {
+
+// A run of `passes` then `fails` cases of one workload, ids c0, c1, ...
+StoredRun run_of(std::string id, std::string workload, int passes, int fails, int first = 0) {
+  StoredRun run;
+  run.run.id = std::move(id);
+  run.run.suite_hash = "h";
+  for (int i = 0; i < passes + fails; ++i) {
+    CaseRecord c;
+    c.case_id = workload + std::to_string(first + i);
+    c.workload = workload;
+    c.verdict = i < passes ? "pass" : "fail";
+    if (i >= passes) {
+      c.reason = "schema";
+      c.detail = "arguments of f: /x must be a string";
+    }
+    run.cases.push_back(c);
+  }
+  return run;
+}
+
+TEST(DiffRunsTest, SixOfTenFlippingToFailIsASignificantRegression) {
+  const RunDiff d = diff_runs(run_of("A", "agentic", 10, 0), run_of("B", "agentic", 4, 6));
+  EXPECT_EQ(d.total.pass_to_fail, 6);
+  EXPECT_EQ(d.total.fail_to_pass, 0);
+  EXPECT_DOUBLE_EQ(d.total.p_value, 2.0 / 64);  // 2 * 0.5^6
+  EXPECT_TRUE(d.total.regression);
+  EXPECT_TRUE(d.regression());
+  ASSERT_EQ(d.flips.size(), 6u);
+  EXPECT_EQ(d.flips[0].case_id, "agentic4");
+  EXPECT_EQ(d.flips[0].from, "pass");
+  EXPECT_EQ(d.flips[0].to, "fail: schema");
+  EXPECT_EQ(d.flips[0].detail, "arguments of f: /x must be a string");
+  ASSERT_EQ(d.workloads.size(), 1u);
+  EXPECT_NEAR(d.workloads[0].rate_b.low, 0.16818, 1e-4);  // Wilson of 4/10
+  EXPECT_NEAR(d.workloads[0].rate_b.high, 0.68734, 1e-4);
+}
+
+TEST(DiffRunsTest, FiveFlipsAreNotSignificant) {
+  const RunDiff d = diff_runs(run_of("A", "agentic", 10, 0), run_of("B", "agentic", 5, 5));
+  EXPECT_DOUBLE_EQ(d.total.p_value, 2.0 / 32);
+  EXPECT_FALSE(d.regression());
+}
+
+TEST(DiffRunsTest, ASignificantImprovementIsNoRegression) {
+  const RunDiff d = diff_runs(run_of("A", "qa", 2, 8), run_of("B", "qa", 10, 0));
+  EXPECT_EQ(d.total.fail_to_pass, 8);
+  EXPECT_TRUE(d.total.improvement);
+  EXPECT_FALSE(d.regression());
+}
+
+TEST(DiffRunsTest, ARegressionInOneWorkloadCountsEvenWhenAnotherImproves) {
+  StoredRun a = run_of("A", "agentic", 10, 0);
+  StoredRun b = run_of("B", "agentic", 3, 7);
+  for (auto& c : run_of("A", "qa", 3, 7).cases) a.cases.push_back(c);
+  for (auto& c : run_of("B", "qa", 10, 0).cases) b.cases.push_back(c);
+  const RunDiff d = diff_runs(a, b);
+  EXPECT_FALSE(d.total.regression);  // 7 against 7 flips
+  ASSERT_EQ(d.workloads.size(), 2u);
+  EXPECT_EQ(d.workloads[0].workload, "agentic");
+  EXPECT_NEAR(d.workloads[0].p_value, 2.0 / 128, 1e-12);
+  EXPECT_TRUE(d.workloads[0].regression);
+  EXPECT_TRUE(d.regression());
+}
+
+TEST(DiffRunsTest, CasesInOneRunOnlyCountInItsRateButAreNotPaired) {
+  const RunDiff d = diff_runs(run_of("A", "qa", 4, 0), run_of("B", "qa", 4, 0, 2));
+  EXPECT_EQ(d.only_a, 2);
+  EXPECT_EQ(d.only_b, 2);
+  EXPECT_EQ(d.total.paired, 2);
+  EXPECT_EQ(d.total.cases_a, 4);
+}
+
+TEST(RenderDiffTest, ShowsRatesFlipsAndTheVerdict) {
+  const std::string out =
+      render_diff(diff_runs(run_of("A", "agentic", 10, 0), run_of("B", "agentic", 4, 6)));
+  EXPECT_NE(out.find("10/10 100.0% [72.2%, 100.0%]"), std::string::npos) << out;
+  EXPECT_NE(out.find("4/10 40.0% [16.8%, 68.7%]"), std::string::npos) << out;
+  EXPECT_NE(out.find("REGRESSION"), std::string::npos);
+  EXPECT_NE(out.find("agentic9 (agentic): pass -> fail: schema"), std::string::npos);
+  EXPECT_NE(out.find("drift: B is significantly worse"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace backstop::eval
