@@ -130,10 +130,10 @@ std::int64_t FallbackWindow::requests(std::int64_t unix_ms, std::int64_t since_m
   return requests;
 }
 
-std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
+std::vector<BandWatch::Change> BandWatch::check(std::int64_t unix_ms) {
   const auto& workloads = router_.workloads();
   last_.resize(workloads.size());
-  std::vector<std::string> lines;
+  std::vector<Change> changes;
   for (std::size_t i = 0; i < workloads.size(); ++i) {
     const Workload& w = *workloads[i];
     std::int64_t requests = w.window->requests(unix_ms);
@@ -141,10 +141,10 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
     double ratio = w.window->ratio(unix_ms);
     Band band = band_of(ratio, w.bands);
     if (last_[i] == band) continue;
-    bool first = !last_[i].has_value();
+    const std::optional<Band> from = last_[i];
     last_[i] = band;
     // The first verdict is worth a line only when it asks for action.
-    if (first && (band == Band::kHealthy || band == Band::kWatch)) continue;
+    if (!from && (band == Band::kHealthy || band == Band::kWatch)) continue;
     char rate[32];
     std::snprintf(rate, sizeof rate, "%.1f%%", ratio * 100);
     std::string line = "workload " + w.name + ": fallback rate " + rate + " over the last " +
@@ -163,9 +163,9 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
       case Band::kWatch:
         break;
     }
-    lines.push_back(std::move(line));
+    changes.push_back({w.name, from, band, ratio, requests, w.bands.window_s, std::move(line)});
   }
-  return lines;
+  return changes;
 }
 
 std::int64_t retry_delay_ms(const config::Retries& retries, int retry, const core::Error& error,
@@ -543,9 +543,9 @@ bool later_carries(const Workload& workload, const chat::ChatRequest& request) {
 }
 
 // The order the route is walked in on this turn: the next target first when bypassing, the
-// primary left out when escalated.
-std::vector<std::size_t> order_of(const Workload& workload, Turn turn) {
-  std::vector<std::size_t> order(workload.route.size());
+// primary left out when escalated, the first target alone when a spent budget cut the route.
+std::vector<std::size_t> order_of(const Workload& workload, Turn turn, bool primary_only) {
+  std::vector<std::size_t> order(primary_only ? 1 : workload.route.size());
   for (std::size_t t = 0; t < order.size(); ++t) order[t] = t;
   if (turn == Turn::kBypass && order.size() > 1) std::swap(order[0], order[1]);
   if (turn == Turn::kEscalate && order.size() > 1) order.erase(order.begin());
@@ -607,7 +607,7 @@ Turn Router::open_turn(const Workload& workload, const chat::ChatRequest& reques
         workload.sessions->observe(request, worker.client, clock_.unix_ms());
     result.client_retry = session.retry;
     if (session.retry) worker.metrics.add(client_retries_total_, {workload.name});
-    if (session.escalated && later_carries(workload, request)) {
+    if (session.escalated && !worker.primary_only && later_carries(workload, request)) {
       result.escalated = true;
       result.attempts.push_back(skipped_for_retry(*workload.route[0].provider));
       result.fallback_reason = Reason::kRetry;
@@ -616,6 +616,8 @@ Turn Router::open_turn(const Workload& workload, const chat::ChatRequest& reques
       return Turn::kEscalate;
     }
   }
+  // A route cut to its primary (a spent budget) neither escalates nor bypasses.
+  if (worker.primary_only) return Turn::kNormal;
   Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
   // A bypass needs a next target that carries the request.
   if (turn == Turn::kBypass && !workload.route[1].provider->carries(request)) turn = Turn::kNormal;
@@ -824,7 +826,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   call.cancel = worker.cancel;
   const Turn turn = open_turn(workload, request, worker, result);
   start_shadow(workload, request, worker, request_id);
-  const std::vector<std::size_t> order = order_of(workload, turn);
+  const std::vector<std::size_t> order = order_of(workload, turn, worker.primary_only);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
 
   for (std::size_t i = 0; i < order.size() && !walk.over(); ++i) {
@@ -946,7 +948,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   call.cancel = worker.cancel;
   const Turn turn = open_turn(workload, request, worker, result);
   start_shadow(workload, request, worker, request_id);
-  const std::vector<std::size_t> order = order_of(workload, turn);
+  const std::vector<std::size_t> order = order_of(workload, turn, worker.primary_only);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
   // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
   const bool buffered =
