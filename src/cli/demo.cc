@@ -192,6 +192,19 @@ std::string demo_config_with_ledger(const std::string& ledger_path) {
   return yaml;
 }
 
+// The run's HTML report, written beside its ledger in `dir`; its path, or empty when the
+// ledger could not be read.
+std::string write_html_report(const config::Config& cfg, const std::string& dir) {
+  auto rows = ledger::read_requests(dir + "/ledger.db", {});
+  if (!rows) {
+    std::fprintf(stderr, "backstop demo: %s\n", rows.error().message.c_str());
+    return {};
+  }
+  const std::string path = dir + "/report.html";
+  std::ofstream(path) << report::render_html(report::build_report(*rows, &cfg), *rows);
+  return path;
+}
+
 // Log lines on a line of their own, under the progress bar.
 class DemoLogger final : public core::Logger {
  public:
@@ -225,19 +238,6 @@ void print_adapt(const Traffic& traffic, const char* workload, int w,
       workload, bypassed, first + 1, last + 1,
       restored ? "the probes passed again and it was restored"
                : "still bypassed at the end of the run");
-}
-
-// The run's HTML report, written beside its ledger in `dir`; its path, or empty when the
-// ledger could not be read.
-std::string write_html_report(const config::Config& cfg, const std::string& dir) {
-  auto rows = ledger::read_requests(dir + "/ledger.db", {});
-  if (!rows) {
-    std::fprintf(stderr, "backstop demo: %s\n", rows.error().message.c_str());
-    return {};
-  }
-  const std::string path = dir + "/report.html";
-  std::ofstream(path) << report::render_html(report::build_report(*rows, &cfg), *rows);
-  return path;
 }
 
 }  // namespace

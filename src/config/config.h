@@ -129,6 +129,16 @@ struct Adapt {
   double probe = 0.05;
 };
 
+// What a workload does once its day's budget is spent: refuse requests (429 budget_exceeded)
+// or cut its route to the first target (no fallback).
+enum class BudgetAction { kReject, kPrimaryOnly };
+
+// A spending limit per UTC day, in integer micro-dollars (`daily_usd: 50` -> 50'000'000).
+struct Budget {
+  std::int64_t daily_micro_usd = 0;
+  BudgetAction on_exceeded = BudgetAction::kReject;  // a key's budget always rejects
+};
+
 // Client retries (the same conversation sent again): a session with more than
 // `retry_threshold` retries within `window_s` goes straight to the fallback for `escalate_s`.
 struct Sessions {
@@ -151,16 +161,6 @@ struct Shadow {
   double sample = 0.1;
 };
 
-// What a workload does once its day's budget is spent: refuse requests (429 budget_exceeded)
-// or cut its route to the first target (no fallback).
-enum class BudgetAction { kReject, kPrimaryOnly };
-
-// A spending limit per UTC day, in integer micro-dollars (`daily_usd: 50` -> 50'000'000).
-struct Budget {
-  std::int64_t daily_micro_usd = 0;
-  BudgetAction on_exceeded = BudgetAction::kReject;  // a key's budget always rejects
-};
-
 // How a workload's streamed answers reach the client: kBuffer holds each target's whole
 // answer before the first byte goes out (a cut or stalled target falls back unseen), kPass
 // streams straight through (no checks on streams), kAuto buffers when there are checks.
@@ -175,10 +175,10 @@ struct Workload {
   std::int64_t deadline_ms = 120'000;  // the whole request, every attempt included
   Bands bands;
   std::optional<Adapt> adapt;        // absent: bands only report
+  std::optional<Budget> budget;      // absent: no limit
   std::optional<Sessions> sessions;  // absent: client retries are not tracked
   std::optional<Hedge> hedge;        // absent: no hedging
   std::optional<Shadow> shadow;      // absent: no shadow traffic
-  std::optional<Budget> budget;      // absent: no limit
   int line = 0;
 };
 

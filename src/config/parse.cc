@@ -229,8 +229,8 @@ constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_to
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
 constexpr std::array<std::string_view, 11> kWorkloadKeys{
-    "route", "validate", "retries", "deadline_ms", "bands", "stream_mode",
-    "adapt", "sessions", "hedge",   "shadow",      "budget"};
+    "route", "validate", "retries",  "deadline_ms", "bands", "stream_mode",
+    "adapt", "budget",   "sessions", "hedge",       "shadow"};
 constexpr std::array<std::string_view, 3> kSessionsKeys{"retry_threshold", "window_s",
                                                         "escalate_s"};
 constexpr std::array<std::string_view, 2> kHedgeKeys{"after_ms", "after"};
@@ -846,10 +846,10 @@ class Parser {
       if (f.key == "deadline_ms") assign(w.deadline_ms, integer(f, 1));
       if (f.key == "bands") bands(f, w.bands);
       if (f.key == "adapt") adapt(f, w.adapt.emplace());
+      if (f.key == "budget") budget(f, kWorkloadBudgetKeys, w.budget.emplace());
       if (f.key == "sessions") sessions(f, w.sessions.emplace());
       if (f.key == "hedge") hedge(f, w.hedge.emplace());
       if (f.key == "shadow") shadow(f, w.shadow.emplace());
-      if (f.key == "budget") budget(f, kWorkloadBudgetKeys, w.budget.emplace());
       if (f.key == "stream_mode")
         assign(w.stream_mode, choice(f, Choices<StreamMode>(kStreamModes)));
     });

@@ -371,34 +371,33 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
        "v4",
        {{"v4", "deepseek-v4-flash", "", 200, 1'000'000, 0, 100'000, 168'000, 40}}}};
   const std::string json = render_json(build_report(rows, config.get(), "2026-12-01", ""));
-  EXPECT_EQ(
-      json,
-      R"({"format_version":1,"since":"2026-12-01","until":null,"priced":true,"workloads":[)"
-      R"({"workload":"chat","requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,)"
-      R"("rejected":0},"fallback_rate":0.000000,"band":"under-used","advice":"below 5%: )"
-      R"(the primary answers nearly everything; route more traffic through it","bands":)"
-      R"({"underused_below":0.050000,"healthy_low":0.100000,"healthy_high":0.250000,)"
-      R"("move_above":0.300000},"failures_by_reason":{},"spend":[{"day":"2026-12-01",)"
-      R"("provider":"v4","model":"deepseek-v4-flash","attempts":1,"input_tokens":1000000,)"
-      R"("cached_input_tokens":0,"output_tokens":100000,"cost_micro_usd":168000}],)"
-      R"("cost_micro_usd":168000,"fallback_only":{"provider":"claude","cost_micro_usd":)"
-      R"(4500000},"primary_only":{"provider":"v4","cost_micro_usd":168000},)"
-      R"("saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
-      R"({"count":1,"p50":40,"p99":40}},"shadow":[]}],"keys":[{"key":"","requests":1,"outcomes":)"
-      R"({"primary":1,"fallback":0,"failed":0,"rejected":0},"fallback_rate":0.000000,)"
-      R"("cost_micro_usd":168000}],"total":{"workload":"*",)"
-      R"("requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
-      R"("fallback_rate":0.000000,"band":"under-used","advice":"below 5%: the primary )"
-      R"(answers nearly everything; route more traffic through it","bands":)"
-      R"({"underused_below":0.050000,"healthy_low":0.100000,"healthy_high":0.250000,)"
-      R"("move_above":0.300000},"failures_by_reason":{},"spend":[{"day":"2026-12-01",)"
-      R"("provider":"v4","model":"deepseek-v4-flash","attempts":1,"input_tokens":1000000,)"
-      R"("cached_input_tokens":0,"output_tokens":100000,"cost_micro_usd":168000}],)"
-      R"("cost_micro_usd":168000,"fallback_only":{"provider":"each workload's fallback",)"
-      R"("cost_micro_usd":4500000},"primary_only":{"provider":"each workload's primary",)"
-      R"("cost_micro_usd":168000},"saved_micro_usd":4332000,"unpriced":null,)"
-      R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}},"shadow":[]}})"
-      "\n");
+  EXPECT_EQ(json,
+            R"({"format_version":1,"since":"2026-12-01","until":null,"priced":true,"workloads":[)"
+            R"({"workload":"chat","requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,)"
+            R"("rejected":0},"fallback_rate":0.000000,"band":"under-used","advice":"below 5%: )"
+            R"(the primary answers nearly everything; route more traffic through it","bands":)"
+            R"({"underused_below":0.050000,"healthy_low":0.100000,"healthy_high":0.250000,)"
+            R"("move_above":0.300000},"failures_by_reason":{},"spend":[{"day":"2026-12-01",)"
+            R"("provider":"v4","model":"deepseek-v4-flash","attempts":1,"input_tokens":1000000,)"
+            R"("cached_input_tokens":0,"output_tokens":100000,"cost_micro_usd":168000}],)"
+            R"("cost_micro_usd":168000,"fallback_only":{"provider":"claude","cost_micro_usd":)"
+            R"(4500000},"primary_only":{"provider":"v4","cost_micro_usd":168000},)"
+            R"("saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
+            R"({"count":1,"p50":40,"p99":40}},"shadow":[]}],"keys":[{"key":"","requests":1,)"
+            R"("outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
+            R"("fallback_rate":0.000000,"cost_micro_usd":168000}],"total":{"workload":"*",)"
+            R"("requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
+            R"("fallback_rate":0.000000,"band":"under-used","advice":"below 5%: the primary )"
+            R"(answers nearly everything; route more traffic through it","bands":)"
+            R"({"underused_below":0.050000,"healthy_low":0.100000,"healthy_high":0.250000,)"
+            R"("move_above":0.300000},"failures_by_reason":{},"spend":[{"day":"2026-12-01",)"
+            R"("provider":"v4","model":"deepseek-v4-flash","attempts":1,"input_tokens":1000000,)"
+            R"("cached_input_tokens":0,"output_tokens":100000,"cost_micro_usd":168000}],)"
+            R"("cost_micro_usd":168000,"fallback_only":{"provider":"each workload's fallback",)"
+            R"("cost_micro_usd":4500000},"primary_only":{"provider":"each workload's primary",)"
+            R"("cost_micro_usd":168000},"saved_micro_usd":4332000,"unpriced":null,)"
+            R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}},"shadow":[]}})"
+            "\n");
 }
 
 }  // namespace

@@ -607,6 +607,7 @@ Turn Router::open_turn(const Workload& workload, const chat::ChatRequest& reques
         workload.sessions->observe(request, worker.client, clock_.unix_ms());
     result.client_retry = session.retry;
     if (session.retry) worker.metrics.add(client_retries_total_, {workload.name});
+    // A route cut to its primary by a spent budget has no fallback to escalate to.
     if (session.escalated && !worker.primary_only && later_carries(workload, request)) {
       result.escalated = true;
       result.attempts.push_back(skipped_for_retry(*workload.route[0].provider));
@@ -616,11 +617,13 @@ Turn Router::open_turn(const Workload& workload, const chat::ChatRequest& reques
       return Turn::kEscalate;
     }
   }
-  // A route cut to its primary (a spent budget) neither escalates nor bypasses.
-  if (worker.primary_only) return Turn::kNormal;
   Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
-  // A bypass needs a next target that carries the request.
-  if (turn == Turn::kBypass && !workload.route[1].provider->carries(request)) turn = Turn::kNormal;
+  // A bypass needs a next target that carries the request, and a route cut to its primary
+  // has none.
+  if (turn == Turn::kBypass &&
+      (worker.primary_only || !workload.route[1].provider->carries(request))) {
+    turn = Turn::kNormal;
+  }
   result.bypassed = turn == Turn::kBypass;
   return turn;
 }

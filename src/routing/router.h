@@ -153,8 +153,8 @@ struct WorkerContext {
   // nothing more is tried. Null: none.
   core::Cancellation* cancel = nullptr;
   std::string_view key_name = {};  // the client key's name for the ledger row; empty: no auth
-  ClientSignals client = {};       // what the client's headers say of a retry
   bool primary_only = false;       // a spent budget cut the route to its first target
+  ClientSignals client = {};       // what the client's headers say of a retry
 };
 
 // The attempt loop. Immutable after construction, shared by all workers.

@@ -562,8 +562,8 @@ class GatewayService final : public http::Service {
     }
     core::Cancellation cancel;
     routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel, log.key};
-    worker.client = client_signals(request);
     worker.primary_only = budget.action == access::BudgetVerdict::Action::kPrimaryOnly;
+    worker.client = client_signals(request);
     std::optional<ClientStream> stream;
     routing::RouteResult result;
     {
