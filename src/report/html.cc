@@ -47,7 +47,10 @@ std::string rate_chart(const Summary& s, const std::vector<ledger::RequestRow>& 
                        std::int64_t size) {
   std::map<std::int64_t, Tick> ticks;
   for (const ledger::RequestRow& row : rows) {
-    if (row.workload != s.workload || row.outcome == "rejected") continue;
+    // Shadow calls are no traffic of the workload.
+    if (row.workload != s.workload || row.outcome == "rejected" || row.outcome == "shadow") {
+      continue;
+    }
     Tick& t = ticks[row.unix_ms - (((row.unix_ms % size) + size) % size)];
     ++t.routed;
     if (row.outcome != "primary") ++t.fell_back;

@@ -343,6 +343,7 @@ void append_summary_table(std::string& out, const Summary& s) {
 std::vector<KeySummary> keys_of(const std::vector<ledger::RequestRow>& rows) {
   std::map<std::string, KeySummary> by_key;
   for (const ledger::RequestRow& row : rows) {
+    if (row.outcome == "shadow") continue;  // a shadow call is no request of the key's
     KeySummary& k = by_key[row.key_name];
     ++k.requests;
     if (row.outcome == "primary") ++k.primary;

@@ -731,6 +731,7 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
   const HedgeWinner winner = co_await race(worker.loop, request, std::move(pair), clock_);
   end.second_started = second.started;
   if (winner == HedgeWinner::kFirst) end.held = std::move(first.held);
+  if (first.answer && !*first.answer) end.first_error = first.answer->error();
   end.served = book_leg(workload, request, t, first, first_admission, winner == HedgeWinner::kFirst,
                         walk, worker, result, end.first_reason);
   if (second.started) {
@@ -842,6 +843,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
     Reason final_reason = Reason::kUpstreamError;
     bool served = false;
     bool tried = false;
+    int first_retry = 0;  // 1 when a hedged first call already made try 0
 
     if (const std::size_t j = partner_of(workload, order, i, request); j != std::string::npos) {
       const std::optional<std::chrono::milliseconds> after = hedge_delay(
@@ -851,18 +853,29 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
                                              request_id, result);
         if (end.served || walk.over()) break;
         if (!end.tried) continue;
-        // Both calls failed (or the second never started): the route goes on after them.
-        count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
-                       end.first_reason, result, m);
-        if (end.second_started) {
-          count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
-          i = j;
+        // A quick failure before any hedge started is retried as without hedging.
+        const bool retry_first = !end.second_started && end.first_error &&
+                                 is_retryable(*end.first_error) && workload.retries.max > 0;
+        if (retry_first) {
+          co_await backoff(workload, 0, *end.first_error, worker);
+          if (walk.over()) break;
+          first_retry = 1;
+          tried = true;
+          final_reason = end.first_reason;
+        } else {
+          // Both calls failed (or the second never started): the route goes on after them.
+          count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
+                         end.first_reason, result, m);
+          if (end.second_started) {
+            count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
+            i = j;
+          }
+          continue;
         }
-        continue;
       }
     }
 
-    for (int retry = 0;; ++retry) {
+    for (int retry = first_retry;; ++retry) {
       const Admission admission = admit(target);
       // An open breaker skips the target: no attempt, no latency.
       if (admission == Admission::kSkip && t != walk.last_target) break;
@@ -958,6 +971,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
     if (!provider.carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
     bool tried = false;
+    int first_retry = 0;  // 1 when a hedged first call already made try 0
 
     // A held stream may be hedged: nothing reaches the client before a call has passed.
     const std::size_t j = buffered ? partner_of(workload, order, i, request) : std::string::npos;
@@ -979,16 +993,26 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       }
       if (walk.over()) break;
       if (!end.tried) continue;
-      count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
-                     end.first_reason, result, m);
-      if (end.second_started) {
-        count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
-        i = j;
+      // A quick failure before any hedge started is retried as without hedging.
+      if (!end.second_started && end.first_error && is_retryable(*end.first_error) &&
+          workload.retries.max > 0) {
+        co_await backoff(workload, 0, *end.first_error, worker);
+        if (walk.over()) break;
+        first_retry = 1;
+        tried = true;
+        final_reason = end.first_reason;
+      } else {
+        count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
+                       end.first_reason, result, m);
+        if (end.second_started) {
+          count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
+          i = j;
+        }
+        continue;
       }
-      continue;
     }
 
-    for (int retry = 0;; ++retry) {
+    for (int retry = first_retry;; ++retry) {
       const Admission admission = admit(target);
       // An open breaker skips the target: no attempt, no latency.
       if (admission == Admission::kSkip && t != walk.last_target) break;

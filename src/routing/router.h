@@ -242,7 +242,8 @@ class Router {
     bool served = false;
     validation::Reason first_reason = validation::Reason::kUpstreamError;
     validation::Reason second_reason = validation::Reason::kUpstreamError;
-    std::vector<chat::StreamEvent> held;  // streams: the served call's events, to replay
+    std::vector<chat::StreamEvent> held;     // streams: the served call's events, to replay
+    std::optional<core::Error> first_error;  // the first call's error, when it failed so
   };
   // Calls route[order[i]] and, once it is slower than `after`, route[order[j]] in parallel;
   // books both calls. With `stream`, each call is a stream read to its end (buffered).

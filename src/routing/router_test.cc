@@ -512,6 +512,24 @@ TEST_F(HedgeTest, AFailingFirstAnswerWaitsForTheHedge) {
   EXPECT_EQ(hedges("hedge"), 1);
 }
 
+TEST_F(HedgeTest, AQuickRateLimitBeforeAnyHedgeIsRetriedOnTheSameTarget) {
+  config_.workloads[0].hedge = config::Hedge{60'000, false};
+  telemetry::Registry registry(1);
+  router_ = std::make_unique<Router>(config_, providers_, registry, *spend_, clock_);
+  primary_->script.push_back(std::unexpected(upstream(ErrorCode::kRateLimited, 429, 0)));
+  primary_->script.push_back(tool_answer(R"({"unit":"c"})"));
+  WorkerContext worker{loop_, http_, registry.shard(0), schemas_, rng_};
+  auto future = net::co_spawn(
+      loop_, router_->route(*router_->find("agentic"), request_, worker, "req"), net::use_future);
+  loop_.run();
+  RouteResult r = future.get();
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+  EXPECT_EQ(primary_->calls, 2);
+  EXPECT_EQ(fallback_->calls, 0);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].reason, Reason::kRateLimited);
+}
+
 TEST_F(HedgeTest, NoHedgeWhenTheFirstCallAnswersInTime) {
   config_.workloads[0].hedge = config::Hedge{60'000, false};
   telemetry::Registry registry(1);
