@@ -22,8 +22,8 @@ EnvReader env_of(std::map<std::string, std::string> vars) {
 config::Auth auth_with_two_keys() {
   config::Auth auth;
   auth.enabled = true;
-  auth.keys.push_back({"team-a", "TEAM_A_KEY", "", false, {"agentic"}, 1});
-  auth.keys.push_back({"ci", "", kTestDigest, true, {}, 2});
+  auth.keys.push_back({"team-a", "TEAM_A_KEY", "", false, {"agentic"}, std::nullopt, 1});
+  auth.keys.push_back({"ci", "", kTestDigest, true, {}, std::nullopt, 2});
   return auth;
 }
 

@@ -173,16 +173,4 @@ std::int64_t estimate_input_tokens(const ChatRequest& request) {
   return std::max<std::int64_t>(1, tokens + (bytes + kBytesPerToken - 1) / kBytesPerToken);
 }
 
-std::string_view to_string(Dialect dialect) {
-  switch (dialect) {
-    case Dialect::kOpenAI:
-      return "openai";
-    case Dialect::kAnthropic:
-      return "anthropic";
-    case Dialect::kResponses:
-      return "responses";
-  }
-  return "openai";
-}
-
 }  // namespace backstop::chat

@@ -15,10 +15,6 @@
 
 namespace backstop::chat {
 
-// The wire formats backstop speaks, in and out.
-// kResponses (OpenAI's Responses API) is only spoken to clients: no target speaks it.
-enum class Dialect { kOpenAI, kAnthropic, kResponses };
-
 enum class Role { kSystem, kUser, kAssistant, kTool };
 
 // One piece of a message's content. Text, an image given as a URL (http(s) or a data: URL
@@ -168,7 +164,9 @@ struct ChatRequest {
   bool stream = false;
   bool include_usage = false;    // stream_options.include_usage
   boost::json::object metadata;  // Anthropic's metadata (user_id)
-  Dialect origin = Dialect::kOpenAI;
+  // The name of the dialect the client spoke (dialects::Dialect::name(), a string with
+  // static storage); empty for a request built in code.
+  std::string_view origin;
   // What the client sent that only a target of its own dialect can carry (an Anthropic
   // server tool, a content block backstop does not model), named by its path and type
   // ("`tools[2]` (web_search_20250305)"); empty when everything translates. Targets of
@@ -256,6 +254,5 @@ struct StreamEvent {
 // Names used on the wire and in logs.
 [[nodiscard]] std::string_view to_string(Role role);
 [[nodiscard]] std::string_view to_string(FinishReason reason);  // OpenAI's names
-[[nodiscard]] std::string_view to_string(Dialect dialect);  // "openai" | "anthropic" | "responses"
 
 }  // namespace backstop::chat

@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "config/config.h"
 
 namespace backstop::cli {
 
@@ -11,6 +14,9 @@ namespace backstop::cli {
 // exits at once with 128 + its number. 1 when it cannot start (config, port taken).
 int serve(const std::string& config_file, const std::string& listen, int threads);
 // Prints every config error as FILE:LINE: PATH: MESSAGE; 1 on any, else 0.
+// What configs are checked against: the kinds of the built-in dialects.
+[[nodiscard]] config::ParseOptions config_options();
+
 int check_config(const std::string& config_file);
 // The embedded demo: a gateway on the demo config, sample traffic, a summary.
 struct DemoOptions {
@@ -25,9 +31,11 @@ int mock(const std::string& listen, int threads);
 struct ReportOptions {
   std::string config_file;  // bands and prices; its ledger.path unless ledger_file is set
   std::string ledger_file;
-  std::string since, until;  // UTC days "2026-12-01", both included; empty: open
-  std::string workload;      // empty: every workload
-  std::string format = "table";
+  std::string since, until;        // UTC days "2026-12-01", both included; empty: open
+  std::string workload;            // empty: every workload
+  std::optional<std::string> key;  // absent: every client key
+  std::string format = "table";    // table | json | html
+  std::string out_file;            // empty: stdout
 };
 // 1 when the ledger is missing, of another schema, or the arguments are wrong.
 int report(const ReportOptions& options);
@@ -38,10 +46,11 @@ struct PlanOptions {
   std::string ledger_file;     // traffic; the config's ledger.path when empty
   double tokens_per_day = -1;  // -1: measured in the ledger
   double output_share = -1;    // -1: measured, else 0.2
-  double gpu_hour_usd = 0;
-  std::int64_t gpus = 1;
-  double tokens_per_second = 0;
-  double utilization = 0.6;
+  // The node; -1: not given, the config's plan: block decides (else gpus 1, utilization 0.6).
+  double gpu_hour_usd = -1;
+  std::int64_t gpus = -1;
+  double tokens_per_second = -1;
+  double utilization = -1;
   std::string format = "table";
 };
 int plan(const PlanOptions& options);

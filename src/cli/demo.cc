@@ -17,6 +17,8 @@
 #include "core/log.h"
 #include "http/client.h"
 #include "ledger/ledger.h"
+#include "ledger/ledger_read.h"
+#include "report/report.h"
 #include "routing/router.h"
 #include "server/gateway.h"
 
@@ -186,6 +188,19 @@ std::string demo_config_with_ledger(const std::string& ledger_path) {
   return yaml;
 }
 
+// The run's HTML report, written beside its ledger in `dir`; its path, or empty when the
+// ledger could not be read.
+std::string write_html_report(const config::Config& cfg, const std::string& dir) {
+  auto rows = ledger::read_requests(dir + "/ledger.db", {});
+  if (!rows) {
+    std::fprintf(stderr, "backstop demo: %s\n", rows.error().message.c_str());
+    return {};
+  }
+  const std::string path = dir + "/report.html";
+  std::ofstream(path) << report::render_html(report::build_report(*rows, &cfg), *rows);
+  return path;
+}
+
 }  // namespace
 
 int demo(const DemoOptions& options) {
@@ -200,7 +215,8 @@ int demo(const DemoOptions& options) {
     config_file = std::string(dir) + "/demo.yaml";
     std::ofstream(config_file) << yaml;
   }
-  config::LoadResult loaded = config::parse(yaml, config_file.empty() ? "<demo>" : config_file);
+  config::LoadResult loaded =
+      config::parse(yaml, config_file.empty() ? "<demo>" : config_file, config_options());
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return 1;
@@ -327,6 +343,8 @@ int demo(const DemoOptions& options) {
         "  backstop report --config %s\n"
         "  backstop plan --config %s --gpu-hour-usd 2 --tokens-per-second 1000\n",
         dir, config_file.c_str(), config_file.c_str());
+    const std::string page = write_html_report(cfg, std::string(dir));
+    if (!page.empty()) std::printf("the HTML report (plots): %s\n", page.c_str());
   }
   return 0;
 }

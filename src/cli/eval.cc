@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "dialects/anthropic/anthropic.h"
+#include "dialects/builtin/builtin.h"
 #include "dialects/openai/openai.h"
 #include "dialects/responses/responses.h"
 #include "eval/diff.h"
@@ -127,7 +128,8 @@ int eval_run(const EvalRunOptions& options) {
     std::fprintf(stderr, "backstop eval run: no case of %s can run\n", options.suite_file.c_str());
     return 1;
   }
-  auto provider = server::build_provider(*pc, [](const char* n) { return std::getenv(n); });
+  auto provider = server::build_provider(*pc, dialects::builtin(),
+                                         [](const char* n) { return std::getenv(n); });
   if (!provider) {
     std::fprintf(stderr, "backstop eval run: %s\n", provider.error().message.c_str());
     return 1;

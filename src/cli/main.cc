@@ -45,8 +45,12 @@ int main(int argc, char** argv) {
   report->add_option("--since", report_options.since, "first UTC day, 2026-12-01");
   report->add_option("--until", report_options.until, "last UTC day, 2026-12-01");
   report->add_option("--workload", report_options.workload, "only this workload");
-  report->add_option("--format", report_options.format, "table or json")
-      ->check(CLI::IsMember({"table", "json"}));
+  std::string report_key;
+  auto* report_key_option =
+      report->add_option("--key", report_key, "only this client key (its name; \"\": none)");
+  report->add_option("--format", report_options.format, "table, json or html")
+      ->check(CLI::IsMember({"table", "json", "html"}));
+  report->add_option("--out", report_options.out_file, "write to this file, not stdout");
 
   cli::PlanOptions plan_options;
   auto* plan = app.add_subcommand("plan", "self-hosting versus API: cost per day, break-even");
@@ -58,16 +62,16 @@ int main(int argc, char** argv) {
   plan->add_option("--output-share", plan_options.output_share,
                    "output tokens / all tokens (else measured, or 0.2)")
       ->check(CLI::Range(0.0, 1.0));
-  plan->add_option("--gpu-hour-usd", plan_options.gpu_hour_usd, "all-in USD per GPU-hour")
-      ->required()
+  plan->add_option("--gpu-hour-usd", plan_options.gpu_hour_usd,
+                   "all-in USD per GPU-hour (else the config's plan:)")
       ->check(CLI::Range(0.0, 1e6));
-  plan->add_option("--gpus", plan_options.gpus, "GPUs per node")->check(CLI::Range(1, 4096));
+  plan->add_option("--gpus", plan_options.gpus, "GPUs per node (else plan:, or 1)")
+      ->check(CLI::Range(1, 4096));
   plan->add_option("--tokens-per-second", plan_options.tokens_per_second,
-                   "a node's sustained tokens/s at full load")
-      ->required()
+                   "a node's sustained tokens/s at full load (else plan:)")
       ->check(CLI::Range(1e-6, 1e12));
   plan->add_option("--utilization", plan_options.utilization,
-                   "share of that throughput in use (0.6)")
+                   "share of that throughput in use (else plan:, or 0.6)")
       ->check(CLI::Range(0.01, 1.0));
   plan->add_option("--format", plan_options.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
@@ -109,7 +113,11 @@ int main(int argc, char** argv) {
     if (*serve) return cli::serve(config_file, listen, threads);
     if (*check) return cli::check_config(check_file);
     if (*demo) return cli::demo(demo_options);
-    if (*report) return cli::report(report_options);
+    if (*report) {
+      // Given empty, it asks for the requests without a key; not given, for every key.
+      if (report_key_option->count() > 0) report_options.key = report_key;
+      return cli::report(report_options);
+    }
     if (*plan) return cli::plan(plan_options);
     if (*mock) return cli::mock(mock_listen, mock_threads);
     if (*eval_run) return cli::eval_run(eval_run_options);

@@ -3,7 +3,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
+#include <optional>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "config/config.h"
@@ -16,7 +19,7 @@ namespace {
 
 // The config at `file`, or null after printing its errors.
 std::shared_ptr<const config::Config> load(const std::string& file) {
-  config::LoadResult loaded = config::load_file(file);
+  config::LoadResult loaded = config::load_file(file, config_options());
   for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
   return loaded.config;
 }
@@ -48,6 +51,44 @@ core::Result<std::vector<ledger::RequestRow>> read_ledger(const std::string& pat
   return rows;
 }
 
+// Writes `text` to `file` (stdout when empty); false, said on stderr, when it cannot.
+bool write_out(const std::string& text, const std::string& file, const char* command) {
+  if (file.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return true;
+  }
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "%s: cannot write %s\n", command, file.c_str());
+    return false;
+  }
+  return true;
+}
+
+// The node: each flag given, else the config's plan: block, else the default; nullopt after
+// saying which input is missing.
+std::optional<report::Hardware> hardware_of(const PlanOptions& options, const config::Plan& plan) {
+  const auto pick = [](double flag, const std::optional<double>& configured, double fallback) {
+    return flag >= 0 ? flag : configured.value_or(fallback);
+  };
+  report::Hardware h;
+  h.gpu_hour_usd = pick(options.gpu_hour_usd, plan.gpu_hour_usd, -1);
+  h.gpus = options.gpus >= 0 ? options.gpus : plan.gpus.value_or(1);
+  h.tokens_per_second = pick(options.tokens_per_second, plan.tokens_per_second, -1);
+  h.utilization = pick(options.utilization, plan.utilization, 0.6);
+  for (const auto& [value, flag, key] :
+       {std::tuple{h.gpu_hour_usd, "--gpu-hour-usd", "gpu_hour_usd"},
+        std::tuple{h.tokens_per_second, "--tokens-per-second", "tokens_per_second"}}) {
+    if (value < 0) {
+      std::fprintf(stderr, "backstop plan: pass %s, or set plan.%s in the config\n", flag, key);
+      return std::nullopt;
+    }
+  }
+  return h;
+}
+
 }  // namespace
 
 int report(const ReportOptions& options) {
@@ -71,8 +112,9 @@ int report(const ReportOptions& options) {
       return 1;
     }
   }
-  ledger::ReadFilter filter{options.since, options.until, std::nullopt};
+  ledger::ReadFilter filter{options.since, options.until, std::nullopt, std::nullopt};
   if (!options.workload.empty()) filter.workload = options.workload;
+  filter.key_name = options.key;
   auto rows = read_ledger(path, filter);
   if (!rows) {
     std::fprintf(stderr, "backstop report: %s\n", rows.error().message.c_str());
@@ -80,14 +122,14 @@ int report(const ReportOptions& options) {
   }
   const report::Report built =
       report::build_report(*rows, config.get(), options.since, options.until);
-  std::string out =
-      options.format == "json" ? report::render_json(built) : report::render_table(built);
-  if (options.format != "json") {
+  std::string out = options.format == "json"   ? report::render_json(built)
+                    : options.format == "html" ? report::render_html(built, *rows)
+                                               : report::render_table(built);
+  if (options.format == "table") {
     const std::string split = report::render_stack_split(report::split_by_stack(*rows));
     if (!split.empty()) out += "\n" + split;
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return 0;
+  return write_out(out, options.out_file, "backstop report") ? 0 : 1;
 }
 
 int plan(const PlanOptions& options) {
@@ -97,6 +139,8 @@ int plan(const PlanOptions& options) {
   }
   const auto config = load(options.config_file);
   if (!config) return 1;
+  const auto hardware = hardware_of(options, config->plan);
+  if (!hardware) return 1;
   const std::string path = !options.ledger_file.empty() ? options.ledger_file : config->ledger.path;
   std::map<std::string, std::vector<ledger::RequestRow>> by_workload;
   if (!path.empty()) {
@@ -122,8 +166,7 @@ int plan(const PlanOptions& options) {
     if (w.route.empty()) continue;
     report::PlanInput in;
     in.workload = w.name;
-    in.hardware = report::Hardware{options.gpu_hour_usd, options.gpus, options.tokens_per_second,
-                                   options.utilization};
+    in.hardware = *hardware;
     if (auto it = by_workload.find(w.name); it != by_workload.end()) {
       const report::Traffic traffic = report::traffic_of(it->second);
       in.tokens_per_day = traffic.tokens_per_day;

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "dialects/builtin/builtin.h"
 #include "server/gateway.h"
 
 namespace backstop::cli {
@@ -27,8 +28,12 @@ int wait_for_signal() {
   return sig;
 }
 
+config::ParseOptions config_options() {
+  return config::ParseOptions{dialects::builtin().upstream_kinds()};
+}
+
 int check_config(const std::string& config_file) {
-  config::LoadResult loaded = config::load_file(config_file);
+  config::LoadResult loaded = config::load_file(config_file, config_options());
   for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
   if (!loaded.errors.empty()) {
     std::fprintf(stderr, "%s: %zu error%s\n", config_file.c_str(), loaded.errors.size(),
@@ -42,7 +47,7 @@ int check_config(const std::string& config_file) {
 }
 
 int serve(const std::string& config_file, const std::string& listen, int threads) {
-  config::LoadResult loaded = config::load_file(config_file);
+  config::LoadResult loaded = config::load_file(config_file, config_options());
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return 1;

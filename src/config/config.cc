@@ -31,7 +31,7 @@ std::string ConfigError::to_string() const {
   return out;
 }
 
-LoadResult load_file(const std::string& path) {
+LoadResult load_file(const std::string& path, const ParseOptions& options) {
   auto unreadable = [&](std::string reason) {
     LoadResult result;
     result.errors.push_back(ConfigError{path, 0, "", "cannot read config file: " + reason});
@@ -43,7 +43,7 @@ LoadResult load_file(const std::string& path) {
   if (!in.is_open()) return unreadable(std::strerror(errno));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return unreadable("read failed");
-  return parse(text, path);
+  return parse(text, path, options);
 }
 
 core::Result<std::pair<std::string, std::uint16_t>> split_listen(std::string_view listen) {

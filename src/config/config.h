@@ -37,7 +37,9 @@ struct Simulation {
   double timeout = 0;       // no answer within timeout_ms
 };
 
-enum class ProviderKind { kOpenAI, kAnthropic, kSimulated };
+// kHttp: a model behind an HTTP API in a dialect (Provider::dialect); kSimulated: the
+// built-in simulation.
+enum class ProviderKind { kHttp, kSimulated };
 
 // A provider's circuit breaker: open after `failures` consecutive transport failures
 // (connect, timeout, 5xx, 429), half-open after `cooldown_ms` with one probe at a time.
@@ -48,7 +50,8 @@ struct Breaker {
 
 struct Provider {
   std::string name;
-  ProviderKind kind = ProviderKind::kOpenAI;
+  ProviderKind kind = ProviderKind::kHttp;
+  std::string dialect;      // kHttp: the config's `kind`, naming a dialect ("openai")
   std::string base_url;     // as the vendor SDK takes it (openai: ".../v1"; anthropic: the host)
   std::string model;        // the upstream's model name
   std::string api_key_env;  // the variable holding the key; empty: no key sent
@@ -110,6 +113,16 @@ struct Adapt {
   double probe = 0.05;
 };
 
+// What a workload does once its day's budget is spent: refuse requests (429 budget_exceeded)
+// or cut its route to the first target (no fallback).
+enum class BudgetAction { kReject, kPrimaryOnly };
+
+// A spending limit per UTC day, in integer micro-dollars (`daily_usd: 50` -> 50'000'000).
+struct Budget {
+  std::int64_t daily_micro_usd = 0;
+  BudgetAction on_exceeded = BudgetAction::kReject;  // a key's budget always rejects
+};
+
 // How a workload's streamed answers reach the client: kBuffer holds each target's whole
 // answer before the first byte goes out (a cut or stalled target falls back unseen), kPass
 // streams straight through (no checks on streams), kAuto buffers when there are checks.
@@ -123,7 +136,8 @@ struct Workload {
   Retries retries;
   std::int64_t deadline_ms = 120'000;  // the whole request, every attempt included
   Bands bands;
-  std::optional<Adapt> adapt;  // absent: bands only report
+  std::optional<Adapt> adapt;    // absent: bands only report
+  std::optional<Budget> budget;  // absent: no limit
   int line = 0;
 };
 
@@ -169,6 +183,7 @@ struct ClientKey {
   std::string key_sha256;              // or the key's SHA-256, 64 lowercase hex digits
   bool all_workloads = false;          // workloads: all
   std::vector<std::string> workloads;  // else the workloads it may use
+  std::optional<Budget> budget;        // absent: no limit; exceeded: its requests get 429
   int line = 0;
 };
 
@@ -177,6 +192,14 @@ struct Auth {
   bool enabled = false;
   std::vector<ClientKey> keys;
   std::string metrics_key_env;  // the bearer /metrics asks for; empty: /metrics is open
+};
+
+// The `plan:` block: the self-hosted node `backstop plan` prices (its flags override each).
+struct Plan {
+  std::optional<double> gpu_hour_usd;       // all-in USD per GPU-hour
+  std::optional<std::int64_t> gpus;         // GPUs per node
+  std::optional<double> tokens_per_second;  // a node's sustained throughput at full load
+  std::optional<double> utilization;        // the share of it in use (0.01..1)
 };
 
 // A validated, immutable configuration. Built once, shared as shared_ptr<const Config>.
@@ -189,6 +212,7 @@ struct Config {
   std::vector<Provider> providers;  // in file order
   std::vector<Workload> workloads;  // in file order
   std::vector<Hook> hooks;
+  Plan plan;
 
   [[nodiscard]] const Provider* find_provider(std::string_view name) const;
   [[nodiscard]] const Workload* find_workload(std::string_view name) const;
@@ -210,10 +234,19 @@ struct LoadResult {
   std::shared_ptr<const Config> config;  // null when errors is not empty
   std::vector<ConfigError> errors;
 };
-[[nodiscard]] LoadResult parse(std::string_view yaml, std::string_view file);
+// What a config is checked against besides its own rules.
+struct ParseOptions {
+  // The names a provider's `kind` may take besides "simulated": the dialects with an upstream
+  // side, from the composition root's registry (dialects::Registry::upstream_kinds()).
+  // Empty: any name is taken, and the gateway refuses an unknown one when it starts.
+  std::vector<std::string> kinds;
+};
+
+[[nodiscard]] LoadResult parse(std::string_view yaml, std::string_view file,
+                               const ParseOptions& options = {});
 
 // Reads and parses a file. A missing or unreadable file is one error at line 0.
-[[nodiscard]] LoadResult load_file(const std::string& path);
+[[nodiscard]] LoadResult load_file(const std::string& path, const ParseOptions& options = {});
 
 // Splits a listen address "HOST:PORT" ("[::1]:8080": the brackets are removed; port 0: any
 // free port). kInvalidArgument naming the address when it is malformed.

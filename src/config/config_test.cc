@@ -14,7 +14,10 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-LoadResult load(std::string_view yaml) { return parse(yaml, "test.yaml"); }
+// The kinds a gateway built with the two upstream dialects takes.
+const ParseOptions kTwoDialects{{"openai", "anthropic"}};
+
+LoadResult load(std::string_view yaml) { return parse(yaml, "test.yaml", kTwoDialects); }
 
 // Every error as "file:line: path: message", in the order reported.
 std::vector<std::string> errors_of(const LoadResult& result) {
@@ -112,7 +115,8 @@ workloads:
   const Provider& flash = c.providers[0];
   EXPECT_EQ(flash.name, "v4-flash");
   EXPECT_EQ(flash.line, 13);
-  EXPECT_EQ(flash.kind, ProviderKind::kOpenAI);
+  EXPECT_EQ(flash.kind, ProviderKind::kHttp);
+  EXPECT_EQ(flash.dialect, "openai");
   EXPECT_EQ(flash.base_url, "http://127.0.0.1:8000/v1");
   EXPECT_EQ(flash.model, "deepseek-ai/DeepSeek-V4-Flash");
   EXPECT_EQ(flash.api_key_env, "V4_API_KEY");
@@ -129,7 +133,8 @@ workloads:
 
   const Provider& claude = c.providers[1];
   EXPECT_EQ(claude.name, "claude");
-  EXPECT_EQ(claude.kind, ProviderKind::kAnthropic);
+  EXPECT_EQ(claude.kind, ProviderKind::kHttp);
+  EXPECT_EQ(claude.dialect, "anthropic");
   EXPECT_EQ(claude.base_url, "https://api.anthropic.com");
   EXPECT_EQ(claude.anthropic_version, "2024-01-01");
   EXPECT_EQ(claude.price.input, 3000000);
@@ -396,7 +401,7 @@ colour: blue
                   "connect_timeout_ms, first_token_timeout_ms, idle_timeout_ms, timeout_ms, "
                   "max_tokens, anthropic_version, price, simulation, breaker, stack",
                   "test.yaml:8: colour: unknown key \"colour\"; allowed keys: listen, threads, "
-                  "server, ledger, log, providers, workloads, hooks, auth"));
+                  "server, ledger, log, providers, workloads, hooks, auth, plan"));
 }
 
 TEST(ConfigErrors, KeyInTheFileGetsTheEnvironmentHint) {
@@ -495,6 +500,19 @@ workloads:
           "\"yaml\"",
           "test.yaml:10: workloads.w.validate.content: must be one of non_empty, json, schema, "
           "got \"text\""));
+}
+
+TEST(ConfigParse, ProviderKindIsAnyDialectTheOptionsName) {
+  constexpr std::string_view kYaml = R"(providers:
+  a: {kind: openai_responses, base_url: "http://127.0.0.1:1/v1", model: m}
+workloads:
+  w: {route: [a]}
+)";
+  EXPECT_FALSE(errors_of(load(kYaml)).empty());
+  LoadResult r = parse(kYaml, "test.yaml", ParseOptions{{"openai", "openai_responses"}});
+  ASSERT_TRUE(r.errors.empty()) << errors_of(r).front();
+  EXPECT_EQ(r.config->providers.front().kind, ProviderKind::kHttp);
+  EXPECT_EQ(r.config->providers.front().dialect, "openai_responses");
 }
 
 TEST(ConfigParse, StreamModeIsAutoUnlessSet) {
@@ -902,7 +920,7 @@ TEST(ConfigAuth, EachKeyProblemNamesItsLineAndNeverTheValue) {
     - {name: a, key_env: sk-live-secret, workloads: [w]}
     - {name: b, key_sha256: sk-live-other, workloads: [x]}
     - {name: a, key_env: A, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, workloads: all}
-    - {key_env: C, workloads: [w], budget: 1}
+    - {key_env: C, workloads: [w], quota: 1}
     - {name: d, workloads: none}
   metrics_key_env: 12
 )");
@@ -917,8 +935,8 @@ TEST(ConfigAuth, EachKeyProblemNamesItsLineAndNeverTheValue) {
           "test.yaml:8: auth.keys[1].workloads[0]: unknown workload \"x\" (did you mean \"w\"?)",
           "test.yaml:9: auth.keys[2].key_sha256: key_env and key_sha256 exclude each other",
           "test.yaml:9: auth.keys[2]: key name \"a\" is used twice (first at line 7)",
-          "test.yaml:10: auth.keys[3].budget: unknown key \"budget\"; allowed keys: name, key_env, "
-          "key_sha256, workloads",
+          "test.yaml:10: auth.keys[3].quota: unknown key \"quota\"; allowed keys: name, key_env, "
+          "key_sha256, workloads, budget",
           "test.yaml:10: auth.keys[3]: missing required key \"name\"",
           "test.yaml:11: auth.keys[4].workloads: must be \"all\" or a non-empty list of workload "
           "names, got \"none\"",
@@ -935,6 +953,65 @@ TEST(ConfigAuth, AuthNeedsAtLeastOneKeyAndKnowsOnlyItsKeys) {
                           "test.yaml:5: auth: missing required key \"keys\""));
   EXPECT_THAT(errors_of(load(std::string(kMinimal) + "auth: {keys: []}\n")),
               ElementsAre("test.yaml:5: auth.keys: must be a non-empty list of keys, got a list"));
+}
+
+TEST(ConfigBudget, WorkloadAndKeyBudgetsAreExactMicroDollars) {
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m}
+workloads:
+  w: {route: [a], budget: {daily_usd: 50.25, on_exceeded: primary_only}}
+  v: {route: [a], budget: {daily_usd: 0.000001}}
+auth:
+  keys:
+    - {name: k, key_env: K, workloads: all, budget: {daily_usd: 20}}
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front().to_string();
+  const Workload& w = *r.config->find_workload("w");
+  ASSERT_TRUE(w.budget.has_value());
+  EXPECT_EQ(w.budget->daily_micro_usd, 50'250'000);
+  EXPECT_EQ(w.budget->on_exceeded, BudgetAction::kPrimaryOnly);
+  EXPECT_EQ(r.config->find_workload("v")->budget->daily_micro_usd, 1);
+  EXPECT_EQ(r.config->find_workload("v")->budget->on_exceeded, BudgetAction::kReject);
+  ASSERT_TRUE(r.config->auth.keys[0].budget.has_value());
+  EXPECT_EQ(r.config->auth.keys[0].budget->daily_micro_usd, 20'000'000);
+}
+
+TEST(ConfigBudget, BadBudgetsNameTheirLine) {
+  LoadResult r = load(R"(providers:
+  a: {kind: simulated, model: m}
+workloads:
+  w: {route: [a], budget: {daily_usd: -1, on_exceeded: queue}}
+  v: {route: [a], budget: {limit: 3}}
+auth:
+  keys:
+    - {name: k, key_env: K, workloads: all, budget: {daily_usd: 5, on_exceeded: primary_only}}
+)");
+  EXPECT_THAT(
+      errors_of(r),
+      ElementsAre("test.yaml:4: workloads.w.budget.daily_usd: must not be negative, got \"-1\"",
+                  "test.yaml:4: workloads.w.budget.on_exceeded: must be one of reject, "
+                  "primary_only, got \"queue\"",
+                  "test.yaml:5: workloads.v.budget.limit: unknown key \"limit\"; allowed keys: "
+                  "daily_usd, on_exceeded",
+                  "test.yaml:5: workloads.v.budget: missing required key \"daily_usd\"",
+                  "test.yaml:8: auth.keys[0].budget.on_exceeded: unknown key \"on_exceeded\"; "
+                  "allowed keys: daily_usd"));
+}
+
+TEST(ConfigPlan, ThePlanBlockHoldsTheNodeAndKnowsOnlyItsKeys) {
+  LoadResult r = load(std::string(kMinimal) +
+                      "plan: {gpu_hour_usd: 2.5, gpus: 8, tokens_per_second: 20000, "
+                      "utilization: 0.5}\n");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front().to_string();
+  EXPECT_EQ(r.config->plan.gpu_hour_usd, 2.5);
+  EXPECT_EQ(r.config->plan.gpus, 8);
+  EXPECT_EQ(r.config->plan.tokens_per_second, 20000);
+  EXPECT_EQ(r.config->plan.utilization, 0.5);
+  EXPECT_FALSE(load(std::string(kMinimal)).config->plan.gpu_hour_usd.has_value());
+  EXPECT_THAT(errors_of(load(std::string(kMinimal) + "plan: {gpus: 0, gpu_hour: 2}\n")),
+              ElementsAre("test.yaml:5: plan.gpus: must be between 1 and 4096, got 0",
+                          "test.yaml:5: plan.gpu_hour: unknown key \"gpu_hour\"; allowed keys: "
+                          "gpu_hour_usd, gpus, tokens_per_second, utilization"));
 }
 
 }  // namespace

@@ -188,11 +188,16 @@ struct Entries {
   }
 };
 
-constexpr std::array<std::string_view, 9> kTopKeys{
-    "listen", "threads", "server", "ledger", "log", "providers", "workloads", "hooks", "auth"};
+constexpr std::array<std::string_view, 10> kTopKeys{"listen", "threads",   "server",    "ledger",
+                                                    "log",    "providers", "workloads", "hooks",
+                                                    "auth",   "plan"};
+constexpr std::array<std::string_view, 4> kPlanKeys{"gpu_hour_usd", "gpus", "tokens_per_second",
+                                                    "utilization"};
 constexpr std::array<std::string_view, 2> kAuthKeys{"keys", "metrics_key_env"};
-constexpr std::array<std::string_view, 4> kClientKeyKeys{"name", "key_env", "key_sha256",
-                                                         "workloads"};
+constexpr std::array<std::string_view, 5> kClientKeyKeys{"name", "key_env", "key_sha256",
+                                                         "workloads", "budget"};
+constexpr std::array<std::string_view, 1> kKeyBudgetKeys{"daily_usd"};
+constexpr std::array<std::string_view, 2> kWorkloadBudgetKeys{"daily_usd", "on_exceeded"};
 constexpr std::size_t kSha256HexDigits = 64;
 constexpr std::array<std::string_view, 3> kHookKeys{"url", "events", "secret_env"};
 constexpr std::array<std::string_view, 7> kServerKeys{
@@ -222,8 +227,8 @@ constexpr std::array<std::string_view, 5> kSimulationKeys{"latency_p50_ms", "lat
 constexpr std::array<std::string_view, 9> kFaultKeys{"no_tool_call", "unknown_tool", "invalid_json",
                                                      "schema",       "empty",        "truncated",
                                                      "rate_limited", "server_error", "timeout"};
-constexpr std::array<std::string_view, 7> kWorkloadKeys{
-    "route", "validate", "retries", "deadline_ms", "bands", "stream_mode", "adapt"};
+constexpr std::array<std::string_view, 8> kWorkloadKeys{
+    "route", "validate", "retries", "deadline_ms", "bands", "stream_mode", "adapt", "budget"};
 constexpr std::array<std::string_view, 2> kBreakerKeys{"failures", "cooldown_ms"};
 constexpr std::array<std::string_view, 4> kAdaptKeys{"bypass_above", "restore_below",
                                                      "min_requests", "probe"};
@@ -234,15 +239,15 @@ constexpr std::array<std::string_view, 4> kRetriesKeys{"max", "base_backoff_ms",
 constexpr std::array<std::string_view, 5> kBandsKeys{"move_above", "underused_below", "healthy_low",
                                                      "healthy_high", "window_s"};
 
-constexpr std::array<std::pair<std::string_view, ProviderKind>, 3> kKinds{{
-    {"openai", ProviderKind::kOpenAI},
-    {"anthropic", ProviderKind::kAnthropic},
-    {"simulated", ProviderKind::kSimulated},
-}};
+constexpr std::string_view kSimulatedKind = "simulated";
 constexpr std::array<std::pair<std::string_view, StreamMode>, 3> kStreamModes{{
     {"auto", StreamMode::kAuto},
     {"buffer", StreamMode::kBuffer},
     {"pass", StreamMode::kPass},
+}};
+constexpr std::array<std::pair<std::string_view, BudgetAction>, 2> kBudgetActions{{
+    {"reject", BudgetAction::kReject},
+    {"primary_only", BudgetAction::kPrimaryOnly},
 }};
 constexpr std::array<std::pair<std::string_view, ToolCallCheck>, 2> kToolCallChecks{{
     {"required", ToolCallCheck::kRequired},
@@ -266,7 +271,7 @@ void assign(T& out, const std::optional<U>& value) {
 
 class Parser {
  public:
-  explicit Parser(std::string_view file) : file_(file) {}
+  Parser(std::string_view file, const ParseOptions& options) : file_(file), options_(options) {}
 
   LoadResult run(std::string_view yaml) {
     LoadResult result;
@@ -506,10 +511,21 @@ class Parser {
         hooks(f, config.hooks);
       } else if (f.key == "auth") {
         auth(f, config.auth);
+      } else if (f.key == "plan") {
+        plan(f, config.plan);
       }
     });
     require(e, "providers", root);
     require(e, "workloads", root);
+  }
+
+  void plan(const Field& map, Plan& p) {
+    entries(map, kPlanKeys, [&](const Field& f) {
+      if (f.key == "gpu_hour_usd") p.gpu_hour_usd = number(f, 0, 1e6);
+      if (f.key == "gpus") p.gpus = integer(f, 1, 4096);
+      if (f.key == "tokens_per_second") p.tokens_per_second = number(f, 1e-6, 1e12);
+      if (f.key == "utilization") p.utilization = number(f, 0.01, 1);
+    });
   }
 
   void hooks(const Field& f, std::vector<Hook>& out) {
@@ -605,8 +621,7 @@ class Parser {
     };
     Entries e = entries(map, kProviderKeys, [&](const Field& f) {
       if (f.key == "kind") {
-        kind = choice(f, Choices<ProviderKind>(kKinds));
-        assign(p.kind, kind);
+        kind = provider_kind(f, p);
       } else if (f.key == "base_url") {
         if (auto s = text(f)) {
           if (is_http_url(*s)) {
@@ -667,6 +682,28 @@ class Parser {
         error(sim->key_line, sim->path, "is only allowed for kind simulated");
       }
     }
+  }
+
+  // `kind`: "simulated", or the name of a dialect with an upstream side (ParseOptions).
+  std::optional<ProviderKind> provider_kind(const Field& f, Provider& p) {
+    std::optional<std::string> name = text(f);
+    if (!name) return std::nullopt;
+    if (*name == kSimulatedKind) {
+      p.kind = ProviderKind::kSimulated;
+      return p.kind;
+    }
+    const auto& kinds = options_.kinds;
+    const bool known = kinds.empty() ? !name->empty()
+                                     : std::find(kinds.begin(), kinds.end(), *name) != kinds.end();
+    if (!known) {
+      std::string names;
+      for (const std::string& k : kinds) names += k + ", ";
+      type_error(f, "one of " + names + std::string(kSimulatedKind));
+      return std::nullopt;
+    }
+    p.kind = ProviderKind::kHttp;
+    p.dialect = std::move(*name);
+    return p.kind;
   }
 
   // A part of the call cannot be allowed longer than the whole call. Only a part given is
@@ -814,6 +851,7 @@ class Parser {
       if (f.key == "deadline_ms") assign(w.deadline_ms, integer(f, 1));
       if (f.key == "bands") bands(f, w.bands);
       if (f.key == "adapt") adapt(f, w.adapt.emplace());
+      if (f.key == "budget") budget(f, kWorkloadBudgetKeys, w.budget.emplace());
       if (f.key == "stream_mode")
         assign(w.stream_mode, choice(f, Choices<StreamMode>(kStreamModes)));
     });
@@ -981,6 +1019,16 @@ class Parser {
     }
   }
 
+  // A `budget:` block; `allowed` says whether on_exceeded may be chosen (workloads only).
+  void budget(const Field& map, Keys allowed, Budget& b) {
+    Entries e = entries(map, allowed, [&](const Field& f) {
+      if (f.key == "daily_usd") assign(b.daily_micro_usd, price(f));
+      if (f.key == "on_exceeded")
+        assign(b.on_exceeded, choice(f, Choices<BudgetAction>(kBudgetActions)));
+    });
+    if (map.value.IsNull() || map.value.IsMap()) require(e, "daily_usd", map);
+  }
+
   // A variable name; the value is never echoed: what is not a name is often the secret.
   std::optional<std::string> env_name(const Field& f) {
     auto s = text(f);
@@ -1030,6 +1078,8 @@ class Parser {
           key_digest(g, key.key_sha256);
         } else if (g.key == "workloads") {
           key_workloads(g, key);
+        } else if (g.key == "budget") {
+          budget(g, kKeyBudgetKeys, key.budget.emplace());
         }
       });
       require(e, "name", entry);
@@ -1119,6 +1169,7 @@ class Parser {
   }
 
   std::string file_;
+  const ParseOptions& options_;
   std::vector<ConfigError> errors_;
   std::vector<std::string> provider_names_;  // every defined name, valid or not
   std::vector<RouteRef> route_refs_;
@@ -1127,6 +1178,8 @@ class Parser {
 
 }  // namespace
 
-LoadResult parse(std::string_view yaml, std::string_view file) { return Parser(file).run(yaml); }
+LoadResult parse(std::string_view yaml, std::string_view file, const ParseOptions& options) {
+  return Parser(file, options).run(yaml);
+}
 
 }  // namespace backstop::config

@@ -123,7 +123,7 @@ using DecodeStep = core::Result<void> (*)(boost::json::object& body, chat::ChatR
 // mapped for passthrough as bytes (the tree is kept when it cannot be), its `model` read,
 // then each of `steps` in order; the first failing step's error is the answer.
 [[nodiscard]] inline core::Result<chat::ChatRequest> decode_request_tree(
-    std::string_view body, chat::Dialect origin, std::initializer_list<DecodeStep> steps) {
+    std::string_view body, std::string_view origin, std::initializer_list<DecodeStep> steps) {
   chat::JsonArena arena(body.size());
   chat::OriginalBody::Mapper mapper(body);
   auto parsed = json::parse_object(

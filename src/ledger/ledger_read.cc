@@ -22,7 +22,11 @@ constexpr const char* kRead =
     "a.cached_input_tokens, a.output_tokens, a.cost_micro_usd, a.latency_ms, a.attempt, %s "
     "FROM requests r LEFT JOIN attempts a ON a.request = r.id "
     "WHERE (?1 = '' OR r.day >= ?1) AND (?2 = '' OR r.day <= ?2) "
-    "AND (?3 = 0 OR r.workload = ?4) ORDER BY r.id, a.attempt";
+    "AND (?3 = 0 OR r.workload = ?4) AND (?5 = 0 OR r.key_name = ?6) ORDER BY r.id, a.attempt";
+
+constexpr const char* kDaySpend =
+    "SELECT workload, key_name, SUM(cost_micro_usd) FROM requests WHERE day = ?1 "
+    "GROUP BY workload, key_name ORDER BY workload, key_name";
 
 std::string text(sqlite3_stmt* statement, int column) {
   const auto* bytes = sqlite3_column_text(statement, column);
@@ -51,17 +55,12 @@ std::int64_t query_integer(sqlite3* db, const char* sql) {
   return value;
 }
 
-}  // namespace
-
-core::Result<std::vector<RequestRow>> read_requests(
-    const std::string& path, const ReadFilter& filter,
-    const std::function<void(std::int64_t)>& progress, std::int64_t progress_every) {
-  const std::string name = "ledger \"" + path + "\": ";
+// Opens the ledger at `path` read-only into `c` and checks its schema version.
+core::Result<void> open_ledger(const std::string& path, const std::string& name, Connection& c) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return core::fail(ErrorCode::kNotFound, name + "no such file");
   }
-  Connection c;
   if (sqlite3_open_v2(path.c_str(), &c.db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     return core::fail(ErrorCode::kInvalidArgument,
                       name + (c.db != nullptr ? sqlite3_errmsg(c.db) : "out of memory"));
@@ -86,6 +85,17 @@ core::Result<std::vector<RequestRow>> read_requests(
                       name + "has ledger schema version " + std::to_string(version) +
                           ", this backstop reads version " + std::to_string(kSchemaVersion));
   }
+  return {};
+}
+
+}  // namespace
+
+core::Result<std::vector<RequestRow>> read_requests(
+    const std::string& path, const ReadFilter& filter,
+    const std::function<void(std::int64_t)>& progress, std::int64_t progress_every) {
+  const std::string name = "ledger \"" + path + "\": ";
+  Connection c;
+  if (auto opened = open_ledger(path, name, c); !opened) return std::unexpected(opened.error());
   // A ledger written before the attempts' stack column reads as stacks unknown.
   const bool has_stack =
       query_integer(c.db,
@@ -99,6 +109,9 @@ core::Result<std::vector<RequestRow>> read_requests(
   sqlite3_bind_text(c.statement, 2, filter.until_day.c_str(), -1, SQLITE_STATIC);
   sqlite3_bind_int(c.statement, 3, filter.workload ? 1 : 0);
   sqlite3_bind_text(c.statement, 4, filter.workload ? filter.workload->c_str() : "", -1,
+                    SQLITE_STATIC);
+  sqlite3_bind_int(c.statement, 5, filter.key_name ? 1 : 0);
+  sqlite3_bind_text(c.statement, 6, filter.key_name ? filter.key_name->c_str() : "", -1,
                     SQLITE_STATIC);
 
   std::vector<RequestRow> rows;
@@ -132,6 +145,27 @@ core::Result<std::vector<RequestRow>> read_requests(
     return core::fail(ErrorCode::kInternal, name + "reading: " + sqlite3_errmsg(c.db));
   }
   return rows;
+}
+
+core::Result<std::vector<KeySpend>> read_day_spend(const std::string& path,
+                                                   const std::string& day) {
+  const std::string name = "ledger \"" + path + "\": ";
+  Connection c;
+  if (auto opened = open_ledger(path, name, c); !opened) return std::unexpected(opened.error());
+  if (sqlite3_prepare_v2(c.db, kDaySpend, -1, &c.statement, nullptr) != SQLITE_OK) {
+    return core::fail(ErrorCode::kInvalidArgument, name + sqlite3_errmsg(c.db));
+  }
+  sqlite3_bind_text(c.statement, 1, day.c_str(), -1, SQLITE_STATIC);
+  std::vector<KeySpend> out;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(c.statement)) == SQLITE_ROW) {
+    out.push_back(
+        {text(c.statement, 0), text(c.statement, 1), sqlite3_column_int64(c.statement, 2)});
+  }
+  if (rc != SQLITE_DONE) {
+    return core::fail(ErrorCode::kInternal, name + "reading: " + sqlite3_errmsg(c.db));
+  }
+  return out;
 }
 
 }  // namespace backstop::ledger

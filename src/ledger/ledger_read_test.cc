@@ -45,6 +45,24 @@ RequestRow row(std::string id, std::int64_t unix_ms, std::string workload, std::
       std::move(attempts)};
 }
 
+TEST_F(LedgerReadTest, DaySpendSumsEachWorkloadAndKeyOfThatDayOnly) {
+  RequestRow keyless =
+      row("d", kDec1 + 3, "agentic", "primary", {{"v4", "v4-flash", "", 200, 1, 0, 1, 40, 5}});
+  keyless.key_name = "";
+  write(
+      {row("a", kDec1, "agentic", "fallback",
+           {{"v4", "v4-flash", "invalid_json", 200, 100, 10, 20, 17, 30},
+            {"claude", "sonnet", "", 200, 110, 0, 25, 705, 80}}),
+       row("b", kDec1 + 2, "agentic", "primary", {{"v4", "v4-flash", "", 200, 1, 0, 1, 3, 5}}),
+       keyless,
+       row("c", kDec1 + kDay, "agentic", "primary", {{"v4", "v4-flash", "", 200, 5, 0, 6, 2, 9}})});
+  auto spend = read_day_spend(db_path(), "2026-12-01");
+  ASSERT_TRUE(spend) << spend.error().message;
+  EXPECT_EQ(*spend, (std::vector<KeySpend>{{"agentic", "", 40}, {"agentic", "k1", 725}}));
+  EXPECT_EQ(read_day_spend((dir_ / "none.db").string(), "2026-12-01").error().code,
+            ErrorCode::kNotFound);
+}
+
 TEST_F(LedgerReadTest, ReadsBackEveryRequestWithItsAttemptsInOrder) {
   const std::vector<RequestRow> rows = {
       row("a", kDec1, "agentic", "fallback",
@@ -64,11 +82,11 @@ TEST_F(LedgerReadTest, KeepsOnlyTheDaysAndWorkloadAsked) {
          row("b", kDec1 + kDay, "agentic", "primary", {}),
          row("c", kDec1 + kDay, "chat", "primary", {}),
          row("d", kDec1 + 2 * kDay, "agentic", "primary", {})});
-  auto read = read_requests(db_path(), {"2026-12-02", "2026-12-02", "agentic"});
+  auto read = read_requests(db_path(), {"2026-12-02", "2026-12-02", "agentic", std::nullopt});
   ASSERT_TRUE(read);
   ASSERT_EQ(read->size(), 1u);
   EXPECT_EQ((*read)[0].request_id, "b");
-  auto from = read_requests(db_path(), {"2026-12-02", "", std::nullopt});
+  auto from = read_requests(db_path(), {"2026-12-02", "", std::nullopt, std::nullopt});
   ASSERT_TRUE(from);
   EXPECT_EQ(from->size(), 3u);
 }

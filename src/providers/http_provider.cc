@@ -15,8 +15,6 @@
 #include <variant>
 
 #include "chat/stream.h"
-#include "dialects/anthropic/anthropic.h"
-#include "dialects/openai/openai.h"
 #include "http/sse.h"
 #include "providers/stack_probe.h"
 
@@ -24,8 +22,6 @@ namespace backstop::providers {
 namespace {
 
 namespace net = boost::asio;
-namespace openai = dialects::openai;
-namespace anthropic = dialects::anthropic;
 
 constexpr std::string_view kRedacted = "[redacted]";
 constexpr double kMaxRetryAfterMs = 24.0 * 3600 * 1000;
@@ -135,11 +131,12 @@ chat::ChatRequest streaming(const chat::ChatRequest& request) {
 class SseEventStream final : public EventStream {
  public:
   SseEventStream(net::io_context& loop, std::unique_ptr<http::BodyStream> body,
-                 chat::Dialect dialect, SteadyClock::time_point deadline, std::int64_t timeout_ms,
-                 const HttpProvider& provider)
+                 const dialects::Dialect& dialect, SteadyClock::time_point deadline,
+                 std::int64_t timeout_ms, const HttpProvider& provider)
       : loop_(loop),
         body_(std::move(body)),
         dialect_(dialect),
+        reader_(dialect.stream_reader()),
         deadline_(deadline),
         timeout_ms_(timeout_ms),
         provider_(provider) {}
@@ -180,9 +177,7 @@ class SseEventStream final : public EventStream {
       for (const http::SseEvent& event : events_) {
         if (done()) break;  // anything after the end belongs to no answer
         const std::size_t had = out.size();
-        auto fed = dialect_ == chat::Dialect::kOpenAI
-                       ? openai_.feed(event.data, out)
-                       : anthropic_.feed(event.event, event.data, out);
+        auto fed = reader_->feed(event.event, event.data, out);
         if (fed) {
           decoded_ = decoded_ || out.size() > had;
           if (done() && !decoded_) co_return fail(incomplete());
@@ -206,20 +201,15 @@ class SseEventStream final : public EventStream {
   enum class State { kReading, kEnded, kFailed };
 
   // True after the last event the dialect sends ([DONE], message_stop).
-  [[nodiscard]] bool done() const {
-    return dialect_ == chat::Dialect::kOpenAI ? openai_.done() : anthropic_.done();
-  }
+  [[nodiscard]] bool done() const { return reader_->done(); }
 
   // True once the answer is whole by the dialect's own end (finish_reason, message_stop).
-  [[nodiscard]] bool complete() const {
-    return dialect_ == chat::Dialect::kOpenAI ? openai_.complete() : anthropic_.complete();
-  }
+  [[nodiscard]] bool complete() const { return reader_->complete(); }
 
   // The error for a body that ended cleanly before the answer was whole.
   [[nodiscard]] core::Error incomplete() const {
-    std::string message = dialect_ == chat::Dialect::kOpenAI
-                              ? "stream ended before it was complete (no finish_reason)"
-                              : "stream ended before it was complete (no message_stop)";
+    std::string message =
+        "stream ended before it was complete (no " + std::string(dialect_.stream_end_name()) + ")";
     if (!decoded_ && complete()) message = "stream ended with no event that decodes";
     if (skipped_ > 0) {
       message += "; " + std::to_string(skipped_) +
@@ -236,7 +226,8 @@ class SseEventStream final : public EventStream {
 
   net::io_context& loop_;
   std::unique_ptr<http::BodyStream> body_;
-  chat::Dialect dialect_;
+  const dialects::Dialect& dialect_;
+  std::unique_ptr<dialects::StreamReader> reader_;
   SteadyClock::time_point deadline_;
   std::int64_t timeout_ms_;
   const HttpProvider& provider_;  // outlives its streams; redacts their errors
@@ -246,8 +237,6 @@ class SseEventStream final : public EventStream {
   std::string last_skipped_;  // why the last skipped event did not decode
   http::SseParser parser_;
   std::vector<http::SseEvent> events_;
-  openai::StreamDecoder openai_;
-  anthropic::StreamDecoder anthropic_;
 };
 
 // A whole answer handed out as one batch of events.
@@ -294,14 +283,10 @@ bool says_target_limit(std::string_view text) {
 
 }  // namespace
 
-core::Error status_error(const http::ClientResponse& response, chat::Dialect dialect) {
-  const bool openai_dialect = dialect == chat::Dialect::kOpenAI;
-  const std::string detail = openai_dialect ? openai::upstream_error_message(response.body)
-                                            : anthropic::upstream_error_message(response.body);
+core::Error status_error(const http::ClientResponse& response, const dialects::Dialect& dialect) {
+  const std::string detail = dialect.upstream_error_message(response.body);
   // nullopt: not the API's error shape (a proxy or load balancer answered), never a rejection.
-  const std::optional<std::string> code = openai_dialect
-                                              ? openai::upstream_error_code(response.body)
-                                              : anthropic::upstream_error_code(response.body);
+  const std::optional<std::string> code = dialect.upstream_error_code(response.body);
   const int status = response.status;
   core::Error error;
   error.upstream_status = status;
@@ -337,6 +322,10 @@ boost::asio::awaitable<std::string> HttpProvider::detect_stack(CallContext& cont
 }
 
 core::Result<std::unique_ptr<HttpProvider>> HttpProvider::create(HttpProviderOptions options) {
+  if (options.dialect == nullptr || options.dialect->upstream_path().empty()) {
+    return core::fail(core::ErrorCode::kInvalidArgument,
+                      "provider " + options.name + ": its dialect speaks to no upstream");
+  }
   auto origin = http::parse_origin(options.base_url);
   if (!origin) {
     return core::fail(core::ErrorCode::kInvalidArgument,
@@ -351,16 +340,14 @@ HttpProvider::HttpProvider(HttpProviderOptions options, http::Origin origin)
   headers_ = {{"content-type", "application/json"},
               {"accept", "application/json"},
               {"user-agent", "backstop/0.1"}};
-  if (options_.dialect == chat::Dialect::kOpenAI) {
-    target_ = origin_.base_path + "/chat/completions";
-    if (!options_.api_key.empty()) {
-      headers_.push_back({"authorization", "Bearer " + options_.api_key});
-    }
-  } else {
-    target_ = origin_.base_path + "/v1/messages";
-    if (!options_.api_key.empty()) headers_.push_back({"x-api-key", options_.api_key});
-    headers_.push_back({"anthropic-version", options_.anthropic_version});
+  target_ = origin_.base_path + std::string(options_.dialect->upstream_path());
+  for (auto& [name, value] : options_.dialect->upstream_headers(settings())) {
+    headers_.push_back({std::move(name), std::move(value)});
   }
+}
+
+dialects::UpstreamSettings HttpProvider::settings() const {
+  return {options_.api_key, options_.api_version, options_.default_max_tokens};
 }
 
 std::string HttpProvider::redact(std::string message) const {
@@ -378,7 +365,7 @@ core::Error HttpProvider::redact(core::Error error) const {
 }
 
 core::Error HttpProvider::status_error(const http::ClientResponse& response) const {
-  core::Error error = providers::status_error(response, options_.dialect);
+  core::Error error = providers::status_error(response, *options_.dialect);
   error.message = redact(std::move(error.message));
   error.upstream_code = redact(std::move(error.upstream_code));
   return error;
@@ -387,7 +374,7 @@ core::Error HttpProvider::status_error(const http::ClientResponse& response) con
 std::vector<http::Header> HttpProvider::headers_for(const chat::ChatRequest& request,
                                                     const CallContext& context) const {
   std::vector<http::Header> headers = headers_;
-  if (request.origin == options_.dialect) {
+  if (request.origin == options_.dialect->name()) {
     for (const auto& [name, value] : request.dialect_headers) {
       auto same = std::find_if(headers.begin(), headers.end(),
                                [&name](const http::Header& h) { return h.name == name; });
@@ -434,16 +421,13 @@ http::ClientRequest HttpProvider::call_for(const chat::ChatRequest& request, Cal
       if (header.name == "accept") header.value = "text/event-stream";
     }
   }
-  call.body = options_.dialect == chat::Dialect::kOpenAI
-                  ? openai::encode_request(request, options_.model)
-                  : anthropic::encode_request(request, options_.model, options_.default_max_tokens);
+  call.body = options_.dialect->encode_request(request, options_.model, settings());
   limit(call, context);
   return call;
 }
 
 core::Result<chat::ChatResponse> HttpProvider::decode(int status, std::string_view body) const {
-  auto decoded = options_.dialect == chat::Dialect::kOpenAI ? openai::decode_response(body)
-                                                            : anthropic::decode_response(body);
+  auto decoded = options_.dialect->decode_response(body);
   if (!decoded) {
     return std::unexpected(core::Error{core::ErrorCode::kBadResponse,
                                        redact("HTTP " + std::to_string(status) +
@@ -465,7 +449,7 @@ net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
 }
 
 bool HttpProvider::carries(const chat::ChatRequest& request) const {
-  return request.dialect_only.empty() || request.origin == options_.dialect;
+  return request.dialect_only.empty() || request.origin == options_.dialect->name();
 }
 
 net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
@@ -473,10 +457,10 @@ net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
   if (!counts_tokens()) co_return co_await Provider::count_tokens(request, context);
   http::ClientRequest call;
   call.method = "POST";
-  call.target = target_ + "/count_tokens";
+  call.target = origin_.base_path + std::string(options_.dialect->count_tokens_path());
   call.headers = headers_for(request, context);
-  // The client's body with the model replaced; it has no max_tokens to add.
-  call.body = anthropic::encode_request(request, options_.model, options_.default_max_tokens);
+  // The client's body with the model replaced.
+  call.body = options_.dialect->encode_request(request, options_.model, settings());
   limit(call, context);
   auto sent = co_await context.http.send(origin_, std::move(call));
   if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
@@ -518,7 +502,7 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
     co_return std::make_unique<WholeAnswerStream>(chat::to_events(*decoded));
   }
   co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),
-                                             options_.dialect, deadline, timeout_ms, *this);
+                                             *options_.dialect, deadline, timeout_ms, *this);
 }
 
 }  // namespace backstop::providers

@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "chat/stream.h"
-#include "dialects/anthropic/anthropic.h"
-#include "dialects/openai/openai.h"
+#include "dialects/anthropic/dialect.h"
+#include "dialects/openai/dialect.h"
 #include "http/server.h"
 #include "providers/mock_upstream.h"
 #include "providers/test_upstream.h"
@@ -50,7 +50,7 @@ chat::ChatRequest request_saying(std::string_view text, bool stream = false) {
   return *request;
 }
 
-HttpProviderOptions provider_options(chat::Dialect dialect, std::string base_url,
+HttpProviderOptions provider_options(const dialects::Dialect* dialect, std::string base_url,
                                      std::string model = "up-model") {
   HttpProviderOptions o;
   o.name = "up";
@@ -91,7 +91,7 @@ Outcome call(Provider& provider, const chat::ChatRequest& request,
 
 TEST(HttpProvider, OpenAIPassPath) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   EXPECT_EQ(provider->target(), "/v1/chat/completions");
   const Outcome r = call(*provider, request_saying("weather in Paris?"));
   ASSERT_TRUE(r.has_value()) << r.error().message;
@@ -106,7 +106,7 @@ TEST(HttpProvider, OpenAIPassPath) {
 
 TEST(HttpProvider, AnthropicPassPath) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  const auto provider = make(provider_options(&dialects::anthropic::dialect(), upstream->url()));
   EXPECT_EQ(provider->target(), "/v1/messages");
   const Outcome r = call(*provider, request_saying("weather in Paris?"));
   ASSERT_TRUE(r.has_value()) << r.error().message;
@@ -120,9 +120,9 @@ TEST(HttpProvider, AnthropicPassPath) {
 
 TEST(HttpProvider, RateLimitedCarriesStatusAndRetryAfter) {
   const auto upstream = mock_upstream();
-  for (const auto dialect : {chat::Dialect::kOpenAI, chat::Dialect::kAnthropic}) {
-    const auto provider = make(
-        provider_options(dialect, upstream->url(dialect == chat::Dialect::kOpenAI ? "/v1" : "")));
+  for (const auto dialect : {&dialects::openai::dialect(), &dialects::anthropic::dialect()}) {
+    const auto provider = make(provider_options(
+        dialect, upstream->url(dialect == &dialects::openai::dialect() ? "/v1" : "")));
     const Outcome r = call(*provider, request_saying("hi [mock:rate_limited]"));
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().code, core::ErrorCode::kRateLimited);
@@ -134,9 +134,9 @@ TEST(HttpProvider, RateLimitedCarriesStatusAndRetryAfter) {
 
 TEST(HttpProvider, ServerErrorIsUpstreamWithTheStatusAndMessage) {
   const auto upstream = mock_upstream();
-  for (const auto dialect : {chat::Dialect::kOpenAI, chat::Dialect::kAnthropic}) {
-    const auto provider = make(
-        provider_options(dialect, upstream->url(dialect == chat::Dialect::kOpenAI ? "/v1" : "")));
+  for (const auto dialect : {&dialects::openai::dialect(), &dialects::anthropic::dialect()}) {
+    const auto provider = make(provider_options(
+        dialect, upstream->url(dialect == &dialects::openai::dialect() ? "/v1" : "")));
     const Outcome r = call(*provider, request_saying("hi [mock:server_error]"));
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().code, core::ErrorCode::kUpstream);
@@ -147,7 +147,7 @@ TEST(HttpProvider, ServerErrorIsUpstreamWithTheStatusAndMessage) {
 
 TEST(HttpProvider, UndecodableBodyIsBadResponse) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   const Outcome r = call(*provider, request_saying("hi [mock:bad_response]"));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, core::ErrorCode::kBadResponse);
@@ -157,7 +157,7 @@ TEST(HttpProvider, UndecodableBodyIsBadResponse) {
 
 TEST(HttpProvider, ARetryWithTheSameRequestIdGetsPastACountedFault) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   const auto request = request_saying("hi [mock:server_error*1]");
   const Outcome first = call(*provider, request, "r-9");
   ASSERT_FALSE(first.has_value());
@@ -168,8 +168,9 @@ TEST(HttpProvider, ARetryWithTheSameRequestIdGetsPastACountedFault) {
 TEST(HttpProvider, AMarkerForThePrimaryModelSparesTheFallback) {
   const auto upstream = mock_upstream();
   const auto primary =
-      make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"), "primary-m"));
-  const auto fallback = make(provider_options(chat::Dialect::kAnthropic, upstream->url(), "fb-m"));
+      make(provider_options(&dialects::openai::dialect(), upstream->url("/v1"), "primary-m"));
+  const auto fallback =
+      make(provider_options(&dialects::anthropic::dialect(), upstream->url(), "fb-m"));
   const auto request = request_saying("hi [mock:schema@primary-m]");
   const Outcome bad = call(*primary, request);
   ASSERT_TRUE(bad.has_value());
@@ -186,8 +187,8 @@ TEST(HttpProvider, RefusedConnectionIsConnect) {
     net::ip::tcp::acceptor acceptor(loop, {net::ip::make_address("127.0.0.1"), 0});
     port = acceptor.local_endpoint().port();
   }
-  const auto provider = make(
-      provider_options(chat::Dialect::kOpenAI, "http://127.0.0.1:" + std::to_string(port) + "/v1"));
+  const auto provider = make(provider_options(&dialects::openai::dialect(),
+                                              "http://127.0.0.1:" + std::to_string(port) + "/v1"));
   const Outcome r = call(*provider, request_saying("hi"));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, core::ErrorCode::kConnect);
@@ -200,7 +201,8 @@ TEST(HttpProvider, ErrorsNameTheProviderNeverTheUpstreamsAddress) {
   const std::uint16_t port = probe.local_endpoint().port();
   probe.close();
   const std::string address = "127.0.0.1:" + std::to_string(port);
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, "http://" + address + "/v1"));
+  const auto provider =
+      make(provider_options(&dialects::openai::dialect(), "http://" + address + "/v1"));
   const Outcome r = call(*provider, request_saying("hi"));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, core::ErrorCode::kConnect);
@@ -216,7 +218,7 @@ TEST(HttpProvider, SlowUpstreamIsTimeout) {
   MockOptions mock;
   mock.timeout_wait = std::chrono::milliseconds(400);
   const auto upstream = mock_upstream(mock);
-  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  auto options = provider_options(&dialects::openai::dialect(), upstream->url("/v1"));
   options.timeout_ms = 100;
   const Outcome r = call(*make(options), request_saying("hi [mock:timeout]"));
   ASSERT_FALSE(r.has_value());
@@ -225,7 +227,7 @@ TEST(HttpProvider, SlowUpstreamIsTimeout) {
 
 TEST(HttpProvider, TheFirstTokenTimeoutAppliesOnlyWhenTheCallAsks) {
   const auto upstream = mock_upstream();
-  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  auto options = provider_options(&dialects::openai::dialect(), upstream->url("/v1"));
   options.first_token_timeout_ms = 50;
   const auto provider = make(options);
   const auto slow = request_saying("hi [mock:slow] [mock-delay:300]");
@@ -245,7 +247,7 @@ TEST(HttpProvider, TheCallersBudgetCutsTheTimeouts) {
   MockOptions mock;
   mock.timeout_wait = std::chrono::milliseconds(2'000);
   const auto upstream = mock_upstream(mock);
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   const Outcome r =
       call(*provider, request_saying("hi [mock:timeout]"), "req-1", [](CallContext& c) {
         c.first_token_limit = false;
@@ -259,7 +261,8 @@ TEST(HttpProvider, TheCallersBudgetCutsTheTimeouts) {
 }
 
 TEST(HttpProvider, BadBaseUrlIsInvalidArgument) {
-  const auto provider = HttpProvider::create(provider_options(chat::Dialect::kOpenAI, "ftp://x"));
+  const auto provider =
+      HttpProvider::create(provider_options(&dialects::openai::dialect(), "ftp://x"));
   ASSERT_FALSE(provider.has_value());
   EXPECT_EQ(provider.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_TRUE(provider.error().message.starts_with("provider up: ")) << provider.error().message;
@@ -305,7 +308,7 @@ std::unique_ptr<TestUpstream> recording_upstream(Recorded& recorded) {
 TEST(HttpProvider, OpenAISendsBearerKeyAndNeverEchoesIt) {
   Recorded recorded;
   const auto upstream = recording_upstream(recorded);
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   const Outcome r = call(*provider, request_saying("hi"), "req-42");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, core::ErrorCode::kUpstream);
@@ -330,7 +333,7 @@ TEST(HttpProvider, OpenAISendsBearerKeyAndNeverEchoesIt) {
 TEST(HttpProvider, AnthropicSendsApiKeyAndVersion) {
   Recorded recorded;
   const auto upstream = recording_upstream(recorded);
-  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  const auto provider = make(provider_options(&dialects::anthropic::dialect(), upstream->url()));
   const Outcome r = call(*provider, request_saying("hi"));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message.find(kKey), std::string::npos) << r.error().message;
@@ -364,7 +367,7 @@ TEST(HttpProvider, AnthropicClientHeadersReachAnthropicTargetsOnly) {
       {{"anthropic-version", "2099-01-01"}, {"anthropic-beta", "context-management-2025-06-27,x"}});
   Recorded recorded;
   const auto upstream = recording_upstream(recorded);
-  (void)call(*make(provider_options(chat::Dialect::kAnthropic, upstream->url())), request);
+  (void)call(*make(provider_options(&dialects::anthropic::dialect(), upstream->url())), request);
   {
     const std::lock_guard lock(recorded.mutex);
     ASSERT_TRUE(recorded.last.has_value());
@@ -373,7 +376,7 @@ TEST(HttpProvider, AnthropicClientHeadersReachAnthropicTargetsOnly) {
     EXPECT_EQ(recorded.last->header("x-api-key"), kKey);
     recorded.last.reset();
   }
-  (void)call(*make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"))), request);
+  (void)call(*make(provider_options(&dialects::openai::dialect(), upstream->url("/v1"))), request);
   const std::lock_guard lock(recorded.mutex);
   ASSERT_TRUE(recorded.last.has_value());
   EXPECT_EQ(recorded.last->header("anthropic-version"), "");
@@ -389,7 +392,7 @@ net::awaitable<void> count_once(Provider& provider, const chat::ChatRequest& req
 TEST(HttpProvider, CountTokensRelaysTheUpstreamsAnswerWithTheKeyRedacted) {
   Recorded recorded;
   const auto upstream = recording_upstream(recorded);
-  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  const auto provider = make(provider_options(&dialects::anthropic::dialect(), upstream->url()));
   ASSERT_TRUE(provider->counts_tokens());
   net::io_context loop;
   http::Client client(loop);
@@ -412,13 +415,14 @@ TEST(HttpProvider, CountTokensRelaysTheUpstreamsAnswerWithTheKeyRedacted) {
   EXPECT_EQ(recorded.last->body,
             R"({"model":"up-model","messages":[{"role":"user","content":"hi"}]})");
   EXPECT_FALSE(
-      make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")))->counts_tokens());
+      make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")))->counts_tokens());
 }
 
 TEST(HttpProvider, ADialectOnlyRequestIsCarriedOnlyInItsDialect) {
   chat::ChatRequest request = anthropic_request(kAnthropicBody, {});
-  const auto anthropic = make(provider_options(chat::Dialect::kAnthropic, "http://127.0.0.1:1"));
-  const auto openai = make(provider_options(chat::Dialect::kOpenAI, "http://127.0.0.1:1/v1"));
+  const auto anthropic =
+      make(provider_options(&dialects::anthropic::dialect(), "http://127.0.0.1:1"));
+  const auto openai = make(provider_options(&dialects::openai::dialect(), "http://127.0.0.1:1/v1"));
   EXPECT_TRUE(openai->carries(request));
   request.dialect_only = "`tools[0]` (web_search_20250305)";
   EXPECT_TRUE(anthropic->carries(request));
@@ -428,7 +432,7 @@ TEST(HttpProvider, ADialectOnlyRequestIsCarriedOnlyInItsDialect) {
 TEST(HttpProvider, EmptyKeySendsNoAuthHeader) {
   Recorded recorded;
   const auto upstream = recording_upstream(recorded);
-  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  auto options = provider_options(&dialects::openai::dialect(), upstream->url("/v1"));
   options.api_key.clear();
   (void)call(*make(options), request_saying("hi"));
   const std::lock_guard lock(recorded.mutex);
@@ -445,7 +449,7 @@ http::ClientResponse with_header(std::string name, std::string value) {
 
 // One row of the status table: what an upstream answered, and what backstop makes of it.
 struct StatusCase {
-  chat::Dialect dialect;
+  const dialects::Dialect* dialect;
   int status;
   std::string body;
   core::ErrorCode code;
@@ -454,8 +458,8 @@ struct StatusCase {
 
 TEST(StatusError, EachClassOfUpstreamErrorGetsItsCode) {
   using core::ErrorCode;
-  constexpr auto kO = chat::Dialect::kOpenAI;
-  constexpr auto kA = chat::Dialect::kAnthropic;
+  const auto* const kO = &dialects::openai::dialect();
+  const auto* const kA = &dialects::anthropic::dialect();
   const std::vector<StatusCase> cases = {
       // Content policy: the request's own fault, whichever status carries it.
       {kO, 400,
@@ -533,7 +537,7 @@ TEST(StatusError, EachClassOfUpstreamErrorGetsItsCode) {
     http::ClientResponse response;
     response.status = c.status;
     response.body = c.body;
-    const core::Error error = status_error(response, c.dialect);
+    const core::Error error = status_error(response, *c.dialect);
     EXPECT_EQ(error.code, c.code) << core::to_string(error.code);
     EXPECT_EQ(error.upstream_status, c.status);
     EXPECT_EQ(error.upstream_code, c.upstream_code);
@@ -607,11 +611,12 @@ Streamed stream(Provider& provider, const chat::ChatRequest& request,
   return out;
 }
 
-std::string base_url(const TestUpstream& upstream, chat::Dialect dialect) {
-  return upstream.url(dialect == chat::Dialect::kOpenAI ? "/v1" : "");
+std::string base_url(const TestUpstream& upstream, const dialects::Dialect* dialect) {
+  return upstream.url(dialect == &dialects::openai::dialect() ? "/v1" : "");
 }
 
-constexpr chat::Dialect kDialects[] = {chat::Dialect::kOpenAI, chat::Dialect::kAnthropic};
+const dialects::Dialect* const kDialects[] = {&dialects::openai::dialect(),
+                                              &dialects::anthropic::dialect()};
 
 chat::ChatRequest text_request(bool stream) {
   auto request = dialects::openai::decode_request(
@@ -624,7 +629,7 @@ chat::ChatRequest text_request(bool stream) {
 TEST(HttpProviderStream, ToolCallsAssembleToWhatCompleteReturns) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Outcome whole = call(*provider, request_saying("weather in Paris?"));
     ASSERT_TRUE(whole.has_value()) << whole.error().message;
@@ -649,7 +654,7 @@ TEST(HttpProviderStream, ToolCallsAssembleToWhatCompleteReturns) {
 TEST(HttpProviderStream, TextAssemblesToWhatCompleteReturns) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Outcome whole = call(*provider, text_request(false));
     ASSERT_TRUE(whole.has_value()) << whole.error().message;
@@ -669,7 +674,7 @@ TEST(HttpProviderStream, TextAssemblesToWhatCompleteReturns) {
 
 TEST(HttpProviderStream, InvalidJsonArgumentsStreamAsSuch) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   const Streamed s = stream(*provider, request_saying("w? [mock:invalid_json]", true));
   ASSERT_TRUE(s.ended);
   boost::system::error_code ec;
@@ -680,7 +685,7 @@ TEST(HttpProviderStream, InvalidJsonArgumentsStreamAsSuch) {
 TEST(HttpProviderStream, ErrorsBeforeTheStreamAreMappedAsForComplete) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Streamed limited = stream(*provider, request_saying("hi [mock:rate_limited]", true));
     ASSERT_TRUE(limited.open_error.has_value());
@@ -705,7 +710,7 @@ TEST(HttpProviderStream, ErrorsBeforeTheStreamAreMappedAsForComplete) {
 TEST(HttpProviderStream, ABrokenStreamIsBrokenStreamAfterSomeEvents) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Streamed s = stream(*provider, request_saying("w? [mock:stream_break]", true));
     ASSERT_FALSE(s.open_error.has_value());
@@ -722,7 +727,7 @@ TEST(HttpProviderStream, ABrokenStreamIsBrokenStreamAfterSomeEvents) {
 TEST(HttpProviderStream, AnAbortedConnectionIsBrokenStreamAfterSomeEvents) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Streamed s = stream(*provider, request_saying("w? [mock:stream_abort]", true));
     ASSERT_FALSE(s.open_error.has_value());
@@ -736,7 +741,7 @@ TEST(HttpProviderStream, AnAbortedConnectionIsBrokenStreamAfterSomeEvents) {
 
 TEST(HttpProviderStream, AnOpenAIStreamIsCompleteAfterItsFinishReasonWithoutDone) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream->url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream->url("/v1")));
   const Streamed s = stream(*provider, request_saying("w? [mock:stream_no_done]", true));
   ASSERT_FALSE(s.open_error.has_value()) << s.open_error->message;
   ASSERT_FALSE(s.error.has_value()) << s.error->message;
@@ -747,7 +752,7 @@ TEST(HttpProviderStream, AnOpenAIStreamIsCompleteAfterItsFinishReasonWithoutDone
 
 TEST(HttpProviderStream, AnAnthropicStreamWithoutMessageStopIsBroken) {
   const auto upstream = mock_upstream();
-  const auto provider = make(provider_options(chat::Dialect::kAnthropic, upstream->url()));
+  const auto provider = make(provider_options(&dialects::anthropic::dialect(), upstream->url()));
   // Everything came, the stop_reason included, but not message_stop.
   const Streamed s = stream(*provider, request_saying("w? [mock:stream_no_done]", true));
   ASSERT_FALSE(s.open_error.has_value());
@@ -760,7 +765,7 @@ TEST(HttpProviderStream, AnAnthropicStreamWithoutMessageStopIsBroken) {
 TEST(HttpProviderStream, AnUndecodableEventIsSkippedAndCounted) {
   const auto upstream = mock_upstream();
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Streamed s = stream(*provider, request_saying("w? [mock:stream_malformed]", true));
     ASSERT_FALSE(s.open_error.has_value());
@@ -792,7 +797,7 @@ class ScriptedStreamService final : public http::Service {
 Streamed scripted_stream(std::vector<std::string> frames) {
   const TestUpstream upstream(
       [frames](net::io_context&, int) { return std::make_unique<ScriptedStreamService>(frames); });
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream.url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream.url("/v1")));
   return stream(*provider, text_request(true));
 }
 
@@ -840,7 +845,7 @@ TEST(HttpProviderStream, NoAnswerBeforeTheTimeoutIsTimeout) {
   MockOptions mock;
   mock.timeout_wait = std::chrono::milliseconds(400);
   const auto upstream = mock_upstream(mock);
-  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  auto options = provider_options(&dialects::openai::dialect(), upstream->url("/v1"));
   options.timeout_ms = 100;
   const Streamed s = stream(*make(options), request_saying("hi [mock:timeout]", true));
   ASSERT_TRUE(s.open_error.has_value());
@@ -851,7 +856,7 @@ TEST(HttpProviderStream, TheTimeoutBoundsTheWholeStream) {
   MockOptions mock;
   mock.stream_frame_delay = std::chrono::milliseconds(40);
   const auto upstream = mock_upstream(mock);
-  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  auto options = provider_options(&dialects::openai::dialect(), upstream->url("/v1"));
   // Each frame comes well within the timeout, the whole stream (8 frames) does not.
   options.timeout_ms = 150;
   const auto start = std::chrono::steady_clock::now();
@@ -869,7 +874,7 @@ TEST(HttpProviderStream, AStreamThatKeepsFlowingOutlivesTheCallersBudget) {
   MockOptions mock;
   mock.stream_frame_delay = std::chrono::milliseconds(30);
   const auto upstream = mock_upstream(mock);
-  auto options = provider_options(chat::Dialect::kOpenAI, upstream->url("/v1"));
+  auto options = provider_options(&dialects::openai::dialect(), upstream->url("/v1"));
   options.idle_timeout_ms = 1'000;
   // The budget bounds the wait for the first frame; the stream (8 frames, 30 ms apart) flows
   // on past it, bounded by the idle and whole-call timeouts only.
@@ -884,7 +889,7 @@ TEST(HttpProviderStream, SendsStreamAcceptAndIncludeUsage) {
   Recorded recorded;
   const auto upstream = recording_upstream(recorded);
   for (const auto dialect : kDialects) {
-    SCOPED_TRACE(chat::to_string(dialect));
+    SCOPED_TRACE(dialect->name());
     const auto provider = make(provider_options(dialect, base_url(*upstream, dialect)));
     const Streamed s = stream(*provider, request_saying("hi"));
     ASSERT_TRUE(s.open_error.has_value());
@@ -898,7 +903,7 @@ TEST(HttpProviderStream, SendsStreamAcceptAndIncludeUsage) {
     EXPECT_EQ(recorded.last->header("accept"), "text/event-stream");
     const auto body = boost::json::parse(recorded.last->body).as_object();
     EXPECT_EQ(body.at("stream"), true);
-    if (dialect == chat::Dialect::kOpenAI) {
+    if (dialect == &dialects::openai::dialect()) {
       EXPECT_EQ(body.at("stream_options").at("include_usage"), true);
     }
   }
@@ -922,7 +927,7 @@ class WholeAnswerService final : public http::Service {
 TEST(HttpProviderStream, AWholeAnswerToAStreamRequestIsStreamedFromIt) {
   const TestUpstream upstream(
       [](net::io_context&, int) { return std::make_unique<WholeAnswerService>(); });
-  const auto provider = make(provider_options(chat::Dialect::kOpenAI, upstream.url("/v1")));
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream.url("/v1")));
   const Streamed s = stream(*provider, text_request(true));
   ASSERT_FALSE(s.open_error || s.error);
   EXPECT_TRUE(s.ended);

@@ -16,8 +16,7 @@
 
 #include "chat/chat.h"
 #include "chat/stream.h"
-#include "dialects/anthropic/anthropic.h"
-#include "dialects/openai/openai.h"
+#include "dialects/builtin/builtin.h"
 #include "providers/synth.h"
 
 namespace backstop::providers {
@@ -25,8 +24,6 @@ namespace {
 
 namespace net = boost::asio;
 namespace bj = boost::json;
-namespace openai = dialects::openai;
-namespace anthropic = dialects::anthropic;
 
 // What a request asked the mock to do.
 struct Behaviour {
@@ -156,24 +153,22 @@ http::Response whole(int status, std::string content_type, std::string body) {
   return response;
 }
 
-http::Response error_response(chat::Dialect dialect, int status, core::ErrorCode code,
+http::Response error_response(const dialects::Dialect& dialect, int status, core::ErrorCode code,
                               std::string message) {
   const core::Error error{code, std::move(message)};
   http::Response response;
   response.status = status;
-  response.body = dialect == chat::Dialect::kOpenAI ? openai::encode_error(error)
-                                                    : anthropic::encode_error(error);
+  response.body = dialect.encode_error(error, {});
   return response;
 }
 
-// A 400 in the dialect's error shape, with OpenAI's `code` when given.
-http::Response refusal(chat::Dialect dialect, std::string code, std::string message) {
+// A 400 in the dialect's error shape, with the `code` where the dialect's errors carry one.
+http::Response refusal(const dialects::Dialect& dialect, std::string code, std::string message) {
   core::Error error{core::ErrorCode::kRejected, std::move(message), 400};
   error.upstream_code = std::move(code);
   http::Response response;
   response.status = 400;
-  response.body = dialect == chat::Dialect::kOpenAI ? openai::encode_error(error)
-                                                    : anthropic::encode_error(error);
+  response.body = dialect.encode_error(error, {});
   return response;
 }
 
@@ -184,56 +179,49 @@ std::string hex(std::uint64_t value) {
   return out;
 }
 
-constexpr std::string_view kPing = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
-
 // The SSE frames that stream `response` in `dialect`, one per chunk or event; the last one
 // ends the stream ([DONE], or message_delta and message_stop).
-std::vector<std::string> stream_frames(chat::Dialect dialect, const chat::ChatResponse& response,
+std::vector<std::string> stream_frames(const dialects::Dialect& dialect,
+                                       const chat::ChatResponse& response,
                                        const chat::ChatRequest& request) {
   std::vector<chat::StreamEvent> events = stream_events(response);
-  std::vector<std::string> frames;
-  if (dialect == chat::Dialect::kOpenAI) {
-    openai::StreamEncoder encoder(request.model, request.include_usage);
-    for (const chat::StreamEvent& event : events) {
-      if (std::string frame = encoder.encode(event); !frame.empty()) {
-        frames.push_back(std::move(frame));
-      }
-    }
-    frames.push_back(encoder.finish());
-    return frames;
-  }
-  // Like the API: message_start carries the input tokens, the final message_delta all.
+  // The input tokens early, as Anthropic's message_start carries them (a dialect that
+  // reports usage once keeps the final, whole one).
   chat::Usage input;
   input.input_tokens = response.usage.input_tokens;
   events.insert(events.begin() + 1, chat::usage_event(input));
-  anthropic::StreamEncoder encoder(request.model);
+  const auto writer = dialect.stream_writer(request, request.model);
+  std::vector<std::string> frames;
   for (const chat::StreamEvent& event : events) {
-    if (std::string frame = encoder.encode(event); !frame.empty()) {
+    if (std::string frame = writer->encode(event); !frame.empty()) {
       frames.push_back(std::move(frame));
     }
   }
-  frames.push_back(encoder.finish());
-  // The first frame begins with message_start: a ping follows it, as the API sends one.
+  frames.push_back(writer->finish());
+  // A keep-alive after the first event, as the API sends one (Anthropic's ping).
   const std::size_t end = frames.front().find("\n\n");
-  if (end != std::string::npos) frames.front().insert(end + 2, kPing);
+  if (end != std::string::npos) frames.front().insert(end + 2, dialect.keepalive_frame());
   return frames;
+}
+
+// A copy of the first event of `frame` whose JSON does not parse.
+std::string malformed(const std::string& frame) {
+  std::string out = frame.substr(0, frame.find("\n\n"));
+  const std::size_t brace = out.find("data: {");
+  if (brace != std::string::npos) out.insert(brace + 7, "oops");
+  return out + "\n\n";
 }
 
 std::vector<http::Header> stream_headers() { return {{"cache-control", "no-cache"}}; }
 
-// /v1/messages and what is under it: answered in Anthropic's dialect.
-bool is_anthropic_path(std::string_view path) {
-  return path == "/v1/messages" || path.starts_with("/v1/messages/");
-}
-
-// POST /v1/messages/count_tokens: Anthropic's {"input_tokens": N}, N a deterministic
-// estimate from the body's size; 400 when the body is not an object with model and messages.
-http::Response count_tokens(const std::string& body) {
+// A token-counting endpoint: {"input_tokens": N}, N a deterministic estimate from the
+// body's size; 400 when the body is not an object with model and messages.
+http::Response count_tokens(const dialects::Dialect& dialect, const std::string& body) {
   boost::system::error_code ec;
   const bj::value parsed = bj::parse(body, ec);
   const bj::object* object = ec ? nullptr : parsed.if_object();
   if (object == nullptr || !object->contains("model") || !object->contains("messages")) {
-    return error_response(chat::Dialect::kAnthropic, 400, core::ErrorCode::kInvalidArgument,
+    return error_response(dialect, 400, core::ErrorCode::kInvalidArgument,
                           "count_tokens: the body must be a JSON object with `model` and "
                           "`messages`");
   }
@@ -270,7 +258,9 @@ class AddHeaders final : public http::Responder {
 }  // namespace
 
 MockUpstream::MockUpstream(net::io_context& loop, MockOptions options)
-    : loop_(loop), options_(options) {}
+    : loop_(loop),
+      options_(options),
+      dialects_(options.dialects != nullptr ? *options.dialects : dialects::builtin()) {}
 
 int MockUpstream::count(const std::string& key) {
   auto [it, inserted] = seen_.try_emplace(key, 0);
@@ -292,15 +282,19 @@ net::awaitable<void> MockUpstream::wait(std::chrono::milliseconds delay) {
 }
 
 net::awaitable<void> MockUpstream::handle(http::Request request, http::Responder& responder) {
-  const std::string_view beta = request.header("anthropic-beta");
-  if (!is_anthropic_path(request.path()) || beta.empty()) {
+  // The dialect's own request headers that reached the mock, echoed as x-mock-NAME.
+  std::vector<http::Header> extra;
+  for (std::string_view name : dialects_.for_path(request.path()).forwarded_headers()) {
+    if (std::string_view value = request.header(name); !value.empty()) {
+      extra.push_back({"x-mock-" + std::string(name), std::string(value)});
+    }
+  }
+  if (extra.empty()) {
     co_await answer(std::move(request), responder);
     co_return;
   }
-  std::vector<http::Header> extra;
-  extra.push_back({"x-mock-anthropic-beta", std::string(beta)});
-  AddHeaders with_beta(responder, std::move(extra));
-  co_await answer(std::move(request), with_beta);
+  AddHeaders echoing(responder, std::move(extra));
+  co_await answer(std::move(request), echoing);
 }
 
 net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder& responder) {
@@ -309,22 +303,21 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     co_await responder.send(whole(200, "application/json", R"({"status":"ok"})"));
     co_return;
   }
-  const bool known = path == "/v1/chat/completions" || path == "/v1/messages" ||
-                     path == "/v1/messages/count_tokens";
-  const chat::Dialect dialect =
-      is_anthropic_path(path) ? chat::Dialect::kAnthropic : chat::Dialect::kOpenAI;
+  // The endpoints of the dialects that serve models (an upstream side).
+  const auto [found, endpoint] = dialects_.endpoint(path);
+  const bool known = found != nullptr && !found->upstream_path().empty();
+  const dialects::Dialect& dialect = known ? *found : dialects_.for_path(path);
   if (!known || request.method != "POST") {
     co_await responder.send(
         error_response(dialect, 404, core::ErrorCode::kNotFound,
                        "no route for " + request.method + " " + std::string(path)));
     co_return;
   }
-  if (path == "/v1/messages/count_tokens") {
-    co_await responder.send(count_tokens(request.body));
+  if (endpoint->kind == dialects::Endpoint::Kind::kCountTokens) {
+    co_await responder.send(count_tokens(dialect, request.body));
     co_return;
   }
-  auto decoded = dialect == chat::Dialect::kOpenAI ? openai::decode_request(request.body)
-                                                   : anthropic::decode_request(request.body);
+  auto decoded = dialect.decode_request(request.body);
   if (!decoded) {
     co_await responder.send(
         error_response(dialect, 400, decoded.error().code, decoded.error().message));
@@ -393,10 +386,9 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
       // Built before the co_await: GCC 12 destroys a temporary of a conditional operator
       // inside a co_await expression twice.
       http::Response response =
-          dialect == chat::Dialect::kOpenAI
-              ? refusal(dialect, "context_length_exceeded",
-                        "mock: This model's maximum context length is 8192 tokens")
-              : refusal(dialect, "", "mock: prompt is too long: 300000 tokens > 200000 maximum");
+          refusal(dialect, "context_length_exceeded",
+                  "mock: prompt is too long: 300000 tokens > 200000 maximum (this model's "
+                  "maximum context length is 200000 tokens)");
       co_await responder.send(std::move(response));
       co_return;
     }
@@ -420,11 +412,13 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
   response.created = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-  if (dialect == chat::Dialect::kAnthropic) {
-    // Anthropic's own id shapes, so SDKs see what they expect.
-    response.id = "msg_" + hex(random);
+  // The dialect's own id shapes, so SDKs see what they expect ("msg_", "toolu_").
+  if (const std::string_view prefix = dialect.response_id_prefix(); !prefix.empty()) {
+    response.id = std::string(prefix) + hex(random);
+  }
+  if (const std::string_view prefix = dialect.tool_call_id_prefix(); !prefix.empty()) {
     for (auto& call : response.tool_calls) {
-      if (call.id.starts_with("call_")) call.id.replace(0, 5, "toolu_");
+      if (call.id.starts_with("call_")) call.id.replace(0, 5, prefix);
     }
   }
   if (chat_request.stream) {
@@ -432,14 +426,11 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     if (behaviour.kind == Kind::kStreamNoDone) {
       // The whole answer, without the last event: OpenAI's [DONE], Anthropic's message_stop.
       std::string& last = frames.back();
-      last.erase(
-          last.rfind(dialect == chat::Dialect::kOpenAI ? "data: [DONE]" : "event: message_stop"));
+      last.erase(last.rfind(dialect.last_frame_marker()));
       if (last.empty()) frames.pop_back();  // an empty write would end the chunked body
     } else if (behaviour.kind == Kind::kStreamMalformed) {
       // One event that is not JSON, after the first.
-      frames.insert(frames.begin() + 1, dialect == chat::Dialect::kOpenAI
-                                            ? "data: {\"choices\": [oops\n\n"
-                                            : "event: content_block_delta\ndata: {oops\n\n");
+      frames.insert(frames.begin() + 1, malformed(frames[1]));
     }
     const bool cut = behaviour.kind == Kind::kStreamBreak || behaviour.kind == Kind::kStreamAbort;
     // A cut stream stops halfway, before its end frame, but after at least one chunk.
@@ -450,9 +441,7 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     co_return;
   }
   http::Response out;
-  out.body = dialect == chat::Dialect::kOpenAI
-                 ? openai::encode_response(response, chat_request.model)
-                 : anthropic::encode_response(response, chat_request.model);
+  out.body = dialect.encode_response(response, chat_request, chat_request.model);
   co_await responder.send(std::move(out));
 }
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dialects/registry.h"
 #include "http/server.h"
 
 namespace boost::asio {
@@ -22,6 +23,7 @@ struct MockOptions {
   std::size_t max_tracked_ids = 4096;               // request ids remembered for NAME*N
   std::uint64_t seed = 0;                           // varies ids; e.g. the worker index
   std::chrono::milliseconds stream_frame_delay{0};  // between the frames of a stream
+  const dialects::Registry* dialects = nullptr;     // the dialects served; nullptr: built-in
 };
 
 // The upstream behind `backstop mock`: POST /v1/chat/completions (OpenAI) and
@@ -74,6 +76,7 @@ class MockUpstream final : public http::Service {
 
   boost::asio::io_context& loop_;
   MockOptions options_;
+  const dialects::Registry& dialects_;
   std::uint64_t served_ = 0;
   std::unordered_map<std::string, int> seen_;
   std::deque<std::string> seen_order_;  // oldest first, to forget beyond max_tracked_ids

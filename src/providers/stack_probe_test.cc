@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "dialects/openai/dialect.h"
 #include "providers/http_provider.h"
 #include "providers/test_upstream.h"
 
@@ -58,6 +59,7 @@ class OnePath final : public http::Service {
 std::string detect(const std::string& base_url) {
   HttpProviderOptions o;
   o.name = "v4";
+  o.dialect = &dialects::openai::dialect();
   o.base_url = base_url;
   o.model = "m";
   auto provider = HttpProvider::create(o);

@@ -289,6 +289,70 @@ void append_summary_table(std::string& out, const Summary& s) {
   out += "\n";
 }
 
+// Requests, outcomes and spend per client key.
+std::vector<KeySummary> keys_of(const std::vector<ledger::RequestRow>& rows) {
+  std::map<std::string, KeySummary> by_key;
+  for (const ledger::RequestRow& row : rows) {
+    KeySummary& k = by_key[row.key_name];
+    ++k.requests;
+    if (row.outcome == "primary") ++k.primary;
+    if (row.outcome == "fallback") ++k.fallback;
+    if (row.outcome == "failed") ++k.failed;
+    if (row.outcome == "rejected") ++k.rejected;
+    k.cost_micro_usd += row.cost_micro_usd();
+  }
+  std::vector<KeySummary> out;
+  for (auto& [name, k] : by_key) {
+    k.key = name;
+    const std::int64_t routed = k.primary + k.fallback + k.failed;
+    k.fallback_rate =
+        routed == 0 ? 0 : static_cast<double>(k.fallback + k.failed) / static_cast<double>(routed);
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+void append_keys_json(std::string& out, const std::vector<KeySummary>& keys) {
+  out += "[";
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const KeySummary& k = keys[i];
+    if (i > 0) out += ',';
+    out += "{\"key\":";
+    core::append_json_string(out, k.key);
+    out += ",\"requests\":";
+    append_int(out, k.requests);
+    out += ",\"outcomes\":{\"primary\":";
+    append_int(out, k.primary);
+    out += ",\"fallback\":";
+    append_int(out, k.fallback);
+    out += ",\"failed\":";
+    append_int(out, k.failed);
+    out += ",\"rejected\":";
+    append_int(out, k.rejected);
+    out += "},\"fallback_rate\":";
+    append_rate(out, k.fallback_rate);
+    out += ",\"cost_micro_usd\":";
+    append_int(out, k.cost_micro_usd);
+    out += '}';
+  }
+  out += "]";
+}
+
+void append_keys_table(std::string& out, const std::vector<KeySummary>& keys) {
+  // Without auth every row has the empty key: a section would repeat the total.
+  if (keys.empty() || (keys.size() == 1 && keys.front().key.empty())) return;
+  out += "== per client key\n";
+  out += line("  %-20s  %8s  %8s  %8s  %8s  %8s  %9s  %14s\n", "key", "requests", "primary",
+              "fallback", "failed", "rejected", "fallback%", "USD");
+  for (const KeySummary& k : keys) {
+    out += line("  %-20s  %8" PRId64 "  %8" PRId64 "  %8" PRId64 "  %8" PRId64 "  %8" PRId64
+                "  %8.1f%%  %14s\n",
+                k.key.empty() ? "(no key)" : k.key.c_str(), k.requests, k.primary, k.fallback,
+                k.failed, k.rejected, k.fallback_rate * 100, usd(k.cost_micro_usd).c_str());
+  }
+  out += "\n";
+}
+
 }  // namespace
 
 const ledger::AttemptRow* standing_attempt(const ledger::RequestRow& row) {
@@ -379,6 +443,7 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
     total.summary().primary_only = Counterfactual{"each workload's primary", primary_only_total};
   }
   report.total = total.finish();
+  report.keys = keys_of(rows);
   return report;
 }
 
@@ -387,6 +452,7 @@ std::string render_table(const Report& report) {
   out += "backstop report: " + (report.since_day.empty() ? "start" : report.since_day) + " .. " +
          (report.until_day.empty() ? "now" : report.until_day) + " (UTC days)\n\n";
   for (const Summary& s : report.workloads) append_summary_table(out, s);
+  append_keys_table(out, report.keys);
   append_summary_table(out, report.total);
   return out;
 }
@@ -411,7 +477,9 @@ std::string render_json(const Report& report) {
     if (i > 0) out += ',';
     append_summary_json(out, report.workloads[i]);
   }
-  out += "],\"total\":";
+  out += "],\"keys\":";
+  append_keys_json(out, report.keys);
+  out += ",\"total\":";
   append_summary_json(out, report.total);
   out += "}\n";
   return out;

@@ -48,10 +48,20 @@ struct Summary {
   std::map<std::string, Latency> latency;       // by outcome
 };
 
+// The figures of one client key (the name auth: gives it), over every workload.
+struct KeySummary {
+  std::string key;  // "" for requests without a key (auth off)
+  std::int64_t requests = 0;
+  std::int64_t primary = 0, fallback = 0, failed = 0, rejected = 0;
+  double fallback_rate = 0;  // as Summary's
+  std::int64_t cost_micro_usd = 0;
+};
+
 struct Report {
   std::string since_day, until_day;  // as asked; empty: open
   bool priced = false;               // a config gave prices
   std::vector<Summary> workloads;    // ordered by name
+  std::vector<KeySummary> keys;      // ordered by key name
   Summary total;
 };
 
@@ -77,5 +87,10 @@ struct Report {
 [[nodiscard]] std::string render_table(const Report& report);
 // The stable JSON document the README describes (format_version 1).
 [[nodiscard]] std::string render_json(const Report& report);
+// One self-contained HTML page (inline SVG, no script, no network): the summary, the fallback
+// rate over time with the bands drawn, spend per model per day and failures by reason.
+// `rows` are the rows the report was built from (the plot over time needs them).
+[[nodiscard]] std::string render_html(const Report& report,
+                                      const std::vector<ledger::RequestRow>& rows);
 
 }  // namespace backstop::report

@@ -55,6 +55,8 @@ std::vector<ledger::RequestRow> random_rows(std::size_t n) {
     row.unix_ms = kDec1 + between(0, 3 * kDay);
     row.duration_ms = between(20, 5000);
     row.workload = i % 3 == 0 ? "chat" : "agentic";
+    const char* keys[] = {"team-a", "team-b", "ci", ""};
+    row.key_name = keys[i % 4];
     const std::int64_t kind = between(0, 9);
     ledger::AttemptRow primary{"v4",
                                "deepseek-v4-flash",
@@ -183,6 +185,58 @@ TEST_F(ReportTest, SpendAndCounterfactualAreExactToTheMicroDollar) {
   EXPECT_EQ(reported, per_model_day);
 }
 
+TEST_F(ReportTest, EachClientKeyHasItsOutcomesAndSpendExactly) {
+  const auto written = random_rows(2000);
+  const Report report = build_report(round_trip(written), test_config().get());
+  // Summed independently, from the rows as written.
+  std::map<std::string, KeySummary> expected;
+  for (const auto& row : written) {
+    KeySummary& k = expected[row.key_name];
+    k.key = row.key_name;
+    ++k.requests;
+    (row.outcome == "primary"    ? k.primary
+     : row.outcome == "fallback" ? k.fallback
+     : row.outcome == "failed"   ? k.failed
+                                 : k.rejected) += 1;
+    for (const auto& a : row.attempts) k.cost_micro_usd += a.cost_micro_usd;
+  }
+  ASSERT_EQ(report.keys.size(), 4u);
+  std::int64_t total = 0;
+  for (const KeySummary& k : report.keys) {
+    const KeySummary& e = expected[k.key];
+    EXPECT_EQ(k.requests, e.requests) << k.key;
+    EXPECT_EQ(k.primary, e.primary) << k.key;
+    EXPECT_EQ(k.fallback, e.fallback) << k.key;
+    EXPECT_EQ(k.failed, e.failed) << k.key;
+    EXPECT_EQ(k.rejected, e.rejected) << k.key;
+    EXPECT_EQ(k.cost_micro_usd, e.cost_micro_usd) << k.key;
+    EXPECT_DOUBLE_EQ(k.fallback_rate, static_cast<double>(e.fallback + e.failed) /
+                                          static_cast<double>(e.primary + e.fallback + e.failed));
+    total += k.cost_micro_usd;
+  }
+  EXPECT_EQ(report.keys[0].key, "");  // ordered by name
+  EXPECT_EQ(report.keys[1].key, "ci");
+  EXPECT_EQ(total, report.total.cost_micro_usd);
+  EXPECT_NE(render_table(report).find("== per client key"), std::string::npos);
+}
+
+TEST_F(ReportTest, TheKeyFilterReadsThatKeysRowsOnly) {
+  const auto written = random_rows(400);
+  ledger::ReadFilter filter;
+  filter.key_name = "team-b";
+  const Report report = build_report(round_trip(written, filter), test_config().get());
+  std::int64_t requests = 0, cost = 0;
+  for (const auto& row : written) {
+    if (row.key_name != "team-b") continue;
+    ++requests;
+    cost += row.cost_micro_usd();
+  }
+  ASSERT_EQ(report.keys.size(), 1u);
+  EXPECT_EQ(report.keys[0].key, "team-b");
+  EXPECT_EQ(report.total.requests, requests);
+  EXPECT_EQ(report.total.cost_micro_usd, cost);
+}
+
 TEST_F(ReportTest, FallbackRateBandAndReasonsFollowTheOutcomes) {
   std::vector<ledger::RequestRow> rows;
   const auto add = [&](std::string outcome, std::vector<std::string> reasons) {
@@ -276,7 +330,9 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"claude","cost_micro_usd":)"
             R"(4500000},"primary_only":{"provider":"v4","cost_micro_usd":168000},)"
             R"("saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
-            R"({"count":1,"p50":40,"p99":40}}}],"total":{"workload":"*",)"
+            R"({"count":1,"p50":40,"p99":40}}}],"keys":[{"key":"","requests":1,"outcomes":)"
+            R"({"primary":1,"fallback":0,"failed":0,"rejected":0},"fallback_rate":0.000000,)"
+            R"("cost_micro_usd":168000}],"total":{"workload":"*",)"
             R"("requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
             R"("fallback_rate":0.000000,"band":"under-used","advice":"below 5%: the primary )"
             R"(answers nearly everything; route more traffic through it","bands":)"

@@ -120,10 +120,10 @@ std::int64_t FallbackWindow::requests(std::int64_t unix_ms, std::int64_t since_m
   return requests;
 }
 
-std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
+std::vector<BandWatch::Change> BandWatch::check(std::int64_t unix_ms) {
   const auto& workloads = router_.workloads();
   last_.resize(workloads.size());
-  std::vector<std::string> lines;
+  std::vector<Change> changes;
   for (std::size_t i = 0; i < workloads.size(); ++i) {
     const Workload& w = *workloads[i];
     std::int64_t requests = w.window->requests(unix_ms);
@@ -131,10 +131,10 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
     double ratio = w.window->ratio(unix_ms);
     Band band = band_of(ratio, w.bands);
     if (last_[i] == band) continue;
-    bool first = !last_[i].has_value();
+    const std::optional<Band> from = last_[i];
     last_[i] = band;
     // The first verdict is worth a line only when it asks for action.
-    if (first && (band == Band::kHealthy || band == Band::kWatch)) continue;
+    if (!from && (band == Band::kHealthy || band == Band::kWatch)) continue;
     char rate[32];
     std::snprintf(rate, sizeof rate, "%.1f%%", ratio * 100);
     std::string line = "workload " + w.name + ": fallback rate " + rate + " over the last " +
@@ -153,9 +153,9 @@ std::vector<std::string> BandWatch::check(std::int64_t unix_ms) {
       case Band::kWatch:
         break;
     }
-    lines.push_back(std::move(line));
+    changes.push_back({w.name, from, band, ratio, requests, w.bands.window_s, std::move(line)});
   }
-  return lines;
+  return changes;
 }
 
 std::int64_t retry_delay_ms(const config::Retries& retries, int retry, const core::Error& error,
@@ -470,16 +470,19 @@ Walk walk_of(const Workload& workload, const std::vector<std::size_t>& order,
   return Walk{clock, clock.now() + workload.deadline, cancel, last};
 }
 
-// How this request walks the route; a bypass needs a next target that carries the request.
-Turn turn_of(const Workload& workload, const chat::ChatRequest& request) {
+// How this request walks the route; a bypass needs a next target that carries the request,
+// and a route cut to its primary has none.
+Turn turn_of(const Workload& workload, const chat::ChatRequest& request, bool primary_only) {
+  if (primary_only) return Turn::kNormal;
   const Turn turn = workload.adapt ? workload.adapt->next() : Turn::kNormal;
   if (turn == Turn::kBypass && !workload.route[1].provider->carries(request)) return Turn::kNormal;
   return turn;
 }
 
-// The order the route is walked in on this turn: the next target first when bypassing.
-std::vector<std::size_t> order_of(const Workload& workload, Turn turn) {
-  std::vector<std::size_t> order(workload.route.size());
+// The order the route is walked in on this turn: the next target first when bypassing; the
+// first target alone when a spent budget cut the route.
+std::vector<std::size_t> order_of(const Workload& workload, Turn turn, bool primary_only) {
+  std::vector<std::size_t> order(primary_only ? 1 : workload.route.size());
   for (std::size_t t = 0; t < order.size(); ++t) order[t] = t;
   if (turn == Turn::kBypass && order.size() > 1) std::swap(order[0], order[1]);
   return order;
@@ -522,9 +525,9 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Turn turn = turn_of(workload, request);
+  const Turn turn = turn_of(workload, request, worker.primary_only);
   result.bypassed = turn == Turn::kBypass;
-  const std::vector<std::size_t> order = order_of(workload, turn);
+  const std::vector<std::size_t> order = order_of(workload, turn, worker.primary_only);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
 
   for (std::size_t i = 0; i < order.size() && !walk.over(); ++i) {
@@ -611,9 +614,9 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   const auto started = clock_.now();
   providers::CallContext call{worker.loop, worker.http, clock_, request_id};
   call.cancel = worker.cancel;
-  const Turn turn = turn_of(workload, request);
+  const Turn turn = turn_of(workload, request, worker.primary_only);
   result.bypassed = turn == Turn::kBypass;
-  const std::vector<std::size_t> order = order_of(workload, turn);
+  const std::vector<std::size_t> order = order_of(workload, turn, worker.primary_only);
   const Walk walk = walk_of(workload, order, request, clock_, worker.cancel);
   // Held until the end: always in buffer mode, for the checks in auto mode, never in pass.
   const bool buffered =

@@ -142,6 +142,7 @@ struct WorkerContext {
   // nothing more is tried. Null: none.
   core::Cancellation* cancel = nullptr;
   std::string_view key_name = {};  // the client key's name for the ledger row; empty: no auth
+  bool primary_only = false;       // a spent budget cut the route to its first target
 };
 
 // The attempt loop. Immutable after construction, shared by all workers.
@@ -228,8 +229,19 @@ class BandWatch {
   // Bands are judged only on windows with at least `min_requests` requests.
   explicit BandWatch(const Router& router, std::int64_t min_requests = 20)
       : router_(router), min_requests_(min_requests) {}
-  // One line per workload whose band changed since the last call, at unix_ms.
-  [[nodiscard]] std::vector<std::string> check(std::int64_t unix_ms);
+  // A workload whose band changed since the last call.
+  struct Change {
+    std::string workload;
+    std::optional<Band> from;  // absent: the workload's first verdict
+    Band to = Band::kHealthy;
+    double fallback_rate = 0;
+    std::int64_t requests = 0;  // in the window
+    std::int64_t window_s = 0;
+    std::string line;  // what the log says, with one line of advice
+  };
+  // Each workload whose band changed since the last call, at unix_ms. A first verdict counts
+  // only when it asks for action (move or under-used).
+  [[nodiscard]] std::vector<Change> check(std::int64_t unix_ms);
 
  private:
   const Router& router_;

@@ -366,17 +366,25 @@ TEST_F(RouterTest, BandWatchReportsBandChanges) {
   for (int i = 0; i < 3; ++i) w.window->record(now, true);
   EXPECT_TRUE(watch.check(now).empty());  // too few requests to judge
   w.window->record(now, true);
-  auto lines = watch.check(now);
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0],
+  auto changes = watch.check(now);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].line,
             "workload agentic: fallback rate 100.0% over the last 600 s (4 requests) is in band "
             "move: the primary is wrong for this traffic");
+  EXPECT_EQ(changes[0].workload, "agentic");
+  EXPECT_FALSE(changes[0].from.has_value());
+  EXPECT_EQ(changes[0].to, Band::kMove);
+  EXPECT_EQ(changes[0].requests, 4);
+  EXPECT_EQ(changes[0].window_s, 600);
   EXPECT_TRUE(watch.check(now).empty());  // unchanged: nothing new to say
   for (int i = 0; i < 96; ++i) w.window->record(now, false);
-  lines = watch.check(now);
-  ASSERT_EQ(lines.size(), 1u);
-  EXPECT_NE(lines[0].find("4.0%"), std::string::npos) << lines[0];
-  EXPECT_NE(lines[0].find("band under-used"), std::string::npos) << lines[0];
+  changes = watch.check(now);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_NE(changes[0].line.find("4.0%"), std::string::npos) << changes[0].line;
+  EXPECT_NE(changes[0].line.find("band under-used"), std::string::npos) << changes[0].line;
+  EXPECT_EQ(changes[0].from, Band::kMove);
+  EXPECT_EQ(changes[0].to, Band::kUnderused);
+  EXPECT_DOUBLE_EQ(changes[0].fallback_rate, 0.04);
 }
 
 TEST(RetryDelayTest, RetryAfterIsHonouredUpToTheCap) {

@@ -33,8 +33,8 @@ const config::Simulation& faults_of(const config::Provider& p) {
 
 }  // namespace
 
-core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::Provider& p,
-                                                                  const EnvReader& env) {
+core::Result<std::unique_ptr<providers::Provider>> build_provider(
+    const config::Provider& p, const dialects::Registry& dialects, const EnvReader& env) {
   if (p.kind == config::ProviderKind::kSimulated) {
     providers::SimulatedOptions o;
     o.name = p.name;
@@ -61,8 +61,14 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
   if (!key) return std::unexpected(key.error());
   providers::HttpProviderOptions o;
   o.name = p.name;
-  o.dialect = p.kind == config::ProviderKind::kAnthropic ? chat::Dialect::kAnthropic
-                                                         : chat::Dialect::kOpenAI;
+  o.dialect = dialects.find_kind(p.dialect);
+  if (o.dialect == nullptr) {
+    std::string kinds;
+    for (const std::string& name : dialects.upstream_kinds()) kinds += name + ", ";
+    return core::fail(ErrorCode::kInvalidArgument, "provider \"" + p.name + "\": unknown kind \"" +
+                                                       p.dialect + "\" (kinds: " + kinds +
+                                                       "simulated)");
+  }
   o.base_url = p.base_url;
   o.model = p.model;
   o.api_key = std::move(*key);
@@ -72,7 +78,7 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(const config::
   o.idle_timeout_ms = p.idle_timeout_ms;
   o.timeout_ms = p.timeout_ms;
   o.default_max_tokens = p.max_tokens;
-  o.anthropic_version = p.anthropic_version;
+  o.api_version = p.anthropic_version;
   auto provider = providers::HttpProvider::create(std::move(o));
   if (!provider) return std::unexpected(provider.error());
   (*provider)->set_stack(p.stack);

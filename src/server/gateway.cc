@@ -5,6 +5,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <random>
@@ -12,11 +13,10 @@
 #include <variant>
 
 #include "core/ids.h"
-#include "dialects/anthropic/anthropic.h"
-#include "dialects/openai/openai.h"
-#include "dialects/responses/responses.h"
+#include "dialects/builtin/builtin.h"
 #include "http/client.h"
 #include "json/json.h"
+#include "ledger/ledger_read.h"
 #include "providers/http_provider.h"
 #include "providers/simulated_provider.h"
 #include "server/build_provider.h"
@@ -28,13 +28,7 @@ namespace {
 namespace net = boost::asio;
 using core::ErrorCode;
 
-constexpr std::string_view kChatPath = "/v1/chat/completions";
-constexpr std::string_view kMessagesPath = "/v1/messages";
-constexpr std::string_view kCountTokensPath = "/v1/messages/count_tokens";
-constexpr std::string_view kResponsesPath = "/v1/responses";
-constexpr std::string_view kEndpoints =
-    "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, "
-    "POST /v1/responses, "
+constexpr std::string_view kOtherEndpoints =
     "GET /v1/models, GET /metrics, GET /healthz, GET /readyz";
 
 http::Response json_response(int status, std::string body) {
@@ -44,44 +38,7 @@ http::Response json_response(int status, std::string body) {
   return r;
 }
 
-std::string encode_error(chat::Dialect dialect, const core::Error& error,
-                         const boost::json::object& extra) {
-  switch (dialect) {
-    case chat::Dialect::kAnthropic:
-      return dialects::anthropic::encode_error(error, extra);
-    case chat::Dialect::kResponses:
-      return dialects::responses::encode_error(error, extra);
-    case chat::Dialect::kOpenAI:
-      break;
-  }
-  return dialects::openai::encode_error(error, extra);
-}
-
-bool under(std::string_view path, std::string_view endpoint) {
-  return path == endpoint || (path.starts_with(endpoint) && path.size() > endpoint.size() &&
-                              path[endpoint.size()] == '/');
-}
-
-// Anthropic's shape for its endpoint and everything under it, the Responses API's for its own;
-// OpenAI's elsewhere.
-chat::Dialect dialect_of_path(std::string_view path) {
-  if (under(path, kMessagesPath)) return chat::Dialect::kAnthropic;
-  if (under(path, kResponsesPath)) return chat::Dialect::kResponses;
-  return chat::Dialect::kOpenAI;
-}
-
-// A client's request body in the dialect of the endpoint it came to.
-core::Result<chat::ChatRequest> decode(chat::Dialect dialect, std::string_view body) {
-  switch (dialect) {
-    case chat::Dialect::kAnthropic:
-      return dialects::anthropic::decode_request(body);
-    case chat::Dialect::kResponses:
-      return dialects::responses::decode_request(body);
-    case chat::Dialect::kOpenAI:
-      break;
-  }
-  return dialects::openai::decode_request(body);
-}
+using dialects::Dialect;
 
 // The client's top-level "stream": true in a body that did not decode; false when absent.
 bool asked_for_stream(std::string_view body) {
@@ -118,32 +75,74 @@ boost::json::array attempts_json(const std::vector<routing::Attempt>& attempts) 
   return out;
 }
 
+// Dollars for a message, exact: "12.50", "0.000125" (at least two decimals, no trailing zero
+// beyond them).
+std::string usd_text(std::int64_t micro_usd) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld.%06lld", static_cast<long long>(micro_usd / 1'000'000),
+                static_cast<long long>(micro_usd % 1'000'000));
+  std::string out = text;
+  while (out.back() == '0' && out[out.size() - 3] != '.') out.pop_back();
+  return out;
+}
+
+// Sends a `budget` hook event for each budget found spent for the first time on its day;
+// false when the hooks' queue was full and one was dropped.
+bool announce_budgets(telemetry::Hooks& hooks, const config::Config& config,
+                      const std::vector<access::BudgetHit>& hits, std::int64_t now_ms) {
+  if (hits.empty() || !hooks.wants("budget")) return true;
+  bool all_queued = true;
+  for (const access::BudgetHit& hit : hits) {
+    boost::json::object body{{"event", "budget"},
+                             {"unix_ms", now_ms},
+                             {"scope", access::to_string(hit.scope)},
+                             {"name", hit.name},
+                             {"day", hit.day},
+                             {"limit_micro_usd", hit.limit_micro_usd},
+                             {"spent_micro_usd", hit.spent_micro_usd}};
+    const config::Workload* w =
+        hit.scope == access::BudgetScope::kWorkload ? config.find_workload(hit.name) : nullptr;
+    const bool cut =
+        w != nullptr && w->budget && w->budget->on_exceeded == config::BudgetAction::kPrimaryOnly;
+    body["on_exceeded"] = cut ? "primary_only" : "reject";
+    all_queued = hooks.emit("budget", boost::json::serialize(body)) && all_queued;
+  }
+  return all_queued;
+}
+
+// Sends a `band` hook event for a workload whose fallback-rate band changed.
+void announce_band(telemetry::Hooks& hooks, const routing::BandWatch::Change& change,
+                   std::int64_t now_ms) {
+  if (!hooks.wants("band")) return;
+  boost::json::object body{
+      {"event", "band"},
+      {"unix_ms", now_ms},
+      {"workload", change.workload},
+      {"band", routing::to_string(change.to)},
+      {"previous_band", change.from ? boost::json::value(routing::to_string(*change.from))
+                                    : boost::json::value(nullptr)},
+      // In parts per million: an integer, exact to print.
+      {"fallback_rate_ppm", static_cast<std::int64_t>(change.fallback_rate * 1e6 + 0.5)},
+      {"requests", change.requests},
+      {"window_s", change.window_s},
+      {"message", change.line}};
+  (void)hooks.emit("band", boost::json::serialize(body));
+}
+
 // Writes a routed stream to the client in its dialect, headers first.
 class ClientStream final : public routing::StreamSink {
  public:
-  ClientStream(http::Responder& responder, const chat::ChatRequest& request, std::string request_id,
-               std::string workload)
+  ClientStream(http::Responder& responder, const Dialect& dialect, const chat::ChatRequest& request,
+               std::string request_id, std::string workload)
       : responder_(responder),
-        dialect_(request.origin),
-        include_usage_(request.include_usage),
-        echo_(dialects::responses::echo_of(request, {})),
+        dialect_(dialect),
+        request_(request),
         request_id_(std::move(request_id)),
         workload_(std::move(workload)) {}
 
   net::awaitable<bool> begin(const routing::RouteResult& result) override {
     const providers::Provider& served = *result.served_by->provider;
-    switch (dialect_) {
-      case chat::Dialect::kOpenAI:
-        openai_.emplace(served.model(), include_usage_);
-        break;
-      case chat::Dialect::kAnthropic:
-        anthropic_.emplace(served.model());
-        break;
-      case chat::Dialect::kResponses:
-        echo_.model = served.model();
-        responses_.emplace(std::move(echo_));
-        break;
-    }
+    writer_ = dialect_.stream_writer(request_, served.model());
     std::vector<http::Header> headers = {
         {"cache-control", "no-cache"},
         {"x-request-id", request_id_},
@@ -161,26 +160,18 @@ class ClientStream final : public routing::StreamSink {
 
   net::awaitable<bool> send(const std::vector<chat::StreamEvent>& events) override {
     std::string out;
-    for (const auto& e : events) {
-      out += openai_      ? openai_->encode(e)
-             : anthropic_ ? anthropic_->encode(e)
-                          : responses_->encode(e);
-    }
+    for (const auto& e : events) out += writer_->encode(e);
     if (out.empty()) co_return true;
     co_return co_await responder_.write(out);
   }
 
   net::awaitable<void> finish() override {
-    std::string out = openai_      ? openai_->finish()
-                      : anthropic_ ? anthropic_->finish()
-                                   : responses_->finish();
+    std::string out = writer_->finish();
     if (co_await responder_.write(out)) co_await responder_.end_stream();
   }
 
   net::awaitable<void> abort(const core::Error& error) override {
-    std::string out = openai_      ? openai_->error(error)
-                      : anthropic_ ? anthropic_->error(error)
-                                   : responses_->error(error);
+    std::string out = writer_->error(error);
     if (co_await responder_.write(out)) co_await responder_.end_stream();
   }
 
@@ -188,14 +179,11 @@ class ClientStream final : public routing::StreamSink {
 
  private:
   http::Responder& responder_;
-  chat::Dialect dialect_;
-  bool include_usage_;
-  dialects::responses::Echo echo_;  // kResponses: what the stream's response object repeats
+  const Dialect& dialect_;
+  const chat::ChatRequest& request_;  // outlives the stream: the routed request
   std::string request_id_;
   std::string workload_;
-  std::optional<dialects::openai::StreamEncoder> openai_;
-  std::optional<dialects::anthropic::StreamEncoder> anthropic_;
-  std::optional<dialects::responses::StreamEncoder> responses_;
+  std::unique_ptr<dialects::StreamWriter> writer_;  // from begin()
   bool started_ = false;
 };
 
@@ -222,9 +210,11 @@ class GatewayService final : public http::Service {
       : gateway_(gateway),
         loop_(loop),
         http_(loop),
+        dialects_(gateway.dialects()),
         shard_(gateway.registry().shard(worker)),
         rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(worker) << 32)),
-        ids_(rng_()) {}
+        ids_(rng_()),
+        worker_(worker) {}
 
   net::awaitable<void> handle(http::Request request, http::Responder& responder) override {
     const auto started = gateway_.clock().now();
@@ -256,7 +246,7 @@ class GatewayService final : public http::Service {
                                      : ErrorCode::kInvalidArgument;
     std::string_view path = target.substr(0, target.find('?'));
     return json_response(
-        status, encode_error(dialect_of_path(path), core::Error{code, std::string(message)}, {}));
+        status, dialects_.for_path(path).encode_error(core::Error{code, std::string(message)}, {}));
   }
 
  private:
@@ -272,32 +262,31 @@ class GatewayService final : public http::Service {
     if (path.starts_with("/v1/") && gateway_.keys().enabled()) {
       key = gateway_.keys().find(
           access::presented_key(request.header("authorization"), request.header("x-api-key")));
-      if (key == nullptr) co_return unauthorized(dialect_of_path(path), request, log);
+      if (key == nullptr) co_return unauthorized(dialects_.for_path(path), request, log);
       log.key = key->name;
     }
-    if (path == kChatPath || path == kMessagesPath || path == kResponsesPath) {
-      chat::Dialect dialect = dialect_of_path(path);
-      if (!post) co_return method_not_allowed(dialect, "POST", log);
-      co_return co_await chat(request, dialect, key, responder, log);
+    if (const auto [dialect, endpoint] = dialects_.endpoint(path); dialect != nullptr) {
+      if (!post) co_return method_not_allowed(*dialect, "POST", log);
+      if (endpoint->kind == dialects::Endpoint::Kind::kCountTokens) {
+        co_return co_await count_tokens(request, *dialect, key, log);
+      }
+      co_return co_await chat(request, *dialect, key, responder, log);
     }
-    if (path == kCountTokensPath) {
-      if (!post) co_return method_not_allowed(chat::Dialect::kAnthropic, "POST", log);
-      co_return co_await count_tokens(request, key, log);
-    }
+    const Dialect& plain = dialects_.fallback();
     if (path == "/") {
       // Clients probe the base URL (Claude Code sends HEAD /) before their first request.
-      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      if (!get) co_return method_not_allowed(plain, "GET", log);
       co_return json_response(200, R"({"status":"ok"})");
     }
     if (path == "/v1/models") {
-      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
-      co_return models(!request.header("anthropic-version").empty(), key);
+      if (!get) co_return method_not_allowed(plain, "GET", log);
+      co_return models(request, key);
     }
     if (path == "/metrics") {
-      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      if (!get) co_return method_not_allowed(plain, "GET", log);
       if (!gateway_.keys().metrics_allowed(request.header("authorization"))) {
         http::Response r = error(
-            chat::Dialect::kOpenAI,
+            plain,
             {ErrorCode::kUnauthorized, "/metrics needs Authorization: Bearer <metrics_key_env>"},
             log, {{"code", "invalid_api_key"}});
         r.headers.push_back({"www-authenticate", "Bearer"});
@@ -309,57 +298,45 @@ class GatewayService final : public http::Service {
       co_return r;
     }
     if (path == "/healthz") {
-      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      if (!get) co_return method_not_allowed(plain, "GET", log);
       co_return json_response(200, R"({"status":"ok"})");
     }
     if (path == "/readyz") {
-      if (!get) co_return method_not_allowed(chat::Dialect::kOpenAI, "GET", log);
+      if (!get) co_return method_not_allowed(plain, "GET", log);
       if (gateway_.draining()) co_return json_response(503, R"({"status":"draining"})");
       co_return json_response(200, R"({"status":"ready"})");
     }
-    // Under /v1/messages in Anthropic's shape (its SDKs read that), elsewhere OpenAI's.
-    chat::Dialect dialect = dialect_of_path(path);
+    // Under a dialect's chat endpoint in its shape (its SDKs read that), elsewhere the default.
+    const Dialect& dialect = dialects_.for_path(path);
     boost::json::object extra;
-    if (dialect != chat::Dialect::kAnthropic) extra["code"] = "not_found";
+    if (dialect.error_codes()) extra["code"] = "not_found";
     co_return error(dialect,
                     {ErrorCode::kNotFound,
-                     request.method + " " + std::string(path) +
-                         " is not an endpoint (endpoints: " + std::string(kEndpoints) + ")"},
+                     request.method + " " + std::string(path) + " is not an endpoint (endpoints: " +
+                         dialects_.endpoint_list() + ", " + std::string(kOtherEndpoints) + ")"},
                     log, std::move(extra));
   }
 
-  // The workloads the key may use as models, in Anthropic's list shape when the client is an
-  // Anthropic SDK (it sends anthropic-version), else OpenAI's. No key (no auth): all of them.
-  http::Response models(bool anthropic, const access::Key* key) const {
-    boost::json::array data;
+  // The workloads the key may use as models, in the list shape of the dialect whose marker
+  // header the client sent (Anthropic's SDKs send anthropic-version), else the default's.
+  // No key (no auth): all of them.
+  http::Response models(const http::Request& request, const access::Key* key) const {
     std::vector<std::string_view> listed;
     for (const auto& w : gateway_.router().workloads()) {
-      if (key != nullptr && !key->allows(w->name)) continue;
-      listed.push_back(w->name);
-      if (anthropic) {
-        data.push_back({{"type", "model"},
-                        {"id", w->name},
-                        {"display_name", w->name},
-                        {"created_at", "1970-01-01T00:00:00Z"}});
-      } else {
-        data.push_back(
-            {{"id", w->name}, {"object", "model"}, {"created", 0}, {"owned_by", "backstop"}});
+      if (key == nullptr || key->allows(w->name)) listed.push_back(w->name);
+    }
+    const Dialect* shape = &dialects_.fallback();
+    for (const Dialect* d : dialects_.all()) {
+      const std::string_view marker = d->marker_header();
+      if (!marker.empty() && !request.header(marker).empty()) {
+        shape = d;
+        break;
       }
     }
-    boost::json::object body;
-    if (anthropic) {
-      body = {
-          {"data", std::move(data)},
-          {"has_more", false},
-          {"first_id", listed.empty() ? boost::json::value() : boost::json::value(listed.front())},
-          {"last_id", listed.empty() ? boost::json::value() : boost::json::value(listed.back())}};
-    } else {
-      body = {{"object", "list"}, {"data", std::move(data)}};
-    }
-    return json_response(200, boost::json::serialize(body));
+    return json_response(200, shape->encode_models(listed));
   }
 
-  http::Response method_not_allowed(chat::Dialect dialect, std::string_view allowed,
+  http::Response method_not_allowed(const Dialect& dialect, std::string_view allowed,
                                     telemetry::AccessLogEntry& log) {
     http::Response r = error(
         dialect, {ErrorCode::kMethodNotAllowed, "method not allowed; use " + std::string(allowed)},
@@ -369,7 +346,7 @@ class GatewayService final : public http::Service {
   }
 
   // The error in the dialect's shape; the access log line says what it was.
-  http::Response error(chat::Dialect dialect, core::Error e, telemetry::AccessLogEntry& log,
+  http::Response error(const Dialect& dialect, core::Error e, telemetry::AccessLogEntry& log,
                        boost::json::object extra) {
     extra["request_id"] = log.request_id;
     if (const auto* code = extra.if_contains("code"); code != nullptr && code->is_string()) {
@@ -378,16 +355,16 @@ class GatewayService final : public http::Service {
       log.error_code = std::string(core::to_string(e.code));
     }
     log.error = e.message;
-    return json_response(core::client_status(e), encode_error(dialect, e, extra));
+    return json_response(core::client_status(e), dialect.encode_error(e, extra));
   }
 
   // A request without a known key (auth is on): 401, neither counted nor in the ledger.
-  http::Response unauthorized(chat::Dialect dialect, const http::Request& request,
+  http::Response unauthorized(const Dialect& dialect, const http::Request& request,
                               telemetry::AccessLogEntry& log) {
     const bool presented =
         !request.header("authorization").empty() || !request.header("x-api-key").empty();
     boost::json::object extra;
-    if (dialect != chat::Dialect::kAnthropic) extra["code"] = "invalid_api_key";
+    if (dialect.error_codes()) extra["code"] = "invalid_api_key";
     http::Response r =
         error(dialect,
               {ErrorCode::kUnauthorized,
@@ -399,12 +376,50 @@ class GatewayService final : public http::Service {
   }
 
   // The request refused before routing: counted, its stream wish logged, the error sent.
-  http::Response reject(chat::Dialect dialect, const http::Request& request, core::Error e,
+  http::Response reject(const Dialect& dialect, const http::Request& request, core::Error e,
                         telemetry::AccessLogEntry& log, boost::json::object extra = {}) {
     log.outcome = "rejected";
     if (!log.stream) log.stream = asked_for_stream(request.body);
     gateway_.router().count_rejected(shard_, log.workload, log.request_id, log.key);
     return error(dialect, std::move(e), log, std::move(extra));
+  }
+
+  // The verdict of the key's and the workload's budgets; a budget this check found spent for
+  // the first time today is announced to the hooks.
+  access::BudgetVerdict check_budget(const routing::Workload& workload,
+                                     const telemetry::AccessLogEntry& log) {
+    access::Budgets& budgets = gateway_.budgets();
+    if (budgets.empty()) return {};
+    const std::int64_t now_ms = gateway_.clock().unix_ms();
+    access::BudgetVerdict verdict = budgets.check(workload.name, log.key, now_ms);
+    if (!announce_budgets(gateway_.hooks(), gateway_.config(), verdict.newly_spent, now_ms)) {
+      shard_.add(gateway_.router().metrics().log_lines_dropped_total, {"hooks"});
+    }
+    return verdict;
+  }
+
+  // 429 budget_exceeded in the client's dialect, counted per budget.
+  http::Response over_budget(const Dialect& dialect, const http::Request& request,
+                             const access::BudgetHit& hit, telemetry::AccessLogEntry& log) {
+    shard_.add(gateway_.router().metrics().budget_rejections_total,
+               {access::to_string(hit.scope), hit.name});
+    boost::json::object extra{{"type", "budget_exceeded"}};
+    if (dialect.error_codes()) extra["code"] = "budget_exceeded";
+    http::Response r = reject(
+        dialect, request,
+        {ErrorCode::kRateLimited,
+         std::string(access::to_string(hit.scope)) + " \"" + hit.name +
+             "\" has spent its budget for " + hit.day + " (" + usd_text(hit.spent_micro_usd) +
+             " of " + usd_text(hit.limit_micro_usd) + " USD); it resets at 00:00 UTC"},
+        log, std::move(extra));
+    // The OpenAI and Anthropic SDKs retry a 429 unless told not to; nothing changes before
+    // midnight, which Retry-After names.
+    constexpr std::int64_t kDayMs = 24 * 60 * 60 * 1000;
+    const std::int64_t now_ms = gateway_.clock().unix_ms();
+    const std::int64_t to_midnight_ms = kDayMs - ((now_ms % kDayMs) + kDayMs) % kDayMs;
+    r.headers.push_back({"x-should-retry", "false"});
+    r.headers.push_back({"retry-after", std::to_string((to_midnight_ms + 999) / 1000)});
+    return r;
   }
 
   // A fallback or an all-failed request, for the hooks that asked for it; a full hooks queue
@@ -434,7 +449,7 @@ class GatewayService final : public http::Service {
   // The workload named by a decoded request's model; an error response when there is none,
   // or when the client's key may not use it (403).
   std::variant<const routing::Workload*, http::Response> workload_of(
-      chat::Dialect dialect, const http::Request& request, const chat::ChatRequest& chat_request,
+      const Dialect& dialect, const http::Request& request, const chat::ChatRequest& chat_request,
       const access::Key* key, telemetry::AccessLogEntry& log) {
     const routing::Router& router = gateway_.router();
     const routing::Workload* workload = router.find(chat_request.model);
@@ -455,15 +470,15 @@ class GatewayService final : public http::Service {
     return workload;
   }
 
-  // POST /v1/messages/count_tokens: the workload's first Anthropic target counts; with none,
-  // a local estimate (x-backstop-token-count: estimate).
-  net::awaitable<http::Response> count_tokens(const http::Request& request, const access::Key* key,
+  // A token-counting endpoint (POST /v1/messages/count_tokens): the workload's first target
+  // that counts tokens does; with none, a local estimate (x-backstop-token-count: estimate).
+  net::awaitable<http::Response> count_tokens(const http::Request& request, const Dialect& dialect,
+                                              const access::Key* key,
                                               telemetry::AccessLogEntry& log) {
-    constexpr chat::Dialect kDialect = chat::Dialect::kAnthropic;
-    auto decoded = dialects::anthropic::decode_count_tokens_request(request.body);
-    if (!decoded) co_return reject(kDialect, request, decoded.error(), log);
-    forward_dialect_headers(request, *decoded);
-    auto found = workload_of(kDialect, request, *decoded, key, log);
+    auto decoded = dialect.decode_count_tokens_request(request.body);
+    if (!decoded) co_return reject(dialect, request, decoded.error(), log);
+    forward_dialect_headers(request, dialect, *decoded);
+    auto found = workload_of(dialect, request, *decoded, key, log);
     if (auto* response = std::get_if<http::Response>(&found)) co_return std::move(*response);
     const routing::Workload& workload = *std::get<const routing::Workload*>(found);
     log.workload = workload.name;
@@ -475,7 +490,7 @@ class GatewayService final : public http::Service {
       log.served_by = provider.name();
       if (!answer) {
         log.outcome = "failed";
-        co_return error(kDialect, answer.error(), log, {});
+        co_return error(dialect, answer.error(), log, {});
       }
       log.outcome = "primary";
       http::Response r = json_response(answer->status, std::move(answer->body));
@@ -493,10 +508,11 @@ class GatewayService final : public http::Service {
     co_return r;
   }
 
-  // An Anthropic client's own anthropic-version and anthropic-beta, for Anthropic targets.
-  static void forward_dialect_headers(const http::Request& request, chat::ChatRequest& out) {
-    if (out.origin != chat::Dialect::kAnthropic) return;
-    for (std::string_view name : dialects::anthropic::kForwardedHeaders) {
+  // The client's own dialect headers (Anthropic's anthropic-version and anthropic-beta), for
+  // targets of its dialect.
+  static void forward_dialect_headers(const http::Request& request, const Dialect& dialect,
+                                      chat::ChatRequest& out) {
+    for (std::string_view name : dialect.forwarded_headers()) {
       if (std::string_view value = request.header(name); !value.empty()) {
         out.dialect_headers.emplace_back(std::string(name), std::string(value));
       }
@@ -504,18 +520,19 @@ class GatewayService final : public http::Service {
   }
 
   net::awaitable<std::optional<http::Response>> chat(const http::Request& request,
-                                                     chat::Dialect dialect, const access::Key* key,
+                                                     const Dialect& dialect, const access::Key* key,
                                                      http::Responder& responder,
                                                      telemetry::AccessLogEntry& log) {
     const routing::Router& router = gateway_.router();
-    auto decoded = decode(dialect, request.body);
+    auto decoded = dialect.decode_request(request.body);
     if (!decoded) co_return reject(dialect, request, decoded.error(), log);
-    if (auto invalid = validation::check_request_schemas(*decoded, schemas_)) {
+    if (auto invalid = validation::check_request_schemas(
+            *decoded, schemas_, {dialect.tool_schema_field(), dialect.response_schema_field()})) {
       co_return reject(dialect, request, std::move(*invalid), log);
     }
     chat::ChatRequest& chat_request = *decoded;
     log.stream = chat_request.stream;
-    forward_dialect_headers(request, chat_request);
+    forward_dialect_headers(request, dialect, chat_request);
     auto found = workload_of(dialect, request, chat_request, key, log);
     if (auto* response = std::get_if<http::Response>(&found)) co_return std::move(*response);
     const routing::Workload* workload = std::get<const routing::Workload*>(found);
@@ -523,19 +540,24 @@ class GatewayService final : public http::Service {
       co_return reject(dialect, request,
                        {ErrorCode::kInvalidArgument,
                         chat_request.dialect_only + " can only be sent to a target of the " +
-                            std::string(chat::to_string(chat_request.origin)) +
-                            " dialect, and workload \"" + workload->name + "\" has none"},
+                            std::string(chat_request.origin) + " dialect, and workload \"" +
+                            workload->name + "\" has none"},
                        log);
     }
     log.workload = workload->name;
+    const access::BudgetVerdict budget = check_budget(*workload, log);
+    if (budget.action == access::BudgetVerdict::Action::kReject) {
+      co_return over_budget(dialect, request, *budget.hit, log);
+    }
     core::Cancellation cancel;
     routing::WorkerContext worker{loop_, http_, shard_, schemas_, rng_, &cancel, log.key};
+    worker.primary_only = budget.action == access::BudgetVerdict::Action::kPrimaryOnly;
     std::optional<ClientStream> stream;
     routing::RouteResult result;
     {
       const ClientWatch watch(responder, cancel);
       if (chat_request.stream) {
-        stream.emplace(responder, chat_request, log.request_id, workload->name);
+        stream.emplace(responder, dialect, chat_request, log.request_id, workload->name);
         result =
             co_await router.route_stream(*workload, chat_request, worker, log.request_id, *stream);
       } else {
@@ -545,6 +567,7 @@ class GatewayService final : public http::Service {
 
     log.outcome = std::string(routing::to_string(result.outcome));
     emit_hook_event(*workload, result, log);
+    gateway_.budgets().add(worker_, workload->name, log.key, log.unix_ms, result.cost_micro_usd);
     log.input_tokens = result.usage.input_tokens;
     log.cached_input_tokens = result.usage.cached_input_tokens;
     log.output_tokens = result.usage.output_tokens;
@@ -589,18 +612,7 @@ class GatewayService final : public http::Service {
     const std::string& model =
         result.response->model.empty() ? served.model() : result.response->model;
     http::Response r;
-    switch (dialect) {
-      case chat::Dialect::kOpenAI:
-        r.body = dialects::openai::encode_response(*result.response, model);
-        break;
-      case chat::Dialect::kAnthropic:
-        r.body = dialects::anthropic::encode_response(*result.response, model);
-        break;
-      case chat::Dialect::kResponses:
-        r.body = dialects::responses::encode_response(
-            *result.response, dialects::responses::echo_of(chat_request, model));
-        break;
-    }
+    r.body = dialect.encode_response(*result.response, chat_request, model);
     r.headers = std::move(headers);
     co_return r;
   }
@@ -608,10 +620,12 @@ class GatewayService final : public http::Service {
   Gateway& gateway_;
   net::io_context& loop_;
   http::Client http_;
+  const dialects::Registry& dialects_;
   telemetry::Shard& shard_;
   validation::SchemaCache schemas_;
   std::mt19937_64 rng_;
   core::IdGenerator ids_;
+  int worker_;
 };
 
 // A hook's POST, on the hooks thread: its own loop and client for each event (events are
@@ -636,12 +650,23 @@ bool post_hook(const std::string& url, const std::string& body,
   return response && response->status >= 200 && response->status < 300;
 }
 
+// Today's spend already in the ledger, so that a restart does not reset the day's budgets.
+core::Result<void> seed_budgets(access::Budgets& budgets, const std::string& path,
+                                std::int64_t now_ms) {
+  auto spend = ledger::read_day_spend(path, ledger::utc_day(now_ms));
+  if (!spend) return std::unexpected(spend.error());
+  for (const ledger::KeySpend& s : *spend)
+    budgets.seed(s.workload, s.key_name, now_ms, s.cost_micro_usd);
+  return {};
+}
+
 }  // namespace
 
 core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const config::Config> config,
                                                        GatewayOptions options) {
   std::unique_ptr<Gateway> g(new Gateway());
   g->config_ = std::move(config);
+  g->dialects_ = options.dialects != nullptr ? options.dialects : &dialects::builtin();
   const config::Config& c = *g->config_;
   if (options.logger) {
     g->logger_ = options.logger;
@@ -707,7 +732,7 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
   if (!keys) return std::unexpected(keys.error());
   g->keys_ = std::move(*keys);
   for (const config::Provider& p : c.providers) {
-    auto provider = build_provider(p, env);
+    auto provider = build_provider(p, *g->dialects_, env);
     if (!provider) return std::unexpected(provider.error());
     g->providers_.push_back(std::move(*provider));
   }
@@ -715,6 +740,12 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(std::shared_ptr<const con
                                                  *g->clock_, g->logger_, g->hooks_.get());
   g->stack_watch_ = std::make_unique<StackWatch>(c, g->providers_, *g->registry_);
   g->detect_stacks_ = options.detect_stacks;
+  g->budgets_ = std::make_unique<access::Budgets>(c, threads);
+  if (!options.spend && !c.ledger.path.empty() && !g->budgets_->empty()) {
+    if (auto seeded = seed_budgets(*g->budgets_, c.ledger.path, g->clock_->unix_ms()); !seeded) {
+      return std::unexpected(seeded.error());
+    }
+  }
   g->registry_->gauge_source(g->router_->metrics().ledger_queue_depth, [spend = g->spend_.get()] {
     return std::vector<std::pair<std::vector<std::string>, double>>{
         {{}, static_cast<double>(spend->queue_depth())}};
@@ -760,21 +791,32 @@ core::Result<void> Gateway::start() {
   server_->start();
   if (detect_stacks_) stack_watch_->start();
   band_thread_ = std::thread([this] {
-    routing::BandWatch watch(*router_);
-    routing::DriftWatch drift(*router_);
     std::unique_lock lock(band_mutex_);
     while (
         !band_wake_.wait_for(lock, std::chrono::seconds(10), [this] { return stopped_.load(); })) {
-      for (const std::string& line : watch.check(clock_->unix_ms())) {
-        logger_->log(core::LogLevel::kWarn, line);
-      }
-      for (const routing::DriftEvent& event : drift.check(clock_->unix_ms())) {
-        logger_->log(core::LogLevel::kWarn, event.line());
-        if (hooks_->wants("drift")) hooks_->emit("drift", event.json());
-      }
+      watch();
     }
   });
   return {};
+}
+
+void Gateway::watch() {
+  std::lock_guard lock(watch_mutex_);
+  if (!band_watch_) band_watch_ = std::make_unique<routing::BandWatch>(*router_);
+  const std::int64_t now_ms = clock_->unix_ms();
+  for (const routing::BandWatch::Change& change : band_watch_->check(now_ms)) {
+    logger_->log(core::LogLevel::kWarn, change.line);
+    announce_band(*hooks_, change, now_ms);
+  }
+  if (!drift_watch_) drift_watch_ = std::make_unique<routing::DriftWatch>(*router_);
+  for (const routing::DriftEvent& event : drift_watch_->check(now_ms)) {
+    logger_->log(core::LogLevel::kWarn, event.line());
+    if (hooks_->wants("drift")) hooks_->emit("drift", event.json());
+  }
+  // A budget spent by the last requests of a quiet spell is announced without waiting for
+  // the next request.
+  if (!budgets_->empty())
+    (void)announce_budgets(*hooks_, *config_, budgets_->merge(now_ms), now_ms);
 }
 
 std::uint16_t Gateway::port() const { return port_; }

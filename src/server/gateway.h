@@ -10,11 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "access/budget.h"
 #include "access/keys.h"
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "dialects/registry.h"
 #include "http/server.h"
 #include "ledger/ledger.h"
 #include "providers/provider.h"
@@ -43,6 +45,7 @@ struct GatewayOptions {
   // Ask the upstreams without a configured stack which stack serves them (StackWatch); off for
   // tests whose upstreams script every request they get.
   bool detect_stacks = true;
+  const dialects::Registry* dialects = nullptr;  // nullptr: dialects::builtin()
 };
 
 // The composition root: providers, router, telemetry, ledger and the HTTP server built
@@ -77,7 +80,11 @@ class Gateway {
   [[nodiscard]] const routing::Router& router() const { return *router_; }
   // The client keys of the config's auth: block (none: every request is let through).
   [[nodiscard]] const access::Keys& keys() const { return keys_; }
+  // The day's spend against the budgets of keys and workloads (empty when none is set).
+  [[nodiscard]] access::Budgets& budgets() { return *budgets_; }
   [[nodiscard]] telemetry::Registry& registry() { return *registry_; }
+  // The dialects its endpoints and providers speak.
+  [[nodiscard]] const dialects::Registry& dialects() const { return *dialects_; }
   [[nodiscard]] ledger::SpendStore& spend() { return *spend_; }
   [[nodiscard]] core::Logger& logger() { return *logger_; }
   [[nodiscard]] telemetry::AccessLog& access_log() { return *access_log_; }
@@ -86,6 +93,10 @@ class Gateway {
   [[nodiscard]] int threads() const { return threads_; }
   // The connection limit in force (max_connections, capped below the open-file limit).
   [[nodiscard]] std::size_t max_connections() const;
+  // One round of the background watch (every 10 s once started): band changes of the fallback
+  // rate are logged and sent as `band` hook events; budgets spent since the last round are
+  // sent as `budget` events.
+  void watch();
 
  private:
   Gateway() = default;
@@ -97,9 +108,11 @@ class Gateway {
   const core::Clock* clock_ = nullptr;
   std::unique_ptr<ledger::SpendStore> spend_;
   std::unique_ptr<telemetry::Registry> registry_;
+  const dialects::Registry* dialects_ = nullptr;
   std::unique_ptr<telemetry::AccessLog> access_log_;
   std::unique_ptr<telemetry::Hooks> hooks_;
   access::Keys keys_;
+  std::unique_ptr<access::Budgets> budgets_;
   std::vector<std::unique_ptr<providers::Provider>> providers_;
   std::unique_ptr<routing::Router> router_;
   std::unique_ptr<StackWatch> stack_watch_;  // the providers' inference stacks
@@ -110,9 +123,12 @@ class Gateway {
   int threads_ = 1;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopped_{false};
-  // Logs band changes of the fallback rate every few seconds until stop(). band_wake_ also
+  // Runs watch() every 10 s until stop(). band_wake_ also
   // ends drain()'s delay.
   std::thread band_thread_;
+  std::mutex watch_mutex_;  // watch() from the thread or a test
+  std::unique_ptr<routing::BandWatch> band_watch_;
+  std::unique_ptr<routing::DriftWatch> drift_watch_;
   std::mutex band_mutex_;
   std::condition_variable band_wake_;
 };

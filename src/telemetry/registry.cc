@@ -464,6 +464,11 @@ Metrics Metrics::declare(Registry& registry) {
                                                MetricType::kGauge,
                                                {"provider", "state"},
                                                {}});
+  m.budget_rejections_total =
+      counter("backstop_budget_rejections_total",
+              "Requests refused (429 budget_exceeded) because a client key's or a workload's "
+              "budget for the UTC day was spent.",
+              {"scope", "name"});
   return m;
 }
 

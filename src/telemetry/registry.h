@@ -94,6 +94,7 @@ struct Metrics {
   FamilyId hook_events_total;            // event, result (sent, failed, dropped)
   FamilyId route_state;                  // workload, state (gauge; source set by the router)
   FamilyId breaker_state;                // provider, state (gauge; source set by the router)
+  FamilyId budget_rejections_total;      // scope (key, workload), name
 
   static Metrics declare(Registry& registry);
 };

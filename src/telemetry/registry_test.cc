@@ -216,6 +216,7 @@ TEST(Metrics, DeclaresDesignTableExactly) {
                        "backstop_hook_events_total counter",
                        "backstop_route_state gauge",
                        "backstop_breaker_state gauge",
+                       "backstop_budget_rejections_total counter",
                    }));
 
   const std::string text = registry.render();

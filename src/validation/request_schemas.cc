@@ -8,25 +8,6 @@ namespace {
 
 constexpr std::size_t kMaxName = 64;  // a tool name quoted in the message
 
-// Where a client writes its schemas, in the words of its own dialect, so that the message
-// points at the field the client sent.
-struct SchemaFields {
-  std::string_view tool_schema;
-  std::string_view response_schema;
-};
-
-SchemaFields fields_of(chat::Dialect dialect) {
-  switch (dialect) {
-    case chat::Dialect::kAnthropic:
-      return {"input_schema", "output_config.format.schema"};
-    case chat::Dialect::kResponses:
-      return {"parameters", "text.format.schema"};
-    case chat::Dialect::kOpenAI:
-      break;
-  }
-  return {"parameters", "response_format.json_schema.schema"};
-}
-
 core::Error invalid(std::string message) {
   return core::Error{core::ErrorCode::kInvalidArgument, std::move(message)};
 }
@@ -34,8 +15,7 @@ core::Error invalid(std::string message) {
 }  // namespace
 
 std::optional<core::Error> check_request_schemas(const chat::ChatRequest& request,
-                                                 SchemaCache& schemas) {
-  const SchemaFields fields = fields_of(request.origin);
+                                                 SchemaCache& schemas, SchemaFields fields) {
   for (std::size_t i = 0; i < request.tools.size(); ++i) {
     const chat::Tool& tool = request.tools[i];
     if (tool.parameters.is_null()) continue;

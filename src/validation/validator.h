@@ -133,13 +133,22 @@ class SchemaCache {
   std::unique_ptr<Impl> impl_;
 };
 
+// Where the client wrote its schemas, in the words of its dialect (Dialect's
+// tool_schema_field() and response_schema_field()), so that a message points at the field
+// the client sent.
+struct SchemaFields {
+  std::string_view tool_schema = "parameters";
+  std::string_view response_schema = "response_format.json_schema.schema";
+};
+
 // The first client schema of `request` that is invalid (does not compile, or is past the
-// cache's limits), as a kInvalidArgument error that names it in the client's dialect:
+// cache's limits), as a kInvalidArgument error that names it with `fields`:
 // `tools[2] "get_weather": parameters: pattern "(?=x)" does not compile: ...`, or
 // `response_format.json_schema.schema: ...`. Run right after decoding, so that an invalid
 // schema is the client's 400 and never a failed check of an upstream's answer.
 [[nodiscard]] std::optional<core::Error> check_request_schemas(const chat::ChatRequest& request,
-                                                               SchemaCache& schemas);
+                                                               SchemaCache& schemas,
+                                                               SchemaFields fields = {});
 
 // Checks an answer against the request. Immutable; shared by every worker.
 class Validator {

@@ -14,7 +14,7 @@ namespace {
 // and the passthrough map.
 std::string fields_of(backstop::chat::ChatRequest request) {
   const backstop::chat::OriginalBody body = request.original_body;
-  request.origin = backstop::chat::Dialect::kAnthropic;
+  request.origin = {};  // not the client's dialect: encoded from the fields
   return backstop::dialects::openai::encode_request(request, "m") + " " + body.text + " " +
          std::to_string(body.model_begin) + "," + std::to_string(body.model_end) + "," +
          std::to_string(body.first_member) + "," + std::to_string(body.stream) +

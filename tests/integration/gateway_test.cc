@@ -1017,6 +1017,61 @@ TEST_F(GatewayTest, ResponsesErrorsComeInTheResponsesShape) {
   EXPECT_GE(json(failed).at_pointer("/error/attempts").as_array().size(), 2u);
 }
 
+// The gateway with a target that speaks the Responses API itself.
+class ResponsesTargetTest : public GatewayTest {
+ protected:
+  std::string config_text() const override {
+    return replace_all(kConfig, "  dead:\n",
+                       "  gpt-r:\n"
+                       "    kind: openai_responses\n"
+                       "    base_url: http://127.0.0.1:MOCK/v1\n"
+                       "    model: gpt-r\n"
+                       "    price: {input: 1.0, output: 2.0}\n"
+                       "  dead:\n") +
+           "  native:\n"
+           "    route: [v4, gpt-r]\n"
+           "    validate: {tool_call: required, tool_names: declared, arguments: schema}\n";
+  }
+};
+
+TEST_F(ResponsesTargetTest, StatefulResponsesRequestsPassThroughToTheResponsesTargetOnly) {
+  auto r = call("POST", "/v1/responses",
+                R"({"model":"native","input":"weather in Paris?","previous_response_id":"resp_1",
+                    "tools":[{"type":"file_search","vector_store_ids":["vs_1"]},
+                    {"type":"function","name":"get_weather","parameters":{"type":"object",
+                    "properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["c","f"]}},
+                    "required":["city","unit"]}}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt-r");  // v4 cannot carry it: skipped
+  EXPECT_EQ(r.header("x-backstop-attempts"), "1");
+  auto body = json(r);
+  EXPECT_EQ(body.at("object"), "response");
+  EXPECT_EQ(body.at("output").as_array().back().at("name"), "get_weather");
+}
+
+TEST_F(ResponsesTargetTest, AChatCompletionsClientFallsBackToTheResponsesTargetTranslated) {
+  auto r = chat("native", "weather in Paris? [mock:no_tool_call@v4-flash]", true);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt-r");
+  EXPECT_EQ(r.header("x-backstop-fallback-reason"), "no_tool_call");
+  auto body = json(r);
+  EXPECT_EQ(body.at("object"), "chat.completion");
+  EXPECT_EQ(body.at_pointer("/choices/0/message/tool_calls/0/function/name"), "get_weather");
+  EXPECT_GT(body.at_pointer("/usage/prompt_tokens").as_int64(), 0);
+}
+
+TEST_F(ResponsesTargetTest, AResponsesTargetsStreamIsReadAndTranslated) {
+  auto r =
+      chat("native", "weather in Paris? [mock:no_tool_call@v4-flash]", true, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt-r");
+  Assembled a = assemble_openai(r.body);
+  EXPECT_TRUE(a.done) << r.body;
+  EXPECT_FALSE(a.error) << r.body;
+  EXPECT_EQ(a.tool_name, "get_weather");
+  EXPECT_TRUE(boost::json::parse(a.arguments).as_object().contains("city")) << a.arguments;
+}
+
 // Stream completeness by each dialect's own end, passed through and buffered.
 TEST_F(GatewayTest, AnOpenAIStreamWithoutDoneIsCompletePassedThroughAndBuffered) {
   auto passed = chat("plain", "hello [mock:stream_no_done]", false, R"(,"stream":true)");
@@ -1645,11 +1700,11 @@ class HookReceiver {
 // The gateway of GatewayTest's config plus one hook at `hook_url`, signed with "hook-secret".
 class HookTest : public ::testing::Test {
  protected:
-  void start(const std::string& hook_url) {
+  void start(const std::string& hook_url, const std::string& events = "fallback, all_failed") {
     std::string yaml = replace_all(kConfig, "MOCK", std::to_string(mock_.port()));
     yaml = replace_all(yaml, "DEAD", std::to_string(closed_port()));
-    yaml += "hooks:\n  - {url: \"" + hook_url +
-            "\", events: [fallback, all_failed], secret_env: HOOK_SECRET}\n";
+    yaml += "hooks:\n  - {url: \"" + hook_url + "\", events: [" + events +
+            "], secret_env: HOOK_SECRET}\n";
     auto loaded = config::parse(yaml, "test.yaml");
     ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
     server::GatewayOptions options;
@@ -1726,6 +1781,30 @@ TEST_F(HookTest, AReceiverThatIsDownLeavesRequestsUnaffectedAndCountsTheFailure)
   EXPECT_NE(metrics.find("backstop_hook_events_total{event=\"fallback\",result=\"failed\"} 1"),
             std::string::npos)
       << metrics;
+}
+
+TEST_F(HookTest, ABandChangeIsASignedBandEvent) {
+  HookReceiver receiver;
+  start("http://127.0.0.1:" + std::to_string(receiver.port()) + "/hooks", "band");
+  const routing::Workload& agentic = *gateway_->router().find("agentic");
+  const std::int64_t now = gateway_->clock().unix_ms();
+  for (int i = 0; i < 20; ++i) agentic.window->record(now, i < 8);  // 40 %: band move
+  gateway_->watch();
+  gateway_->watch();  // unchanged: no second event
+  gateway_->hooks().flush();
+  const auto posts = receiver.posts();
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].event, "band");
+  EXPECT_EQ(posts[0].signature,
+            "sha256=" + telemetry::hmac_sha256_hex("hook-secret", posts[0].body));
+  auto body = boost::json::parse(posts[0].body);
+  EXPECT_EQ(body.at("event"), "band");
+  EXPECT_EQ(body.at("workload"), "agentic");
+  EXPECT_EQ(body.at("band"), "move");
+  EXPECT_TRUE(body.at("previous_band").is_null());
+  EXPECT_EQ(body.at("fallback_rate_ppm"), 400000);
+  EXPECT_EQ(body.at("requests"), 20);
+  EXPECT_EQ(body.at("window_s"), 600);
 }
 
 }  // namespace

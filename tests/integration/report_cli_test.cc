@@ -151,5 +151,66 @@ TEST_F(ReportCliTest, PlanMeasuresTrafficInTheLedger) {
       << r.output;
 }
 
+TEST_F(ReportCliTest, ReportHtmlIsWrittenToTheOutFile) {
+  write_rows();
+  const std::string page = (dir_ / "report.html").string();
+  const Ran r = run("report --config " + config_path() + " --format html --out " + page);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");  // nothing on stdout
+  std::ifstream file(page);
+  const std::string html((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u) << html.substr(0, 200);
+  EXPECT_NE(html.find("<svg "), std::string::npos);
+}
+
+TEST_F(ReportCliTest, ReportKeyKeepsThatClientKeysRequests) {
+  write_rows();
+  {
+    auto store = ledger::make_sqlite_store(ledger_path(), {3'600'000, {}});
+    ASSERT_TRUE(store);
+    (*store)->record({"c",
+                      kDec1,
+                      50,
+                      "agentic",
+                      "team-a",
+                      "primary",
+                      "v4",
+                      {{"v4", "deepseek-v4-flash", "", 200, 10, 0, 10, 3, 50}}});
+    ASSERT_TRUE((*store)->flush());
+  }
+  const Ran r = run("report --ledger " + ledger_path() + " --key team-a --format json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(R"("keys":[{"key":"team-a","requests":1,)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(R"("total":{"workload":"*","requests":1,)"), std::string::npos)
+      << r.output;
+  const Ran table = run("report --ledger " + ledger_path());
+  EXPECT_NE(table.output.find("== per client key"), std::string::npos) << table.output;
+  EXPECT_NE(table.output.find("team-a"), std::string::npos) << table.output;
+}
+
+TEST_F(ReportCliTest, PlanTakesTheNodeFromTheConfigsPlanBlockAndFlagsOverrideIt) {
+  std::ofstream(config_path(), std::ios::app) << "plan: {gpu_hour_usd: 2, gpus: 1, "
+                                                 "tokens_per_second: 600, utilization: 0.6}\n";
+  const Ran r = run("plan --config " + config_path() + " --tokens-per-day 10000000 --format json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(R"("break_even_tokens_per_day":8888888.888889)"), std::string::npos)
+      << r.output;
+  // Twice the GPU price: twice the break-even.
+  const Ran dearer = run("plan --config " + config_path() +
+                         " --tokens-per-day 10000000 --gpu-hour-usd 4 --format json");
+  ASSERT_EQ(dearer.status, 0) << dearer.output;
+  EXPECT_NE(dearer.output.find(R"("break_even_tokens_per_day":17777777.777778)"), std::string::npos)
+      << dearer.output;
+}
+
+TEST_F(ReportCliTest, PlanWithoutANodeSaysWhichInputIsMissing) {
+  const Ran r = run("plan --config " + config_path() + " --tokens-per-day 1000 --gpu-hour-usd 2");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("pass --tokens-per-second, or set plan.tokens_per_second in the config"),
+            std::string::npos)
+      << r.output;
+}
+
 }  // namespace
 }  // namespace backstop

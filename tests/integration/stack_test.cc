@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "config/config.h"
+#include "dialects/builtin/builtin.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "ledger/ledger_read.h"
@@ -54,7 +55,8 @@ TEST(StackWatchTest, AnUnlabelledProviderIsAskedAndEveryKnownStackIsExported) {
                             "workloads:\n  w: {route: [asked, told]}\n");
   std::vector<std::unique_ptr<providers::Provider>> providers;
   for (const auto& p : config->providers) {
-    auto built = server::build_provider(p, [](const char*) -> const char* { return nullptr; });
+    auto built = server::build_provider(p, dialects::builtin(),
+                                        [](const char*) -> const char* { return nullptr; });
     ASSERT_TRUE(built) << built.error().message;
     providers.push_back(std::move(*built));
   }

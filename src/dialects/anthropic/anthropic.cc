@@ -839,13 +839,13 @@ std::string_view encode_stop_reason(FinishReason reason) {
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
   // The system prompt is inserted before the messages, so it is decoded after them.
-  return decode_request_tree(body, chat::Dialect::kAnthropic,
+  return decode_request_tree(body, kName,
                              {decode_max_tokens, decode_parameters, decode_output_config,
                               decode_messages, decode_system, decode_tools, decode_tool_choice});
 }
 
 core::Result<ChatRequest> decode_count_tokens_request(std::string_view body) {
-  return decode_request_tree(body, chat::Dialect::kAnthropic,
+  return decode_request_tree(body, kName,
                              {decode_parameters, decode_output_config, decode_messages,
                               decode_system, decode_tools, decode_tool_choice});
 }
@@ -853,7 +853,7 @@ core::Result<ChatRequest> decode_count_tokens_request(std::string_view body) {
 std::string encode_request(const ChatRequest& request, std::string_view model,
                            std::int64_t default_max_tokens) {
   // A request built in code has no original; it is encoded from its fields.
-  if (request.origin != chat::Dialect::kAnthropic || !request.has_original()) {
+  if (request.origin != kName || !request.has_original()) {
     return bj::serialize(encode_fields(request, model, default_max_tokens));
   }
   // The client's own bytes with the model replaced, unless `stream` was changed since or

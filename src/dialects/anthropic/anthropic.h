@@ -14,6 +14,9 @@
 // Anthropic Messages, both directions.
 namespace backstop::dialects::anthropic {
 
+// The dialect's name: ChatRequest::origin of its clients' requests, and its registry key.
+inline constexpr std::string_view kName = "anthropic";
+
 // A client's request body (POST /v1/messages). kInvalidArgument with a message naming the
 // path of what is wrong.
 [[nodiscard]] core::Result<chat::ChatRequest> decode_request(std::string_view body);

@@ -183,7 +183,7 @@ TEST(DecodeRequestTest, ReadsEveryModelledField) {
   EXPECT_EQ(r.messages[4].text(), "two");
   EXPECT_EQ(r.messages[5].role, Role::kUser);
   EXPECT_EQ(r.messages[5].text(), "next");
-  EXPECT_EQ(r.origin, chat::Dialect::kAnthropic);
+  EXPECT_EQ(r.origin, anthropic::kName);
   EXPECT_EQ(r.original_tree().at("top_k"), 5);
 }
 

@@ -583,14 +583,14 @@ core::Result<ChatRequest> decode_request(std::string_view body) {
 }
 
 core::Result<ChatRequest> detail::decode_request_tree(std::string_view body) {
-  return dialects::decode_request_tree(body, chat::Dialect::kOpenAI,
+  return dialects::decode_request_tree(body, kName,
                                        {decode_messages, decode_tools, decode_tool_choice,
                                         decode_response_format, decode_stop, decode_sampling});
 }
 
 std::string encode_request(const ChatRequest& request, std::string_view model) {
   // A request built in code has no original; it is encoded from its fields.
-  if (request.origin != chat::Dialect::kOpenAI || !request.has_original()) {
+  if (request.origin != kName || !request.has_original()) {
     return bj::serialize(encode_fields(request, model));
   }
   // The client's own bytes with the model replaced, unless `stream` was changed since.

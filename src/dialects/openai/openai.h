@@ -14,6 +14,9 @@
 // OpenAI Chat Completions, both directions.
 namespace backstop::dialects::openai {
 
+// The dialect's name: ChatRequest::origin of its clients' requests, and its registry key.
+inline constexpr std::string_view kName = "openai";
+
 // A client's request body. kInvalidArgument with a message that says what is wrong and
 // where ("`messages[2].role` must be one of system, developer, user, assistant, tool").
 [[nodiscard]] core::Result<chat::ChatRequest> decode_request(std::string_view body);

@@ -212,7 +212,7 @@ TEST(DecodeRequestTest, ReadsEveryModelledField) {
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(r.parallel_tool_calls, false);
   EXPECT_EQ(r.metadata.at("user_id"), "u-1");
-  EXPECT_EQ(r.origin, chat::Dialect::kOpenAI);
+  EXPECT_EQ(r.origin, openai::kName);
   EXPECT_TRUE(r.has_original());
   EXPECT_EQ(r.original_tree().at("seed"), 3);
 }

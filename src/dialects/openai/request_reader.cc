@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dialects/openai/one_pass.h"
+#include "dialects/openai/openai.h"
 #include "json/json.h"
 
 namespace backstop::dialects::openai::detail {
@@ -813,7 +814,7 @@ std::optional<ChatRequest> read_plain_request(std::string_view body) {
   // A body that cannot pass through as bytes is kept as a tree: the tree reader does that.
   if (out.original_body.text.empty()) return std::nullopt;
   out.arena = std::move(arena);
-  out.origin = chat::Dialect::kOpenAI;
+  out.origin = openai::kName;
   out.original_body.stream = out.stream;
   return out;
 }

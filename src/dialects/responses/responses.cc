@@ -23,15 +23,22 @@ using chat::ResponseFormat;
 using chat::Role;
 using chat::ToolChoice;
 
-// What only the Responses API itself can do, for a client that asked for it.
-std::unexpected<core::Error> needs_responses_target(std::string what) {
-  return invalid(std::move(what) +
-                 ": backstop's /v1/responses is stateless and bridges function tools only; "
-                 "send the whole conversation in `input`");
+// What only the Responses API itself can do: the request goes only to a target of kind
+// openai_responses (passed through as sent); the first such thing names it.
+core::Result<void> needs_responses_target(std::string& dialect_only, const std::string& what) {
+  if (dialect_only.empty()) {
+    dialect_only = what +
+                   " (needs a target of kind openai_responses: elsewhere backstop's "
+                   "/v1/responses is stateless, bridges function tools only, and takes the "
+                   "whole conversation in `input`)";
+  }
+  return {};
 }
 
-// One content part of an input message.
-core::Result<void> decode_part(const bj::value& value, const std::string& path, Message& out) {
+// One content part of an input message; a part only the Responses API can read is left out
+// and noted in `dialect_only`.
+core::Result<void> decode_part(const bj::value& value, const std::string& path, Message& out,
+                               std::string& dialect_only) {
   if (!value.is_object()) return not_object(path, value);
   const auto& part = value.get_object();
   auto type = json::required_string(part, "type", path);
@@ -48,15 +55,17 @@ core::Result<void> decode_part(const bj::value& value, const std::string& path, 
     auto url = json::optional_string(part, "image_url", path);
     if (!url) return std::unexpected(std::move(url.error()));
     if (!*url) {
-      return needs_responses_target(code_quoted(path) + " names an uploaded file (`file_id`)");
+      return needs_responses_target(dialect_only,
+                                    code_quoted(path) + " names an uploaded file (`file_id`)");
     }
     out.content.push_back({ContentPart::Kind::kImage, {}, std::string(**url)});
   } else if (*type == "input_file") {
     auto data = json::optional_string(part, "file_data", path);
     if (!data) return std::unexpected(std::move(data.error()));
     if (!*data) {
-      return needs_responses_target(code_quoted(path) +
-                                    " names an uploaded or remote file instead of `file_data`");
+      return needs_responses_target(
+          dialect_only,
+          code_quoted(path) + " names an uploaded or remote file instead of `file_data`");
     }
     auto name = json::optional_string(part, "filename", path);
     if (!name) return std::unexpected(std::move(name.error()));
@@ -100,9 +109,11 @@ class InputReader {
     if (kind == "function_call_output") return function_call_output(item, path);
     if (kind == "reasoning") return reasoning(item, path);
     if (kind == "item_reference") {
-      return needs_responses_target(code_quoted(path) + " refers to a stored item");
+      return needs_responses_target(out_.dialect_only,
+                                    code_quoted(path) + " refers to a stored item");
     }
-    return needs_responses_target(code_quoted(path) + " is a " + quoted(kind) + " item");
+    return needs_responses_target(out_.dialect_only,
+                                  code_quoted(path) + " is a " + quoted(kind) + " item");
   }
 
   // Reasoning with no assistant turn after it has nothing to go on: dropped.
@@ -124,7 +135,8 @@ class InputReader {
     } else if (content->value().is_array()) {
       const auto& parts = content->value().get_array();
       for (std::size_t i = 0; i < parts.size(); ++i) {
-        auto ok = decode_part(parts[i], json::index_path(path + ".content", i), message);
+        auto ok = decode_part(parts[i], json::index_path(path + ".content", i), message,
+                              out_.dialect_only);
         if (!ok) return std::unexpected(std::move(ok.error()));
       }
     } else {
@@ -174,7 +186,8 @@ class InputReader {
     } else if (output->value().is_array()) {
       const auto& parts = output->value().get_array();
       for (std::size_t i = 0; i < parts.size(); ++i) {
-        auto ok = decode_part(parts[i], json::index_path(path + ".output", i), message);
+        auto ok = decode_part(parts[i], json::index_path(path + ".output", i), message,
+                              out_.dialect_only);
         if (!ok) return std::unexpected(std::move(ok.error()));
       }
     } else {
@@ -259,7 +272,9 @@ core::Result<void> decode_tools(bj::object& body, ChatRequest& out) {
     // namespace of sub-agent tools; both are left out rather than refused.
     if (*type == "web_search" || *type == "web_search_preview" || *type == "namespace") continue;
     if (*type != "function") {
-      return needs_responses_target(code_quoted(path) + " is the built-in tool " + quoted(*type));
+      (void)needs_responses_target(out.dialect_only,
+                                   code_quoted(path) + " is the built-in tool " + quoted(*type));
+      continue;
     }
     auto name = json::required_string(tool, "name", path);
     if (!name) return std::unexpected(std::move(name.error()));
@@ -292,7 +307,8 @@ core::Result<void> decode_tool_choice(bj::object& body, ChatRequest& out) {
   auto type = json::required_string(obj, "type", "tool_choice");
   if (!type) return std::unexpected(std::move(type.error()));
   if (*type != "function") {
-    return needs_responses_target("`tool_choice` names the built-in tool " + quoted(*type));
+    return needs_responses_target(out.dialect_only,
+                                  "`tool_choice` names the built-in tool " + quoted(*type));
   }
   auto name = json::required_string(obj, "name", "tool_choice");
   if (!name) return std::unexpected(std::move(name.error()));
@@ -377,19 +393,21 @@ core::Result<void> decode_parameters(bj::object& body, ChatRequest& out) {
   if (auto previous = json::optional_string(body, "previous_response_id", ""); !previous) {
     return std::unexpected(std::move(previous.error()));
   } else if (*previous) {
-    return needs_responses_target("`previous_response_id` refers to a stored response");
+    (void)needs_responses_target(out.dialect_only,
+                                 "`previous_response_id` refers to a stored response");
   }
   if (auto conversation = body.find("conversation");
       conversation != body.end() && !conversation->value().is_null()) {
-    return needs_responses_target("`conversation` refers to a stored conversation");
+    (void)needs_responses_target(out.dialect_only,
+                                 "`conversation` refers to a stored conversation");
   }
   if (auto background = json::optional_bool(body, "background", ""); !background) {
     return std::unexpected(std::move(background.error()));
   } else if (background->value_or(false)) {
-    return needs_responses_target("`background: true` needs a stored response");
+    (void)needs_responses_target(out.dialect_only, "`background: true` needs a stored response");
   }
   if (auto prompt = body.find("prompt"); prompt != body.end() && !prompt->value().is_null()) {
-    return needs_responses_target("`prompt` refers to a stored prompt template");
+    (void)needs_responses_target(out.dialect_only, "`prompt` refers to a stored prompt template");
   }
   return {};
 }
@@ -402,23 +420,10 @@ std::string generated_id(std::string_view prefix) {
 }  // namespace
 
 core::Result<ChatRequest> decode_request(std::string_view body) {
-  chat::JsonArena arena(body.size());
-  auto parsed = json::parse_object(body, arena.storage());
-  if (!parsed) return std::unexpected(std::move(parsed.error()));
-  ChatRequest request;
-  request.arena = std::move(arena);
-  request.origin = chat::Dialect::kResponses;
-  bj::object& fields = *parsed;
-  auto model = json::required_string(fields, "model", "");
-  if (!model) return std::unexpected(std::move(model.error()));
-  request.model = std::string(*model);
-  // Tools first: tool_choice names one of them.
-  for (auto step :
-       {decode_input, decode_tools, decode_tool_choice, decode_text, decode_parameters}) {
-    auto ok = step(fields, request);
-    if (!ok) return std::unexpected(std::move(ok.error()));
-  }
-  return request;
+  // Tools first: tool_choice names one of them. The body is kept for a Responses target.
+  return decode_request_tree(
+      body, kName,
+      {decode_input, decode_tools, decode_tool_choice, decode_text, decode_parameters});
 }
 
 Echo echo_of(const ChatRequest& request, std::string_view model) {

@@ -17,6 +17,9 @@
 // `conversation`, item references) or a built-in tool is refused with a 400.
 namespace backstop::dialects::responses {
 
+// The dialect's name: ChatRequest::origin of its clients' requests, and its registry key.
+inline constexpr std::string_view kName = "responses";
+
 // A client's request body. kInvalidArgument with a message naming the path of what is wrong
 // ("`input[3].call_id` is required").
 [[nodiscard]] core::Result<chat::ChatRequest> decode_request(std::string_view body);
@@ -90,6 +93,31 @@ class StreamEncoder {
   std::vector<Item> items_;
   chat::FinishReason finish_reason_ = chat::FinishReason::kStop;
   chat::Usage usage_;
+};
+
+// --- as a target (`kind: openai_responses`) ---
+
+// The body for a Responses API target: the client's own bytes when it spoke this dialect
+// (stored state, built-in tools and all; the model replaced), else encoded from the fields
+// (system turns as `instructions`, the rest as `input` items, `store: false`).
+[[nodiscard]] std::string encode_upstream_request(const chat::ChatRequest& request,
+                                                  std::string_view model);
+// A `response` object; kBadResponse when it is not one, kUpstream when its status is failed.
+[[nodiscard]] core::Result<chat::ChatResponse> decode_upstream_response(std::string_view body);
+
+// Reads a Responses API event stream: text, reasoning and function-call deltas, the end
+// (response.completed / response.incomplete) with the usage; response.failed and error
+// events are kUpstream.
+class UpstreamStreamDecoder {
+ public:
+  [[nodiscard]] core::Result<void> feed(std::string_view event, std::string_view data,
+                                        std::vector<chat::StreamEvent>& out);
+  [[nodiscard]] bool done() const { return done_; }
+  [[nodiscard]] bool complete() const { return done_; }
+
+ private:
+  std::vector<std::int64_t> tools_;  // per tool call index: its output_index
+  bool done_ = false;
 };
 
 }  // namespace backstop::dialects::responses

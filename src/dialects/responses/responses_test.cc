@@ -43,14 +43,14 @@ bj::object parsed(std::string_view text) { return json::parse(text).value().get_
 
 TEST(ResponsesDecode, StringInputIsOneUserMessageAfterInstructions) {
   auto request = decoded(R"({"model":"agentic","instructions":"Be brief.","input":"say hi"})");
-  EXPECT_EQ(request.origin, chat::Dialect::kResponses);
+  EXPECT_EQ(request.origin, responses::kName);
   EXPECT_EQ(request.model, "agentic");
   ASSERT_EQ(request.messages.size(), 2u);
   EXPECT_EQ(request.messages[0].role, Role::kSystem);
   EXPECT_EQ(request.messages[0].text(), "Be brief.");
   EXPECT_EQ(request.messages[1].role, Role::kUser);
   EXPECT_EQ(request.messages[1].text(), "say hi");
-  EXPECT_FALSE(request.has_original());
+  EXPECT_TRUE(request.has_original());  // kept for a target of kind openai_responses
 }
 
 TEST(ResponsesDecode, ItemsBecomeTurnsWithCallsOnTheAssistantTurnAndReasoningCarried) {
@@ -125,20 +125,24 @@ TEST(ResponsesDecode, FunctionToolsChoiceFormatAndParameters) {
   EXPECT_EQ(bj::serialize(request.metadata), R"({"user_id":"u-1"})");
 }
 
-TEST(ResponsesDecode, StatefulFieldsAndBuiltInToolsAreRefusedNamingWhat) {
-  EXPECT_NE(refusal(R"({"model":"m","input":"x","previous_response_id":"resp_1"})")
+TEST(ResponsesDecode, StatefulFieldsAndBuiltInToolsAreForAResponsesTargetOnlyNamingWhat) {
+  const auto only = [](std::string_view body) { return decoded(body).dialect_only; };
+  EXPECT_NE(only(R"({"model":"m","input":"x","previous_response_id":"resp_1"})")
                 .find("`previous_response_id`"),
             std::string::npos);
-  EXPECT_NE(refusal(R"({"model":"m","input":"x","conversation":"conv_1"})").find("`conversation`"),
+  EXPECT_NE(only(R"({"model":"m","input":"x","conversation":"conv_1"})").find("`conversation`"),
             std::string::npos);
-  EXPECT_NE(refusal(R"({"model":"m","input":"x","tools":[{"type":"file_search"}]})")
+  EXPECT_NE(only(R"({"model":"m","input":"x","tools":[{"type":"file_search"}]})")
                 .find("`tools[0]` is the built-in tool \"file_search\""),
             std::string::npos);
-  EXPECT_NE(refusal(R"({"model":"m","input":[{"type":"item_reference","id":"msg_1"}]})")
-                .find("`input[0]`"),
+  EXPECT_NE(
+      only(R"({"model":"m","input":[{"type":"item_reference","id":"msg_1"}]})").find("`input[0]`"),
+      std::string::npos);
+  EXPECT_NE(only(R"({"model":"m","input":"x","background":true})").find("`background"),
             std::string::npos);
-  EXPECT_NE(refusal(R"({"model":"m","input":"x","background":true})").find("`background"),
+  EXPECT_NE(only(R"({"model":"m","input":"x","background":true})").find("kind openai_responses"),
             std::string::npos);
+  EXPECT_EQ(only(R"({"model":"m","input":"x"})"), "");
 }
 
 TEST(ResponsesDecode, CodexsWebSearchAndNamespaceToolsAreLeftOut) {
