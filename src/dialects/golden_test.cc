@@ -12,9 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dialects/anthropic/anthropic.h"
-#include "dialects/openai/openai.h"
-#include "dialects/responses/responses.h"
+#include "dialects/builtin/builtin.h"
 #include "http/sse.h"
 #include "json/json.h"
 
@@ -100,11 +98,15 @@ void compare(const bj::value& expected, const bj::value& actual, const std::stri
   }
 }
 
+const Dialect& dialect(std::string_view name) {
+  const Dialect* d = builtin().find(name);
+  EXPECT_NE(d, nullptr) << "no dialect " << name;
+  return d != nullptr ? *d : builtin().fallback();
+}
+
 core::Result<std::string> translate_request(const GoldenCase& c, const bj::object& spec) {
   std::string input = bj::serialize(spec.at("input"));
-  auto decoded = c.from == "openai"      ? openai::decode_request(input)
-                 : c.from == "responses" ? responses::decode_request(input)
-                                         : anthropic::decode_request(input);
+  auto decoded = dialect(c.from).decode_request(input);
   if (!decoded) return std::unexpected(decoded.error());
   std::string model = "upstream-model";
   if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
@@ -112,24 +114,19 @@ core::Result<std::string> translate_request(const GoldenCase& c, const bj::objec
   if (auto it = spec.find("default_max_tokens"); it != spec.end()) {
     default_max_tokens = it->value().to_number<std::int64_t>();
   }
-  return c.to == "openai" ? openai::encode_request(*decoded, model)
-                          : anthropic::encode_request(*decoded, model, default_max_tokens);
+  return dialect(c.to).encode_request(*decoded, model,
+                                      UpstreamSettings{{}, {}, default_max_tokens});
 }
 
 core::Result<std::string> translate_response(const GoldenCase& c, const bj::object& spec) {
   std::string input = bj::serialize(spec.at("input"));
-  auto decoded =
-      c.from == "openai" ? openai::decode_response(input) : anthropic::decode_response(input);
+  auto decoded = dialect(c.from).decode_response(input);
   if (!decoded) return std::unexpected(decoded.error());
   std::string model;
   if (auto it = spec.find("model"); it != spec.end()) model = std::string(it->value().as_string());
-  if (c.to == "responses") {
-    responses::Echo echo;
-    echo.model = model.empty() ? decoded->model : model;
-    return responses::encode_response(*decoded, echo);
-  }
-  return c.to == "openai" ? openai::encode_response(*decoded, model)
-                          : anthropic::encode_response(*decoded, model);
+  // The Responses API always names a model; the others echo the given one, even empty.
+  if (model.empty() && c.to == "responses") model = decoded->model;
+  return dialect(c.to).encode_response(*decoded, chat::ChatRequest{}, model);
 }
 
 // The upstream's stream as SSE text: `input` is that text, or a list of {"event"?, "data"}
@@ -180,34 +177,22 @@ core::Result<std::string> translate_stream(const GoldenCase& c, const bj::object
   std::vector<http::SseEvent> upstream;
   parser.feed(upstream_stream(spec.at("input")), upstream);
 
-  openai::StreamDecoder openai_decoder;
-  anthropic::StreamDecoder anthropic_decoder;
-  openai::StreamEncoder openai_encoder(model, include_usage);
-  anthropic::StreamEncoder anthropic_encoder(model);
-  responses::Echo echo;
-  echo.model = model;
-  responses::StreamEncoder responses_encoder(echo);
-  auto encode = [&](const chat::StreamEvent& event) {
-    return c.to == "openai"      ? openai_encoder.encode(event)
-           : c.to == "responses" ? responses_encoder.encode(event)
-                                 : anthropic_encoder.encode(event);
-  };
+  const auto reader = dialect(c.from).stream_reader();
+  if (reader == nullptr) return core::fail(core::ErrorCode::kInternal, c.from + " reads no stream");
+  chat::ChatRequest request;
+  request.include_usage = include_usage;
+  const auto writer = dialect(c.to).stream_writer(request, model);
   std::string out;
   for (const auto& frame : upstream) {
     std::vector<chat::StreamEvent> events;
-    auto ok = c.from == "openai" ? openai_decoder.feed(frame.data, events)
-                                 : anthropic_decoder.feed(frame.event, frame.data, events);
-    for (const auto& event : events) out += encode(event);
+    auto ok = reader->feed(frame.event, frame.data, events);
+    for (const auto& event : events) out += writer->encode(event);
     if (!ok) {
-      out += c.to == "openai"      ? openai_encoder.error(ok.error())
-             : c.to == "responses" ? responses_encoder.error(ok.error())
-                                   : anthropic_encoder.error(ok.error());
+      out += writer->error(ok.error());
       return client_frames(out);
     }
   }
-  out += c.to == "openai"      ? openai_encoder.finish()
-         : c.to == "responses" ? responses_encoder.finish()
-                               : anthropic_encoder.finish();
+  out += writer->finish();
   return client_frames(out);
 }
 
@@ -282,19 +267,12 @@ TEST(GoldenCasesTest, CategoryIsCoveredByItsNameOrANameWithADetail) {
   EXPECT_FALSE(covers("overloaded-error", "error"));
 }
 
-// The pairs a kind of case is written for: every pair of the two upstream dialects, and the
-// Responses API as a client's dialect (requests from it; answers and streams to it).
-std::vector<std::pair<std::string_view, std::string_view>> pairs_of(std::string_view kind) {
+// The pairs a kind of case is written for: every pair of the registered dialects (each one
+// both a client's and an upstream's).
+std::vector<std::pair<std::string_view, std::string_view>> pairs_of(std::string_view) {
   std::vector<std::pair<std::string_view, std::string_view>> out;
-  for (std::string_view from : {"openai", "anthropic"}) {
-    for (std::string_view to : {"openai", "anthropic"}) out.emplace_back(from, to);
-  }
-  for (std::string_view upstream : {"openai", "anthropic"}) {
-    if (kind == "request") {
-      out.emplace_back("responses", upstream);
-    } else {
-      out.emplace_back(upstream, "responses");
-    }
+  for (const Dialect* from : builtin().all()) {
+    for (const Dialect* to : builtin().all()) out.emplace_back(from->name(), to->name());
   }
   return out;
 }
