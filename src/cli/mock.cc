@@ -4,7 +4,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "http/server.h"
-#include "providers/mock_upstream.h"
+#include "mock/mock_upstream.h"
 
 namespace backstop::cli {
 
@@ -18,7 +18,7 @@ int mock(const std::string& listen, int threads) {
   http::ServerLimits limits;
   http::Server server(limits, threads,
                       [](boost::asio::io_context& loop, int) -> std::unique_ptr<http::Service> {
-                        return std::make_unique<providers::MockUpstream>(loop);
+                        return std::make_unique<mock::MockUpstream>(loop);
                       });
   if (auto bound = server.listen(address->first, address->second); !bound) {
     std::fprintf(stderr, "backstop mock: %s\n", bound.error().message.c_str());

@@ -20,13 +20,16 @@
 #include "dialects/anthropic/dialect.h"
 #include "dialects/openai/dialect.h"
 #include "http/server.h"
-#include "providers/mock_upstream.h"
-#include "providers/test_upstream.h"
+#include "mock/mock_upstream.h"
+#include "mock/test_upstream.h"
 
 namespace backstop::providers {
 namespace {
 
 namespace net = boost::asio;
+using mock::MockOptions;
+using mock::MockUpstream;
+using mock::TestUpstream;
 using Outcome = core::Result<chat::ChatResponse>;
 
 constexpr std::string_view kKey = "sk-secret-123";

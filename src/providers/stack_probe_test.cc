@@ -7,13 +7,14 @@
 #include <boost/asio/use_future.hpp>
 
 #include "dialects/openai/dialect.h"
+#include "mock/test_upstream.h"
 #include "providers/http_provider.h"
-#include "providers/test_upstream.h"
 
 namespace backstop::providers {
 namespace {
 
 namespace net = boost::asio;
+using mock::TestUpstream;
 
 TEST(StackLabelTest, EachStacksOwnAnswerNamesItAndItsVersion) {
   EXPECT_EQ(stack_label_of("/version", R"({"version": "0.7.3"})"), "vllm-0.7.3");

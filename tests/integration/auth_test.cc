@@ -17,7 +17,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "ledger/ledger.h"
-#include "providers/mock_upstream.h"
+#include "mock/mock_upstream.h"
 #include "server/gateway.h"
 
 namespace backstop {
@@ -35,7 +35,7 @@ class Mock {
   Mock()
       : server_(http::ServerLimits{}, 1,
                 [](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
-                  return std::make_unique<providers::MockUpstream>(loop);
+                  return std::make_unique<mock::MockUpstream>(loop);
                 }) {
     EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
     server_.start();

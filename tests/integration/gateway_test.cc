@@ -36,7 +36,7 @@
 #include "core/log.h"
 #include "http/client.h"
 #include "http/server.h"
-#include "providers/mock_upstream.h"
+#include "mock/mock_upstream.h"
 #include "telemetry/hooks.h"
 
 namespace backstop {
@@ -50,7 +50,7 @@ class Mock {
   Mock()
       : server_(http::ServerLimits{}, 1,
                 [](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
-                  return std::make_unique<providers::MockUpstream>(loop);
+                  return std::make_unique<mock::MockUpstream>(loop);
                 }) {
     EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
     server_.start();
@@ -1553,7 +1553,7 @@ class HeldUpstream final : public http::Service {
 
  private:
   net::io_context& loop_;
-  providers::MockUpstream mock_;
+  mock::MockUpstream mock_;
   Holds& holds_;
 };
 

@@ -9,7 +9,7 @@
 
 #include "http/server.h"
 
-namespace backstop::providers {
+namespace backstop::mock {
 
 // For tests: an http::Server on 127.0.0.1:0 with one worker, stopped on destruction.
 class TestUpstream {
@@ -37,4 +37,4 @@ class TestUpstream {
   http::Server server_;
 };
 
-}  // namespace backstop::providers
+}  // namespace backstop::mock

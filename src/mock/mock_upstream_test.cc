@@ -1,4 +1,4 @@
-#include "providers/mock_upstream.h"
+#include "mock/mock_upstream.h"
 
 #include <gtest/gtest.h>
 
@@ -15,9 +15,9 @@
 
 #include "http/client.h"
 #include "http/sse.h"
-#include "providers/test_upstream.h"
+#include "mock/test_upstream.h"
 
-namespace backstop::providers {
+namespace backstop::mock {
 namespace {
 
 namespace net = boost::asio;
@@ -412,4 +412,4 @@ TEST_F(MockUpstreamTest, StreamFaultsBeforeTheStreamAreWholeErrors) {
 }
 
 }  // namespace
-}  // namespace backstop::providers
+}  // namespace backstop::mock

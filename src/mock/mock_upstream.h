@@ -15,7 +15,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace backstop::providers {
+namespace backstop::mock {
 
 struct MockOptions {
   std::chrono::milliseconds timeout_wait{60'000};   // how long a `timeout` request hangs
@@ -82,4 +82,4 @@ class MockUpstream final : public http::Service {
   std::deque<std::string> seen_order_;  // oldest first, to forget beyond max_tracked_ids
 };
 
-}  // namespace backstop::providers
+}  // namespace backstop::mock

@@ -1,4 +1,4 @@
-#include "providers/mock_upstream.h"
+#include "mock/mock_upstream.h"
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -19,11 +19,16 @@
 #include "dialects/builtin/builtin.h"
 #include "providers/synth.h"
 
-namespace backstop::providers {
+namespace backstop::mock {
 namespace {
 
 namespace net = boost::asio;
 namespace bj = boost::json;
+using providers::Fault;
+using providers::mix64;
+using providers::parse_fault;
+using providers::stream_events;
+using providers::synthesize;
 
 // What a request asked the mock to do.
 struct Behaviour {
@@ -460,4 +465,4 @@ net::awaitable<void> MockUpstream::write_stream(http::Responder& responder,
   if (end) co_await responder.end_stream();
 }
 
-}  // namespace backstop::providers
+}  // namespace backstop::mock
