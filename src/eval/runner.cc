@@ -11,6 +11,7 @@
 
 #include "eval/expect.h"
 #include "http/client.h"
+#include "providers/connections.h"
 #include "routing/router.h"
 
 namespace backstop::eval {
@@ -42,7 +43,7 @@ struct Run {
   const core::Clock& clock;
   const RunOptions& options;
   net::io_context& loop;
-  http::Client& http;
+  providers::Connections& http;
   validation::SchemaCache schemas{};
   std::vector<CaseRecord> out{};
   std::size_t next = 0;
@@ -155,7 +156,7 @@ Prepared prepare_cases(const Suite& suite, const config::Config& config, const D
 std::string detect_stack(providers::Provider& provider, const core::Clock& clock,
                          std::chrono::milliseconds timeout) {
   net::io_context loop;
-  http::Client http(loop);
+  providers::Connections http(loop);
   providers::CallContext call{loop, http, clock, "stack-probe", timeout};
   std::string label;
   net::co_spawn(loop, ask_stack(provider, call, label), net::detached);
@@ -167,7 +168,7 @@ std::vector<CaseRecord> run_cases(const std::vector<PreparedCase>& cases,
                                   providers::Provider& provider, const ledger::Price& price,
                                   const core::Clock& clock, const RunOptions& options) {
   net::io_context loop;
-  http::Client http(loop);
+  providers::Connections http(loop);
   Run run{cases, provider, price, clock, options, loop, http};
   run.out.resize(cases.size());
   run.progress.total = static_cast<std::int64_t>(cases.size());

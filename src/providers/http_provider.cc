@@ -16,6 +16,7 @@
 
 #include "chat/stream.h"
 #include "http/sse.h"
+#include "providers/connections.h"
 #include "providers/stack_probe.h"
 
 namespace backstop::providers {
@@ -318,7 +319,7 @@ int retry_after_ms(const http::ClientResponse& response) {
 
 boost::asio::awaitable<std::string> HttpProvider::detect_stack(CallContext& context) {
   const auto timeout = std::min(context.budget, std::chrono::milliseconds(2'000));
-  co_return co_await probe_stack(context.http, origin_, timeout);
+  co_return co_await probe_stack(context.connections.client(), origin_, timeout);
 }
 
 core::Result<std::unique_ptr<HttpProvider>> HttpProvider::create(HttpProviderOptions options) {
@@ -439,7 +440,7 @@ core::Result<chat::ChatResponse> HttpProvider::decode(int status, std::string_vi
 
 net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
     const chat::ChatRequest& request, CallContext& context) {
-  auto sent = co_await context.http.send(origin_, call_for(request, context, false));
+  auto sent = co_await context.connections.client().send(origin_, call_for(request, context, false));
   if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
   const http::ClientResponse& response = *sent;
   if (response.status < 200 || response.status > 299) {
@@ -462,7 +463,7 @@ net::awaitable<core::Result<RelayedAnswer>> HttpProvider::count_tokens(
   // The client's body with the model replaced.
   call.body = options_.dialect->encode_request(request, options_.model, settings());
   limit(call, context);
-  auto sent = co_await context.http.send(origin_, std::move(call));
+  auto sent = co_await context.connections.client().send(origin_, std::move(call));
   if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
   RelayedAnswer answer;
   answer.status = sent->status;
@@ -478,7 +479,7 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
   // The client bounds the exchange too; this bound covers the reads of the provider's own.
   const auto deadline = SteadyClock::now() + call.timeout;
   const std::int64_t timeout_ms = call.timeout.count();
-  auto opened = co_await context.http.open(origin_, std::move(call));
+  auto opened = co_await context.connections.client().open(origin_, std::move(call));
   if (!opened) co_return std::unexpected(redact(std::move(opened.error())));
   http::StreamedResponse& response = *opened;
 

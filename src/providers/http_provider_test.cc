@@ -22,6 +22,7 @@
 #include "http/server.h"
 #include "mock/mock_upstream.h"
 #include "mock/test_upstream.h"
+#include "providers/connections.h"
 
 namespace backstop::providers {
 namespace {
@@ -81,7 +82,7 @@ Outcome call(Provider& provider, const chat::ChatRequest& request,
              std::string_view request_id = "req-1",
              const std::function<void(CallContext&)>& setup = {}) {
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, request_id};
   if (setup) setup(context);
@@ -398,7 +399,7 @@ TEST(HttpProvider, CountTokensRelaysTheUpstreamsAnswerWithTheKeyRedacted) {
   const auto provider = make(provider_options(&dialects::anthropic::dialect(), upstream->url()));
   ASSERT_TRUE(provider->counts_tokens());
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, "req-7"};
   std::optional<core::Result<RelayedAnswer>> out;
@@ -604,7 +605,7 @@ net::awaitable<void> stream_once(Provider& provider, const chat::ChatRequest& re
 Streamed stream(Provider& provider, const chat::ChatRequest& request,
                 const std::function<void(CallContext&)>& setup = {}) {
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, "req-s"};
   if (setup) setup(context);

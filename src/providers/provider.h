@@ -17,16 +17,15 @@
 namespace boost::asio {
 class io_context;
 }
-namespace backstop::http {
-class Client;
-}
-
 namespace backstop::providers {
+
+// A worker's pooled upstream connections (providers/connections.h); opaque to callers.
+class Connections;
 
 // What a call may use of the worker it runs on.
 struct CallContext {
   boost::asio::io_context& loop;  // the worker's event loop (timers)
-  http::Client& http;             // the worker's pooled client
+  Connections& connections;       // the worker's pooled upstream connections
   const core::Clock& clock;
   std::string_view request_id;  // forwarded as x-request-id
   // What the caller allows this call (the request's deadline less the time already spent):

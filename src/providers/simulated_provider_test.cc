@@ -14,6 +14,7 @@
 
 #include "chat/stream.h"
 #include "http/client.h"
+#include "providers/connections.h"
 
 namespace backstop::providers {
 namespace {
@@ -53,7 +54,7 @@ net::awaitable<void> call_n(SimulatedProvider& provider, CallContext& context,
 // Runs `n` calls of provider.complete(), one after another, on a fresh io_context.
 Results run(SimulatedProvider& provider, int n, const chat::ChatRequest& request) {
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::ManualClock clock;
   CallContext context{loop, client, clock, "req-1"};
   Results results;
@@ -71,7 +72,7 @@ TEST(SimulatedProvider, ATimeoutFaultWaitsNoLongerThanTheCallersBudget) {
   o.rates.timeout = 1.0;
   SimulatedProvider provider(o);
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::ManualClock clock;
   CallContext context{loop, client, clock, "req-1"};
   context.budget = std::chrono::milliseconds(1);
@@ -224,7 +225,7 @@ net::awaitable<void> stream_n(SimulatedProvider& provider, CallContext& context,
 std::vector<Streamed> run_streams(SimulatedProvider& provider, int n,
                                   const chat::ChatRequest& request) {
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::ManualClock clock;
   CallContext context{loop, client, clock, "req-1"};
   std::vector<Streamed> results;
@@ -290,7 +291,7 @@ TEST(SimulatedProvider, ACancelledCallEndsAtOnceWithoutItsAnswer) {
   o.latency_p50_ms = 3'600'000;  // an hour: only the cancellation can end it in a test
   SimulatedProvider provider(o);
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::ManualClock clock;
   core::Cancellation cancel;
   CallContext context{loop, client, clock, "req-1"};

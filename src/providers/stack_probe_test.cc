@@ -8,6 +8,7 @@
 
 #include "dialects/openai/dialect.h"
 #include "mock/test_upstream.h"
+#include "providers/connections.h"
 #include "providers/http_provider.h"
 
 namespace backstop::providers {
@@ -66,7 +67,7 @@ std::string detect(const std::string& base_url) {
   auto provider = HttpProvider::create(o);
   EXPECT_TRUE(provider);
   net::io_context loop;
-  http::Client client(loop);
+  Connections client(loop);
   core::SystemClock clock;
   CallContext context{loop, client, clock, "probe", std::chrono::milliseconds(2'000)};
   auto label = net::co_spawn(loop, (*provider)->detect_stack(context), net::use_future);

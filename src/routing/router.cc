@@ -705,8 +705,8 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
   if (first_admission == Admission::kSkip && t != walk.last_target) co_return end;
   end.tried = true;
   Admission second_admission = Admission::kSkip;
-  HedgeLeg first(worker.loop, worker.http, clock_, request_id, worker.cancel);
-  HedgeLeg second(worker.loop, worker.http, clock_, request_id, worker.cancel);
+  HedgeLeg first(worker.loop, worker.connections, clock_, request_id, worker.cancel);
+  HedgeLeg second(worker.loop, worker.connections, clock_, request_id, worker.cancel);
   first.stream = second.stream = stream;
   walk.prepare(first.call, t);
   HedgePair pair;
@@ -767,7 +767,7 @@ void Router::start_shadow(const Workload& workload, const chat::ChatRequest& req
   net::co_spawn(
       worker.loop,
       run_shadow(&workload, std::move(copy),
-                 ShadowWorker{&worker.loop, &worker.http, &worker.metrics, &worker.schemas},
+                 ShadowWorker{&worker.loop, &worker.connections, &worker.metrics, &worker.schemas},
                  std::string(request_id), std::string(worker.key_name), std::move(places)),
       net::detached);
 }
@@ -780,7 +780,7 @@ net::awaitable<void> Router::run_shadow(const Workload* workload,
   providers::Provider& provider = shadow.provider();
   const auto t0 = clock_.now();
   const std::int64_t started_ms = clock_.unix_ms();
-  providers::CallContext call{*worker.loop, *worker.http, clock_, request_id};
+  providers::CallContext call{*worker.loop, *worker.connections, clock_, request_id};
   call.budget = workload->deadline;
   call.first_token_limit = false;
   core::Result<chat::ChatResponse> answer = co_await provider.complete(*request, call);
@@ -827,7 +827,7 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
   RouteResult result;
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
-  providers::CallContext call{worker.loop, worker.http, clock_, request_id};
+  providers::CallContext call{worker.loop, worker.connections, clock_, request_id};
   call.cancel = worker.cancel;
   const Turn turn = open_turn(workload, request, worker, result);
   start_shadow(workload, request, worker, request_id);
@@ -949,7 +949,7 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
   RouteResult result;
   telemetry::Shard& m = worker.metrics;
   const auto started = clock_.now();
-  providers::CallContext call{worker.loop, worker.http, clock_, request_id};
+  providers::CallContext call{worker.loop, worker.connections, clock_, request_id};
   call.cancel = worker.cancel;
   const Turn turn = open_turn(workload, request, worker, result);
   start_shadow(workload, request, worker, request_id);

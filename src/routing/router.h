@@ -28,9 +28,6 @@
 namespace boost::asio {
 class io_context;
 }
-namespace backstop::http {
-class Client;
-}
 
 namespace backstop::routing {
 
@@ -146,7 +143,7 @@ class StreamSink {
 // What routing may use of the worker it runs on.
 struct WorkerContext {
   boost::asio::io_context& loop;
-  http::Client& http;
+  providers::Connections& connections;
   telemetry::Shard& metrics;
   validation::SchemaCache& schemas;
   std::mt19937_64& rng;  // backoff jitter
@@ -261,7 +258,7 @@ class Router {
   // What a shadow call may use of the worker it was started on (which outlives it).
   struct ShadowWorker {
     boost::asio::io_context* loop;
-    http::Client* http;
+    providers::Connections* connections;
     telemetry::Shard* metrics;
     validation::SchemaCache* schemas;
   };

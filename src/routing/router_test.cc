@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "http/client.h"
+#include "providers/connections.h"
 #include "telemetry/hooks.h"
 
 namespace backstop::routing {
@@ -160,7 +161,7 @@ class RouterTest : public ::testing::Test {
   core::ManualClock clock_;
   telemetry::Registry registry_;
   std::unique_ptr<ledger::SpendStore> spend_;
-  http::Client http_;
+  providers::Connections http_;
   validation::SchemaCache schemas_;
   std::mt19937_64 rng_{1};
   config::Config config_;

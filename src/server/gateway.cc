@@ -18,6 +18,7 @@
 #include "http/client.h"
 #include "json/json.h"
 #include "ledger/ledger_read.h"
+#include "providers/connections.h"
 #include "providers/http_provider.h"
 #include "providers/simulated_provider.h"
 #include "server/build_provider.h"
@@ -633,7 +634,7 @@ class GatewayService final : public http::Service {
 
   Gateway& gateway_;
   net::io_context& loop_;
-  http::Client http_;
+  providers::Connections http_;
   const dialects::Registry& dialects_;
   telemetry::Shard& shard_;
   validation::SchemaCache schemas_;

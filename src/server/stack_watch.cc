@@ -6,6 +6,7 @@
 #include <string>
 
 #include "http/client.h"
+#include "providers/connections.h"
 
 namespace backstop::server {
 namespace {
@@ -49,7 +50,7 @@ StackWatch::~StackWatch() { stop(); }
 
 void StackWatch::detect_once() {
   net::io_context loop;
-  http::Client client(loop);
+  providers::Connections client(loop);
   std::vector<std::unique_ptr<providers::CallContext>> contexts;
   for (providers::Provider* p : asked_) {
     contexts.push_back(std::make_unique<providers::CallContext>(
