@@ -563,7 +563,9 @@ class ShadowTest : public RouterTest {
   }
   // Starts one request; run_all() runs it (and any shadow) to its end.
   std::future<RouteResult> start() {
-    WorkerContext worker{loop_, http_, registry_shadow_.shard(0), schemas_, rng_};
+    // Kept alive: the coroutine holds a reference to its worker until it ends.
+    WorkerContext& worker = workers_.emplace_back(
+        WorkerContext{loop_, http_, registry_shadow_.shard(0), schemas_, rng_});
     return net::co_spawn(loop_, router_->route(*router_->find("agentic"), request_, worker, "req"),
                          net::use_future);
   }
@@ -577,6 +579,7 @@ class ShadowTest : public RouterTest {
   }
   ScriptedProvider* candidate_;
   telemetry::Registry registry_shadow_{1};
+  std::deque<WorkerContext> workers_;  // one per started request
 };
 
 TEST_F(ShadowTest, AnExactShareIsShadowedCheckedCountedAndBookedApart) {

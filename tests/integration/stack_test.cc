@@ -101,9 +101,9 @@ TEST(StackLedgerTest, EveryAttemptIsWrittenWithItsProvidersStack) {
     request.target = "/v1/chat/completions";
     request.body = R"({"model": "w", "messages": [{"role": "user", "content": "hi"}]})";
     request.headers.push_back({"content-type", "application/json"});
-    auto sent = net::co_spawn(
-        loop, client.send({false, "127.0.0.1", (*gateway)->port(), "", ""}, std::move(request)),
-        net::use_future);
+    // Named: the coroutine keeps a reference to the Origin, not a copy.
+    const http::Origin origin{false, "127.0.0.1", (*gateway)->port(), "", ""};
+    auto sent = net::co_spawn(loop, client.send(origin, std::move(request)), net::use_future);
     loop.run();
     auto response = sent.get();
     ASSERT_TRUE(response);
