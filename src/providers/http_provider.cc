@@ -440,7 +440,8 @@ core::Result<chat::ChatResponse> HttpProvider::decode(int status, std::string_vi
 
 net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
     const chat::ChatRequest& request, CallContext& context) {
-  auto sent = co_await context.connections.client().send(origin_, call_for(request, context, false));
+  auto sent =
+      co_await context.connections.client().send(origin_, call_for(request, context, false));
   if (!sent) co_return std::unexpected(redact(std::move(sent.error())));
   const http::ClientResponse& response = *sent;
   if (response.status < 200 || response.status > 299) {

@@ -139,8 +139,9 @@ bool is_local_refusal(const core::Error& error) {
   return error.code == core::ErrorCode::kRateLimited && error.upstream_status == 0;
 }
 
-HedgeLeg::HedgeLeg(net::io_context& loop, providers::Connections& connections, const core::Clock& clock,
-                   std::string_view request_id, core::Cancellation* parent)
+HedgeLeg::HedgeLeg(net::io_context& loop, providers::Connections& connections,
+                   const core::Clock& clock, std::string_view request_id,
+                   core::Cancellation* parent)
     : call{loop, connections, clock, request_id} {
   call.cancel = &cancel;
   if (parent != nullptr) follow = parent->subscribe([this] { cancel.request(); });

@@ -68,8 +68,8 @@ boost::asio::awaitable<core::Result<chat::ChatResponse>> bounded_stream(
 // One call of a hedged pair: its own cancellation (the other call won, or the request's
 // client left) and, once it ended, its answer and that answer's verdict.
 struct HedgeLeg {
-  HedgeLeg(boost::asio::io_context& loop, providers::Connections& connections, const core::Clock& clock,
-           std::string_view request_id, core::Cancellation* parent);
+  HedgeLeg(boost::asio::io_context& loop, providers::Connections& connections,
+           const core::Clock& clock, std::string_view request_id, core::Cancellation* parent);
   HedgeLeg(const HedgeLeg&) = delete;
   HedgeLeg& operator=(const HedgeLeg&) = delete;
 
