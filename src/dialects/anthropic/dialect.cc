@@ -3,6 +3,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "dialects/adapters.h"
 #include "dialects/anthropic/anthropic.h"
 
 namespace backstop::dialects::anthropic {
@@ -10,30 +11,6 @@ namespace {
 
 constexpr Endpoint kEndpoints[] = {{"/v1/messages", Endpoint::Kind::kChat},
                                    {"/v1/messages/count_tokens", Endpoint::Kind::kCountTokens}};
-
-class Writer final : public StreamWriter {
- public:
-  explicit Writer(std::string model) : encoder_(std::move(model)) {}
-  std::string encode(const chat::StreamEvent& event) override { return encoder_.encode(event); }
-  std::string finish() override { return encoder_.finish(); }
-  std::string error(const core::Error& error) override { return encoder_.error(error); }
-
- private:
-  StreamEncoder encoder_;
-};
-
-class Reader final : public StreamReader {
- public:
-  core::Result<void> feed(std::string_view event, std::string_view data,
-                          std::vector<chat::StreamEvent>& out) override {
-    return decoder_.feed(event, data, out);
-  }
-  bool done() const override { return decoder_.done(); }
-  bool complete() const override { return decoder_.complete(); }
-
- private:
-  StreamDecoder decoder_;
-};
 
 class Anthropic final : public Dialect {
  public:
@@ -52,7 +29,7 @@ class Anthropic final : public Dialect {
   }
   std::unique_ptr<StreamWriter> stream_writer(const chat::ChatRequest&,
                                               std::string_view model) const override {
-    return std::make_unique<Writer>(std::string(model));
+    return std::make_unique<EncoderWriter<StreamEncoder>>(std::string(model));
   }
   std::string encode_error(const core::Error& error,
                            const boost::json::object& extra) const override {
@@ -99,7 +76,7 @@ class Anthropic final : public Dialect {
     return anthropic::decode_response(body);
   }
   std::unique_ptr<StreamReader> stream_reader() const override {
-    return std::make_unique<Reader>();
+    return std::make_unique<DecoderReader<StreamDecoder>>();
   }
   std::string upstream_error_message(std::string_view body) const override {
     return anthropic::upstream_error_message(body);

@@ -1,22 +1,12 @@
 #include "dialects/openai/dialect.h"
 
+#include "dialects/adapters.h"
 #include "dialects/openai/openai.h"
 
 namespace backstop::dialects::openai {
 namespace {
 
 constexpr Endpoint kEndpoints[] = {{"/v1/chat/completions", Endpoint::Kind::kChat}};
-
-class Writer final : public StreamWriter {
- public:
-  Writer(std::string model, bool include_usage) : encoder_(std::move(model), include_usage) {}
-  std::string encode(const chat::StreamEvent& event) override { return encoder_.encode(event); }
-  std::string finish() override { return encoder_.finish(); }
-  std::string error(const core::Error& error) override { return encoder_.error(error); }
-
- private:
-  StreamEncoder encoder_;
-};
 
 class Reader final : public StreamReader {
  public:
@@ -44,7 +34,8 @@ class OpenAI final : public Dialect {
   }
   std::unique_ptr<StreamWriter> stream_writer(const chat::ChatRequest& request,
                                               std::string_view model) const override {
-    return std::make_unique<Writer>(std::string(model), request.include_usage);
+    return std::make_unique<EncoderWriter<StreamEncoder>>(std::string(model),
+                                                          request.include_usage);
   }
   std::string encode_error(const core::Error& error,
                            const boost::json::object& extra) const override {

@@ -1,5 +1,6 @@
 #include "dialects/responses/dialect.h"
 
+#include "dialects/adapters.h"
 #include "dialects/openai/openai.h"
 #include "dialects/responses/responses.h"
 
@@ -7,30 +8,6 @@ namespace backstop::dialects::responses {
 namespace {
 
 constexpr Endpoint kEndpoints[] = {{"/v1/responses", Endpoint::Kind::kChat}};
-
-class Writer final : public StreamWriter {
- public:
-  explicit Writer(Echo echo) : encoder_(std::move(echo)) {}
-  std::string encode(const chat::StreamEvent& event) override { return encoder_.encode(event); }
-  std::string finish() override { return encoder_.finish(); }
-  std::string error(const core::Error& error) override { return encoder_.error(error); }
-
- private:
-  StreamEncoder encoder_;
-};
-
-class Reader final : public StreamReader {
- public:
-  core::Result<void> feed(std::string_view event, std::string_view data,
-                          std::vector<chat::StreamEvent>& out) override {
-    return decoder_.feed(event, data, out);
-  }
-  bool done() const override { return decoder_.done(); }
-  bool complete() const override { return decoder_.complete(); }
-
- private:
-  UpstreamStreamDecoder decoder_;
-};
 
 class Responses final : public Dialect {
  public:
@@ -45,7 +22,7 @@ class Responses final : public Dialect {
   }
   std::unique_ptr<StreamWriter> stream_writer(const chat::ChatRequest& request,
                                               std::string_view model) const override {
-    return std::make_unique<Writer>(echo_of(request, model));
+    return std::make_unique<EncoderWriter<StreamEncoder>>(echo_of(request, model));
   }
   std::string encode_error(const core::Error& error,
                            const boost::json::object& extra) const override {
@@ -68,7 +45,7 @@ class Responses final : public Dialect {
     return decode_upstream_response(body);
   }
   std::unique_ptr<StreamReader> stream_reader() const override {
-    return std::make_unique<Reader>();
+    return std::make_unique<DecoderReader<UpstreamStreamDecoder>>();
   }
   std::string upstream_error_message(std::string_view body) const override {
     return openai::upstream_error_message(body);
