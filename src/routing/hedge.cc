@@ -60,7 +60,8 @@ net::awaitable<void> run_leg(providers::Provider* provider, InFlight* in_flight,
                              const chat::ChatRequest* request, HedgeLeg* leg,
                              net::steady_timer* wake, const core::Clock* clock) {
   const auto t0 = clock->now();
-  if (leg->stream) {
+  leg->started_at = t0;
+  if (leg->kind != LegKind::kComplete) {
     leg->answer = co_await bounded_stream(*provider, in_flight, *request, *leg);
   } else {
     leg->answer = co_await bounded_complete(*provider, in_flight, *request, leg->call);
@@ -113,6 +114,7 @@ net::awaitable<core::Result<chat::ChatResponse>> bounded_stream(providers::Provi
   if (!opened) co_return std::unexpected(std::move(opened.error()));
   std::unique_ptr<providers::EventStream> upstream = std::move(*opened);
   chat::StreamAssembler assembled;
+  const bool first_only = leg.kind == LegKind::kFirstEvents;
   while (true) {
     auto batch = co_await upstream->next();
     if (!batch) {
@@ -123,6 +125,11 @@ net::awaitable<core::Result<chat::ChatResponse>> bounded_stream(providers::Provi
     assembled.add(*batch);
     leg.held.insert(leg.held.end(), std::make_move_iterator(batch->begin()),
                     std::make_move_iterator(batch->end()));
+    if (first_only) {
+      leg.upstream = std::move(upstream);
+      leg.slot = std::move(slot);
+      co_return assembled.take();
+    }
   }
   leg.skipped_events = upstream->skipped_events();
   co_return assembled.take();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -55,8 +56,9 @@ struct HedgeLeg;
 boost::asio::awaitable<core::Result<chat::ChatResponse>> bounded_complete(
     providers::Provider& provider, InFlight* in_flight, const chat::ChatRequest& request,
     providers::CallContext& call);
-// provider.stream() read to its end (bounded as bounded_complete): its events kept in
-// leg.held, the answer assembled from them.
+// provider.stream() (bounded as bounded_complete), its events kept in leg.held and the answer
+// assembled from them: read to its end, or with LegKind::kFirstEvents only up to its first
+// events, the stream and its place then kept in the leg for the caller to read on.
 boost::asio::awaitable<core::Result<chat::ChatResponse>> bounded_stream(
     providers::Provider& provider, InFlight* in_flight, const chat::ChatRequest& request,
     HedgeLeg& leg);
@@ -64,6 +66,10 @@ boost::asio::awaitable<core::Result<chat::ChatResponse>> bounded_stream(
 [[nodiscard]] core::Error saturated(const providers::Provider& provider, std::int64_t max);
 // Whether an error is backstop's own refusal (saturated), not the provider's answer.
 [[nodiscard]] bool is_local_refusal(const core::Error& error);
+
+// What one call of a hedge is: a whole answer, a stream read to its end (held for the checks),
+// or a stream passed on as it comes, raced only up to its first events.
+enum class LegKind { kComplete, kStream, kFirstEvents };
 
 // One call of a hedged pair: its own cancellation (the other call won, or the request's
 // client left) and, once it ended, its answer and that answer's verdict.
@@ -77,14 +83,19 @@ struct HedgeLeg {
   core::Cancellation::Subscription follow;  // the request's cancellation reaches this call
   providers::CallContext call;
   bool started = false;
+  core::Clock::TimePoint started_at{};
   bool ended = false;
   bool lost = false;  // cancelled because the other call's answer passed first
   double latency_ms = 0;
   std::optional<core::Result<chat::ChatResponse>> answer;
   std::optional<validation::Verdict> verdict;  // of an answer that arrived
-  bool stream = false;                         // the call is a stream, read to its end
-  std::vector<chat::StreamEvent> held;         // a stream's events, for the client's replay
-  std::int64_t skipped_events = 0;             // a stream's undecodable events
+  LegKind kind = LegKind::kComplete;
+  std::vector<chat::StreamEvent> held;  // a stream's events, for the client's replay
+  std::int64_t skipped_events = 0;      // a stream's undecodable events
+  // kFirstEvents: the stream after its first events (none when it already ended), and the
+  // provider's place, held until the stream is closed.
+  std::unique_ptr<providers::EventStream> upstream;
+  InFlight::Slot slot;
 };
 
 // The two calls of a hedge, and how to start and judge them.
@@ -107,8 +118,9 @@ struct HedgePair {
 enum class HedgeWinner { kNone, kFirst, kHedge };
 
 // Calls pair.first; if it has not ended after pair.after and may_start_second() agrees, also
-// pair.second. The first answer that passes the checks wins and the other call is cancelled at
-// once; returns once both calls have ended, so the legs may be booked.
+// pair.second. (A kFirstEvents leg ends with its first events.) The first answer that passes the
+// checks wins and the other call is cancelled at once; returns once both calls have ended, so the
+// legs may be booked.
 boost::asio::awaitable<HedgeWinner> race(boost::asio::io_context& loop,
                                          const chat::ChatRequest& request, HedgePair pair,
                                          const core::Clock& clock);

@@ -697,7 +697,7 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
                                                 std::size_t i, std::size_t j,
                                                 std::chrono::milliseconds after, const Walk& walk,
                                                 WorkerContext& worker, std::string_view request_id,
-                                                RouteResult& result, bool stream) const {
+                                                RouteResult& result, LegKind kind) const {
   HedgeEnd end;
   const std::size_t t = order[i];
   const std::size_t h = order[j];
@@ -705,50 +705,95 @@ net::awaitable<Router::HedgeEnd> Router::hedged(const Workload& workload,
   if (first_admission == Admission::kSkip && t != walk.last_target) co_return end;
   end.tried = true;
   Admission second_admission = Admission::kSkip;
-  HedgeLeg first(worker.loop, worker.connections, clock_, request_id, worker.cancel);
-  HedgeLeg second(worker.loop, worker.connections, clock_, request_id, worker.cancel);
-  first.stream = second.stream = stream;
-  walk.prepare(first.call, t);
+  // On the heap: a stream that began outlives this call, and reads through its leg's context.
+  auto first = std::make_unique<HedgeLeg>(worker.loop, worker.connections, clock_, request_id,
+                                          worker.cancel);
+  auto second = std::make_unique<HedgeLeg>(worker.loop, worker.connections, clock_, request_id,
+                                           worker.cancel);
+  first->kind = second->kind = kind;
+  walk.prepare(first->call, t);
   HedgePair pair;
   pair.first = workload.route[t].provider;
   pair.second = workload.route[h].provider;
   pair.first_in_flight = workload.route[t].in_flight;
   pair.second_in_flight = workload.route[h].in_flight;
-  pair.first_leg = &first;
-  pair.second_leg = &second;
+  pair.first_leg = first.get();
+  pair.second_leg = second.get();
   pair.after = after;
   pair.may_start_second = [&] {
     if (walk.over()) return false;
     second_admission = admit(workload.route[h]);
     if (second_admission == Admission::kSkip && h != walk.last_target) return false;
-    walk.prepare(second.call, h);
+    walk.prepare(second->call, h);
     return true;
   };
+  // A stream passed on as it comes is not checked: the first to begin wins.
   pair.check = [&](const chat::ChatResponse& answer) {
-    return workload.validator ? workload.validator->check(request, answer, worker.schemas)
-                              : validation::Verdict::ok();
+    return workload.validator && kind != LegKind::kFirstEvents
+               ? workload.validator->check(request, answer, worker.schemas)
+               : validation::Verdict::ok();
   };
   const HedgeWinner winner = co_await race(worker.loop, request, std::move(pair), clock_);
-  end.second_started = second.started;
-  if (winner == HedgeWinner::kFirst) end.held = std::move(first.held);
-  if (first.answer && !*first.answer) end.first_error = first.answer->error();
-  end.served = book_leg(workload, request, t, first, first_admission, winner == HedgeWinner::kFirst,
-                        walk, worker, result, end.first_reason);
-  if (second.started) {
-    end.served = book_leg(workload, request, h, second, second_admission,
-                          winner == HedgeWinner::kHedge, walk, worker, result, end.second_reason) ||
-                 end.served;
-    // The hedge served: the request fell back from the slow first target.
-    if (winner == HedgeWinner::kHedge) {
-      count_fallback(workload, t, h, end.first_reason, result, worker.metrics);
+  end.second_started = second->started;
+  if (first->answer && !*first->answer) end.first_error = first->answer->error();
+  const bool pass_through = kind == LegKind::kFirstEvents && winner != HedgeWinner::kNone;
+  if (pass_through) {
+    const bool hedge_won = winner == HedgeWinner::kHedge;
+    end.opened_at = hedge_won ? j : i;
+    end.opened_admission = hedge_won ? second_admission : first_admission;
+    if (!hedge_won) {
+      if (second->started) {
+        book_leg(workload, request, h, *second, second_admission, false, walk, worker, result,
+                 end.second_reason);
+      }
+    } else {
+      book_leg(workload, request, t, *first, first_admission, false, walk, worker, result,
+               end.first_reason);
     }
-    if (winner == HedgeWinner::kHedge) end.held = std::move(second.held);
-    if (winner != HedgeWinner::kNone) {
-      worker.metrics.add(hedges_total_,
-                         {workload.name, winner == HedgeWinner::kFirst ? "first" : "hedge"});
+    end.opened = hedge_won ? std::move(second) : std::move(first);
+  } else {
+    if (winner == HedgeWinner::kFirst) end.held = std::move(first->held);
+    end.served = book_leg(workload, request, t, *first, first_admission,
+                          winner == HedgeWinner::kFirst, walk, worker, result, end.first_reason);
+    if (second->started) {
+      end.served =
+          book_leg(workload, request, h, *second, second_admission, winner == HedgeWinner::kHedge,
+                   walk, worker, result, end.second_reason) ||
+          end.served;
+      if (winner == HedgeWinner::kHedge) end.held = std::move(second->held);
     }
   }
+  // The hedge served: the request fell back from the slow first target.
+  if (winner == HedgeWinner::kHedge) {
+    count_fallback(workload, t, h, end.first_reason, result, worker.metrics);
+  }
+  if (end.second_started && winner != HedgeWinner::kNone) {
+    worker.metrics.add(hedges_total_,
+                       {workload.name, winner == HedgeWinner::kFirst ? "first" : "hedge"});
+  }
   co_return end;
+}
+
+net::awaitable<Router::AfterHedge> Router::after_hedge(
+    const Workload& workload, const std::vector<std::size_t>& order, std::size_t& i, std::size_t j,
+    const HedgeEnd& end, const Walk& walk, WorkerContext& worker, RouteResult& result) const {
+  if (walk.over()) co_return AfterHedge::kStop;
+  if (!end.tried) co_return AfterHedge::kNext;
+  // A quick failure before any hedge started is retried as without hedging.
+  if (!end.second_started && end.first_error && is_retryable(*end.first_error) &&
+      workload.retries.max > 0) {
+    co_await backoff(workload, 0, *end.first_error, worker);
+    co_return walk.over() ? AfterHedge::kStop : AfterHedge::kRetryFirst;
+  }
+  // Both calls failed (or the second never started): the route goes on after them.
+  count_fallback(workload, order[i], end.second_started ? order[j] : next_of(order, i),
+                 end.first_reason, result, worker.metrics);
+  if (end.second_started) {
+    count_fallback(workload, order[j], next_of(order, j), end.second_reason, result,
+                   worker.metrics);
+    i = j;
+  }
+  co_return AfterHedge::kNext;
 }
 
 void Router::start_shadow(const Workload& workload, const chat::ChatRequest& request,
@@ -851,27 +896,14 @@ net::awaitable<RouteResult> Router::route(const Workload& workload,
       if (after) {
         const HedgeEnd end = co_await hedged(workload, request, order, i, j, *after, walk, worker,
                                              request_id, result);
-        if (end.served || walk.over()) break;
-        if (!end.tried) continue;
-        // A quick failure before any hedge started is retried as without hedging.
-        const bool retry_first = !end.second_started && end.first_error &&
-                                 is_retryable(*end.first_error) && workload.retries.max > 0;
-        if (retry_first) {
-          co_await backoff(workload, 0, *end.first_error, worker);
-          if (walk.over()) break;
-          first_retry = 1;
-          tried = true;
-          final_reason = end.first_reason;
-        } else {
-          // Both calls failed (or the second never started): the route goes on after them.
-          count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
-                         end.first_reason, result, m);
-          if (end.second_started) {
-            count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
-            i = j;
-          }
-          continue;
-        }
+        if (end.served) break;
+        const AfterHedge next =
+            co_await after_hedge(workload, order, i, j, end, walk, worker, result);
+        if (next == AfterHedge::kStop) break;
+        if (next == AfterHedge::kNext) continue;
+        first_retry = 1;
+        tried = true;
+        final_reason = end.first_reason;
       }
     }
 
@@ -964,24 +996,26 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
 
   for (std::size_t i = 0;
        i < order.size() && !result.stream_started && !result.rejection && !walk.over(); ++i) {
-    const std::size_t t = order[i];
-    const Target& target = workload.route[t];
-    providers::Provider& provider = *target.provider;
     // What only the client's dialect carries goes past targets of another, untried.
-    if (!provider.carries(request)) continue;
+    if (!workload.route[order[i]].provider->carries(request)) continue;
     Reason final_reason = Reason::kUpstreamError;
     bool tried = false;
     int first_retry = 0;  // 1 when a hedged first call already made try 0
+    // A stream that began in a hedge, read on below as any other, with its breaker's admission.
+    std::unique_ptr<HedgeLeg> begun;
+    Admission begun_admission = Admission::kPass;
 
-    // A held stream may be hedged: nothing reaches the client before a call has passed.
-    const std::size_t j = buffered ? partner_of(workload, order, i, request) : std::string::npos;
+    // A stream is hedged until its first byte: a held one until a call has passed, one
+    // passed on as it comes until a call's first events.
+    const std::size_t j = partner_of(workload, order, i, request);
     const std::optional<std::chrono::milliseconds> after =
         j == std::string::npos ? std::nullopt
                                : hedge_delay(workload.hedge->p95, workload.hedge->after_ms,
-                                             target.latency, clock_.unix_ms());
+                                             workload.route[order[i]].latency, clock_.unix_ms());
     if (after) {
-      HedgeEnd end = co_await hedged(workload, request, order, i, j, *after, walk, worker,
-                                     request_id, result, true);
+      HedgeEnd end =
+          co_await hedged(workload, request, order, i, j, *after, walk, worker, request_id, result,
+                          buffered ? LegKind::kStream : LegKind::kFirstEvents);
       if (end.served) {
         result.stream_started = true;
         if (!co_await sink.begin(result) || !co_await sink.send(end.held)) {
@@ -991,45 +1025,55 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
         }
         break;
       }
-      if (walk.over()) break;
-      if (!end.tried) continue;
-      // A quick failure before any hedge started is retried as without hedging.
-      if (!end.second_started && end.first_error && is_retryable(*end.first_error) &&
-          workload.retries.max > 0) {
-        co_await backoff(workload, 0, *end.first_error, worker);
-        if (walk.over()) break;
+      if (end.opened) {
+        // The target whose stream began first serves; the walk reads on at its place.
+        i = end.opened_at;
+        begun = std::move(end.opened);
+        begun_admission = end.opened_admission;
+        tried = true;
+      } else {
+        const AfterHedge next =
+            co_await after_hedge(workload, order, i, j, end, walk, worker, result);
+        if (next == AfterHedge::kStop) break;
+        if (next == AfterHedge::kNext) continue;
         first_retry = 1;
         tried = true;
         final_reason = end.first_reason;
-      } else {
-        count_fallback(workload, t, end.second_started ? order[j] : next_of(order, i),
-                       end.first_reason, result, m);
-        if (end.second_started) {
-          count_fallback(workload, order[j], next_of(order, j), end.second_reason, result, m);
-          i = j;
-        }
-        continue;
       }
     }
+    const std::size_t t = order[i];
+    const Target& target = workload.route[t];
+    providers::Provider& provider = *target.provider;
 
+    HedgeLeg* resume = begun.get();  // read on first, once
     for (int retry = first_retry;; ++retry) {
-      const Admission admission = admit(target);
+      HedgeLeg* leg = std::exchange(resume, nullptr);
+      const Admission admission = leg != nullptr ? begun_admission : admit(target);
       // An open breaker skips the target: no attempt, no latency.
-      if (admission == Admission::kSkip && t != walk.last_target) break;
+      if (admission == Admission::kSkip && t != walk.last_target && leg == nullptr) break;
       tried = true;
-      const auto t0 = clock_.now();
-      walk.prepare(call, t);
+      const auto t0 = leg != nullptr ? leg->started_at : clock_.now();
       // The provider's place is held until its stream is closed.
-      InFlight::Slot slot = target.in_flight->try_acquire();
+      InFlight::Slot slot;
       core::Result<std::unique_ptr<providers::EventStream>> opened =
           std::unexpected(saturated(provider, target.in_flight->max()));
-      // Not a conditional expression: GCC miscompiles co_await inside one.
-      if (slot) opened = co_await provider.stream(request, call);
+      std::vector<chat::StreamEvent> pending;  // events read before the loop below
+      if (leg != nullptr) {
+        // Null when the stream already ended with its first events.
+        opened = std::move(leg->upstream);
+        slot = std::move(leg->slot);
+        pending = std::move(leg->held);
+      } else {
+        walk.prepare(call, t);
+        slot = target.in_flight->try_acquire();
+        // Not a conditional expression: GCC miscompiles co_await inside one.
+        if (slot) opened = co_await provider.stream(request, call);
+      }
       if (!opened) {
         book(target, admission, !is_transport_failure(opened.error()), walk,
              is_local_refusal(opened.error()));
       }
-      for (Attempt& replay : take_replays(provider, call)) {
+      for (Attempt& replay : take_replays(provider, leg != nullptr ? leg->call : call)) {
         fail_attempt(workload, provider, std::move(replay), false, result, m);
       }
       if (!opened) {
@@ -1057,7 +1101,9 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
       // Reads the upstream to its end: held back when checks must decide first, else
       // passed on as it comes.
       while (true) {
-        auto batch = co_await upstream->next();
+        core::Result<std::vector<chat::StreamEvent>> batch = std::move(pending);
+        pending.clear();
+        if (batch->empty() && upstream != nullptr) batch = co_await upstream->next();
         if (!batch) {
           broke = std::move(batch.error());
           break;
@@ -1087,7 +1133,8 @@ net::awaitable<RouteResult> Router::route_stream(const Workload& workload,
           break;
         }
       }
-      if (const std::int64_t skipped = upstream->skipped_events(); skipped > 0) {
+      const std::int64_t skipped = upstream != nullptr ? upstream->skipped_events() : 0;
+      if (skipped > 0) {
         m.add(metrics_.stream_events_skipped_total, {provider.name()},
               static_cast<double>(skipped));
       }

@@ -241,16 +241,31 @@ class Router {
     validation::Reason second_reason = validation::Reason::kUpstreamError;
     std::vector<chat::StreamEvent> held;     // streams: the served call's events, to replay
     std::optional<core::Error> first_error;  // the first call's error, when it failed so
+    // LegKind::kFirstEvents: the call whose stream began first, unbooked, its stream to be
+    // read on; `opened_at` is its target's order index.
+    std::unique_ptr<HedgeLeg> opened;
+    std::size_t opened_at = 0;
+    Admission opened_admission = Admission::kPass;
   };
   // Calls route[order[i]] and, once it is slower than `after`, route[order[j]] in parallel;
-  // books both calls. With `stream`, each call is a stream read to its end (buffered).
+  // books both calls, but for a stream that began (kFirstEvents), handed back in `opened`.
   boost::asio::awaitable<HedgeEnd> hedged(const Workload& workload,
                                           const chat::ChatRequest& request,
                                           const std::vector<std::size_t>& order, std::size_t i,
                                           std::size_t j, std::chrono::milliseconds after,
                                           const Walk& walk, WorkerContext& worker,
                                           std::string_view request_id, RouteResult& result,
-                                          bool stream = false) const;
+                                          LegKind kind = LegKind::kComplete) const;
+  // What the walk does after a hedged pair that did not serve: stop, go on to the next
+  // target, or retry the first call (a quick retryable failure before any hedge started).
+  enum class AfterHedge { kStop, kNext, kRetryFirst };
+  // Backs off before a retry of the first call, or books the pair's fallbacks and moves `i`
+  // past the hedge's target when it started.
+  boost::asio::awaitable<AfterHedge> after_hedge(const Workload& workload,
+                                                 const std::vector<std::size_t>& order,
+                                                 std::size_t& i, std::size_t j, const HedgeEnd& end,
+                                                 const Walk& walk, WorkerContext& worker,
+                                                 RouteResult& result) const;
   // Books one call of a hedge as an attempt of route[t]; true when it served (`wins`).
   bool book_leg(const Workload& workload, const chat::ChatRequest& request, std::size_t t,
                 HedgeLeg& leg, Admission admission, bool wins, const Walk& walk,

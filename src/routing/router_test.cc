@@ -39,35 +39,24 @@ class ScriptedProvider final : public providers::Provider {
   const std::string& model() const override { return model_; }
   net::awaitable<core::Result<chat::ChatResponse>> complete(
       const chat::ChatRequest&, providers::CallContext& context) override {
-    ++calls;
-    budgets.push_back(context.budget);
-    first_token_limits.push_back(context.first_token_limit);
-    if (on_call) on_call(context);
-    if (hold) {
-      // Held until release() or the call's cancellation, whichever comes first.
-      net::steady_timer gate(context.loop, net::steady_timer::time_point::max());
-      gate_ = &gate;
-      bool was_cancelled = false;
-      core::Cancellation::Subscription sub;
-      if (context.cancel != nullptr) {
-        sub = context.cancel->subscribe([&] {
-          was_cancelled = true;
-          gate.cancel();
-        });
-      }
-      co_await gate.async_wait(net::as_tuple(net::use_awaitable));
-      gate_ = nullptr;
-      if (after_hold) after_hold();
-      if (was_cancelled) {
-        ++cancelled;
-        co_return core::fail(ErrorCode::kUpstream, "cancelled");
-      }
-    }
+    if (co_await begin_call(context)) co_return core::fail(ErrorCode::kUpstream, "cancelled");
     if (script.empty()) co_return core::fail(ErrorCode::kInternal, "script ran out");
     auto next = std::move(script.front());
     script.pop_front();
     co_return next;
   }
+  // A stream of the next scripted batches: each batch one next(); the stream's first
+  // comes when the call is let go (as complete()).
+  net::awaitable<core::Result<std::unique_ptr<providers::EventStream>>> stream(
+      const chat::ChatRequest&, providers::CallContext& context) override {
+    if (co_await begin_call(context)) co_return core::fail(ErrorCode::kUpstream, "cancelled");
+    if (stream_script.empty()) co_return core::fail(ErrorCode::kInternal, "script ran out");
+    auto batches = std::move(stream_script.front());
+    stream_script.pop_front();
+    co_return std::make_unique<ScriptedStream>(std::move(batches), context.loop, rest_delay);
+  }
+  std::deque<std::deque<std::vector<chat::StreamEvent>>> stream_script;
+  std::chrono::milliseconds rest_delay{0};  // a stream's wait before each batch after its first
   std::deque<core::Result<chat::ChatResponse>> script;
   int calls = 0;
   std::vector<std::chrono::milliseconds> budgets;  // what each call was allowed
@@ -84,6 +73,54 @@ class ScriptedProvider final : public providers::Provider {
   }
 
  private:
+  class ScriptedStream final : public providers::EventStream {
+   public:
+    ScriptedStream(std::deque<std::vector<chat::StreamEvent>> batches, net::io_context& loop,
+                   std::chrono::milliseconds rest_delay)
+        : batches_(std::move(batches)), loop_(loop), rest_delay_(rest_delay) {}
+    net::awaitable<core::Result<std::vector<chat::StreamEvent>>> next() override {
+      if (++asked_ > 1 && rest_delay_.count() > 0) {
+        net::steady_timer wait(loop_, rest_delay_);
+        co_await wait.async_wait(net::as_tuple(net::use_awaitable));
+      }
+      if (batches_.empty()) co_return std::vector<chat::StreamEvent>{};
+      auto batch = std::move(batches_.front());
+      batches_.pop_front();
+      co_return batch;
+    }
+
+   private:
+    std::deque<std::vector<chat::StreamEvent>> batches_;
+    net::io_context& loop_;
+    std::chrono::milliseconds rest_delay_;
+    int asked_ = 0;
+  };
+
+  // Counts the call and, when `hold`, waits for release() or the call's cancellation;
+  // true when it was cancelled.
+  net::awaitable<bool> begin_call(providers::CallContext& context) {
+    ++calls;
+    budgets.push_back(context.budget);
+    first_token_limits.push_back(context.first_token_limit);
+    if (on_call) on_call(context);
+    if (!hold) co_return false;
+    net::steady_timer gate(context.loop, net::steady_timer::time_point::max());
+    gate_ = &gate;
+    bool was_cancelled = false;
+    core::Cancellation::Subscription sub;
+    if (context.cancel != nullptr) {
+      sub = context.cancel->subscribe([&] {
+        was_cancelled = true;
+        gate.cancel();
+      });
+    }
+    co_await gate.async_wait(net::as_tuple(net::use_awaitable));
+    gate_ = nullptr;
+    if (after_hold) after_hold();
+    if (was_cancelled) ++cancelled;
+    co_return was_cancelled;
+  }
+
   net::steady_timer* gate_ = nullptr;
   std::string name_;
   std::string model_;
@@ -542,6 +579,122 @@ TEST_F(HedgeTest, NoHedgeWhenTheFirstCallAnswersInTime) {
   loop_.run();
   EXPECT_EQ(future.get().outcome, Outcome::kPrimary);
   EXPECT_EQ(fallback_->calls, 0);
+}
+
+// A text answer as the batches of a stream: its start and first words, then the rest.
+std::deque<std::vector<chat::StreamEvent>> text_stream(const std::string& first,
+                                                       const std::string& rest) {
+  using Kind = chat::StreamEvent::Kind;
+  auto event = [](Kind kind, std::string text = {}) {
+    chat::StreamEvent e;
+    e.kind = kind;
+    e.text = std::move(text);
+    return e;
+  };
+  chat::StreamEvent start = event(Kind::kStart);
+  start.id = "s1";
+  start.model = "m";
+  chat::StreamEvent usage = event(Kind::kUsage);
+  usage.usage = {1000, 0, 0, 100};
+  const chat::StreamEvent head = event(Kind::kTextDelta, first);
+  const chat::StreamEvent tail = event(Kind::kTextDelta, rest);
+  const chat::StreamEvent finish = event(Kind::kFinish);
+  return {{start, head}, {tail, finish, usage}};
+}
+
+// What a client of a streamed route was sent.
+class RecordingSink final : public StreamSink {
+ public:
+  net::awaitable<bool> begin(const RouteResult& result) override {
+    served_by = result.served_by->provider->name();
+    attempts_at_begin = result.attempts.size();
+    co_return true;
+  }
+  net::awaitable<bool> send(const std::vector<chat::StreamEvent>& events) override {
+    for (const chat::StreamEvent& e : events) text += e.text;
+    if (on_send) on_send();
+    co_return true;
+  }
+  net::awaitable<void> finish() override {
+    finished = true;
+    co_return;
+  }
+  net::awaitable<void> abort(const core::Error&) override { co_return; }
+  std::string served_by;
+  std::size_t attempts_at_begin = 0;
+  std::string text;
+  bool finished = false;
+  std::function<void()> on_send;
+};
+
+// A pass-through streamed workload (no checks before the first byte) that hedges after 1 ms.
+class StreamHedgeTest : public HedgeTest {
+ protected:
+  StreamHedgeTest() {
+    config_.workloads[0].stream_mode = config::StreamMode::kPass;
+    router_ = std::make_unique<Router>(config_, providers_, registry_hedge_, *spend_, clock_);
+    request_.stream = true;
+  }
+  RouteResult go_stream() {
+    WorkerContext worker{loop_, http_, registry_hedge_.shard(0), schemas_, rng_};
+    auto future = net::co_spawn(
+        loop_, router_->route_stream(*router_->find("agentic"), request_, worker, "req", sink_),
+        net::use_future);
+    loop_.run();
+    loop_.restart();
+    return future.get();
+  }
+  RecordingSink sink_;
+};
+
+TEST_F(StreamHedgeTest, APassThroughStreamSlowToBeginIsHedgedAndTheFirstToBeginServes) {
+  primary_->hold = true;  // slower than the hedge's 1 ms to begin, until cancelled
+  primary_->stream_script.push_back(text_stream("slow ", "primary"));
+  fallback_->stream_script.push_back(text_stream("quick ", "fallback"));
+  RouteResult r = go_stream();
+  EXPECT_EQ(r.outcome, Outcome::kFallback);
+  EXPECT_EQ(sink_.served_by, "fallback");
+  EXPECT_EQ(sink_.text, "quick fallback");
+  EXPECT_TRUE(sink_.finished);
+  EXPECT_EQ(primary_->cancelled, 1);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].provider, "primary");
+  EXPECT_EQ(r.attempts[0].reason, Reason::kTimeout);
+  EXPECT_TRUE(r.attempts[1].pass);
+  EXPECT_EQ(r.fallback_reason, Reason::kTimeout);
+  EXPECT_EQ(hedges("hedge"), 1);
+  EXPECT_GT(r.attempts[1].cost_micro_usd, 0);  // the served stream's usage is billed
+}
+
+TEST_F(StreamHedgeTest, AHedgedStreamWhoseFirstCallBeginsFirstIsServedByIt) {
+  primary_->hold = true;
+  primary_->stream_script.push_back(text_stream("first ", "primary"));
+  // The hedge starts, and while it waits the primary's stream begins.
+  fallback_->hold = true;
+  fallback_->on_call = [this](providers::CallContext&) { primary_->release(); };
+  fallback_->stream_script.push_back(text_stream("second ", "fallback"));
+  RouteResult r = go_stream();
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+  EXPECT_EQ(sink_.text, "first primary");
+  EXPECT_EQ(fallback_->cancelled, 1);
+  ASSERT_EQ(r.attempts.size(), 2u);
+  EXPECT_EQ(r.attempts[0].provider, "fallback");
+  EXPECT_EQ(r.attempts[0].reason, Reason::kTimeout);
+  EXPECT_EQ(r.attempts[1].provider, "primary");
+  EXPECT_TRUE(r.attempts[1].pass);
+  EXPECT_EQ(hedges("first"), 1);
+  EXPECT_FALSE(r.fallback_reason.has_value());
+}
+
+TEST_F(StreamHedgeTest, AStreamThatBeganIsNeverHedgedHoweverSlowItsRest) {
+  primary_->stream_script.push_back(text_stream("begun ", "later"));
+  // Once the first words are sent, the rest of the stream comes well after the hedge's 1 ms.
+  primary_->rest_delay = 20ms;
+  RouteResult r = go_stream();
+  EXPECT_EQ(r.outcome, Outcome::kPrimary);
+  EXPECT_EQ(sink_.text, "begun later");
+  EXPECT_EQ(fallback_->calls, 0);
+  EXPECT_EQ(hedges("first") + hedges("hedge"), 0);
 }
 
 // A workload with a shadow candidate beside its primary and fallback.

@@ -412,6 +412,10 @@ class ActingGatewayTest : public GatewayTest {
            "    route: [v4, gpt]\n"
            "    validate: {content: non_empty}\n"
            "    hedge: {after_ms: 50}\n"
+           "  hedged_pass:\n"
+           "    route: [v4, gpt]\n"
+           "    stream_mode: pass\n"
+           "    hedge: {after_ms: 50}\n"
            "  sessions:\n"
            "    route: [v4, gpt]\n"
            "    validate: {content: non_empty}\n"
@@ -451,6 +455,21 @@ TEST_F(ActingGatewayTest, AHeldStreamIsHedgedBeforeItsFirstByte) {
   EXPECT_EQ(r.header("x-backstop-attempts"), "2");
   EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
   EXPECT_EQ(acting_counter("backstop_hedges_total", "workload=\"hedged\",winner=\"hedge\""), 1);
+}
+
+TEST_F(ActingGatewayTest, APassThroughStreamIsHedgedUntilItsFirstByte) {
+  auto r = chat("hedged_pass", "hello [mock:slow@v4-flash]", false, R"(,"stream":true)");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("x-backstop-served-by"), "gpt");
+  EXPECT_EQ(r.header("x-backstop-attempts"), "2");
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(acting_counter("backstop_hedges_total", "workload=\"hedged_pass\",winner=\"hedge\""),
+            1);
+  // A stream that begins in time is not hedged.
+  auto fast = chat("hedged_pass", "hello", false, R"(,"stream":true)");
+  EXPECT_EQ(fast.header("x-backstop-served-by"), "v4");
+  EXPECT_EQ(fast.header("x-backstop-attempts"), "1");
 }
 
 TEST_F(ActingGatewayTest, ASessionRetryingPastItsThresholdGoesStraightToTheFallback) {
