@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "http/server.h"
+#include "mock/mock_upstream.h"
 
 namespace backstop::mock {
 
@@ -36,5 +38,22 @@ class TestUpstream {
  private:
   http::Server server_;
 };
+
+// For tests: backstop's mock upstream (MockUpstream) in-process, on its own port.
+class MockServer final : public TestUpstream {
+ public:
+  MockServer()
+      : TestUpstream([](boost::asio::io_context& loop, int) -> std::unique_ptr<http::Service> {
+          return std::make_unique<MockUpstream>(loop);
+        }) {}
+};
+
+// For tests that fill a config template: `s` with every `from` replaced by `to`.
+inline std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
 
 }  // namespace backstop::mock

@@ -17,7 +17,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "ledger/ledger.h"
-#include "mock/mock_upstream.h"
+#include "mock/test_upstream.h"
 #include "server/gateway.h"
 
 namespace backstop {
@@ -29,33 +29,8 @@ constexpr const char* kTeamKey = "sk-team-a-0123456789";
 constexpr const char* kCiKey = "test";  // given in the config as its SHA-256
 constexpr const char* kMetricsKey = "scrape-9876543210";
 
-// The mock upstream in-process, on its own port.
-class Mock {
- public:
-  Mock()
-      : server_(http::ServerLimits{}, 1,
-                [](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
-                  return std::make_unique<mock::MockUpstream>(loop);
-                }) {
-    EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
-    server_.start();
-  }
-  ~Mock() {
-    server_.stop(std::chrono::milliseconds(50));
-    server_.wait();
-  }
-  std::uint16_t port() const { return server_.port(); }
-
- private:
-  http::Server server_;
-};
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
-    s.replace(pos, from.size(), to);
-  }
-  return s;
-}
+using Mock = mock::MockServer;
+using mock::replace_all;
 
 constexpr const char* kConfig = R"(
 listen: 127.0.0.1:0

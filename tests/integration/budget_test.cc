@@ -17,7 +17,7 @@
 #include "core/log.h"
 #include "http/client.h"
 #include "http/server.h"
-#include "mock/mock_upstream.h"
+#include "mock/test_upstream.h"
 #include "server/gateway.h"
 
 namespace backstop {
@@ -30,33 +30,8 @@ constexpr const char* kOpsKey = "sk-ops-0123456789";
 // 2026-12-01T23:59:00Z: a minute before UTC midnight.
 constexpr std::int64_t kBeforeMidnight = 1'796'169'540'000;
 
-// The mock upstream in-process, on its own port.
-class Mock {
- public:
-  Mock()
-      : server_(http::ServerLimits{}, 1,
-                [](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
-                  return std::make_unique<mock::MockUpstream>(loop);
-                }) {
-    EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
-    server_.start();
-  }
-  ~Mock() {
-    server_.stop(std::chrono::milliseconds(50));
-    server_.wait();
-  }
-  std::uint16_t port() const { return server_.port(); }
-
- private:
-  http::Server server_;
-};
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
-    s.replace(pos, from.size(), to);
-  }
-  return s;
-}
+using Mock = mock::MockServer;
+using mock::replace_all;
 
 // Every price 1 USD per million tokens: each mock answer costs a few micro-dollars, so a
 // budget of one micro-dollar is spent by the first request.

@@ -37,6 +37,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "mock/mock_upstream.h"
+#include "mock/test_upstream.h"
 #include "telemetry/hooks.h"
 
 namespace backstop {
@@ -44,39 +45,14 @@ namespace {
 
 namespace net = boost::asio;
 
-// The mock upstream in-process, on its own port.
-class Mock {
- public:
-  Mock()
-      : server_(http::ServerLimits{}, 1,
-                [](net::io_context& loop, int) -> std::unique_ptr<http::Service> {
-                  return std::make_unique<mock::MockUpstream>(loop);
-                }) {
-    EXPECT_TRUE(server_.listen("127.0.0.1", 0).has_value());
-    server_.start();
-  }
-  ~Mock() {
-    server_.stop(std::chrono::milliseconds(50));
-    server_.wait();
-  }
-  std::uint16_t port() const { return server_.port(); }
-
- private:
-  http::Server server_;
-};
+using Mock = mock::MockServer;
+using mock::replace_all;
 
 // A port with nothing listening on it.
 std::uint16_t closed_port() {
   net::io_context loop;
   net::ip::tcp::acceptor a(loop, {net::ip::make_address("127.0.0.1"), 0});
   return a.local_endpoint().port();
-}
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) {
-    s.replace(pos, from.size(), to);
-  }
-  return s;
 }
 
 constexpr const char* kConfig = R"(
