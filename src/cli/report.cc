@@ -125,7 +125,11 @@ int report(const ReportOptions& options) {
                     : options.format == "html" ? report::render_html(built, *rows)
                                                : report::render_table(built);
   if (options.format == "table") {
-    const std::string split = report::render_stack_split(report::split_by_stack(*rows));
+    std::vector<report::StackSplit> splits;
+    for (const report::Summary& s : built.workloads) {
+      if (!s.by_stack.segments.empty()) splits.push_back(s.by_stack);
+    }
+    const std::string split = report::render_stack_split(splits);
     if (!split.empty()) out += "\n" + split;
   }
   return write_out(out, options.out_file, "backstop report") ? 0 : 1;

@@ -236,7 +236,7 @@ std::string page(std::string_view title, std::string_view body) {
       "{text-align:left}.chart{display:block;margin:12px 0}.chart .title{font-weight:600;"
       "font-size:14px}.chart .tick,.chart .legend{font-size:11px;fill:#444}.chart .grid"
       "{stroke:#e6e6e6}.chart .axis{stroke:#888}.stripe{opacity:.35}.note{color:#666}"
-      ".regression{color:#b00020;font-weight:600}"
+      ".regression,.change-point{color:#b00020;font-weight:600}"
       "</style></head><body>\n";
   out += body;
   out += "\n</body></html>\n";

@@ -12,14 +12,21 @@
 namespace backstop {
 namespace {
 
-// Counts, per kind of mark, the elements whose laid-out box is not empty.
+// Counts, per kind of mark, the elements whose laid-out box is not empty (a vertical line's
+// has no width), and the rows of the stack tables.
 constexpr const char* kMeasure = R"(<script>
 const laidOut = (selector) => [...document.querySelectorAll(selector)]
-    .filter((e) => { const b = e.getBBox(); return b.width > 0 && b.height > 0; }).length;
+    .filter((e) => {
+      const b = e.getBBox();
+      return b.height > 0 && (b.width > 0 || e.tagName === 'line');
+    }).length;
 const result = document.createElement('pre');
 result.id = 'measured';
-result.textContent = ['svg.chart', 'circle.mark', 'polyline.series', 'rect.bar', 'rect.stripe']
-    .map((s) => s + '=' + laidOut(s)).join(' ') + ' errors=' + JSON.stringify(pageErrors);
+result.textContent =
+    ['svg.chart', 'circle.mark', 'polyline.series', 'rect.bar', 'rect.stripe', 'line.interval']
+        .map((s) => s + '=' + laidOut(s)).join(' ') +
+    ' stack_rows=' + document.querySelectorAll('table.stacks tr').length +
+    ' errors=' + JSON.stringify(pageErrors);
 document.body.appendChild(result);
 </script>)";
 
@@ -41,21 +48,41 @@ std::vector<ledger::RequestRow> rows() {
   return out;
 }
 
+// What Chromium laid out of the report page of `data`; empty when there was no result.
+std::string measured(const std::string& chromium, const std::vector<ledger::RequestRow>& data) {
+  const std::string html = testing::with_probes(
+      report::render_html(report::build_report(data, nullptr), data), kMeasure);
+  if (html.empty()) return {};
+  const std::string dom = testing::dump_dom(chromium, html, "report_page");
+  std::smatch found;
+  if (!std::regex_search(dom, found, std::regex("<pre id=\"measured\">([^<]*)</pre>"))) {
+    return "no result in: " + dom.substr(0, 2000);
+  }
+  return found[1].str();
+}
+
 TEST(ReportPage, ChromiumRendersEveryPlotOfTheHtmlReport) {
   const std::string chromium = testing::chromium_path();
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
-  const auto data = rows();
-  const std::string html = testing::with_probes(
-      report::render_html(report::build_report(data, nullptr), data), kMeasure);
-  ASSERT_FALSE(html.empty());
-  const std::string dom = testing::dump_dom(chromium, html, "report_page");
-  std::smatch found;
-  ASSERT_TRUE(std::regex_search(dom, found, std::regex("<pre id=\"measured\">([^<]*)</pre>")))
-      << dom.substr(0, 2000);
   // 3 plots; 48 points on one line; 3 days x 2 models of spend plus 3 reasons of one workload;
   // the 3 bands drawn behind the rate; no error in the console.
-  EXPECT_EQ(found[1].str(),
-            "svg.chart=3 circle.mark=48 polyline.series=1 rect.bar=9 rect.stripe=3 errors=[]");
+  EXPECT_EQ(measured(chromium, rows()),
+            "svg.chart=3 circle.mark=48 polyline.series=1 rect.bar=9 rect.stripe=3 "
+            "line.interval=0 stack_rows=0 errors=[]");
+}
+
+TEST(ReportPage, ChromiumRendersTheSplitByStack) {
+  const std::string chromium = testing::chromium_path();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
+  auto data = rows();
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    data[i].attempts.front().stack = i < 24 ? "vllm-0.7.3" : "sglang-0.4.6";
+  }
+  // The three plots as before, and the split's: a dot on its interval per stack; a table of a
+  // header and the two stacks.
+  EXPECT_EQ(measured(chromium, data),
+            "svg.chart=4 circle.mark=50 polyline.series=1 rect.bar=9 rect.stripe=3 "
+            "line.interval=2 stack_rows=3 errors=[]");
 }
 
 }  // namespace
