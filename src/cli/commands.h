@@ -70,13 +70,18 @@ int eval_run(const EvalRunOptions& options);
 struct EvalReadOptions {
   std::string config_file;  // its ledger.path, unless ledger_file is set
   std::string ledger_file;
-  std::string run_a, run_b;  // diff only
-  std::string format = "table";
+  std::string run_a, run_b;      // diff only
+  std::string format = "table";  // diff only: table | html
+  std::string out_file;          // diff only; empty: stdout
 };
 // 1 on a significant regression of B against A (or an error), else 0.
 int eval_diff(const EvalReadOptions& options);
 // One run a line, oldest first.
 int eval_list(const EvalReadOptions& options);
+
+// Writes `text` to `file` (stdout when empty); false, said on stderr after `command`, when it
+// cannot.
+bool write_out(const std::string& text, const std::string& file, const char* command);
 
 // Blocks SIGINT and SIGTERM in the calling thread (and threads it starts later), so that
 // wait_for_signal() can take them synchronously.

@@ -185,8 +185,9 @@ int eval_diff(const EvalReadOptions& options) {
     return 1;
   }
   const eval::RunDiff diff = eval::diff_runs(*a, *b);
-  const std::string out = eval::render_diff(diff);
-  std::fwrite(out.data(), 1, out.size(), stdout);
+  const std::string out =
+      options.format == "html" ? eval::render_diff_html(diff) : eval::render_diff(diff);
+  if (!write_out(out, options.out_file, "backstop eval diff")) return 1;
   return diff.regression() ? 1 : 0;
 }
 

@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
       eval->add_subcommand("diff", "what changed from run A to run B; exit 1 on drift");
   eval_diff->add_option("run_a", eval_read_options.run_a, "RUN_ID")->required();
   eval_diff->add_option("run_b", eval_read_options.run_b, "RUN_ID")->required();
+  eval_diff->add_option("--format", eval_read_options.format, "table or html")
+      ->check(CLI::IsMember({"table", "html"}));
+  eval_diff->add_option("--out", eval_read_options.out_file, "write to this file, not stdout");
   auto* eval_list = eval->add_subcommand("list", "the stored runs, oldest first");
   for (auto* sub : {eval_diff, eval_list}) {
     sub->add_option("--config", eval_read_options.config_file, "config file: its ledger.path");

@@ -51,22 +51,6 @@ core::Result<std::vector<ledger::RequestRow>> read_ledger(const std::string& pat
   return rows;
 }
 
-// Writes `text` to `file` (stdout when empty); false, said on stderr, when it cannot.
-bool write_out(const std::string& text, const std::string& file, const char* command) {
-  if (file.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return true;
-  }
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) {
-    std::fprintf(stderr, "%s: cannot write %s\n", command, file.c_str());
-    return false;
-  }
-  return true;
-}
-
 // The node: each flag given, else the config's plan: block, else the default; nullopt after
 // saying which input is missing.
 std::optional<report::Hardware> hardware_of(const PlanOptions& options, const config::Plan& plan) {
@@ -90,6 +74,21 @@ std::optional<report::Hardware> hardware_of(const PlanOptions& options, const co
 }
 
 }  // namespace
+
+bool write_out(const std::string& text, const std::string& file, const char* command) {
+  if (file.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return true;
+  }
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "%s: cannot write %s\n", command, file.c_str());
+    return false;
+  }
+  return true;
+}
 
 int report(const ReportOptions& options) {
   std::shared_ptr<const config::Config> config;
@@ -126,7 +125,11 @@ int report(const ReportOptions& options) {
                     : options.format == "html" ? report::render_html(built, *rows)
                                                : report::render_table(built);
   if (options.format == "table") {
-    const std::string split = report::render_stack_split(report::split_by_stack(*rows));
+    std::vector<report::StackSplit> splits;
+    for (const report::Summary& s : built.workloads) {
+      if (!s.by_stack.segments.empty()) splits.push_back(s.by_stack);
+    }
+    const std::string split = report::render_stack_split(splits);
     if (!split.empty()) out += "\n" + split;
   }
   return write_out(out, options.out_file, "backstop report") ? 0 : 1;

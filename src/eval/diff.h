@@ -56,6 +56,11 @@ struct RunDiff {
 // McNemar test, the flipped cases, and a closing verdict line.
 [[nodiscard]] std::string render_diff(const RunDiff& diff);
 
+// The diff as one self-contained HTML page (inline SVG, no script, no network): the two runs,
+// per workload pass rates with their 95 % intervals plotted, the McNemar test per workload,
+// the flipped cases and the verdict.
+[[nodiscard]] std::string render_diff_html(const RunDiff& diff);
+
 // One run a line, oldest first, its id first.
 [[nodiscard]] std::string render_runs(const std::vector<RunRecord>& runs);
 

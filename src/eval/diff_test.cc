@@ -86,5 +86,40 @@ TEST(RenderDiffTest, ShowsRatesFlipsAndTheVerdict) {
   EXPECT_NE(out.find("drift: B is significantly worse"), std::string::npos);
 }
 
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(RenderDiffHtmlTest, APageWithTheIntervalPlotTheMcNemarTestTheFlipsAndTheVerdict) {
+  StoredRun a = run_of("A", "agentic", 10, 0);
+  StoredRun b = run_of("B", "agentic", 4, 6);
+  a.run.stack = "vllm-0.7.3";
+  b.run.stack = "sglang-<0.4.6>";
+  const std::string html = render_diff_html(diff_runs(a, b));
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_EQ(count(html, "<svg "), 1u);
+  EXPECT_EQ(count(html, "<circle class=\"mark\""), 4u);  // A and B for agentic and for all
+  EXPECT_EQ(count(html, "<line class=\"interval\""), 4u);
+  EXPECT_NE(html.find("<td>4/10 40.0% [16.8%, 68.7%]</td>"), std::string::npos);
+  EXPECT_NE(html.find("6 passed in A and not in B, 0 the other way; p = 0.03125"),
+            std::string::npos);
+  EXPECT_EQ(count(html, "<td>pass</td><td>fail: schema</td>"), 6u);
+  EXPECT_NE(html.find("B sglang-&lt;0.4.6&gt;"), std::string::npos);  // escaped
+  EXPECT_NE(html.find("<p class=\"verdict regression\">drift: B is significantly worse"),
+            std::string::npos);
+  for (const char* fetch : {"<script", "<link", "src=", "href=", "url("}) {
+    EXPECT_EQ(html.find(fetch), std::string::npos) << fetch;
+  }
+}
+
+TEST(RenderDiffHtmlTest, NoRegressionSaysSo) {
+  const std::string html =
+      render_diff_html(diff_runs(run_of("A", "qa", 5, 0), run_of("B", "qa", 5, 0)));
+  EXPECT_NE(html.find("<p class=\"verdict\">no significant regression</p>"), std::string::npos);
+  EXPECT_NE(html.find("No paired case changed its verdict."), std::string::npos);
+}
+
 }  // namespace
 }  // namespace backstop::eval

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "core/stats.h"
 #include "report/report.h"
 #include "report/svg.h"
 
@@ -158,6 +159,72 @@ std::string keys_table(const std::vector<KeySummary>& keys) {
   return out + "</table>";
 }
 
+// "2026-12-01 14:05:30" (UTC).
+std::string utc_time(std::int64_t unix_ms) {
+  return ledger::utc_day(unix_ms) + " " + bucket_label(unix_ms, kSecond);
+}
+
+// The fallback rate of each segment on its Wilson 95 % interval, in time order.
+std::string stack_chart(const StackSplit& split) {
+  svg::IntervalChart chart;
+  chart.title = "Fallback rate of " + split.workload + " by stack, 95 % intervals";
+  svg::IntervalSeries series{"fallback rate", {}};
+  double highest = 0;
+  for (const StackSegment& seg : split.segments) {
+    const core::Interval ci = core::wilson(seg.fallbacks, seg.requests);
+    chart.x_labels.push_back(seg.stack);
+    series.values.push_back(svg::Estimate{seg.fallback_rate(), ci.low, ci.high});
+    highest = std::max(highest, ci.high);
+  }
+  chart.series.push_back(std::move(series));
+  chart.y_max = std::max(0.2, std::min(1.0, std::ceil(highest * 5) / 5));
+  return svg::interval_chart(chart);
+}
+
+std::string change_cell(const StackSplit& split, std::size_t index) {
+  const ChangePoint* c = change_into(split, index);
+  if (c == nullptr) return cell("-");
+  char text[64];
+  std::snprintf(text, sizeof text, "%s (p = %.3g)",
+                c->significant ? "CHANGE POINT" : "stack changed", c->p_value);
+  return std::string(c->significant ? "<td class=\"change-point\">" : "<td>") + svg::escape(text) +
+         "</td>";
+}
+
+std::string stack_table(const StackSplit& split) {
+  std::string out =
+      "<table class=\"stacks\"><tr><th>stack</th><th>from (UTC)</th><th>to</th>"
+      "<th>requests</th><th>fallback rate [95% CI]</th><th>first-attempt failures</th>"
+      "<th>change</th></tr>";
+  for (std::size_t i = 0; i < split.segments.size(); ++i) {
+    const StackSegment& seg = split.segments[i];
+    const core::Interval ci = core::wilson(seg.fallbacks, seg.requests);
+    std::string reasons;
+    for (const auto& [reason, count] : seg.reasons) {
+      reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(count);
+    }
+    out += "<tr>" + cell(seg.stack) + cell(utc_time(seg.first_ms)) + cell(utc_time(seg.last_ms)) +
+           cell(std::to_string(seg.requests)) +
+           cell(percent(seg.fallback_rate()) + " [" + percent(ci.low) + ", " + percent(ci.high) +
+                "]") +
+           cell(reasons.empty() ? "-" : reasons) + change_cell(split, i) + "</tr>";
+  }
+  return out + "</table>";
+}
+
+// Each workload whose ledger names stacks: its segments' table, and their plot when it ran on
+// more than one; empty when none does.
+std::string stack_section(const Report& report) {
+  std::string out;
+  for (const Summary& s : report.workloads) {
+    if (s.by_stack.segments.empty()) continue;
+    out += "<h3>" + svg::escape(s.workload) + "</h3>";
+    if (s.by_stack.segments.size() > 1) out += stack_chart(s.by_stack);
+    out += stack_table(s.by_stack);
+  }
+  return out.empty() ? out : "<h2>Fallback rate by inference stack</h2>" + out;
+}
+
 }  // namespace
 
 std::string render_html(const Report& report, const std::vector<ledger::RequestRow>& rows) {
@@ -188,6 +255,7 @@ std::string render_html(const Report& report, const std::vector<ledger::RequestR
   }
   body += "<h2>Spend per model per day</h2>" + spend_chart(report.total);
   body += "<h2>Failures by reason</h2>" + reasons_chart(report.workloads);
+  body += stack_section(report);
   if (!report.keys.empty() && !(report.keys.size() == 1 && report.keys.front().key.empty())) {
     body += keys_table(report.keys);
   }

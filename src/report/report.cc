@@ -141,6 +141,60 @@ void append_rate(std::string& out, double rate) {
   out += buffer;
 }
 
+void append_counts_json(std::string& out, const std::map<std::string, std::int64_t>& counts) {
+  out += '{';
+  bool first = true;
+  for (const auto& [name, count] : counts) {
+    if (!first) out += ',';
+    first = false;
+    core::append_json_string(out, name);
+    out += ':';
+    append_int(out, count);
+  }
+  out += '}';
+}
+
+// The segments of a workload's split by stack, each with the change that began it (null for
+// the first).
+void append_stacks_json(std::string& out, const StackSplit& split) {
+  out += '[';
+  for (std::size_t i = 0; i < split.segments.size(); ++i) {
+    const StackSegment& seg = split.segments[i];
+    if (i > 0) out += ',';
+    out += "{\"stack\":";
+    core::append_json_string(out, seg.stack);
+    out += ",\"first_unix_ms\":";
+    append_int(out, seg.first_ms);
+    out += ",\"last_unix_ms\":";
+    append_int(out, seg.last_ms);
+    out += ",\"requests\":";
+    append_int(out, seg.requests);
+    out += ",\"fallbacks\":";
+    append_int(out, seg.fallbacks);
+    out += ",\"fallback_rate\":";
+    append_rate(out, seg.fallback_rate());
+    out += ",\"reasons\":";
+    append_counts_json(out, seg.reasons);
+    out += ",\"change\":";
+    const ChangePoint* change = change_into(split, i);
+    if (change == nullptr) {
+      out += "null";
+    } else {
+      char p[32];
+      std::snprintf(p, sizeof p, "%.6g", change->p_value);
+      out += "{\"from_stack\":";
+      core::append_json_string(out, split.segments[i - 1].stack);
+      out += ",\"p_value\":";
+      out += p;
+      out += ",\"change_point\":";
+      out += change->significant ? "true" : "false";
+      out += '}';
+    }
+    out += '}';
+  }
+  out += ']';
+}
+
 void append_summary_json(std::string& out, const Summary& s) {
   out += "{\"workload\":";
   core::append_json_string(out, s.workload);
@@ -274,7 +328,9 @@ void append_summary_json(std::string& out, const Summary& s) {
     append_int(out, f.cost_micro_usd);
     out += '}';
   }
-  out += "]}";
+  out += "],\"stacks\":";
+  append_stacks_json(out, s.by_stack);
+  out += '}';
 }
 
 std::string line(const char* format, auto... args) {
@@ -494,6 +550,11 @@ Report build_report(const std::vector<ledger::RequestRow>& rows, const config::C
       total_unpriced = "workload \"" + name + "\" is not priced";
     }
     report.workloads.push_back(tally.finish());
+  }
+  for (StackSplit& split : split_by_stack(rows)) {
+    for (Summary& s : report.workloads) {
+      if (s.workload == split.workload) s.by_stack = std::move(split);
+    }
   }
   if (total_unpriced.empty()) {
     total.summary().fallback_only = Counterfactual{"each workload's fallback", fallback_only_total};

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "ledger/ledger.h"
+#include "report/stack_split.h"
 
 namespace backstop::report {
 
@@ -58,6 +59,9 @@ struct Summary {
   std::string unpriced;                         // why fallback_only is absent
   std::map<std::string, Latency> latency;       // by outcome
   std::map<std::string, ShadowFigures> shadow;  // by candidate provider
+  // The requests by the stack their first attempt went to (segments empty when the ledger
+  // names no stack for this workload; always empty in the total).
+  StackSplit by_stack;
 };
 
 // The figures of one client key (the name auth: gives it), over every workload.
@@ -100,7 +104,8 @@ struct Report {
 // The stable JSON document the README describes (format_version 1).
 [[nodiscard]] std::string render_json(const Report& report);
 // One self-contained HTML page (inline SVG, no script, no network): the summary, the fallback
-// rate over time with the bands drawn, spend per model per day and failures by reason.
+// rate over time with the bands drawn, spend per model per day, failures by reason, and each
+// workload's split by stack (a table, and a plot when it ran on more than one stack).
 // `rows` are the rows the report was built from (the plot over time needs them).
 [[nodiscard]] std::string render_html(const Report& report,
                                       const std::vector<ledger::RequestRow>& rows);

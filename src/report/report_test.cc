@@ -383,7 +383,8 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"claude","cost_micro_usd":)"
             R"(4500000},"primary_only":{"provider":"v4","cost_micro_usd":168000},)"
             R"("saved_micro_usd":4332000,"unpriced":null,"latency_ms":{"primary":)"
-            R"({"count":1,"p50":40,"p99":40}},"shadow":[]}],"keys":[{"key":"","requests":1,)"
+            R"({"count":1,"p50":40,"p99":40}},"shadow":[],"stacks":[]}],"keys":[{"key":"",)"
+            R"("requests":1,)"
             R"("outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
             R"("fallback_rate":0.000000,"cost_micro_usd":168000}],"total":{"workload":"*",)"
             R"("requests":1,"outcomes":{"primary":1,"fallback":0,"failed":0,"rejected":0},)"
@@ -396,7 +397,8 @@ TEST_F(ReportTest, JsonCarriesTheDocumentedFields) {
             R"("cost_micro_usd":168000,"fallback_only":{"provider":"each workload's fallback",)"
             R"("cost_micro_usd":4500000},"primary_only":{"provider":"each workload's primary",)"
             R"("cost_micro_usd":168000},"saved_micro_usd":4332000,"unpriced":null,)"
-            R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}},"shadow":[]}})"
+            R"("latency_ms":{"primary":{"count":1,"p50":40,"p99":40}},"shadow":[],)"
+            R"("stacks":[]}})"
             "\n");
 }
 

@@ -47,11 +47,18 @@ double StackSegment::fallback_rate() const {
   return requests == 0 ? 0 : static_cast<double>(fallbacks) / static_cast<double>(requests);
 }
 
+const ChangePoint* change_into(const StackSplit& split, std::size_t index) {
+  for (const ChangePoint& c : split.changes) {
+    if (c.index == index) return &c;
+  }
+  return nullptr;
+}
+
 std::vector<StackSplit> split_by_stack(const std::vector<ledger::RequestRow>& rows) {
   std::map<std::string, StackSplit> by_workload;
   std::map<std::string, bool> named;  // whether any row of the workload names a stack
   for (const ledger::RequestRow& row : rows) {
-    if (row.outcome == "rejected" || row.attempts.empty()) continue;
+    if (row.outcome == "rejected" || row.outcome == "shadow" || row.attempts.empty()) continue;
     StackSplit& split = by_workload[row.workload];
     const std::string& stack = row.attempts.front().stack;
     named[row.workload] = named[row.workload] || !stack.empty();
@@ -79,11 +86,10 @@ std::string render_stack_split(const std::vector<StackSplit>& splits) {
     out += "by stack: " + split.workload + "\n";
     for (std::size_t i = 0; i < split.segments.size(); ++i) {
       const StackSegment& s = split.segments[i];
-      for (const ChangePoint& c : split.changes) {
-        if (c.index != i) continue;
+      if (const ChangePoint* c = change_into(split, i)) {
         char p[32];
-        std::snprintf(p, sizeof p, "%.3g", c.p_value);
-        out += std::string("  ") + (c.significant ? "CHANGE POINT" : "stack changed") +
+        std::snprintf(p, sizeof p, "%.3g", c->p_value);
+        out += std::string("  ") + (c->significant ? "CHANGE POINT" : "stack changed") +
                ": fallback rate " + percent(split.segments[i - 1].fallback_rate()) + " -> " +
                percent(s.fallback_rate()) + " (p = " + p + ")\n";
       }

@@ -11,7 +11,8 @@
 
 namespace backstop::report {
 
-// Consecutive requests of a workload whose first attempt went to the same stack.
+// Consecutive requests of a workload whose first attempt went to the same stack (shadow
+// calls are no requests of the workload).
 struct StackSegment {
   std::string stack;  // "unknown" when the ledger has none
   std::int64_t first_ms = 0, last_ms = 0;
@@ -35,8 +36,12 @@ struct StackSplit {
   std::vector<ChangePoint> changes;    // one per stack change
 };
 
+// The change from the segment before into segment `index` of `split`; null for the first.
+[[nodiscard]] const ChangePoint* change_into(const StackSplit& split, std::size_t index);
+
 // The split of every workload (by name) whose rows name a stack at all; rows in the order
-// the ledger wrote them. Rejected requests and requests without attempts are left out.
+// the ledger wrote them. Rejected requests, shadow calls and requests without attempts are
+// left out.
 [[nodiscard]] std::vector<StackSplit> split_by_stack(const std::vector<ledger::RequestRow>& rows);
 
 // Lines for the report's table: each workload's segments and its change points.

@@ -192,6 +192,37 @@ std::string bar_chart(const BarChart& chart) {
   return out + legend(entries) + "</svg>";
 }
 
+std::string interval_chart(const IntervalChart& chart) {
+  const double y_max = chart.y_max > 0 ? chart.y_max : 1;
+  const std::size_t n = chart.x_labels.size();
+  const std::vector<double> xs = spread(n, 0.6);
+  std::string out = frame(chart.title, chart.x_labels, xs, y_max, chart.percent, "");
+  // The series share the middle 60 % of each label's band, evenly.
+  const double band = n == 0 ? 0 : 0.6 * kPlotW / static_cast<double>(n);
+  const double step = chart.series.empty() ? 0 : band / static_cast<double>(chart.series.size());
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (std::size_t s = 0; s < chart.series.size(); ++s) {
+    const IntervalSeries& series = chart.series[s];
+    const double offset = -band / 2 + step * (static_cast<double>(s) + 0.5);
+    for (std::size_t i = 0; i < n && i < series.values.size(); ++i) {
+      if (!series.values[i]) continue;
+      const Estimate& e = *series.values[i];
+      const std::string x = num(xs[i] + offset);
+      const std::string tip = series.name + " " + chart.x_labels[i] + ": " +
+                              tick_label(e.value, chart.percent, "", y_max) + " [" +
+                              tick_label(e.low, chart.percent, "", y_max) + ", " +
+                              tick_label(e.high, chart.percent, "", y_max) + "]";
+      out += "<line class=\"interval\" stroke-width=\"2\" stroke=\"" + std::string(color(s)) +
+             "\" x1=\"" + x + "\" x2=\"" + x + "\" y1=\"" + num(y_of(e.low, y_max)) + "\" y2=\"" +
+             num(y_of(e.high, y_max)) + "\"><title>" + escape(tip) + "</title></line>";
+      out += "<circle class=\"mark\" cx=\"" + x + "\" cy=\"" + num(y_of(e.value, y_max)) +
+             "\" r=\"4\" fill=\"" + color(s) + "\"><title>" + escape(tip) + "</title></circle>";
+    }
+    entries.push_back({series.name, color(s)});
+  }
+  return out + legend(entries) + "</svg>";
+}
+
 std::string page(std::string_view title, std::string_view body) {
   std::string out =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -205,6 +236,7 @@ std::string page(std::string_view title, std::string_view body) {
       "{text-align:left}.chart{display:block;margin:12px 0}.chart .title{font-weight:600;"
       "font-size:14px}.chart .tick,.chart .legend{font-size:11px;fill:#444}.chart .grid"
       "{stroke:#e6e6e6}.chart .axis{stroke:#888}.stripe{opacity:.35}.note{color:#666}"
+      ".regression,.change-point{color:#b00020;font-weight:600}"
       "</style></head><body>\n";
   out += body;
   out += "\n</body></html>\n";

@@ -36,6 +36,23 @@ TEST(Svg, ABarChartStacksOneRectPerNonZeroValue) {
   EXPECT_NE(out.find(">$3.00</text>"), std::string::npos);  // the top tick is the tallest stack
 }
 
+TEST(Svg, AnIntervalChartDrawsADotOnAnIntervalPerMeasuredValue) {
+  svg::IntervalChart chart{"pass rate",
+                           {"agentic", "qa"},
+                           {{"A", {svg::Estimate{0.9, 0.6, 1.0}, svg::Estimate{0.5, 0.25, 0.75}}},
+                            {"B", {svg::Estimate{0.4, 0.17, 0.69}, std::nullopt}}},
+                           1,
+                           true};
+  const std::string out = svg::interval_chart(chart);
+  EXPECT_EQ(out.rfind("<svg ", 0), 0u);
+  EXPECT_EQ(count(out, "<circle class=\"mark\""), 3u);  // B has nothing for qa
+  EXPECT_EQ(count(out, "<line class=\"interval\""), 3u);
+  EXPECT_EQ(count(out, "<rect class=\"swatch\""), 2u);
+  // The plot is 210 high from y=34: 60 % .. 100 % spans y=118 .. y=34.
+  EXPECT_NE(out.find("y1=\"118.00\" y2=\"34.00\""), std::string::npos) << out;
+  EXPECT_NE(out.find("<title>B agentic: 40% [17%, 69%]</title>"), std::string::npos);
+}
+
 TEST(Svg, TextIsEscaped) {
   EXPECT_EQ(svg::escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
   svg::BarChart chart{"<script>", {"</svg>"}, {{"m", {1}}}, ""};

@@ -73,6 +73,14 @@ rc=$?
 [[ $rc -eq 1 ]] || fail "diff A B: exit $rc, want 1"
 grep -q "REGRESSION" "$dir/diff.out" || fail "diff A B: no REGRESSION line"
 grep -q "pass -> fail: schema" "$dir/diff.out" || fail "diff A B: no flipped case"
+"$bin" eval diff "$run_a" "$run_b" --ledger "$dir/runs.db" --format html --out "$dir/diff.html" \
+  >"$dir/html.out" 2>"$dir/html.err"
+rc=$?
+[[ $rc -eq 1 ]] || fail "diff A B --format html: exit $rc, want 1"
+[[ ! -s "$dir/html.out" ]] || fail "diff --out: the page went to stdout"
+head -c 15 "$dir/diff.html" | grep -q "<!DOCTYPE html>" || fail "diff --format html: no page"
+grep -q "drift: B is significantly worse" "$dir/diff.html" || fail "diff html: no verdict"
+grep -q "sglang-0.4.6" "$dir/diff.html" || fail "diff html: no stack of B"
 "$bin" eval diff "$run_a" "$run_a" --ledger "$dir/runs.db" >"$dir/same.out" 2>&1 ||
   fail "diff A A: exit $?, want 0"
 "$bin" eval diff "$run_a" nosuchrun --ledger "$dir/runs.db" >/dev/null 2>"$dir/none.err"

@@ -2,57 +2,31 @@
 // measuring script (added by the test, never part of the page) counts the plot marks the
 // browser laid out with a non-zero size.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <array>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <memory>
 #include <regex>
 #include <string>
 
+#include "chromium.h"
 #include "report/report.h"
 
 namespace backstop {
 namespace {
 
-// The first of Debian's and other distributions' names for the browser on PATH; empty: none.
-std::string chromium_path() {
-  for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
-    const char* path = std::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/bin";
-    for (std::size_t start = 0; start <= dirs.size();) {
-      std::size_t end = dirs.find(':', start);
-      if (end == std::string::npos) end = dirs.size();
-      const std::filesystem::path candidate =
-          std::filesystem::path(dirs.substr(start, end - start)) / name;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-      start = end + 1;
-    }
-  }
-  return {};
-}
-
-std::string run(const std::string& command) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  if (!pipe) return out;
-  std::array<char, 4096> buffer;
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) {
-    out.append(buffer.data(), n);
-  }
-  return out;
-}
-
-// Counts, per kind of mark, the elements whose laid-out box is not empty.
+// Counts, per kind of mark, the elements whose laid-out box is not empty (a vertical line's
+// has no width), and the rows of the stack tables.
 constexpr const char* kMeasure = R"(<script>
 const laidOut = (selector) => [...document.querySelectorAll(selector)]
-    .filter((e) => { const b = e.getBBox(); return b.width > 0 && b.height > 0; }).length;
+    .filter((e) => {
+      const b = e.getBBox();
+      return b.height > 0 && (b.width > 0 || e.tagName === 'line');
+    }).length;
 const result = document.createElement('pre');
 result.id = 'measured';
-result.textContent = ['svg.chart', 'circle.mark', 'polyline.series', 'rect.bar', 'rect.stripe']
-    .map((s) => s + '=' + laidOut(s)).join(' ');
+result.textContent =
+    ['svg.chart', 'circle.mark', 'polyline.series', 'rect.bar', 'rect.stripe', 'line.interval']
+        .map((s) => s + '=' + laidOut(s)).join(' ') +
+    ' stack_rows=' + document.querySelectorAll('table.stacks tr').length +
+    ' errors=' + JSON.stringify(pageErrors);
 document.body.appendChild(result);
 </script>)";
 
@@ -74,33 +48,41 @@ std::vector<ledger::RequestRow> rows() {
   return out;
 }
 
-TEST(ReportPage, ChromiumRendersEveryPlotOfTheHtmlReport) {
-  const std::string chromium = chromium_path();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("backstop_report_page_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto data = rows();
-  std::string html = report::render_html(report::build_report(data, nullptr), data);
-  const std::size_t end = html.rfind("</body>");
-  ASSERT_NE(end, std::string::npos);
-  html.insert(end, kMeasure);
-  const auto page = dir / "report.html";
-  std::ofstream(page) << html;
-
-  const std::string dom =
-      run("'" + chromium +
-          "' --headless --no-sandbox --disable-gpu --no-first-run "
-          "--user-data-dir='" +
-          (dir / "profile").string() + "' --dump-dom 'file://" + page.string() + "' 2>/dev/null");
-  std::filesystem::remove_all(dir);
+// What Chromium laid out of the report page of `data`; empty when there was no result.
+std::string measured(const std::string& chromium, const std::vector<ledger::RequestRow>& data) {
+  const std::string html = testing::with_probes(
+      report::render_html(report::build_report(data, nullptr), data), kMeasure);
+  if (html.empty()) return {};
+  const std::string dom = testing::dump_dom(chromium, html, "report_page");
   std::smatch found;
-  ASSERT_TRUE(std::regex_search(dom, found, std::regex("<pre id=\"measured\">([^<]*)</pre>")))
-      << dom.substr(0, 2000);
+  if (!std::regex_search(dom, found, std::regex("<pre id=\"measured\">([^<]*)</pre>"))) {
+    return "no result in: " + dom.substr(0, 2000);
+  }
+  return found[1].str();
+}
+
+TEST(ReportPage, ChromiumRendersEveryPlotOfTheHtmlReport) {
+  const std::string chromium = testing::chromium_path();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
   // 3 plots; 48 points on one line; 3 days x 2 models of spend plus 3 reasons of one workload;
-  // the 3 bands drawn behind the rate.
-  EXPECT_EQ(found[1].str(),
-            "svg.chart=3 circle.mark=48 polyline.series=1 rect.bar=9 rect.stripe=3");
+  // the 3 bands drawn behind the rate; no error in the console.
+  EXPECT_EQ(measured(chromium, rows()),
+            "svg.chart=3 circle.mark=48 polyline.series=1 rect.bar=9 rect.stripe=3 "
+            "line.interval=0 stack_rows=0 errors=[]");
+}
+
+TEST(ReportPage, ChromiumRendersTheSplitByStack) {
+  const std::string chromium = testing::chromium_path();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
+  auto data = rows();
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    data[i].attempts.front().stack = i < 24 ? "vllm-0.7.3" : "sglang-0.4.6";
+  }
+  // The three plots as before, and the split's: a dot on its interval per stack; a table of a
+  // header and the two stacks.
+  EXPECT_EQ(measured(chromium, data),
+            "svg.chart=4 circle.mark=50 polyline.series=1 rect.bar=9 rect.stripe=3 "
+            "line.interval=2 stack_rows=3 errors=[]");
 }
 
 }  // namespace
