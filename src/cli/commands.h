@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,8 +25,15 @@ struct DemoOptions {
   int concurrency = 16;
 };
 int demo(const DemoOptions& options);
+struct MockCliOptions {
+  std::string listen = "127.0.0.1:9000";
+  int threads = 1;
+  std::int64_t chunk_interval_ms = 0;  // between the frames of every stream
+  std::size_t stream_chunks = 0;       // filler text deltas at the head of every stream
+};
+
 // The mock upstream, until SIGTERM or SIGINT.
-int mock(const std::string& listen, int threads);
+int mock(const MockCliOptions& options);
 
 // `backstop report`: the ledger per workload and in total, as a table or JSON.
 struct ReportOptions {

@@ -32,11 +32,17 @@ int main(int argc, char** argv) {
   demo->add_option("--concurrency", demo_options.concurrency, "requests in flight")
       ->check(CLI::Range(1, 1024));
 
-  std::string mock_listen = "127.0.0.1:9000";
-  int mock_threads = 1;
+  cli::MockCliOptions mock_options;
   auto* mock = app.add_subcommand("mock", "run a mock upstream speaking OpenAI and Anthropic");
-  mock->add_option("--listen", mock_listen, "HOST:PORT (port 0: the OS picks; printed)");
-  mock->add_option("--threads", mock_threads, "worker threads")->check(CLI::Range(1, 256));
+  mock->add_option("--listen", mock_options.listen, "HOST:PORT (port 0: the OS picks; printed)");
+  mock->add_option("--threads", mock_options.threads, "worker threads")->check(CLI::Range(1, 256));
+  mock->add_option("--chunk-interval-ms", mock_options.chunk_interval_ms,
+                   "wait between the frames of every stream (x-mock-chunk-interval-ms per request)")
+      ->check(CLI::Range(0, 60'000));
+  mock->add_option("--stream-chunks", mock_options.stream_chunks,
+                   "filler text deltas at the head of every stream (x-mock-stream-chunks per "
+                   "request)")
+      ->check(CLI::Range(0, 100'000));
 
   cli::ReportOptions report_options;
   auto* report = app.add_subcommand("report", "per workload: fallback rate, band, spend, savings");
@@ -110,6 +116,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "backstop: could not raise the open-file limit from %llu to %llu\n",
                  static_cast<unsigned long long>(fds.now),
                  static_cast<unsigned long long>(fds.hard));
+  } else if (*serve || *mock) {
+    // Each client connection of a proxied stream holds two descriptors: the limit caps them.
+    std::fprintf(stderr, "backstop: open-file limit %llu (was %llu)\n",
+                 static_cast<unsigned long long>(fds.now),
+                 static_cast<unsigned long long>(fds.before));
   }
 
   try {
@@ -122,7 +133,7 @@ int main(int argc, char** argv) {
       return cli::report(report_options);
     }
     if (*plan) return cli::plan(plan_options);
-    if (*mock) return cli::mock(mock_listen, mock_threads);
+    if (*mock) return cli::mock(mock_options);
     if (*eval_run) return cli::eval_run(eval_run_options);
     if (*eval_diff) return cli::eval_diff(eval_read_options);
     if (*eval_list) return cli::eval_list(eval_read_options);

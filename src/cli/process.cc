@@ -19,4 +19,10 @@ FdLimit raise_fd_limit() {
   return out;
 }
 
+std::uint64_t open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+  return limit.rlim_cur;
+}
+
 }  // namespace backstop::cli

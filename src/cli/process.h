@@ -22,4 +22,7 @@ struct FdLimit {
 // lock clients out long before max_connections). Keeps the old limit when it cannot.
 FdLimit raise_fd_limit();
 
+// The soft open-file limit now; 0 when unlimited or unknown.
+std::uint64_t open_file_limit();
+
 }  // namespace backstop::cli

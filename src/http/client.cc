@@ -620,6 +620,33 @@ net::awaitable<core::Result<std::unique_ptr<Connection>>> Pools::start(
   }
 }
 
+// The most bytes await_bytes() sets aside when the parser cannot use them yet: a chunk's
+// closing CRLF, or a chunk-size line cut by the sender's write.
+constexpr std::size_t kHeldBytes = 64;
+
+// Waits, without a read buffer, until a plain connection has bytes (or is closed) for a parser
+// that needs them: a stream that trickles spends most of its life here, and each of thousands
+// of such streams would otherwise hold a read buffer and try one read in vain per piece. What
+// the buffer held that the parser could not take yet (a chunk's closing CRLF) is set aside
+// meanwhile. TLS may hold decrypted bytes the socket does not show: read at once there.
+net::awaitable<error_code> await_bytes(Connection& c, ResponseParser& parser) {
+  if (c.secure) co_return error_code{};
+  if (c.buffer.size() != 0) {
+    error_code ec;
+    c.buffer.consume(parser.put(c.buffer.data(), ec));
+    // Progress, or an error: the caller's read goes on from there.
+    if (ec != bhttp::error::need_more || !parser.body.empty()) co_return error_code{};
+    if (c.buffer.size() > kHeldBytes) co_return error_code{};
+  }
+  std::array<char, kHeldBytes> held;
+  const std::size_t kept = net::buffer_copy(net::buffer(held), c.buffer.data());
+  c.buffer.clear();
+  c.buffer.shrink_to_fit();  // freed until the bytes are there
+  auto [ec] = co_await c.plain->async_wait(tcp::socket::wait_read, kAwait);
+  c.buffer.commit(net::buffer_copy(c.buffer.prepare(kept), net::buffer(held.data(), kept)));
+  co_return ec;
+}
+
 // A streamed body on a connection of the client's pool: its first piece is due by the
 // request's first-byte deadline, each later one within the idle timeout, all of it within the
 // whole exchange's timeout.
@@ -646,7 +673,8 @@ class PooledBodyStream final : public BodyStream {
       }
       const Due due = begun_ ? limits_.within(limits_.idle, Limit::kIdle) : first_;
       connection_->expect_by(due.at);
-      const error_code ec = co_await read_until(*connection_, *parser_, body_piece);
+      error_code ec = co_await await_bytes(*connection_, *parser_);
+      if (!ec) ec = co_await read_until(*connection_, *parser_, body_piece);
       if (ec) {
         const bool cancelled = connection_->cancelled();
         connection_.reset();  // half-read: never pooled

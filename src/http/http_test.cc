@@ -1057,6 +1057,46 @@ TEST(ClientTimeouts, AStreamThatKeepsFlowingOutlivesTheIdleAndFirstByteTimeouts)
   EXPECT_EQ(run(loop, read_stream(&client, upstream.origin(), request)), "c0c1c2c3c4c5c6c7c8c9");
 }
 
+// Answers one request with a chunked head, then `writes` as they are, `gap` apart.
+net::awaitable<void> split_chunk_server(tcp::acceptor* acceptor, std::vector<std::string> writes,
+                                        std::chrono::milliseconds gap) {
+  auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+  if (ec) co_return;
+  std::string buffer;
+  auto [rec, n] =
+      co_await net::async_read_until(socket, net::dynamic_buffer(buffer), "\r\n\r\n", kAwait);
+  if (rec) co_return;
+  std::string_view head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  co_await net::async_write(socket, net::buffer(head), kAwait);
+  net::steady_timer timer(socket.get_executor());
+  for (const std::string& write : writes) {
+    timer.expires_after(gap);
+    co_await timer.async_wait(kAwait);
+    auto [wec, wn] = co_await net::async_write(socket, net::buffer(write), kAwait);
+    if (wec) co_return;
+  }
+  std::array<char, 64> sink;
+  co_await socket.async_read_some(net::buffer(sink), kAwait);
+}
+
+TEST(ClientTest, AStreamedBodyWhoseChunkFramingArrivesInPiecesIsReadWhole) {
+  // The client waits for each write with what it could not parse yet set aside: a chunk's
+  // closing CRLF, a size line cut before its LF, a CR alone.
+  net::io_context loop;
+  tcp::acceptor acceptor(loop, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  net::co_spawn(loop,
+                split_chunk_server(&acceptor,
+                                   {"2\r", "\nc0", "\r", "\n3\r\nabc\r\n", "1", "0\r\n0123456789",
+                                    "abcdef\r\n", "0\r\n\r\n"},
+                                   5ms),
+                net::detached);
+  Client client(loop);
+  ClientRequest request = get("/");
+  request.timeout = 10s;
+  const Origin origin{false, "127.0.0.1", acceptor.local_endpoint().port(), "", ""};
+  EXPECT_EQ(run(loop, read_stream(&client, origin, request)), "c0abc0123456789abcdef");
+}
+
 TEST(ClientTimeouts, TheWholeTimeoutEndsABodyThatKeepsFlowing) {
   net::io_context loop;
   PacedUpstream upstream(loop, Pace{1000, 10ms, true});

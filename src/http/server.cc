@@ -470,6 +470,9 @@ class ConnectionResponder final : public Responder {
                                     std::vector<Header> headers) override {
     if (state_ != State::kIdle) co_return false;
     state_ = State::kFailed;
+    // A stream may last minutes: its connection's read buffer, empty unless the client
+    // pipelined, is freed until the next request is read.
+    if (c_->buffer.size() == 0) c_->buffer.shrink_to_fit();
     // HTTP/1.0 has no chunked encoding: the body runs to the connection's close instead.
     chunked_ = version_ >= 11;
     if (!chunked_) keep_alive_ = false;

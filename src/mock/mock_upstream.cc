@@ -107,13 +107,13 @@ std::vector<Marker> find_markers(std::string_view text) {
   return markers;
 }
 
-std::optional<std::int64_t> delay_marker(std::string_view text) {
-  constexpr std::string_view kOpen = "[mock-delay:";
-  const std::size_t at = text.find(kOpen);
+// The number N of the first `OPENN]` marker in `text` (`open` "[mock-delay:", say).
+std::optional<std::int64_t> number_marker(std::string_view text, std::string_view open) {
+  const std::size_t at = text.find(open);
   if (at == std::string_view::npos) return std::nullopt;
   const std::size_t close = text.find(']', at);
   if (close == std::string_view::npos) return std::nullopt;
-  return parse_count(text.substr(at + kOpen.size(), close - at - kOpen.size()));
+  return parse_count(text.substr(at + open.size(), close - at - open.size()));
 }
 
 // `[mock-tool:NAME]`: the name of the tool the answer should call; empty without one.
@@ -185,16 +185,18 @@ std::string hex(std::uint64_t value) {
 }
 
 // The SSE frames that stream `response` in `dialect`, one per chunk or event; the last one
-// ends the stream ([DONE], or message_delta and message_stop).
+// ends the stream ([DONE], or message_delta and message_stop). `filler` text deltas of one
+// word each come first, before the answer's own text or call.
 std::vector<std::string> stream_frames(const dialects::Dialect& dialect,
                                        const chat::ChatResponse& response,
-                                       const chat::ChatRequest& request) {
+                                       const chat::ChatRequest& request, std::size_t filler) {
   std::vector<chat::StreamEvent> events = stream_events(response);
   // The input tokens early, as Anthropic's message_start carries them (a dialect that
   // reports usage once keeps the final, whole one).
   chat::Usage input;
   input.input_tokens = response.usage.input_tokens;
   events.insert(events.begin() + 1, chat::usage_event(input));
+  events.insert(events.begin() + 2, filler, chat::text_event("tick "));
   const auto writer = dialect.stream_writer(request, request.model);
   std::vector<std::string> frames;
   for (const chat::StreamEvent& event : events) {
@@ -215,6 +217,32 @@ std::string malformed(const std::string& frame) {
   const std::size_t brace = out.find("data: {");
   if (brace != std::string::npos) out.insert(brace + 7, "oops");
   return out + "\n\n";
+}
+
+// How a stream trickles: filler chunks first, and the wait between frames.
+struct Trickle {
+  std::size_t chunks = 0;
+  std::chrono::milliseconds interval{0};
+};
+
+// The most filler chunks a request may ask for: the frames are built before the first is sent.
+constexpr std::int64_t kMaxStreamChunks = 100'000;
+// The longest wait between frames a request may ask for.
+constexpr std::int64_t kMaxChunkIntervalMs = 60'000;
+
+// The trickle a request asks for (headers first, then markers in `text`), else the options'.
+Trickle trickle_of(const http::Request& request, std::string_view text,
+                   const MockOptions& options) {
+  std::optional<std::int64_t> chunks = parse_count(request.header("x-mock-stream-chunks"));
+  if (!chunks) chunks = number_marker(text, "[mock-chunks:");
+  std::optional<std::int64_t> interval = parse_count(request.header("x-mock-chunk-interval-ms"));
+  if (!interval) interval = number_marker(text, "[mock-interval:");
+  Trickle trickle;
+  trickle.chunks = chunks ? static_cast<std::size_t>(std::min(*chunks, kMaxStreamChunks))
+                          : options.stream_chunks;
+  trickle.interval = interval ? std::chrono::milliseconds(std::min(*interval, kMaxChunkIntervalMs))
+                              : options.stream_frame_delay;
+  return trickle;
 }
 
 std::vector<http::Header> stream_headers() { return {{"cache-control", "no-cache"}}; }
@@ -359,8 +387,9 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     }
   }
 
+  const Trickle trickle = trickle_of(request, text, options_);
   std::optional<std::int64_t> delay_ms = parse_count(request.header("x-mock-delay-ms"));
-  if (!delay_ms) delay_ms = delay_marker(text);
+  if (!delay_ms) delay_ms = number_marker(text, "[mock-delay:");
   if (delay_ms) {
     co_await wait(std::chrono::milliseconds(*delay_ms));
   } else if (behaviour.kind == Behaviour::Kind::kSlow) {
@@ -427,7 +456,8 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     }
   }
   if (chat_request.stream) {
-    std::vector<std::string> frames = stream_frames(dialect, response, chat_request);
+    std::vector<std::string> frames =
+        stream_frames(dialect, response, chat_request, trickle.chunks);
     if (behaviour.kind == Kind::kStreamNoDone) {
       // The whole answer, without the last event: OpenAI's [DONE], Anthropic's message_stop.
       std::string& last = frames.back();
@@ -441,8 +471,8 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
     // A cut stream stops halfway, before its end frame, but after at least one chunk.
     const std::size_t count =
         cut ? std::max<std::size_t>(1, (frames.size() - 1) / 2) : frames.size();
-    co_await write_stream(responder, std::move(frames), count,
-                          behaviour.kind != Kind::kStreamAbort);
+    co_await write_stream(responder, std::move(frames), count, behaviour.kind != Kind::kStreamAbort,
+                          trickle.interval);
     co_return;
   }
   http::Response out;
@@ -452,14 +482,14 @@ net::awaitable<void> MockUpstream::answer(http::Request request, http::Responder
 
 net::awaitable<void> MockUpstream::write_stream(http::Responder& responder,
                                                 std::vector<std::string> frames, std::size_t count,
-                                                bool end) {
+                                                bool end, std::chrono::milliseconds interval) {
   std::string content_type = "text/event-stream";
   std::vector<http::Header> headers = stream_headers();
   if (!co_await responder.begin_stream(200, std::move(content_type), std::move(headers))) {
     co_return;
   }
   for (std::size_t i = 0; i < count && i < frames.size(); ++i) {
-    if (i > 0) co_await wait(options_.stream_frame_delay);
+    if (i > 0) co_await wait(interval);
     if (!co_await responder.write(frames[i])) co_return;
   }
   if (end) co_await responder.end_stream();

@@ -23,7 +23,8 @@ struct MockOptions {
   std::size_t max_tracked_ids = 4096;               // request ids remembered for NAME*N
   std::uint64_t seed = 0;                           // varies ids; e.g. the worker index
   std::chrono::milliseconds stream_frame_delay{0};  // between the frames of a stream
-  const dialects::Registry* dialects = nullptr;     // the dialects served; nullptr: built-in
+  std::size_t stream_chunks = 0;  // filler text deltas in every stream (0: the answer as is)
+  const dialects::Registry* dialects = nullptr;  // the dialects served; nullptr: built-in
 };
 
 // The upstream behind `backstop mock`: POST /v1/chat/completions (OpenAI) and
@@ -54,7 +55,11 @@ struct MockOptions {
 // clean end of the body with no [DONE] / message_stop), stream_abort (the first part,
 // then the connection closes mid-body), stream_no_done (the whole answer without its last
 // event, [DONE] or message_stop: complete for OpenAI, broken for Anthropic) and
-// stream_malformed (one event that is not JSON after the first). content_filter (400,
+// stream_malformed (one event that is not JSON after the first). A stream trickles when asked:
+// `x-mock-stream-chunks: N` (or `[mock-chunks:N]`; else MockOptions::stream_chunks) puts N
+// text deltas of one filler word each before the answer's own text or call, and
+// `x-mock-chunk-interval-ms: MS` (or `[mock-interval:MS]`; else stream_frame_delay) waits MS
+// between frames, the first frame at once. content_filter (400,
 // code content_policy_violation) and context_length (400, context_length_exceeded; Anthropic:
 // "prompt is too long") answer like the APIs' refusals. One per worker thread.
 class MockUpstream final : public http::Service {
@@ -68,11 +73,11 @@ class MockUpstream final : public http::Service {
   // How many requests with this key (x-request-id and model) came so far, this one included.
   int count(const std::string& key);
   boost::asio::awaitable<void> wait(std::chrono::milliseconds delay);
-  // Writes the first `count` of `frames` as a text/event-stream; then ends the body when
-  // `end` is set, else leaves it open (the server closes the connection).
+  // Writes the first `count` of `frames` as a text/event-stream, `interval` apart; then ends
+  // the body when `end` is set, else leaves it open (the server closes the connection).
   boost::asio::awaitable<void> write_stream(http::Responder& responder,
                                             std::vector<std::string> frames, std::size_t count,
-                                            bool end);
+                                            bool end, std::chrono::milliseconds interval);
 
   boost::asio::io_context& loop_;
   MockOptions options_;

@@ -411,5 +411,62 @@ TEST_F(MockUpstreamTest, StreamFaultsBeforeTheStreamAreWholeErrors) {
   EXPECT_TRUE(body_of(limited).at("error").is_object());
 }
 
+// How many delta events of `events` carry the mock's filler word (the Responses API repeats
+// the whole text in its done events).
+int filler_events(const std::vector<http::SseEvent>& events) {
+  int count = 0;
+  for (const auto& event : events) {
+    const bool delta = event.event.empty() || event.event.ends_with("delta");
+    count += delta && event.data.find("tick ") != std::string::npos;
+  }
+  return count;
+}
+
+TEST_F(MockUpstreamTest, StreamChunksHeaderPutsThatManyFillerDeltasInEachDialect) {
+  struct Case {
+    std::string path;
+    bj::object body;
+    std::string last;  // the event or data that ends the stream
+  };
+  const auto user = bj::array{bj::object{{"role", "user"}, {"content", "hi"}}};
+  const std::vector<Case> cases = {
+      {"/v1/chat/completions", stream_body("find it", false), "[DONE]"},
+      {"/v1/messages",
+       {{"model", "claude-x"}, {"max_tokens", 100}, {"stream", true}, {"messages", user}},
+       "message_stop"},
+      {"/v1/responses", {{"model", "m1"}, {"stream", true}, {"input", "hi"}}, "response.completed"},
+  };
+  for (const Case& c : cases) {
+    const Reply reply =
+        send("POST", c.path, bj::serialize(c.body), {{"x-mock-stream-chunks", "7"}});
+    ASSERT_EQ(status(reply), 200) << c.path;
+    const auto events = sse_events(reply->body);
+    ASSERT_FALSE(events.empty()) << c.path;
+    EXPECT_EQ(filler_events(events), 7) << c.path;
+    EXPECT_TRUE(events.back().event == c.last || events.back().data == c.last) << c.path;
+  }
+}
+
+TEST_F(MockUpstreamTest, WithoutAskingAStreamHasNoFiller) {
+  const Reply reply =
+      send("POST", "/v1/chat/completions", bj::serialize(stream_body("find it", false)));
+  ASSERT_EQ(status(reply), 200);
+  EXPECT_EQ(filler_events(sse_events(reply->body)), 0);
+}
+
+TEST_F(MockUpstreamTest, ChunkIntervalMarkersSpaceTheFramesAtLeastThatFarApart) {
+  // Markers instead of headers; the interval is a lower bound on the whole stream's length.
+  const auto started = std::chrono::steady_clock::now();
+  const Reply reply = send("POST", "/v1/chat/completions",
+                           bj::serialize(stream_body("[mock-chunks:4] [mock-interval:25]", false)));
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(status(reply), 200);
+  const auto events = sse_events(reply->body);
+  EXPECT_EQ(filler_events(events), 4);
+  // The frames after the first each waited the interval (the first frame also holds a ping
+  // or nothing, so frames <= events).
+  EXPECT_GE(elapsed, std::chrono::milliseconds(25) * 4);
+}
+
 }  // namespace
 }  // namespace backstop::mock

@@ -149,13 +149,21 @@ class SseEventStream final : public EventStream {
       if (state_ == State::kFailed) {
         co_return core::fail(core::ErrorCode::kUpstream, "the stream already failed");
       }
-      // Once the answer is complete, what is left is the body's end, read (briefly) so that
-      // the connection can be pooled; whatever happens to it no longer matters.
-      const auto until = done() ? std::min(deadline_, SteadyClock::now() + kTailGrace) : deadline_;
-      auto piece = co_await next_piece(*body_, loop_, until, timeout_ms_);
       if (done()) {
-        if (!piece || piece->empty()) state_ = State::kEnded;
+        // Once the answer is complete, what is left is the body's end, read (briefly) so that
+        // the connection can be pooled; whatever happens to it no longer matters.
+        const auto until = std::min(deadline_, SteadyClock::now() + kTailGrace);
+        auto tail = co_await next_piece(*body_, loop_, until, timeout_ms_);
+        if (!tail || tail->empty()) state_ = State::kEnded;
         continue;
+      }
+      // The client bounds each read by the same whole-call timeout (and the idle one) on the
+      // connection's own lazy deadline: a timer raced per piece would cost a timer set and a
+      // cancel, and a few coroutine frames, for every chunk of every stream.
+      auto piece = co_await body_->next();
+      if (!piece && piece.error().code == core::ErrorCode::kTimeout &&
+          SteadyClock::now() >= deadline_) {
+        piece = std::unexpected(exchange_timeout(timeout_ms_));
       }
       if (!piece) {
         // A body that breaks is a broken stream; a timeout stays one.
