@@ -71,14 +71,14 @@ nginx_quote() {
   sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g" "$1" | tr -d '\n'
 }
 
-# Common nginx main-context lines; files under $1.
+# Common nginx main-context lines; files under $1, $2 worker processes (1).
 nginx_head() {
-  local dir=$1
+  local dir=$1 workers=${2:-1}
   # As root the master would switch workers to "nobody", who cannot read the scratch dir.
   if [[ $(id -u) -eq 0 ]]; then echo "user root;"; fi
   cat <<EOF
 daemon off;
-worker_processes 1;
+worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 8192; }
@@ -103,6 +103,8 @@ EOF
 #   /v1/chat/completions      a valid get_weather tool call (passes every check)
 #   /bad/v1/chat/completions  a tool call whose arguments break the schema (unit "kelvin")
 #   /err/v1/chat/completions  HTTP 500 with an OpenAI error body
+#   /v1/messages              the large case's Anthropic answer (an Edit tool_use)
+#   /large/v1/chat/completions  the same Edit call as a Chat Completion (translated case)
 # Sets upstream_pid (the master).
 start_upstream() {
   local port=$1 dir=$bench_tmp/nginx-upstream
@@ -118,6 +120,8 @@ start_upstream() {
     location = /v1/chat/completions { return 200 '$(nginx_quote "$bench_dir/fixtures/answer_valid.json")'; }
     location = /bad/v1/chat/completions { return 200 '$(nginx_quote "$bench_dir/fixtures/answer_invalid.json")'; }
     location = /err/v1/chat/completions { return 500 '$(nginx_quote "$bench_dir/fixtures/answer_error.json")'; }
+    location = /v1/messages { return 200 '$(nginx_quote "$bench_dir/fixtures/large_answer_anthropic.json")'; }
+    location = /large/v1/chat/completions { return 200 '$(nginx_quote "$bench_dir/fixtures/large_answer_openai.json")'; }
     location / { return 404 '{"error":{"message":"not found"}}'; }
   }
 }
@@ -130,12 +134,12 @@ EOF
 }
 
 # Starts nginx as a reverse proxy on $1 to the upstream on $2, with an upstream keep-alive
-# pool and one worker: the ideal-proxy baseline. Sets proxy_pid (the master).
+# pool and $3 workers (1): the ideal-proxy baseline. Sets proxy_pid (the master).
 start_nginx_proxy() {
-  local port=$1 upstream_port=$2 dir=$bench_tmp/nginx-proxy
+  local port=$1 upstream_port=$2 workers=${3:-1} dir=$bench_tmp/nginx-proxy-$1
   mkdir -p "$dir"
   {
-    nginx_head "$dir"
+    nginx_head "$dir" "$workers"
     echo "http {"
     nginx_http_common "$dir"
     cat <<EOF
@@ -147,6 +151,8 @@ start_nginx_proxy() {
   }
   server {
     listen 127.0.0.1:$port backlog=4096;
+    # The large case's 148 KB bodies stay in memory rather than going to a temporary file.
+    client_body_buffer_size 512k;
     location / {
       proxy_pass http://fixed;
       proxy_http_version 1.1;
@@ -165,6 +171,8 @@ EOF
 # The backstop config for the benchmarks: upstream on $1, written to $2.
 #   agentic           primary passes the checks (one upstream call per request)
 #   agentic-fallback  primary's arguments break the schema, fallback passes (two calls)
+#   large             the large Anthropic request to an Anthropic target (same dialect)
+#   large-translated  the large Anthropic request to an OpenAI primary (translated)
 write_backstop_config() {
   local port=$1 file=$2
   cat >"$file" <<EOF
@@ -186,12 +194,28 @@ providers:
     base_url: http://127.0.0.1:$port/v1
     model: gpt-4.1
     price: {input: 2.0, output: 8.0}
+  claude:
+    kind: anthropic
+    base_url: http://127.0.0.1:$port
+    model: claude-sonnet-4-5
+    price: {input: 3.0, output: 15.0}
+  primary-large:
+    kind: openai
+    base_url: http://127.0.0.1:$port/large/v1
+    model: deepseek-ai/DeepSeek-V4-Flash
+    price: {input: 0.14, output: 0.28}
 workloads:
   agentic:
     route: [primary, fallback]
     validate: {tool_call: required, tool_names: declared, arguments: schema}
   agentic-fallback:
     route: [primary-wrong, fallback]
+    validate: {tool_call: required, tool_names: declared, arguments: schema}
+  large:
+    route: [claude]
+    validate: {tool_call: required, tool_names: declared, arguments: schema}
+  large-translated:
+    route: [primary-large]
     validate: {tool_call: required, tool_names: declared, arguments: schema}
 EOF
 }
@@ -212,9 +236,9 @@ backstop_port() {
   die "backstop did not start: $(cat "$err")"
 }
 
-# The request body with `model` set to $1, written to $2.
+# The request body with `model` set to $1, written to $2; $3 the fixture (request.json).
 write_request() {
-  sed -e "s/\"model\":\"agentic\"/\"model\":\"$1\"/" "$bench_dir/fixtures/request.json" >"$2"
+  sed -e "s/\"model\":\"agentic\"/\"model\":\"$1\"/" "$bench_dir/fixtures/${3:-request.json}" >"$2"
 }
 
 # The backstop binary: $BACKSTOP_BIN, or build-bench/backstop built now (a no-op when fresh).

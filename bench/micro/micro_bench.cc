@@ -64,6 +64,14 @@ struct Inputs {
       must(anthropic::decode_request(anthropic_request), "anthropic_request.json");
   chat::ChatResponse anthropic_response =
       must(anthropic::decode_response(anthropic_answer), "anthropic_answer.json");
+  // The large case (bench/fixtures/make_large.py): a 148 KB Claude Code-sized request.
+  std::string large_request = fixture("large_request.json");
+  std::string large_anthropic_answer = fixture("large_answer_anthropic.json");
+  std::string large_openai_answer = fixture("large_answer_openai.json");
+  chat::ChatRequest large_decoded =
+      must(anthropic::decode_request(large_request), "large_request.json");
+  chat::ChatResponse large_response =
+      must(anthropic::decode_response(large_anthropic_answer), "large_answer_anthropic.json");
 };
 
 const Inputs& inputs() {
@@ -193,6 +201,59 @@ void BM_TranslateAnthropicToOpenAIResponse(benchmark::State& state) {
 }
 BENCHMARK(BM_TranslateAnthropicToOpenAIResponse);
 
+// The large case, same dialect: decode the 148 KB request, splice `model` into its bytes.
+void BM_LargeAnthropicDecodeRequest(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    auto request = anthropic::decode_request(in.large_request);
+    benchmark::DoNotOptimize(request);
+  }
+  set_bytes(state, in.large_request.size());
+}
+BENCHMARK(BM_LargeAnthropicDecodeRequest);
+
+void BM_LargeAnthropicEncodeRequest(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    std::string body = anthropic::encode_request(in.large_decoded, "claude-sonnet-4-5", 4096);
+    benchmark::DoNotOptimize(body);
+  }
+  set_bytes(state, in.large_request.size());
+}
+BENCHMARK(BM_LargeAnthropicEncodeRequest);
+
+// The large case, translated: the decoded request encoded for an OpenAI primary.
+void BM_LargeTranslateAnthropicToOpenAIRequest(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    std::string body = openai::encode_request(in.large_decoded, "deepseek-ai/DeepSeek-V4-Flash");
+    benchmark::DoNotOptimize(body);
+  }
+  set_bytes(state, in.large_request.size());
+}
+BENCHMARK(BM_LargeTranslateAnthropicToOpenAIRequest);
+
+// The large case's answers: the Anthropic upstream's, and the OpenAI primary's translated back.
+void BM_LargeAnthropicAnswer(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    auto response = anthropic::decode_response(in.large_anthropic_answer);
+    std::string body = anthropic::encode_response(*response, "claude-sonnet-4-5");
+    benchmark::DoNotOptimize(body);
+  }
+}
+BENCHMARK(BM_LargeAnthropicAnswer);
+
+void BM_LargeTranslateOpenAIToAnthropicAnswer(benchmark::State& state) {
+  const Inputs& in = inputs();
+  for (auto _ : state) {
+    auto response = openai::decode_response(in.large_openai_answer);
+    std::string body = anthropic::encode_response(*response, "deepseek-ai/DeepSeek-V4-Flash");
+    benchmark::DoNotOptimize(body);
+  }
+}
+BENCHMARK(BM_LargeTranslateOpenAIToAnthropicAnswer);
+
 validation::Spec tool_call_spec(validation::Spec::Arguments arguments) {
   validation::Spec spec;
   spec.tool_call = validation::Spec::ToolCall::kRequired;
@@ -250,6 +311,21 @@ void BM_ValidateToolCallSchemaCold(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ValidateToolCallSchemaCold);
+
+// The large case's check: an Edit call against the Edit tool's schema, among 20 tools.
+void BM_LargeValidateToolCallSchema(benchmark::State& state) {
+  const Inputs& in = inputs();
+  auto validator = validation::make_validator(tool_call_spec(validation::Spec::Arguments::kSchema));
+  validation::SchemaCache schemas;
+  if (!validator->check(in.large_decoded, in.large_response, schemas).pass) {
+    state.SkipWithError("no pass");
+  }
+  for (auto _ : state) {
+    validation::Verdict verdict = validator->check(in.large_decoded, in.large_response, schemas);
+    benchmark::DoNotOptimize(verdict);
+  }
+}
+BENCHMARK(BM_LargeValidateToolCallSchema);
 
 // Content that must be JSON (a classification answer of 5 fields).
 void BM_ValidateContentJson(benchmark::State& state) {

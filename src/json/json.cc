@@ -6,6 +6,8 @@
 #include <boost/json/value_stack.hpp>
 #include <cmath>
 
+#include "json/fast_reader.h"
+
 namespace backstop::json {
 namespace {
 
@@ -155,9 +157,31 @@ core::Result<boost::json::value> parse(std::string_view text, boost::json::stora
 
 namespace {
 
+// The fast reader's tree of `text`, or nullopt when it was unsure (then nothing it built
+// is kept, though it may have used some of `storage`).
+std::optional<boost::json::value> read_fast(std::string_view text,
+                                            const boost::json::storage_ptr& storage,
+                                            const MemberVisitor* visit) {
+  alignas(boost::json::value) unsigned char scratch[2048];
+  TreeBuilder builder(boost::json::storage_ptr(), scratch, sizeof scratch);
+  builder.stack.reset(storage);
+  builder.text = text;
+  // `visit` sees the members only once the reader is sure, so that none is shown twice when
+  // basic_parser reads the text again. The views are into `text` (or null).
+  std::vector<std::pair<std::string_view, std::string_view>> members;
+  const MemberVisitor collect = [&](std::string_view key, std::string_view value) {
+    members.emplace_back(key, value);
+  };
+  if (visit != nullptr) builder.visit = &collect;
+  if (!detail::FastReader<TreeBuilder>(builder, text).read()) return std::nullopt;
+  for (const auto& [key, value] : members) (*visit)(key, value);
+  return builder.stack.release();
+}
+
 core::Result<boost::json::value> parse_visiting(std::string_view text,
                                                 boost::json::storage_ptr storage,
                                                 const MemberVisitor* visit) {
+  if (auto fast = read_fast(text, storage, visit)) return std::move(*fast);
   // The parser's working stack lives here, so that only the result is allocated.
   alignas(boost::json::value) unsigned char scratch[2048];
   boost::json::basic_parser<TreeBuilder> p({}, boost::json::storage_ptr(), scratch, sizeof scratch);

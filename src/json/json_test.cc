@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <string>
 #include <vector>
+
+#include "json/fast_reader.h"
 
 namespace backstop::json {
 namespace {
@@ -77,6 +81,88 @@ TEST(JsonParseTest, VisitorSeesTopLevelMembersInTheText) {
   EXPECT_EQ(seen, (std::vector<std::string>{"model=agentic", "n=<none>", "o=<none>", "<escaped>=v",
                                             "s=<none>", "last=<none>"}));
   EXPECT_EQ(r->at("s"), "a\nb");
+}
+
+// json::parse reads most text with its own fast reader; every value must come out as
+// Boost.JSON's parser makes it, kinds of numbers included.
+TEST(JsonParseTest, GivesTheTreeBoostGives) {
+  const std::vector<std::string> texts = {
+      R"({"a": "plain", "b": "", "c": {}, "d": [], "e": [[], {}], "f": true, "g": false,)"
+      R"( "h": null})",
+      R"({"esc": "line\nnext\ttab \"q\" \\ \/ \b\f\r", "u": "\u00e9\u20ac\ud83d\ude00",)"
+      R"( "utf8": "cafÃ© â¬ ð", "k\u0065y": 1})",
+      R"([0, 1, -1, 42, 123456789012345678, -123456789012345678, 0.2, -0.5, 1.5e3, 2E-3,)"
+      R"( 1e22, 1e-22, 3.14159, 100.000, 0.000123])",
+      R"([1234567890123456789, 18446744073709551615, 99999999999999999999, -0, -0.0,)"
+      R"( 1.2345678901234567, 1e23, 1e-300, 5e-324])",
+      std::string(" \n\t{\"long\": \"") + std::string(5000, 'x') + "\\n" + std::string(3000, 'y') +
+          "\"} \r\n",
+      R"({"dup": 1, "dup": 2})",
+  };
+  for (const auto& text : texts) {
+    auto ours = parse(text);
+    ASSERT_TRUE(ours) << text << ": " << ours.error().message;
+    EXPECT_EQ(boost::json::serialize(*ours), boost::json::serialize(boost::json::parse(text)))
+        << text;
+  }
+}
+
+// What the fast reader leaves to Boost.JSON is still read, or reported, as Boost does.
+TEST(JsonParseTest, RejectsWhatBoostRejects) {
+  for (std::string_view text :
+       {"{\"a\": \"\x01\"}", "\"\xc3\x28\"", "\"\xed\xa0\x80\"", R"("\ud800")", R"("\udc00x")",
+        R"("\x")", R"({"a" 1})", R"([1,])", "[01]", "[1.]", "[.5]", "[1e]", "tru", "[", "\"abc",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"}) {
+    EXPECT_FALSE(parse(text)) << text;
+    EXPECT_THROW(boost::json::parse(text), std::exception) << text;
+  }
+}
+
+// A handler that counts what it is given, for the reader on its own.
+struct CountingHandler {
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) { return true; }
+  bool on_object_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key(std::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(std::string_view s, std::size_t, boost::system::error_code&) {
+    strings.emplace_back(s);
+    return true;
+  }
+  bool on_int64(std::int64_t, std::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, std::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  std::vector<std::string> strings;
+};
+
+bool read_fast(std::string_view text, CountingHandler& handler) {
+  return detail::FastReader<CountingHandler>(handler, text).read();
+}
+
+// The fast path is taken for agent-shaped text (escaped strings, short numbers), and left for
+// numbers Boost would convert differently, which basic_parser then reads.
+TEST(JsonFastReaderTest, ReadsCommonTextAndGivesUpOnInexactNumbers) {
+  CountingHandler handler;
+  EXPECT_TRUE(
+      read_fast(R"({"content": "a\nb\u00e9", "n": [1, -2, 0.5, 3e2], "ok": true})", handler));
+  EXPECT_EQ(handler.strings, (std::vector<std::string>{"a\nb\xc3\xa9"}));
+  for (std::string_view text : {"-0", "1234567890123456789", "1.2345678901234567", "1e23"}) {
+    CountingHandler unsure;
+    EXPECT_FALSE(read_fast(text, unsure)) << text;
+    EXPECT_TRUE(parse(text)) << text;
+  }
+}
+
+// When the fast reader gives up after some members, the visitor still sees each member once.
+TEST(JsonParseTest, VisitorSeesEachMemberOnceWhenTheTextIsReadTwice) {
+  std::vector<std::string> seen;
+  auto r = parse_object(R"({"model": "m", "x": -0})", {},
+                        [&](std::string_view key, std::string_view) { seen.emplace_back(key); });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(seen, (std::vector<std::string>{"model", "x"}));
 }
 
 }  // namespace
