@@ -221,6 +221,8 @@ struct ChatResponse {
   // The stop sequence that ended the answer (finish_reason kStop); nullopt: none did.
   std::optional<std::string> stop_sequence;
   Usage usage;
+  // OpenAI's system_fingerprint: the upstream's backend configuration; empty when not sent.
+  std::string system_fingerprint;
 };
 
 // An incremental piece of a streamed answer, in provider-neutral form.
@@ -244,6 +246,7 @@ struct StreamEvent {
   std::string model;
   std::string signature;                     // kReasoningDelta: the thinking's signature
   std::optional<std::string> stop_sequence;  // kFinish: the stop sequence that fired
+  std::string system_fingerprint;            // kStart: as ChatResponse's; empty: not sent
 };
 
 // A rough count of the input tokens a request would take, for token counting when no target

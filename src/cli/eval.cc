@@ -136,8 +136,10 @@ int eval_run(const EvalRunOptions& options) {
   }
   const core::SystemClock clock;
   std::string stack = pc->stack;
-  if (stack.empty())
+  if (stack.empty()) {
     stack = eval::detect_stack(**provider, clock, std::chrono::milliseconds(2'000));
+    (*provider)->set_stack(stack);
+  }
   eval::RunOptions run_options;
   run_options.concurrency = options.concurrency;
   run_options.progress = ProgressLine(static_cast<std::int64_t>(prepared.cases.size()));
@@ -150,6 +152,8 @@ int eval_run(const EvalRunOptions& options) {
   run.run.suite_hash = suite->hash;
   run.run.provider = pc->name;
   run.run.model = pc->model;
+  // The answers' system_fingerprint, when they carried one, joined the detected label.
+  if (pc->stack.empty() && !(*provider)->stack().empty()) stack = (*provider)->stack();
   run.run.stack = stack.empty() ? "unknown" : stack;
   run.run.cases = static_cast<std::int64_t>(run.cases.size());
   for (const auto& c : run.cases) run.run.passed += c.verdict == "pass" ? 1 : 0;

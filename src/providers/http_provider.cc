@@ -133,7 +133,7 @@ class SseEventStream final : public EventStream {
  public:
   SseEventStream(net::io_context& loop, std::unique_ptr<http::BodyStream> body,
                  const dialects::Dialect& dialect, SteadyClock::time_point deadline,
-                 std::int64_t timeout_ms, const HttpProvider& provider)
+                 std::int64_t timeout_ms, HttpProvider& provider)
       : loop_(loop),
         body_(std::move(body)),
         dialect_(dialect),
@@ -188,6 +188,7 @@ class SseEventStream final : public EventStream {
         const std::size_t had = out.size();
         auto fed = reader_->feed(event.event, event.data, out);
         if (fed) {
+          if (!decoded_ && out.size() > had) note_start(out[had]);
           decoded_ = decoded_ || out.size() > had;
           if (done() && !decoded_) co_return fail(incomplete());
           continue;
@@ -227,6 +228,13 @@ class SseEventStream final : public EventStream {
     return core::Error{core::ErrorCode::kBrokenStream, std::move(message)};
   }
 
+  // The answer's first event: its system_fingerprint, when it has one, is the provider's.
+  void note_start(const chat::StreamEvent& first) {
+    if (first.kind == chat::StreamEvent::Kind::kStart) {
+      provider_.observe_fingerprint(first.system_fingerprint);
+    }
+  }
+
   std::unexpected<core::Error> fail(core::Error error) {
     state_ = State::kFailed;
     body_.reset();  // a broken body never goes back to the pool
@@ -239,7 +247,8 @@ class SseEventStream final : public EventStream {
   std::unique_ptr<dialects::StreamReader> reader_;
   SteadyClock::time_point deadline_;
   std::int64_t timeout_ms_;
-  const HttpProvider& provider_;  // outlives its streams; redacts their errors
+  // Outlives its streams; redacts their errors, notes the fingerprint of their start.
+  HttpProvider& provider_;
   State state_ = State::kReading;
   bool decoded_ = false;  // some event decoded into the answer
   std::int64_t skipped_ = 0;
@@ -455,7 +464,9 @@ net::awaitable<core::Result<chat::ChatResponse>> HttpProvider::complete(
   if (response.status < 200 || response.status > 299) {
     co_return std::unexpected(status_error(response));
   }
-  co_return decode(response.status, response.body);
+  auto decoded = decode(response.status, response.body);
+  if (decoded) observe_fingerprint(decoded->system_fingerprint);
+  co_return decoded;
 }
 
 bool HttpProvider::carries(const chat::ChatRequest& request) const {
@@ -509,6 +520,7 @@ net::awaitable<core::Result<std::unique_ptr<EventStream>>> HttpProvider::stream(
     if (!body) co_return std::unexpected(redact(std::move(body.error())));
     auto decoded = decode(response.status, *body);
     if (!decoded) co_return std::unexpected(std::move(decoded.error()));
+    observe_fingerprint(decoded->system_fingerprint);
     co_return std::make_unique<WholeAnswerStream>(chat::to_events(*decoded));
   }
   co_return std::make_unique<SseEventStream>(context.loop, std::move(response.body),

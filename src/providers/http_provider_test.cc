@@ -808,6 +808,23 @@ Streamed scripted_stream(std::vector<std::string> frames) {
 #define OPENAI_CHUNK(fields) \
   "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\"," fields "}\n\n"
 
+TEST(HttpProviderStream, TheFingerprintAStreamStartsWithBecomesTheProvidersStack) {
+  const std::vector<std::string> frames = {
+      OPENAI_CHUNK("\"system_fingerprint\":\"fp_stream1\",\"choices\":[{\"index\":0,"
+                   "\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]"),
+      OPENAI_CHUNK("\"system_fingerprint\":\"fp_stream1\",\"choices\":[{\"index\":0,"
+                   "\"delta\":{},\"finish_reason\":\"stop\"}]"),
+      "data: [DONE]\n\n"};
+  const TestUpstream upstream(
+      [frames](net::io_context&, int) { return std::make_unique<ScriptedStreamService>(frames); });
+  const auto provider = make(provider_options(&dialects::openai::dialect(), upstream.url("/v1")));
+  EXPECT_EQ(provider->stack(), "");
+  const Streamed s = stream(*provider, text_request(true));
+  ASSERT_FALSE(s.error.has_value()) << s.error->message;
+  EXPECT_TRUE(s.ended);
+  EXPECT_EQ(provider->stack(), "fp_stream1");
+}
+
 TEST(HttpProviderStream, AnUndecodableEventThatNothingCompletesAfterIsBroken) {
   const Streamed s = scripted_stream(
       {OPENAI_CHUNK(R"("choices":[{"index":0,"delta":{"content":"Hel"}}])"), "data: {oops\n\n"});

@@ -1,5 +1,7 @@
 #include "providers/provider.h"
 
+#include "providers/stack_probe.h"
+
 namespace backstop::providers {
 
 boost::asio::awaitable<core::Result<std::unique_ptr<EventStream>>> Provider::stream(
@@ -20,6 +22,34 @@ std::string Provider::stack() const {
 }
 
 void Provider::set_stack(std::string label) {
+  std::lock_guard lock(mutex_);
+  detected_ = std::move(label);
+  publish_stack();
+}
+
+void Provider::pin_stack(std::string label) {
+  if (label.empty()) return;
+  std::lock_guard lock(mutex_);
+  pinned_.store(true, std::memory_order_release);
+  stack_.store(std::make_shared<const std::string>(std::move(label)), std::memory_order_release);
+}
+
+void Provider::observe_fingerprint(std::string_view fingerprint) {
+  if (fingerprint.empty() || pinned_.load(std::memory_order_acquire)) return;
+  if (auto last = fingerprint_.load(std::memory_order_acquire); last && *last == fingerprint) {
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  if (pinned_.load(std::memory_order_relaxed)) return;
+  fingerprint_.store(std::make_shared<const std::string>(fingerprint), std::memory_order_release);
+  seen_ = clean_stack_label(fingerprint);
+  publish_stack();
+}
+
+void Provider::publish_stack() {
+  if (pinned_.load(std::memory_order_relaxed)) return;
+  std::string label = detected_;
+  if (!seen_.empty()) label += (label.empty() ? "" : "+") + seen_;
   stack_.store(std::make_shared<const std::string>(std::move(label)), std::memory_order_release);
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,17 +96,32 @@ class Provider {
   virtual boost::asio::awaitable<core::Result<RelayedAnswer>> count_tokens(
       const chat::ChatRequest& request, CallContext& context);
 
-  // The inference stack serving this provider now ("vllm-0.7.3"): the config's `stack:`, else
-  // what detection last found; empty when unknown. Any thread.
+  // The inference stack serving this provider now: the config's `stack:` ("vllm-0.7.3"), else
+  // what detection last found joined by "+" to the system_fingerprint answers carried last
+  // ("vllm-0.7.3+fp_44709d6fcb"), or either alone; empty when unknown. Any thread.
   [[nodiscard]] std::string stack() const;
-  // Sets the label stack() gives. Any thread.
+  // Sets what detection found (the part before the fingerprint). Any thread.
   void set_stack(std::string label);
+  // Fixes stack() to the config's `stack:`: detection and fingerprints no longer change it
+  // (an empty label pins nothing). Any thread.
+  void pin_stack(std::string label);
+  // Notes the system_fingerprint an answer carried (empty: none, ignored); a new one changes
+  // stack() unless it is pinned. Costs a comparison when it did not change. Any thread.
+  void observe_fingerprint(std::string_view fingerprint);
   // Asks the upstream which stack serves it, off the request path, within the context's
   // budget; empty when it does not say. The default: stack().
   virtual boost::asio::awaitable<std::string> detect_stack(CallContext& context);
 
  private:
-  std::atomic<std::shared_ptr<const std::string>> stack_;
+  // stack() from detected_ and fingerprint_; under mutex_.
+  void publish_stack();
+
+  std::atomic<std::shared_ptr<const std::string>> stack_;        // what stack() gives
+  std::atomic<std::shared_ptr<const std::string>> fingerprint_;  // as the answer sent it
+  std::atomic<bool> pinned_ = false;
+  std::mutex mutex_;      // serialises the writers
+  std::string detected_;  // under mutex_
+  std::string seen_;      // the last fingerprint, cleaned; under mutex_
 };
 
 }  // namespace backstop::providers

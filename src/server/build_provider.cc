@@ -60,7 +60,7 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(
     }
     o.timeout_ms = p.timeout_ms;
     auto simulated = std::make_unique<providers::SimulatedProvider>(std::move(o));
-    simulated->set_stack(p.stack);
+    simulated->pin_stack(p.stack);
     return simulated;
   }
   auto key = read_key(p, env);
@@ -87,7 +87,7 @@ core::Result<std::unique_ptr<providers::Provider>> build_provider(
   o.api_version = p.anthropic_version;
   auto provider = providers::HttpProvider::create(std::move(o));
   if (!provider) return std::unexpected(provider.error());
-  (*provider)->set_stack(p.stack);
+  (*provider)->pin_stack(p.stack);
   return std::unique_ptr<providers::Provider>(std::move(*provider));
 }
 

@@ -50,12 +50,13 @@ std::string describe(const chat::ChatRequest& r) {
 
 // Every field of an answer, as one line a failed comparison can show.
 std::string describe(const chat::ChatResponse& r) {
-  std::string out =
-      "id=" + r.id + " model=" + r.model + " created=" + std::to_string(r.created) +
-      " content=" + (r.content ? "\"" + *r.content + "\"" : "null") + " reasoning=" + r.reasoning +
-      " finish=" + std::string(chat::to_string(r.finish_reason)) +
-      " usage=" + std::to_string(r.usage.input_tokens) + "/" +
-      std::to_string(r.usage.cached_input_tokens) + "/" + std::to_string(r.usage.output_tokens);
+  std::string out = "id=" + r.id + " model=" + r.model + " created=" + std::to_string(r.created) +
+                    " content=" + (r.content ? "\"" + *r.content + "\"" : "null") +
+                    " reasoning=" + r.reasoning +
+                    " finish=" + std::string(chat::to_string(r.finish_reason)) +
+                    " usage=" + std::to_string(r.usage.input_tokens) + "/" +
+                    std::to_string(r.usage.cached_input_tokens) + "/" +
+                    std::to_string(r.usage.output_tokens) + " fingerprint=" + r.system_fingerprint;
   for (const auto& call : r.tool_calls) {
     out += " call(" + call.id + "," + call.name + "," + call.arguments + ")";
   }

@@ -648,6 +648,7 @@ core::Result<ChatResponse> detail::decode_response_tree(std::string_view body) {
     response.model = std::string(view(model->value().get_string()));
   }
   response.created = int_or_zero(obj, "created");
+  response.system_fingerprint = std::string(string_or_empty(obj, "system_fingerprint"));
   if (auto content = message.find("content"); content != message.end()) {
     if (content->value().is_string()) {
       response.content = std::string(view(content->value().get_string()));

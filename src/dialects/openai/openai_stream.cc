@@ -103,6 +103,7 @@ core::Result<void> StreamDecoder::decode_chunk(std::string_view data,
   if (!started_) {
     out.push_back(chat::start_event(std::string(string_or_empty(chunk, "id")),
                                     std::string(string_or_empty(chunk, "model"))));
+    out.back().system_fingerprint = string_or_empty(chunk, "system_fingerprint");
     started_ = true;
   }
 

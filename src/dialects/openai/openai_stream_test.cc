@@ -82,6 +82,20 @@ TEST(StreamDecoderTest, DecodesATextStream) {
   EXPECT_TRUE(decoder.done());
 }
 
+TEST(StreamDecoderTest, TheStartEventCarriesTheSystemFingerprint) {
+  StreamDecoder decoder;
+  auto events =
+      decode_all({CHUNK(R"("system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":)"
+                        R"({"role":"assistant","content":"Hi"},"finish_reason":null}])"),
+                  CHUNK(R"("system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{},)"
+                        R"("finish_reason":"stop"}])"),
+                  "[DONE]"},
+                 decoder);
+  ASSERT_EQ(kinds(events), (std::vector<Kind>{Kind::kStart, Kind::kTextDelta, Kind::kFinish}));
+  EXPECT_EQ(events[0].system_fingerprint, "fp_44709d6fcb");
+  EXPECT_EQ(events[1].system_fingerprint, "");
+}
+
 TEST(StreamDecoderTest, DecodesParallelToolCallsAnnouncingEachOnce) {
   StreamDecoder decoder;
   auto events = decode_all(

@@ -386,6 +386,22 @@ TEST(DecodeResponseTest, ReadsAChatCompletion) {
   EXPECT_EQ(result->usage.output_tokens, 7);
 }
 
+TEST(DecodeResponseTest, CapturesTheSystemFingerprint) {
+  // The one-pass reader's shape, and one it leaves to the tree reader (a repeated field).
+  for (const char* created : {R"("created":1,)", R"("created":1,"created":2,)"}) {
+    auto result = decode_response(std::string(R"({"object":"chat.completion",)") + created +
+                                  R"("system_fingerprint":"fp_8802369eaa_prod0623",)"
+                                  R"("choices":[{"message":{"content":"x"}}]})");
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->system_fingerprint, "fp_8802369eaa_prod0623") << created;
+  }
+  // vLLM sends null: none.
+  auto none =
+      decode_response(R"({"system_fingerprint":null,"choices":[{"message":{"content":"x"}}]})");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(none->system_fingerprint, "");
+}
+
 TEST(DecodeResponseTest, DeepSeekCacheHitTokensAreCachedInput) {
   auto result = decode_response(R"({"object":"chat.completion","choices":[{"message":
     {"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":3,

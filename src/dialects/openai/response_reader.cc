@@ -23,6 +23,7 @@ enum class Field {
   kObject,
   kCreated,
   kModel,
+  kSystemFingerprint,
   kChoices,
   kUsage,
   kMessage,
@@ -69,6 +70,7 @@ Field field_of(Frame frame, std::string_view key) {
       if (key == "object") return Field::kObject;
       if (key == "created") return Field::kCreated;
       if (key == "model") return Field::kModel;
+      if (key == "system_fingerprint") return Field::kSystemFingerprint;
       if (key == "choices") return Field::kChoices;
       if (key == "usage") return Field::kUsage;
       break;
@@ -214,6 +216,9 @@ struct Reader : one_pass::Handler {
         break;
       case Field::kModel:
         out.model.assign(text);
+        break;
+      case Field::kSystemFingerprint:
+        out.system_fingerprint.assign(text);
         break;
       case Field::kFinishReason:
         out.finish_reason = wire::decode_finish_reason(text);
