@@ -43,11 +43,14 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# A loopback TCP port that nothing listens on right now.
+# A loopback TCP port that nothing listens on right now, below the kernel's ephemeral range
+# (a port that a client connection holds cannot be bound either, and wrk opens many).
 free_port() {
-  local port
+  local port low
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  ((low > 12000)) || low=32768
   for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0

@@ -21,6 +21,16 @@
 
 namespace backstop::json::detail {
 
+// The index of the first byte in memory order whose high bit `mask` (of 8 bytes read as one
+// word) has.
+[[nodiscard]] inline std::size_t first_flagged_byte(std::uint64_t mask) {
+  if constexpr (std::endian::native == std::endian::little) {
+    return static_cast<std::size_t>(std::countr_zero(mask)) / 8;
+  } else {
+    return static_cast<std::size_t>(std::countl_zero(mask)) / 8;
+  }
+}
+
 template <typename Handler>
 class FastReader {
  public:
@@ -128,7 +138,7 @@ class FastReader {
       while (end - p >= 8) {
         const std::uint64_t mask = special8(p);
         if (mask != 0) {
-          p += first_byte(mask);
+          p += first_flagged_byte(mask);
           break;
         }
         p += 8;
@@ -161,15 +171,6 @@ class FastReader {
     const std::uint64_t control = v - kOnes * 0x20;
     return ((zero_byte(v ^ (kOnes * '"')) | zero_byte(v ^ (kOnes * '\\')) | (control & ~v) | v) &
             kHigh);
-  }
-
-  // The index of the first byte in memory order whose high bit `mask` has.
-  static std::size_t first_byte(std::uint64_t mask) {
-    if constexpr (std::endian::native == std::endian::little) {
-      return static_cast<std::size_t>(std::countr_zero(mask)) / 8;
-    } else {
-      return static_cast<std::size_t>(std::countl_zero(mask)) / 8;
-    }
   }
 
   // At a backslash inside a string: appends the rest of it, unescaped, to unescaped_, and

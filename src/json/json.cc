@@ -225,6 +225,154 @@ core::Result<boost::json::object> parse_object(std::string_view text) {
   return parse_object(text, {});
 }
 
+namespace {
+
+// The high bit of each of the 8 bytes at `p` that is a quote, a backslash or a control
+// character (bytes above a flagged one may be flagged falsely; the caller looks again).
+std::uint64_t needs_escape8(const char* p) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, 8);
+  const auto zero_byte = [](std::uint64_t x) { return (x - kOnes) & ~x; };
+  return (zero_byte(v ^ (kOnes * '"')) | zero_byte(v ^ (kOnes * '\\')) |
+          ((v - kOnes * 0x20) & ~v)) &
+         kHigh;
+}
+
+// One character escaped as boost::json::serializer escapes it.
+void append_escaped(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char short_form = 0;
+  switch (c) {
+    case '"':
+    case '\\':
+      short_form = static_cast<char>(c);
+      break;
+    case '\b':
+      short_form = 'b';
+      break;
+    case '\t':
+      short_form = 't';
+      break;
+    case '\n':
+      short_form = 'n';
+      break;
+    case '\f':
+      short_form = 'f';
+      break;
+    case '\r':
+      short_form = 'r';
+      break;
+    default:
+      break;
+  }
+  if (short_form != 0) {
+    const char pair[] = {'\\', short_form};
+    out.append(pair, 2);
+    return;
+  }
+  const char unicode[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+  out.append(unicode, sizeof unicode);
+}
+
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  const char* run = p;  // not yet copied
+  while (p < end) {
+    if (end - p >= 8) {
+      const std::uint64_t mask = needs_escape8(p);
+      if (mask == 0) {
+        p += 8;
+        continue;
+      }
+      p += detail::first_flagged_byte(mask);
+    }
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"' || c == '\\' || c < 0x20) {
+      out.append(run, static_cast<std::size_t>(p - run));
+      append_escaped(out, c);
+      run = p + 1;
+    }
+    ++p;
+  }
+  out.append(run, static_cast<std::size_t>(p - run));
+  out += '"';
+}
+
+// A number as boost::json::serializer formats it.
+void append_number(std::string& out, const boost::json::value& v) {
+  char digits[boost::json::detail::max_number_chars + 1];
+  unsigned n = 0;
+  if (v.is_int64()) n = boost::json::detail::format_int64(digits, v.get_int64());
+  if (v.is_uint64()) n = boost::json::detail::format_uint64(digits, v.get_uint64());
+  if (v.is_double()) n = boost::json::detail::format_double(digits, v.get_double());
+  out.append(digits, n);
+}
+
+void append_value(std::string& out, const boost::json::value& v);
+
+void append_object(std::string& out, const boost::json::object& o) {
+  out += '{';
+  bool first = true;
+  for (const auto& member : o) {
+    if (!first) out += ',';
+    first = false;
+    append_string(out, member.key());
+    out += ':';
+    append_value(out, member.value());
+  }
+  out += '}';
+}
+
+void append_value(std::string& out, const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::object:
+      append_object(out, v.get_object());
+      return;
+    case boost::json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& element : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        append_value(out, element);
+      }
+      out += ']';
+      return;
+    }
+    case boost::json::kind::string:
+      append_string(out, v.get_string());
+      return;
+    case boost::json::kind::null:
+      out += "null";
+      return;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return;
+    default:
+      append_number(out, v);
+  }
+}
+
+}  // namespace
+
+std::string serialize(const boost::json::value& v) {
+  std::string out;
+  out.reserve(256);
+  append_value(out, v);
+  return out;
+}
+
+std::string serialize(const boost::json::object& o) {
+  std::string out;
+  out.reserve(256);
+  append_object(out, o);
+  return out;
+}
+
 core::Result<boost::json::object> parse_object(std::string_view text,
                                                boost::json::storage_ptr storage) {
   return object_of(parse_visiting(text, std::move(storage), nullptr));

@@ -19,6 +19,12 @@ namespace backstop::json {
 [[nodiscard]] core::Result<boost::json::value> parse(std::string_view text,
                                                      boost::json::storage_ptr storage);
 
+// The JSON text of `v`, byte for byte what boost::json::serialize writes, but with strings
+// copied in runs between the characters that need escaping (Boost.JSON 1.81 copies a string
+// one byte at a time after its first escape): for large bodies.
+[[nodiscard]] std::string serialize(const boost::json::value& v);
+[[nodiscard]] std::string serialize(const boost::json::object& o);
+
 // Parses text that must be a JSON object.
 [[nodiscard]] core::Result<boost::json::object> parse_object(std::string_view text);
 // The same, the result allocated from `storage`.

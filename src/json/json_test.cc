@@ -118,6 +118,33 @@ TEST(JsonParseTest, RejectsWhatBoostRejects) {
   }
 }
 
+// json::serialize writes the very bytes boost::json::serialize writes (goldens and
+// same-dialect bodies depend on it), escapes anywhere in long and short strings included.
+TEST(JsonSerializeTest, WritesWhatBoostWrites) {
+  boost::json::object o;
+  o["plain"] = "no escapes at all in this string";
+  o["esc"] = "quote \" backslash \\ slash / controls \b\f\n\r\t \x01\x1f del \x7f";
+  o["utf8"] = "caf\xc3\xa9 \xe2\x82\xac";
+  o["short"] = "\n";
+  o["empty"] = "";
+  o["k\"ey\n"] = boost::json::array{1,
+                                    -5,
+                                    0.1,
+                                    1e300,
+                                    18446744073709551615u,
+                                    true,
+                                    nullptr,
+                                    boost::json::object{},
+                                    boost::json::array{}};
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += std::string(i % 17, 'x') + (i % 3 ? "\n" : "\"");
+  o["long"] = long_text;
+  EXPECT_EQ(json::serialize(o), boost::json::serialize(o));
+  const boost::json::value v = o;
+  EXPECT_EQ(json::serialize(v), boost::json::serialize(v));
+  EXPECT_EQ(json::serialize(boost::json::value("x")), "\"x\"");
+}
+
 // A handler that counts what it is given, for the reader on its own.
 struct CountingHandler {
   bool on_document_begin(boost::system::error_code&) { return true; }

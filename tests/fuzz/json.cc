@@ -1,5 +1,6 @@
 // Fuzz target: json::parse (its fast reader, and Boost.JSON's basic_parser where the reader
-// gives up) against boost::json::parse: the same inputs are accepted, into the same tree.
+// gives up) against boost::json::parse: the same inputs are accepted, into the same tree;
+// and json::serialize against boost::json::serialize.
 #include "json/json.h"
 
 #include <boost/json/parse.hpp>
@@ -45,5 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::require(ours.has_value(), "json::parse accepts what Boost.JSON accepts");
   fuzz::require(boost::json::serialize(*ours) == boost::json::serialize(reference),
                 "json::parse gives the tree Boost.JSON gives");
+  fuzz::require(backstop::json::serialize(reference) == boost::json::serialize(reference),
+                "json::serialize writes what boost::json::serialize writes");
   return 0;
 }

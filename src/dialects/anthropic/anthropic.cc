@@ -854,7 +854,7 @@ std::string encode_request(const ChatRequest& request, std::string_view model,
                            std::int64_t default_max_tokens) {
   // A request built in code has no original; it is encoded from its fields.
   if (request.origin != kName || !request.has_original()) {
-    return bj::serialize(encode_fields(request, model, default_max_tokens));
+    return json::serialize(encode_fields(request, model, default_max_tokens));
   }
   // The client's own bytes with the model replaced, unless `stream` was changed since or
   // thinking without a signature has to go.
@@ -865,7 +865,7 @@ std::string encode_request(const ChatRequest& request, std::string_view model,
   bj::object body = request.original_tree();
   body["model"] = model;
   if (request.unsigned_thinking) drop_unsigned_thinking(body);
-  return bj::serialize(body);
+  return json::serialize(body);
 }
 
 core::Result<ChatResponse> decode_response(std::string_view body) {
@@ -955,7 +955,7 @@ std::string encode_response(const ChatResponse& response, std::string_view model
                   {"output_tokens", usage.output_tokens},
                   {"cache_read_input_tokens", usage.cached_input_tokens},
                   {"cache_creation_input_tokens", usage.cache_creation_input_tokens}}}};
-  return bj::serialize(body);
+  return json::serialize(body);
 }
 
 std::string encode_error(const core::Error& error, const bj::object& extra) {

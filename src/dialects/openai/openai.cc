@@ -591,7 +591,7 @@ core::Result<ChatRequest> detail::decode_request_tree(std::string_view body) {
 std::string encode_request(const ChatRequest& request, std::string_view model) {
   // A request built in code has no original; it is encoded from its fields.
   if (request.origin != kName || !request.has_original()) {
-    return bj::serialize(encode_fields(request, model));
+    return json::serialize(encode_fields(request, model));
   }
   // The client's own bytes with the model replaced, unless `stream` was changed since.
   const chat::OriginalBody& sent = request.original_body;
@@ -608,7 +608,7 @@ std::string encode_request(const ChatRequest& request, std::string_view model) {
     if (!options.is_object()) options = bj::object();
     options.get_object()["include_usage"] = true;
   }
-  return bj::serialize(body);
+  return json::serialize(body);
 }
 
 core::Result<ChatResponse> decode_response(std::string_view body) {

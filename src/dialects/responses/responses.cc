@@ -539,7 +539,7 @@ std::string encode_response(const ChatResponse& response, const Echo& echo) {
                                               call.arguments));
   }
   out["usage"] = wire::usage_json(response.usage);
-  return bj::serialize(out);
+  return json::serialize(out);
 }
 
 std::string encode_error(const core::Error& error, const bj::object& extra) {

@@ -207,7 +207,7 @@ std::string error_message(const bj::object& holder) {
 std::string encode_upstream_request(const ChatRequest& request, std::string_view model) {
   // A request built in code or from another dialect is encoded from its fields.
   if (request.origin != kName || !request.has_original()) {
-    return bj::serialize(encode_fields(request, model));
+    return json::serialize(encode_fields(request, model));
   }
   // The client's own bytes (stored state, built-in tools and all) with the model replaced,
   // unless `stream` was changed since.
@@ -215,7 +215,7 @@ std::string encode_upstream_request(const ChatRequest& request, std::string_view
   if (!sent.text.empty() && sent.stream == request.stream) return sent.with_model(model);
   bj::object body = request.original_tree();
   body["model"] = model;
-  return bj::serialize(body);
+  return json::serialize(body);
 }
 
 core::Result<ChatResponse> decode_upstream_response(std::string_view body) {
