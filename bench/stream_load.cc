@@ -6,11 +6,14 @@
 //
 //   stream_load --port P --streams N --body FILE [--path /v1/chat/completions]
 //               [--header 'name: value']... [--ramp 2000] [--end '[DONE]'] [--timeout 120]
-//               [--pid PID]...
+//               [--probes 100] [--probe-rate 20] [--pid PID]...
 //
 // Prints "STREAMS key=value ...": ok, errors, chunks (SSE events received, over every stream),
 // peak_open (streams open at once), ttfb_p50_us / ttfb_p99_us (from the request's write to the
-// first body byte), and for the --pid processes (their sum): rss_idle_kib (before the first
+// first body byte, over the N streams of the ramp), probe_p50_us / probe_p99_us (the same for
+// --probes more streams opened at --probe-rate per second once all N are open: what a new
+// request waits while N streams trickle, without the ramp's own storm), and for the --pid
+// processes (their sum): rss_idle_kib (before the first
 // connection), rss_peak_kib (sampled every 50 ms), cpu_ticks (utime + stime over the run).
 // The first few errors are printed on stderr. Exit 1 on bad arguments.
 #include <sys/resource.h>
@@ -57,6 +60,8 @@ struct Options {
   double ramp = 2000;  // connections opened per second
   std::string end = "[DONE]";
   int timeout_s = 120;
+  std::size_t probes = 100;
+  double probe_rate = 20;  // probes opened per second
   std::vector<int> pids;
 };
 
@@ -68,6 +73,7 @@ struct Totals {
   std::size_t peak_open = 0;
   std::size_t finished = 0;
   std::vector<std::int64_t> ttfb_us;
+  std::vector<std::int64_t> probe_ttfb_us;
   int shown = 0;
   std::list<tcp::socket*> sockets;  // open now, closed at the deadline
 };
@@ -188,7 +194,8 @@ class Response {
 };
 
 net::awaitable<void> run_stream(const Options& options, const std::string& request,
-                                tcp::endpoint endpoint, Totals& totals, std::size_t index) {
+                                tcp::endpoint endpoint, Totals& totals, std::size_t index,
+                                std::vector<std::int64_t>& ttfb_us) {
   tcp::socket socket(co_await net::this_coro::executor);
   const auto entry = totals.sockets.insert(totals.sockets.end(), &socket);
   totals.peak_open = std::max(totals.peak_open, ++totals.open);
@@ -217,7 +224,7 @@ net::awaitable<void> run_stream(const Options& options, const std::string& reque
       if (!response.feed(std::string_view(buffer.data(), got))) why = "malformed HTTP response";
       if (!timed && response.got_body()) {
         timed = true;
-        totals.ttfb_us.push_back(
+        ttfb_us.push_back(
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - written).count());
       }
     }
@@ -270,28 +277,43 @@ std::int64_t cpu_ticks(const std::vector<int>& pids) {
 
 net::awaitable<void> sample_rss(const Options& options, const Totals& totals, std::int64_t& peak) {
   net::steady_timer timer(co_await net::this_coro::executor);
-  while (totals.finished < options.streams) {
+  while (totals.finished < options.streams + options.probes) {
     peak = std::max(peak, rss_kib(options.pids));
     timer.expires_after(std::chrono::milliseconds(50));
     co_await timer.async_wait(kAwait);
   }
 }
 
-// Opens the streams at options.ramp per second.
-net::awaitable<void> ramp(const Options& options, const std::string& request, Totals& totals) {
+// Opens `count` streams at `rate` per second, their first-byte times going to `ttfb_us`.
+net::awaitable<void> open_streams(const Options& options, const std::string& request,
+                                  Totals& totals, std::size_t first, std::size_t count, double rate,
+                                  std::vector<std::int64_t>& ttfb_us) {
   auto executor = co_await net::this_coro::executor;
   const tcp::endpoint endpoint(net::ip::make_address(options.host), options.port);
   net::steady_timer timer(executor);
   const auto start = Clock::now();
-  for (std::size_t i = 0; i < options.streams; ++i) {
-    const auto due =
-        start + std::chrono::microseconds(static_cast<std::int64_t>(i * 1e6 / options.ramp));
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto due = start + std::chrono::microseconds(
+                                 static_cast<std::int64_t>(static_cast<double>(i) * 1e6 / rate));
     if (due > Clock::now()) {
       timer.expires_at(due);
       co_await timer.async_wait(kAwait);
     }
-    net::co_spawn(executor, run_stream(options, request, endpoint, totals, i), net::detached);
+    net::co_spawn(executor, run_stream(options, request, endpoint, totals, first + i, ttfb_us),
+                  net::detached);
   }
+}
+
+// The ramp of N streams, then, once all of them are open, the probes.
+net::awaitable<void> ramp(const Options& options, const std::string& request, Totals& totals) {
+  co_await open_streams(options, request, totals, 0, options.streams, options.ramp, totals.ttfb_us);
+  net::steady_timer timer(co_await net::this_coro::executor);
+  while (totals.open < options.streams && totals.finished == 0) {
+    timer.expires_after(std::chrono::milliseconds(10));
+    co_await timer.async_wait(kAwait);
+  }
+  co_await open_streams(options, request, totals, options.streams, options.probes,
+                        options.probe_rate, totals.probe_ttfb_us);
 }
 
 // At the deadline every stream still open is cut (and counted as an error by its reader).
@@ -336,13 +358,18 @@ bool parse(int argc, char** argv, Options& options) {
       options.end = value;
     } else if (flag == "--timeout") {
       options.timeout_s = std::atoi(value);
+    } else if (flag == "--probes") {
+      options.probes = static_cast<std::size_t>(std::atoll(value));
+    } else if (flag == "--probe-rate") {
+      options.probe_rate = std::atof(value);
     } else if (flag == "--pid") {
       options.pids.push_back(std::atoi(value));
     } else {
       return false;
     }
   }
-  return argc % 2 == 1 && options.port != 0 && options.streams > 0 && options.ramp > 0;
+  return argc % 2 == 1 && options.port != 0 && options.streams > 0 && options.ramp > 0 &&
+         options.probe_rate > 0;
 }
 
 // The client holds one descriptor per stream: the soft limit goes up to the hard one.
@@ -361,7 +388,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: stream_load --port P --streams N --body FILE [--host H] [--path P] "
                  "[--header 'name: value']... [--ramp PER_S] [--end MARKER] [--timeout S] "
-                 "[--pid PID]...\n");
+                 "[--probes K] [--probe-rate PER_S] [--pid PID]...\n");
     return 1;
   }
   raise_fd_limit();
@@ -381,18 +408,21 @@ int main(int argc, char** argv) {
   net::co_spawn(loop, sample_rss(options, totals, rss_peak), net::detached);
   net::co_spawn(loop, deadline(options, totals), net::detached);
   // The deadline's timer keeps the loop alive: run until every stream has finished.
-  while (totals.finished < options.streams && loop.run_one() > 0) {
+  while (totals.finished < options.streams + options.probes && loop.run_one() > 0) {
   }
   const std::int64_t ticks = cpu_ticks(options.pids) - ticks_before;
   const auto duration =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
   std::printf(
       "STREAMS streams=%zu ok=%zu errors=%zu chunks=%llu peak_open=%zu ttfb_p50_us=%lld "
-      "ttfb_p99_us=%lld rss_idle_kib=%lld rss_peak_kib=%lld cpu_ticks=%lld duration_us=%lld\n",
+      "ttfb_p99_us=%lld probe_p50_us=%lld probe_p99_us=%lld rss_idle_kib=%lld rss_peak_kib=%lld "
+      "cpu_ticks=%lld duration_us=%lld\n",
       options.streams, totals.ok, totals.errors, static_cast<unsigned long long>(totals.chunks),
       totals.peak_open, static_cast<long long>(percentile(totals.ttfb_us, 0.50)),
-      static_cast<long long>(percentile(totals.ttfb_us, 0.99)), static_cast<long long>(rss_idle),
-      static_cast<long long>(rss_peak), static_cast<long long>(ticks),
-      static_cast<long long>(duration));
+      static_cast<long long>(percentile(totals.ttfb_us, 0.99)),
+      static_cast<long long>(percentile(totals.probe_ttfb_us, 0.50)),
+      static_cast<long long>(percentile(totals.probe_ttfb_us, 0.99)),
+      static_cast<long long>(rss_idle), static_cast<long long>(rss_peak),
+      static_cast<long long>(ticks), static_cast<long long>(duration));
   return 0;
 }

@@ -69,6 +69,11 @@ wait "$serve"
 rc=$?
 [[ $rc -eq 0 ]] || fail "drain_delay_ms 0: exit $rc after SIGTERM, want 0"
 grep -q "backstop: stopped" "$dir/pipe.err" || fail "no 'stopped' line"
+# The open-file limit it raised itself is logged, for serve and for the mock alike.
+grep -Eq "backstop: open-file limit $(ulimit -Hn) \(was [0-9]+\)" "$dir/pipe.err" ||
+  fail "serve: no line with the open-file limit raised to the hard one: $(cat "$dir/pipe.err")"
+grep -Eq "backstop: open-file limit $(ulimit -Hn) \(was [0-9]+\)" "$dir/mock.err" ||
+  fail "mock: no line with the open-file limit: $(cat "$dir/mock.err")"
 
 # 3. Drain: /readyz 503 while still accepting; a second SIGTERM exits at once with 143.
 write_config "$dir/drain.yaml" 600000 ""
