@@ -22,8 +22,9 @@ function(backstop_test name)
   cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
-  target_compile_definitions(${name} PRIVATE
-    BACKSTOP_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    BACKSTOP_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  # backstop_test_paths.h: the checkout's and the build's paths (cmake/test_paths.h.in).
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/test_paths.h.in
+                 ${PROJECT_BINARY_DIR}/test_include/backstop_test_paths.h @ONLY)
+  target_include_directories(${name} PRIVATE ${PROJECT_BINARY_DIR}/test_include)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
 endfunction()

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "backstop_test_paths.h"
+
 namespace backstop::config {
 namespace {
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backstop_test_paths.h"
 #include "dialects/builtin/builtin.h"
 #include "http/sse.h"
 #include "json/json.h"

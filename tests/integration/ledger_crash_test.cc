@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "backstop_test_paths.h"
 #include "http/client.h"
 
 namespace backstop {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backstop_test_paths.h"
 #include "ledger/ledger.h"
 
 namespace backstop {
